@@ -1,0 +1,103 @@
+//! The engine: a DataFusion [`SessionContext`] with the object stores a job needs.
+//!
+//! Everything SQL runs through this context, so the pipeline is the same whichever engine
+//! executes it. Object stores are built from the standard environment (`AWS_*`,
+//! `GOOGLE_*`, `AZURE_*`); credentials are never put in URLs, logs or errors.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use datafusion::execution::context::SessionContext;
+use datafusion::prelude::SessionConfig;
+use object_store::ObjectStore;
+use url::Url;
+
+use crate::job::Job;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{url}: cannot set up object store: {message}")]
+pub struct StoreError {
+    pub url: String,
+    pub message: String,
+}
+
+/// Builds the embedded DataFusion session for `job` and registers an object store for every
+/// bucket or container its sources and output root use.
+pub fn local_context(job: &Job) -> Result<SessionContext, StoreError> {
+    let config = SessionConfig::new()
+        .with_information_schema(false)
+        .with_default_catalog_and_schema("segvalue", "public");
+    let ctx = SessionContext::new_with_config(config);
+    let urls = job.sources.iter().map(|s| &s.url).chain(std::iter::once(&job.output.root));
+    register_stores(&ctx, urls)?;
+    Ok(ctx)
+}
+
+/// Registers one store per distinct `scheme://authority` (local files are built in).
+pub fn register_stores<'a>(ctx: &SessionContext, urls: impl Iterator<Item = &'a Url>) -> Result<(), StoreError> {
+    let mut done = BTreeSet::new();
+    for url in urls {
+        if url.scheme() == "file" {
+            continue;
+        }
+        let base = store_base(url);
+        if !done.insert(base.clone()) {
+            continue;
+        }
+        let store = build_store(&base)?;
+        ctx.runtime_env().register_object_store(&base, store);
+    }
+    Ok(())
+}
+
+/// `s3://bucket/a/b/` → `s3://bucket/`: object stores are registered per bucket.
+pub fn store_base(url: &Url) -> Url {
+    let mut base = url.clone();
+    base.set_path("/");
+    base.set_query(None);
+    base.set_fragment(None);
+    base
+}
+
+fn build_store(base: &Url) -> Result<Arc<dyn ObjectStore>, StoreError> {
+    let err = |e: object_store::Error| StoreError {
+        url: base.to_string(),
+        message: crate::error::one_line(&e),
+    };
+    let store: Arc<dyn ObjectStore> = match base.scheme() {
+        "s3" | "s3a" => {
+            let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(base.as_str());
+            // S3-compatible servers on plain HTTP (MinIO, moto) need this opt-in.
+            let endpoint = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT"));
+            if endpoint.is_ok_and(|e| e.starts_with("http://")) {
+                b = b.with_allow_http(true);
+            }
+            Arc::new(b.build().map_err(err)?)
+        }
+        "gs" => Arc::new(
+            object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_url(base.as_str())
+                .build()
+                .map_err(err)?,
+        ),
+        "az" | "abfs" | "abfss" => Arc::new(
+            object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_url(base.as_str())
+                .build()
+                .map_err(err)?,
+        ),
+        "http" | "https" => Arc::new(
+            object_store::http::HttpBuilder::new()
+                .with_url(base.as_str())
+                .build()
+                .map_err(err)?,
+        ),
+        other => {
+            return Err(StoreError {
+                url: base.to_string(),
+                message: format!("unsupported scheme '{other}'"),
+            });
+        }
+    };
+    Ok(store)
+}

@@ -1,0 +1,390 @@
+//! Synthetic e-commerce data with known ground truth.
+//!
+//! The behavioural model, per customer (time in days from `start`):
+//! 1. Sign-up on a day drawn with growing density (`H · U^0.7`); with probability
+//!    `purchase_prob` the customer buys, the first purchase `Exp(mean 5 days)` later.
+//! 2. Repeat purchases follow BG/NBD (Fader, Hardie & Lee 2005): a Poisson process with rate
+//!    λ ~ Gamma(r, α) per week, and after each repeat purchase the customer drops out with
+//!    probability p ~ Beta(a, b).
+//! 3. Order values follow Gamma-Gamma (Fader, Hardie & Lee 2005, "RFM and CLV"):
+//!    z ~ Gamma(shape p_spend, rate ν) with ν ~ Gamma(shape q, rate γ), so E[z] = p·γ/(q − 1).
+//! 4. Sessions arrive at rate `2λ + 0.01/day` while the customer is alive and for an
+//!    `Exp(mean 45 days)` tail after dropping out.
+//!
+//! Every customer has its own RNG stream derived from the seed, so the output depends only on
+//! `(customers, seed)`. [`generate`] is pure; [`write_dataset`] writes the Parquet files.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use rand::Rng;
+use rand_distr::{Beta, Distribution, Exp, Gamma, LogNormal, Poisson};
+use rand_xoshiro::Xoshiro256PlusPlus;
+use rand_xoshiro::rand_core::SeedableRng;
+use serde::Serialize;
+
+/// Population parameters of the generator: the ground truth later stages are checked against.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TruthParams {
+    pub customers: usize,
+    pub seed: u64,
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    pub purchase_prob: f64,
+    /// BG/NBD, with time in weeks.
+    pub r: f64,
+    pub alpha: f64,
+    pub a: f64,
+    pub b: f64,
+    /// Gamma-Gamma.
+    pub p_spend: f64,
+    pub q: f64,
+    pub gamma: f64,
+}
+
+impl TruthParams {
+    pub fn new(customers: usize, seed: u64) -> TruthParams {
+        TruthParams {
+            customers,
+            seed,
+            start: NaiveDate::from_ymd_opt(2023, 1, 1).expect("valid date"),
+            end: NaiveDate::from_ymd_opt(2025, 12, 31).expect("valid date"),
+            purchase_prob: 0.85,
+            r: 0.9,
+            alpha: 6.0,
+            a: 0.6,
+            b: 3.0,
+            p_spend: 6.0,
+            q: 3.5,
+            gamma: 20.0,
+        }
+    }
+}
+
+/// The generated tables plus per-customer truth.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub params: TruthParams,
+    pub customers: RecordBatch,
+    pub orders: RecordBatch,
+    pub sessions: RecordBatch,
+    pub truth: RecordBatch,
+}
+
+const REGIONS: &[&str] = &["north", "south", "east", "west"];
+const CITY_TIERS: &[&str] = &["tier1", "tier2", "tier3"];
+const ACQUISITION: &[&str] = &["organic", "paid_search", "social", "referral", "email"];
+const AGE_BANDS: &[&str] = &["18-24", "25-34", "35-44", "45-54", "55+"];
+const CHANNELS: &[&str] = &["web", "app", "store"];
+const CATEGORIES: &[&str] = &["electronics", "fashion", "home", "beauty", "grocery", "sports"];
+
+#[derive(Default)]
+struct Columns {
+    c_id: Vec<String>,
+    c_signup: Vec<i32>,
+    c_region: Vec<&'static str>,
+    c_tier: Vec<&'static str>,
+    c_acq: Vec<&'static str>,
+    c_age: Vec<&'static str>,
+    o_id: Vec<i64>,
+    o_cust: Vec<String>,
+    o_ts: Vec<i64>,
+    o_amount: Vec<f64>,
+    o_qty: Vec<i32>,
+    o_channel: Vec<&'static str>,
+    o_cat: Vec<&'static str>,
+    s_cust: Vec<String>,
+    s_ts: Vec<i64>,
+    s_pv: Vec<i32>,
+    s_dur: Vec<i32>,
+    t_lambda: Vec<f64>,
+    t_p: Vec<f64>,
+    t_nu: Vec<f64>,
+    t_buyer: Vec<bool>,
+    t_alive: Vec<bool>,
+}
+
+fn pick<R: Rng>(rng: &mut R, xs: &[&'static str]) -> &'static str {
+    xs[rng.gen_range(0..xs.len())]
+}
+
+/// Draws the dataset. Pure and deterministic in `params`.
+pub fn generate(params: &TruthParams) -> Dataset {
+    let epoch = params.start.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros();
+    let start_days = params.start.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days();
+    let horizon = (params.end - params.start).num_days() as f64 + 1.0;
+    let lambda_dist = Gamma::new(params.r, 1.0 / params.alpha).expect("r, alpha > 0");
+    let p_dist = Beta::new(params.a, params.b).expect("a, b > 0");
+    let nu_dist = Gamma::new(params.q, 1.0 / params.gamma).expect("q, gamma > 0");
+    let first_delay = Exp::new(1.0 / 5.0).expect("rate > 0");
+    let tail = Exp::new(1.0 / 45.0).expect("rate > 0");
+    let pageviews = Poisson::new(4.0).expect("rate > 0");
+    let qty = Poisson::new(0.7).expect("rate > 0");
+    let secs_per_page = LogNormal::new(40f64.ln(), 0.6).expect("sigma > 0");
+
+    let mut c = Columns::default();
+    let mut order_id = 0i64;
+    for i in 0..params.customers {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(params.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let id = format!("C{:07}", i + 1);
+        let signup = (horizon * rng.r#gen::<f64>().powf(0.7)).floor().min(horizon - 1.0);
+        let acq = pick(&mut rng, ACQUISITION);
+        c.c_id.push(id.clone());
+        c.c_signup.push((start_days + signup as i64) as i32);
+        c.c_region.push(pick(&mut rng, REGIONS));
+        c.c_tier.push(pick(&mut rng, CITY_TIERS));
+        c.c_acq.push(acq);
+        c.c_age.push(pick(&mut rng, AGE_BANDS));
+
+        // λ is drawn per week (the papers' unit) and used per day.
+        let lambda_week: f64 = lambda_dist.sample(&mut rng);
+        let lambda_day = lambda_week / 7.0;
+        let p: f64 = p_dist.sample(&mut rng);
+        let nu: f64 = nu_dist.sample(&mut rng);
+        let spend = Gamma::new(params.p_spend, 1.0 / nu).expect("nu > 0");
+        let night_owl = rng.gen_bool(0.15);
+        let pref_channel = pick(&mut rng, CHANNELS);
+        let pref_category = pick(&mut rng, CATEGORIES);
+        let buyer = rng.gen_bool(params.purchase_prob);
+
+        let mut purchase_days = Vec::new();
+        let mut alive = true;
+        let mut active_until = horizon;
+        if buyer {
+            let t0 = signup + first_delay.sample(&mut rng);
+            if t0 < horizon {
+                purchase_days.push(t0);
+                let gap = Exp::new(lambda_day.max(1e-12)).expect("rate > 0");
+                let mut t = t0;
+                loop {
+                    t += gap.sample(&mut rng);
+                    if t >= horizon {
+                        break;
+                    }
+                    purchase_days.push(t);
+                    // BG/NBD: drop-out is possible after each repeat purchase.
+                    if rng.gen_bool(p) {
+                        alive = false;
+                        active_until = t;
+                        break;
+                    }
+                }
+            }
+        } else {
+            active_until = signup;
+        }
+        for &day in &purchase_days {
+            order_id += 1;
+            let ts = epoch + micros_in_day(&mut rng, day, night_owl);
+            let amount: f64 = spend.sample(&mut rng);
+            c.o_id.push(order_id);
+            c.o_cust.push(id.clone());
+            c.o_ts.push(ts);
+            c.o_amount.push(((amount * 100.0).round() / 100.0).max(1.0));
+            c.o_qty.push(1 + qty.sample(&mut rng) as i32);
+            c.o_channel.push(if rng.gen_bool(0.7) { pref_channel } else { pick(&mut rng, CHANNELS) });
+            c.o_cat.push(if rng.gen_bool(0.5) { pref_category } else { pick(&mut rng, CATEGORIES) });
+        }
+
+        // Sessions: while active, then a browsing tail after the last activity.
+        let session_rate = 2.0 * lambda_day + 0.01;
+        let session_end = (active_until + tail.sample(&mut rng)).min(horizon);
+        let gap = Exp::new(session_rate).expect("rate > 0");
+        let mut t = signup;
+        loop {
+            t += gap.sample(&mut rng);
+            if t >= session_end {
+                break;
+            }
+            let pv = 1 + pageviews.sample(&mut rng) as i32;
+            let secs: f64 = secs_per_page.sample(&mut rng);
+            c.s_cust.push(id.clone());
+            c.s_ts.push(epoch + micros_in_day(&mut rng, t, night_owl));
+            c.s_pv.push(pv);
+            c.s_dur.push((secs * pv as f64).round().min(86_400.0) as i32);
+        }
+
+        c.t_lambda.push(lambda_week);
+        c.t_p.push(p);
+        c.t_nu.push(nu);
+        c.t_buyer.push(!purchase_days.is_empty());
+        c.t_alive.push(alive);
+    }
+    build(params.clone(), c)
+}
+
+/// Microseconds from `start` to a time on day `floor(day)`; night owls act 20:00–02:00.
+fn micros_in_day<R: Rng>(rng: &mut R, day: f64, night_owl: bool) -> i64 {
+    let hour = if night_owl { 20.0 + 6.0 * rng.r#gen::<f64>() } else { 8.0 + 12.0 * rng.r#gen::<f64>() };
+    let secs = day.floor() * 86_400.0 + (hour * 3600.0).floor();
+    secs as i64 * 1_000_000
+}
+
+fn utc_micros(v: Vec<i64>) -> ArrayRef {
+    Arc::new(TimestampMicrosecondArray::from(v).with_timezone("UTC"))
+}
+
+fn strs(v: Vec<&'static str>) -> ArrayRef {
+    Arc::new(StringArray::from(v))
+}
+
+fn batch(fields: Vec<(&str, DataType)>, cols: Vec<ArrayRef>) -> RecordBatch {
+    let schema = Schema::new(fields.into_iter().map(|(n, t)| Field::new(n, t, false)).collect::<Vec<_>>());
+    RecordBatch::try_new(Arc::new(schema), cols).expect("columns match the schema")
+}
+
+fn build(params: TruthParams, c: Columns) -> Dataset {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let customers = batch(
+        vec![
+            ("customer_id", DataType::Utf8),
+            ("signup_date", DataType::Date32),
+            ("region", DataType::Utf8),
+            ("city_tier", DataType::Utf8),
+            ("acquisition_channel", DataType::Utf8),
+            ("age_band", DataType::Utf8),
+        ],
+        vec![
+            Arc::new(StringArray::from(c.c_id.clone())),
+            Arc::new(Date32Array::from(c.c_signup)),
+            strs(c.c_region),
+            strs(c.c_tier),
+            strs(c.c_acq),
+            strs(c.c_age),
+        ],
+    );
+    let orders = batch(
+        vec![
+            ("order_id", DataType::Int64),
+            ("customer_id", DataType::Utf8),
+            ("order_ts", ts.clone()),
+            ("amount", DataType::Float64),
+            ("quantity", DataType::Int32),
+            ("channel", DataType::Utf8),
+            ("category", DataType::Utf8),
+        ],
+        vec![
+            Arc::new(Int64Array::from(c.o_id)),
+            Arc::new(StringArray::from(c.o_cust)),
+            utc_micros(c.o_ts),
+            Arc::new(Float64Array::from(c.o_amount)),
+            Arc::new(Int32Array::from(c.o_qty)),
+            strs(c.o_channel),
+            strs(c.o_cat),
+        ],
+    );
+    let sessions = batch(
+        vec![
+            ("customer_id", DataType::Utf8),
+            ("session_ts", ts),
+            ("pageviews", DataType::Int32),
+            ("duration_s", DataType::Int32),
+        ],
+        vec![
+            Arc::new(StringArray::from(c.s_cust)),
+            utc_micros(c.s_ts),
+            Arc::new(Int32Array::from(c.s_pv)),
+            Arc::new(Int32Array::from(c.s_dur)),
+        ],
+    );
+    let truth = batch(
+        vec![
+            ("customer_id", DataType::Utf8),
+            ("lambda_per_week", DataType::Float64),
+            ("p_dropout", DataType::Float64),
+            ("nu", DataType::Float64),
+            ("buyer", DataType::Boolean),
+            ("alive_at_end", DataType::Boolean),
+        ],
+        vec![
+            Arc::new(StringArray::from(c.c_id)),
+            Arc::new(Float64Array::from(c.t_lambda)),
+            Arc::new(Float64Array::from(c.t_p)),
+            Arc::new(Float64Array::from(c.t_nu)),
+            Arc::new(BooleanArray::from(c.t_buyer)),
+            Arc::new(BooleanArray::from(c.t_alive)),
+        ],
+    );
+    Dataset {
+        params,
+        customers,
+        orders,
+        sessions,
+        truth,
+    }
+}
+
+/// Writes `<dir>/{customers,orders,sessions}/part-00000.parquet`, `<dir>/truth/customers.parquet`
+/// and `<dir>/truth/params.json`.
+pub fn write_dataset(dir: &Path, ds: &Dataset) -> std::io::Result<()> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(std::io::Error::other)?))
+        // A fixed creator string keeps the files byte-identical across segvalue versions.
+        .set_created_by("segvalue generate".into())
+        .build();
+    for (table, batch) in [
+        ("customers", &ds.customers),
+        ("orders", &ds.orders),
+        ("sessions", &ds.sessions),
+        ("truth", &ds.truth),
+    ] {
+        let sub = dir.join(table);
+        std::fs::create_dir_all(&sub)?;
+        let name = if table == "truth" { "customers.parquet" } else { "part-00000.parquet" };
+        let file = std::fs::File::create(sub.join(name))?;
+        let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props.clone())).map_err(std::io::Error::other)?;
+        w.write(batch).map_err(std::io::Error::other)?;
+        w.close().map_err(std::io::Error::other)?;
+    }
+    let json = serde_json::to_string_pretty(&ds.params).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("truth").join("params.json"), json + "\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::TimestampMicrosecondType;
+
+    fn to_datetime(micros: i64) -> Option<chrono::NaiveDateTime> {
+        chrono::DateTime::from_timestamp_micros(micros).map(|d| d.naive_utc())
+    }
+
+    #[test]
+    fn same_seed_same_data_different_seed_different_data() {
+        let a = generate(&TruthParams::new(200, 1));
+        let b = generate(&TruthParams::new(200, 1));
+        let c = generate(&TruthParams::new(200, 2));
+        assert_eq!(a.orders, b.orders);
+        assert_ne!(a.orders, c.orders);
+    }
+
+    #[test]
+    fn nothing_after_the_end_date() {
+        let ds = generate(&TruthParams::new(500, 3));
+        let end = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
+        let ts = ds.orders.column(2).as_primitive::<TimestampMicrosecondType>();
+        assert!(ts.values().iter().all(|&t| to_datetime(t).unwrap() < end));
+        assert!(ts.len() > 500, "expected repeat buying, got {} orders", ts.len());
+    }
+
+    #[test]
+    fn mean_order_value_is_near_the_gamma_gamma_mean() {
+        let p = TruthParams::new(3000, 5);
+        let ds = generate(&p);
+        let amounts = ds.orders.column(3).as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+        let mean = amounts.values().iter().sum::<f64>() / amounts.len() as f64;
+        // E[z] = p·γ/(q − 1) = 48; orders weight heavy buyers, so allow a wide band.
+        let expected = p.p_spend * p.gamma / (p.q - 1.0);
+        assert!((mean / expected - 1.0).abs() < 0.15, "mean {mean} vs {expected}");
+    }
+}

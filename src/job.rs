@@ -1,0 +1,487 @@
+//! Job files: raw TOML ([`JobFile`]) → validated [`Job`].
+//!
+//! The raw structs mirror the file and reject unknown keys; [`Job::load`] resolves paths
+//! relative to the job file, checks every value and returns a `Job` that the rest of the
+//! pipeline can trust. Nothing downstream re-validates the file.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+use url::Url;
+
+use crate::params::ParamValue;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("{path}: cannot read job file: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw file layout. Field names are the documented contract (README "Job file").
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobFile {
+    job: JobSection,
+    #[serde(default)]
+    sources: BTreeMap<String, SourceSection>,
+    #[serde(default)]
+    params: BTreeMap<String, toml::Value>,
+    segmentation: Option<SegmentationSection>,
+    output: OutputSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JobSection {
+    name: String,
+    sql_dir: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceSection {
+    url: String,
+    format: String,
+    #[serde(default)]
+    partition_cols: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SegmentationSection {
+    view: String,
+    id: String,
+    features: Vec<String>,
+    scale: Option<String>,
+    algorithm: Option<String>,
+    k: Option<toml::Value>,
+    seed: Option<u64>,
+    n_init: Option<usize>,
+    max_iter: Option<u64>,
+    tol: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutputSection {
+    root: String,
+    #[serde(default)]
+    publish_views: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validated job.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub name: String,
+    /// The job file itself, for error messages.
+    pub path: PathBuf,
+    pub sql_dir: PathBuf,
+    pub sources: Vec<Source>,
+    pub params: BTreeMap<String, ParamValue>,
+    pub segmentation: Option<SegmentationSpec>,
+    pub output: OutputSpec,
+}
+
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    /// Resolved location: `file:///abs/dir/`, `s3://bucket/prefix/`, …
+    pub url: Url,
+    pub format: SourceFormat,
+    pub partition_cols: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    Parquet,
+    Csv,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scale {
+    ZScore,
+    MinMax,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KChoice {
+    Fixed(usize),
+    /// Try every k in `min..=max` and keep the highest silhouette.
+    Range { min: usize, max: usize },
+}
+
+#[derive(Debug, Clone)]
+pub struct SegmentationSpec {
+    pub view: String,
+    pub id: String,
+    pub features: Vec<String>,
+    pub scale: Scale,
+    pub k: KChoice,
+    pub seed: u64,
+    pub n_init: usize,
+    pub max_iter: u64,
+    pub tol: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutputSpec {
+    pub root: Url,
+    pub publish_views: Vec<String>,
+}
+
+/// Schemes a source or output URL may use; each maps to an `object_store` backend.
+pub const SUPPORTED_SCHEMES: &[&str] = &["file", "s3", "s3a", "gs", "az", "abfs", "abfss", "http", "https"];
+
+impl Job {
+    /// Reads, parses and validates a job file.
+    pub fn load(path: &Path) -> Result<Job, JobError> {
+        let text = std::fs::read_to_string(path).map_err(|source| JobError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    /// Parses job text as if it were read from `path` (relative paths resolve against
+    /// `path`'s directory).
+    pub fn parse(path: &Path, text: &str) -> Result<Job, JobError> {
+        let raw: JobFile = toml::from_str(text).map_err(|e| JobError::Parse {
+            path: path.to_path_buf(),
+            line: e.span().map(|s| line_of(text, s.start)).unwrap_or(0),
+            message: e.message().trim().to_string(),
+        })?;
+        let base = absolute(path.parent().unwrap_or(Path::new(".")));
+        let invalid = |key: &str, message: String| JobError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            message,
+        };
+
+        check_name(&raw.job.name).map_err(|m| invalid("job.name", m))?;
+
+        let mut sources = Vec::with_capacity(raw.sources.len());
+        for (name, s) in raw.sources {
+            let key = format!("sources.{name}");
+            check_name(&name).map_err(|m| invalid(&key, m))?;
+            let format = match s.format.as_str() {
+                "parquet" => SourceFormat::Parquet,
+                "csv" => SourceFormat::Csv,
+                other => {
+                    return Err(invalid(
+                        &format!("{key}.format"),
+                        format!("unknown format '{other}' (expected parquet or csv)"),
+                    ));
+                }
+            };
+            let url = resolve_location(&base, &s.url, true).map_err(|m| invalid(&format!("{key}.url"), m))?;
+            for c in &s.partition_cols {
+                check_name(c).map_err(|m| invalid(&format!("{key}.partition_cols"), m))?;
+            }
+            sources.push(Source {
+                name,
+                url,
+                format,
+                partition_cols: s.partition_cols,
+            });
+        }
+
+        let mut params = BTreeMap::new();
+        for (name, value) in raw.params {
+            let key = format!("params.{name}");
+            crate::params::check_user_name(&name).map_err(|m| invalid(&key, m))?;
+            let value = ParamValue::from_toml(&value).map_err(|m| invalid(&key, m))?;
+            params.insert(name, value);
+        }
+
+        let segmentation = raw
+            .segmentation
+            .map(|s| validate_segmentation(s).map_err(|(k, m)| invalid(&format!("segmentation.{k}"), m)))
+            .transpose()?;
+
+        let root = resolve_location(&base, &raw.output.root, true).map_err(|m| invalid("output.root", m))?;
+        for v in &raw.output.publish_views {
+            check_name(v).map_err(|m| invalid("output.publish_views", m))?;
+        }
+
+        Ok(Job {
+            name: raw.job.name,
+            path: path.to_path_buf(),
+            sql_dir: normalize(&base.join(&raw.job.sql_dir)),
+            sources,
+            params,
+            segmentation,
+            output: OutputSpec {
+                root,
+                publish_views: raw.output.publish_views,
+            },
+        })
+    }
+
+    /// Replaces `[output] root`, e.g. from `--output-root`. Relative paths resolve against the
+    /// current directory, as a user typing them expects.
+    pub fn set_output_root(&mut self, root: &str) -> Result<(), JobError> {
+        let cwd = absolute(Path::new("."));
+        self.output.root = resolve_location(&cwd, root, true).map_err(|message| JobError::Invalid {
+            path: PathBuf::from("--output-root"),
+            key: "output.root".into(),
+            message,
+        })?;
+        Ok(())
+    }
+}
+
+fn validate_segmentation(s: SegmentationSection) -> Result<SegmentationSpec, (&'static str, String)> {
+    check_name(&s.view).map_err(|m| ("view", m))?;
+    if s.features.is_empty() {
+        return Err(("features", "at least one feature column is required".into()));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for f in &s.features {
+        if !seen.insert(f) {
+            return Err(("features", format!("column '{f}' is listed twice")));
+        }
+        if f == &s.id {
+            return Err(("features", format!("the id column '{f}' cannot be a feature")));
+        }
+    }
+    let scale = match s.scale.as_deref().unwrap_or("zscore") {
+        "zscore" => Scale::ZScore,
+        "minmax" => Scale::MinMax,
+        "none" => Scale::None,
+        other => return Err(("scale", format!("unknown scale '{other}' (expected zscore, minmax or none)"))),
+    };
+    match s.algorithm.as_deref().unwrap_or("kmeans") {
+        "kmeans" => {}
+        other => return Err(("algorithm", format!("unknown algorithm '{other}' (expected kmeans)"))),
+    }
+    let k = match s.k {
+        None => KChoice::Range { min: 2, max: 8 },
+        Some(v) => parse_k(&v).map_err(|m| ("k", m))?,
+    };
+    let n_init = s.n_init.unwrap_or(10);
+    if n_init == 0 {
+        return Err(("n_init", "n_init must be at least 1".into()));
+    }
+    let max_iter = s.max_iter.unwrap_or(300);
+    if max_iter == 0 {
+        return Err(("max_iter", "max_iter must be at least 1".into()));
+    }
+    let tol = s.tol.unwrap_or(1e-4);
+    if !(tol.is_finite() && tol > 0.0) {
+        return Err(("tol", format!("tol must be a finite number > 0, got {tol}")));
+    }
+    Ok(SegmentationSpec {
+        view: s.view,
+        id: s.id,
+        features: s.features,
+        scale,
+        k,
+        seed: s.seed.unwrap_or(42),
+        n_init,
+        max_iter,
+        tol,
+    })
+}
+
+fn parse_k(v: &toml::Value) -> Result<KChoice, String> {
+    let as_k = |v: &toml::Value, what: &str| -> Result<usize, String> {
+        match v.as_integer() {
+            Some(i) if i >= 1 => Ok(i as usize),
+            Some(i) => Err(format!("{what} must be at least 1, got {i}")),
+            None => Err(format!("{what} must be an integer, got {v}")),
+        }
+    };
+    match v {
+        toml::Value::Integer(_) => Ok(KChoice::Fixed(as_k(v, "k")?)),
+        toml::Value::Table(t) => {
+            if let Some(extra) = t.keys().find(|k| *k != "min" && *k != "max") {
+                return Err(format!("unknown key '{extra}' (expected min and max)"));
+            }
+            let get = |key: &str| t.get(key).ok_or_else(|| format!("missing '{key}'"));
+            let min = as_k(get("min")?, "min")?;
+            let max = as_k(get("max")?, "max")?;
+            if min < 2 {
+                return Err(format!("min must be at least 2 for silhouette selection, got {min}"));
+            }
+            if max < min {
+                return Err(format!("max ({max}) must not be below min ({min})"));
+            }
+            Ok(KChoice::Range { min, max })
+        }
+        other => Err(format!("expected an integer or {{ min = .., max = .. }}, got {other}")),
+    }
+}
+
+/// Names become SQL identifiers and path segments: keep them plain lower-case.
+pub fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("'{name}' is not a valid name (use lower-case letters, digits and '_')"))
+    }
+}
+
+/// Resolves a source or output location to a URL. Local paths are relative to `base`.
+/// `dir` adds the trailing slash object stores need to treat the location as a prefix.
+pub fn resolve_location(base: &Path, s: &str, dir: bool) -> Result<Url, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("location is empty".into());
+    }
+    if s.contains("://") {
+        let mut url = Url::parse(s).map_err(|e| format!("invalid URL '{}': {e}", redact(s)))?;
+        if !SUPPORTED_SCHEMES.contains(&url.scheme()) {
+            return Err(format!(
+                "unsupported scheme '{}' (expected one of {})",
+                url.scheme(),
+                SUPPORTED_SCHEMES.join(", ")
+            ));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("credentials must not be written in URLs; use the AWS_*/GOOGLE_*/AZURE_* environment".into());
+        }
+        if url.scheme() == "file" {
+            let path = url.to_file_path().map_err(|_| format!("invalid file URL '{s}'"))?;
+            return resolve_location(base, &path.to_string_lossy(), dir || s.ends_with('/'));
+        }
+        if dir && !url.path().ends_with('/') {
+            let p = format!("{}/", url.path());
+            url.set_path(&p);
+        }
+        return Ok(url);
+    }
+    let path = normalize(&base.join(s));
+    let as_dir = dir && (s.ends_with('/') || path.is_dir() || path.extension().is_none());
+    let url = if as_dir {
+        Url::from_directory_path(&path)
+    } else {
+        Url::from_file_path(&path)
+    };
+    url.map_err(|_| format!("invalid path '{}'", path.display()))
+}
+
+/// Removes user-info from a URL-like string before it is shown anywhere.
+pub fn redact(s: &str) -> String {
+    match Url::parse(s) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => s.to_string(),
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    let p = if p.as_os_str().is_empty() { Path::new(".") } else { p };
+    normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
+}
+
+/// Lexical normalisation (`a/b/../c` → `a/c`) without touching the filesystem, so paths that
+/// do not exist yet (output roots) resolve too.
+fn normalize(p: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Parses a `YYYY-MM-DD` run date with an error that quotes the bad value.
+pub fn parse_run_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|e| format!("run date '{s}' is not a valid YYYY-MM-DD date: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[job]
+name = "t"
+sql_dir = "sql"
+[output]
+root = "out"
+"#;
+
+    fn parse(text: &str) -> Result<Job, JobError> {
+        Job::parse(Path::new("/jobs/t.toml"), text)
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_job_file() {
+        let job = parse(MINIMAL).unwrap();
+        assert_eq!(job.sql_dir, PathBuf::from("/jobs/sql"));
+        assert_eq!(job.output.root.as_str(), "file:///jobs/out/");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = parse(&format!("{MINIMAL}\n[segmentation]\nview='v'\nid='c'\nfeatures=['a']\nkk=3\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/jobs/t.toml:12: unknown field `kk`"), "{err}");
+    }
+
+    #[test]
+    fn k_range_must_be_ordered() {
+        let err = parse(&format!("{MINIMAL}\n[segmentation]\nview='v'\nid='c'\nfeatures=['a']\nk={{min=5,max=3}}\n"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "/jobs/t.toml: segmentation.k: max (3) must not be below min (5)");
+    }
+
+    #[test]
+    fn s3_urls_keep_their_bucket_and_gain_a_slash() {
+        let u = resolve_location(Path::new("/x"), "s3://bucket/raw/orders", true).unwrap();
+        assert_eq!(u.as_str(), "s3://bucket/raw/orders/");
+    }
+
+    #[test]
+    fn credentials_in_urls_are_refused_without_echoing_them() {
+        let err = resolve_location(Path::new("/x"), "s3://AKIA:secret@bucket/x", true).unwrap_err();
+        assert!(!err.contains("secret") && !err.contains("AKIA"), "{err}");
+    }
+
+    #[test]
+    fn run_date_error_quotes_the_value() {
+        assert!(parse_run_date("2025-13-01").unwrap_err().starts_with("run date '2025-13-01'"));
+    }
+}

@@ -1,0 +1,30 @@
+//! segvalue: customer segmentation and lifetime value as a batch job on DataFusion.
+//!
+//! A run flows through one module per stage:
+//!
+//! 1. [`job`] — load and validate `jobs/<name>.toml`.
+//! 2. [`engine`] — open a DataFusion session with the object stores the job needs.
+//! 3. [`sources`] — register the Parquet / CSV inputs as tables.
+//! 4. [`views`] — parse `sql/<dir>/*.sql`, order them by their table references, substitute
+//!    [`params`] and register each as a view.
+//! 5. [`features`] — stream the segmentation view into a matrix and scale it.
+//! 6. [`segment`] — cluster (k chosen by silhouette) and profile the segments.
+//! 7. [`publish`] — stage, commit and describe the output tables.
+//!
+//! [`pipeline`] strings the stages together; [`generate`] draws the synthetic sample data.
+//! The `segvalue` binary is a thin command-line layer over [`pipeline`].
+
+pub mod engine;
+pub mod error;
+pub mod features;
+pub mod generate;
+pub mod job;
+pub mod params;
+pub mod pipeline;
+pub mod publish;
+pub mod segment;
+pub mod sources;
+pub mod views;
+
+pub use error::Error;
+pub use job::Job;

@@ -1,0 +1,216 @@
+//! The `segvalue` command line: parse arguments, call the library, map the result to an exit
+//! code (see `segvalue::error` and the README).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use datafusion::arrow::util::pretty::pretty_format_batches;
+use segvalue::error::EXIT_RUN_FAILED;
+use segvalue::params::{ParamValue, parse_cli_param};
+use segvalue::{Error, Job, generate, job, pipeline};
+
+#[derive(Parser)]
+#[command(name = "segvalue", version, about = "Customer segmentation and lifetime value on DataFusion")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log format on stderr: human-readable text or one JSON object per line.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Arguments every job command shares.
+#[derive(clap::Args)]
+struct JobArgs {
+    /// The job file, e.g. jobs/retail.toml.
+    job: PathBuf,
+    /// Observation end (UTC), YYYY-MM-DD. Nothing after this date is read. Default: today.
+    #[arg(long)]
+    run_date: Option<String>,
+    /// A view parameter, usable as $NAME in SQL; repeatable. VALUE is read as a TOML value
+    /// (10, 2.5, true, 2025-01-01), anything else is a string.
+    #[arg(long = "param", value_name = "NAME=VALUE")]
+    params: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a job and publish its tables.
+    Run {
+        #[command(flatten)]
+        job: JobArgs,
+        /// Replace `[output] root` (a local path or an object-store URL).
+        #[arg(long)]
+        output_root: Option<String>,
+    },
+    /// Parse, resolve and plan every view without running them; print them in dependency order.
+    Validate {
+        #[command(flatten)]
+        job: JobArgs,
+    },
+    /// Print the first rows of one view.
+    Preview {
+        #[command(flatten)]
+        job: JobArgs,
+        /// The view to show.
+        view: String,
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
+    /// Print the logical and physical plans of one view, or of every view.
+    Explain {
+        #[command(flatten)]
+        job: JobArgs,
+        /// The view to explain (default: all, in dependency order).
+        view: Option<String>,
+    },
+    /// Write a synthetic dataset with known ground truth.
+    Generate {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 3000)]
+        customers: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_RUN_FAILED);
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = e.downcast_ref::<Error>().map_or(EXIT_RUN_FAILED, Error::exit_code);
+            tracing::error!(exit_code = code, "{e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_logging(cli: &Cli) {
+    use tracing_subscriber::EnvFilter;
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "warn",
+        (_, 0) => "info",
+        (_, 1) => "debug",
+        _ => "trace",
+    };
+    // Our own crate at the chosen level; dependencies stay at warn unless RUST_LOG says otherwise.
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("warn,segvalue={level}")));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_target(false).init(),
+    }
+}
+
+/// Loads the job and the parameters; every failure here is a bad job or argument (exit 2).
+fn load(args: &JobArgs) -> Result<(Job, chrono::NaiveDate, Vec<(String, ParamValue)>), Error> {
+    let job = Job::load(&args.job)?;
+    let run_date = match &args.run_date {
+        Some(s) => job::parse_run_date(s).map_err(Error::Usage)?,
+        None => chrono::Utc::now().date_naive(),
+    };
+    let params = args
+        .params
+        .iter()
+        .map(|p| parse_cli_param(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(Error::Usage)?;
+    Ok((job, run_date, params))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Run { job, output_root } => {
+            let (mut spec, run_date, params) = load(&job)?;
+            if let Some(root) = output_root {
+                spec.set_output_root(&root).map_err(Error::from)?;
+            }
+            let manifest = pipeline::run(&spec, run_date, &params).await?;
+            for t in &manifest.tables {
+                println!("{}\t{} rows\t{}", t.table, t.rows, t.location);
+            }
+        }
+        Command::Validate { job } => {
+            let (spec, run_date, params) = load(&job)?;
+            let session = pipeline::open(&spec, run_date, &params).await?;
+            for v in &session.views {
+                let cols: Vec<String> = v.schema.fields().iter().map(|f| format!("{} {}", f.name(), f.data_type())).collect();
+                println!("{}\t{}\t{}", v.name, v.path.display(), cols.join(", "));
+            }
+            eprintln!("ok: {} views planned", session.views.len());
+        }
+        Command::Preview { job, view, limit } => {
+            let (spec, run_date, params) = load(&job)?;
+            let session = pipeline::open(&spec, run_date, &params).await?;
+            segvalue::views::find(&session.views, &view).map_err(Error::from)?;
+            let batches = session
+                .ctx
+                .table(view.as_str())
+                .await
+                .and_then(|df| df.limit(0, Some(limit)))
+                .map_err(|e| Error::query(format!("view '{view}'"), e))?
+                .collect()
+                .await
+                .map_err(|e| Error::query(format!("view '{view}'"), e))?;
+            println!("{}", pretty_format_batches(&batches).context("formatting rows")?);
+        }
+        Command::Explain { job, view } => {
+            let (spec, run_date, params) = load(&job)?;
+            let session = pipeline::open(&spec, run_date, &params).await?;
+            let names: Vec<String> = match view {
+                Some(v) => vec![segvalue::views::find(&session.views, &v).map_err(Error::from)?.name.clone()],
+                None => session.views.iter().map(|v| v.name.clone()).collect(),
+            };
+            for name in names {
+                let plans = session
+                    .ctx
+                    .sql(&format!("EXPLAIN SELECT * FROM \"{name}\""))
+                    .await
+                    .map_err(|e| Error::query(format!("view '{name}'"), e))?
+                    .collect()
+                    .await
+                    .map_err(|e| Error::query(format!("view '{name}'"), e))?;
+                println!("-- view {name}\n{}", pretty_format_batches(&plans).context("formatting plans")?);
+            }
+        }
+        Command::Generate { out, customers, seed } => {
+            if customers == 0 {
+                return Err(Error::Usage("--customers must be at least 1".into()).into());
+            }
+            let ds = generate::generate(&generate::TruthParams::new(customers, seed));
+            generate::write_dataset(&out, &ds).with_context(|| format!("writing {}", out.display()))?;
+            println!(
+                "customers\t{}\norders\t{}\nsessions\t{}",
+                ds.customers.num_rows(),
+                ds.orders.num_rows(),
+                ds.sessions.num_rows()
+            );
+        }
+    }
+    Ok(())
+}

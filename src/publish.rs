@@ -1,0 +1,247 @@
+//! Publishing: Hive-partitioned Parquet tables, `_SUCCESS` markers and the run manifest.
+//!
+//! Plan, then act:
+//! 1. [`Publisher::stage`] writes each table to `<root>/_staging/<run_id>/<table>/`. Nothing a
+//!    reader looks at changes while tables are being computed, so a run that fails before
+//!    [`Publisher::commit`] publishes nothing.
+//! 2. [`Publisher::commit`] moves each staged table into `<root>/<table>/run_date=D/`,
+//!    replacing what an earlier run of the same date left there (idempotent reruns), and
+//!    writes `_SUCCESS` last. Readers should only read partitions that have `_SUCCESS`.
+//! 3. [`Publisher::write_manifest`] writes `<root>/_manifests/run_date=D/manifest.json`.
+//!
+//! Files are written through DataFusion and `object_store`, so the same code serves local
+//! paths, S3, GCS and Azure.
+
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, TimeUnit, UInt64Type};
+use datafusion::common::config::TableParquetOptions;
+use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
+use datafusion::execution::context::SessionContext;
+use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::logical_expr::{Expr, cast};
+use datafusion::prelude::col;
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+use object_store::path::Path as ObjectPath;
+use serde::Serialize;
+use url::Url;
+
+use crate::error::one_line;
+use crate::job::redact;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("table '{table}': {message}")]
+    Write { table: String, message: String },
+    #[error("{location}: {message}")]
+    Store { location: String, message: String },
+}
+
+/// The file name of every published table's data (one file per table and run date).
+pub const DATA_FILE: &str = "part-00000.parquet";
+pub const SUCCESS: &str = "_SUCCESS";
+
+/// What was published for one table; recorded in the manifest.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableReport {
+    pub table: String,
+    pub rows: u64,
+    pub location: String,
+}
+
+pub struct Publisher {
+    ctx: SessionContext,
+    store: Arc<dyn ObjectStore>,
+    root: Url,
+    /// `root`'s path inside its object store.
+    prefix: ObjectPath,
+    run_date: NaiveDate,
+    run_id: String,
+    staged: Vec<TableReport>,
+}
+
+impl Publisher {
+    pub fn new(ctx: &SessionContext, root: &Url, run_date: NaiveDate, run_id: &str) -> Result<Publisher, PublishError> {
+        let store_err = |e: &dyn std::fmt::Display| PublishError::Store {
+            location: redact(root.as_str()),
+            message: one_line(e),
+        };
+        let base = ObjectStoreUrl::parse(&root[..url::Position::BeforePath]).map_err(|e| store_err(&e))?;
+        let store = ctx.runtime_env().object_store(&base).map_err(|e| store_err(&e))?;
+        let prefix = ObjectPath::from_url_path(root.path()).map_err(|e| store_err(&e))?;
+        Ok(Publisher {
+            ctx: ctx.clone(),
+            store,
+            root: root.clone(),
+            prefix,
+            run_date,
+            run_id: run_id.to_string(),
+            staged: Vec::new(),
+        })
+    }
+
+    fn child(&self, parts: &[&str]) -> ObjectPath {
+        parts.iter().fold(self.prefix.clone(), |p, part| p.child(*part))
+    }
+
+    fn url_of(&self, path: &ObjectPath) -> String {
+        format!("{}{}", &self.root[..url::Position::BeforePath], if path.as_ref().is_empty() { "/".to_string() } else { format!("/{path}") })
+    }
+
+    fn partition_dir(&self, table: &str) -> ObjectPath {
+        self.child(&[table, &format!("run_date={}", self.run_date)])
+    }
+
+    fn staging_file(&self, table: &str) -> ObjectPath {
+        self.child(&["_staging", &self.run_id, table, DATA_FILE])
+    }
+
+    /// Writes `df` (sorted by `sort_by`, with BI-friendly types) to the staging area.
+    pub async fn stage(&mut self, table: &str, df: DataFrame, sort_by: &[String]) -> Result<u64, PublishError> {
+        let werr = |e: &dyn std::fmt::Display| PublishError::Write {
+            table: table.to_string(),
+            message: one_line(e),
+        };
+        let df = bi_types(df).map_err(|e| werr(&e))?;
+        let sort: Vec<_> = sort_by.iter().map(|c| col(format!("\"{c}\"")).sort(true, true)).collect();
+        let target = self.url_of(&self.staging_file(table));
+        let mut opts = TableParquetOptions::default();
+        opts.global.compression = Some("zstd(3)".into());
+        opts.global.statistics_enabled = Some("page".into());
+        opts.global.max_row_group_size = 1024 * 1024;
+        opts.global.created_by = format!("segvalue {}", env!("CARGO_PKG_VERSION"));
+        let write = DataFrameWriteOptions::new().with_single_file_output(true).with_sort_by(sort);
+        let out = df.write_parquet(&target, write, Some(opts)).await.map_err(|e| werr(&e))?;
+        let rows = count_rows(&out);
+        self.staged.push(TableReport {
+            table: table.to_string(),
+            rows,
+            location: redact(&self.url_of(&self.partition_dir(table))),
+        });
+        Ok(rows)
+    }
+
+    /// Stages a batch computed on the driver (model output).
+    pub async fn stage_batch(&mut self, table: &str, batch: RecordBatch, sort_by: &[String]) -> Result<u64, PublishError> {
+        let df = self.ctx.read_batch(batch).map_err(|e| PublishError::Write {
+            table: table.to_string(),
+            message: one_line(&e),
+        })?;
+        self.stage(table, df, sort_by).await
+    }
+
+    /// Moves every staged table into its partition and writes `_SUCCESS` after its data.
+    pub async fn commit(&self) -> Result<Vec<TableReport>, PublishError> {
+        for t in &self.staged {
+            let dir = self.partition_dir(&t.table);
+            // The marker goes first and comes back last, so a reader never sees `_SUCCESS`
+            // beside a half-replaced partition.
+            self.delete_if_exists(&dir.child(SUCCESS)).await?;
+            let old: Vec<ObjectPath> = self
+                .store
+                .list(Some(&dir))
+                .map_ok(|m| m.location)
+                .try_collect()
+                .await
+                .map_err(|e| self.store_err(&dir, &e))?;
+            for p in old {
+                self.delete_if_exists(&p).await?;
+            }
+            let from = self.staging_file(&t.table);
+            let to = dir.child(DATA_FILE);
+            self.store.rename(&from, &to).await.map_err(|e| self.store_err(&to, &e))?;
+            self.store
+                .put(&dir.child(SUCCESS), Vec::<u8>::new().into())
+                .await
+                .map_err(|e| self.store_err(&dir, &e))?;
+        }
+        self.cleanup_staging().await;
+        Ok(self.staged.clone())
+    }
+
+    /// Removes this run's staging objects; used after commit and when a run is abandoned.
+    pub async fn cleanup_staging(&self) {
+        let dir = self.child(&["_staging", &self.run_id]);
+        let leftovers: Vec<ObjectPath> = match self.store.list(Some(&dir)).map_ok(|m| m.location).try_collect().await {
+            Ok(v) => v,
+            Err(_) => return,
+        };
+        for p in leftovers {
+            let _ = self.store.delete(&p).await;
+        }
+        if let Some(path) = self
+            .root
+            .join(&format!("_staging/{}", self.run_id))
+            .ok()
+            .filter(|u| u.scheme() == "file")
+            .and_then(|u| u.to_file_path().ok())
+        {
+            // Local stores leave empty directories behind.
+            let _ = std::fs::remove_dir_all(path);
+        }
+    }
+
+    pub async fn write_manifest<T: Serialize>(&self, manifest: &T) -> Result<String, PublishError> {
+        let path = self.child(&["_manifests", &format!("run_date={}", self.run_date), "manifest.json"]);
+        let json = serde_json::to_vec_pretty(manifest).map_err(|e| self.store_err(&path, &e))?;
+        self.store.put(&path, json.into()).await.map_err(|e| self.store_err(&path, &e))?;
+        Ok(redact(&self.url_of(&path)))
+    }
+
+    async fn delete_if_exists(&self, p: &ObjectPath) -> Result<(), PublishError> {
+        match self.store.delete(p).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.store_err(p, &e)),
+        }
+    }
+
+    fn store_err(&self, p: &ObjectPath, e: &dyn std::fmt::Display) -> PublishError {
+        PublishError::Store {
+            location: redact(&self.url_of(p)),
+            message: one_line(e),
+        }
+    }
+}
+
+fn count_rows(batches: &[RecordBatch]) -> u64 {
+    batches
+        .iter()
+        .filter_map(|b| b.column_by_name("count"))
+        .filter_map(|c| c.as_primitive_opt::<UInt64Type>())
+        .flat_map(|c| c.values().iter().copied())
+        .sum()
+}
+
+/// Casts types some BI readers reject: timestamps become UTC microseconds, view and large
+/// string types become plain strings, `Date64` becomes `Date32`.
+pub fn bi_types(df: DataFrame) -> datafusion::error::Result<DataFrame> {
+    let fields = df.schema().fields().clone();
+    let mut changed = false;
+    let exprs: Vec<Expr> = fields
+        .iter()
+        .map(|f| {
+            let c = col(format!("\"{}\"", f.name()));
+            let target = match f.data_type() {
+                DataType::Timestamp(unit, tz) if *unit != TimeUnit::Microsecond || tz.is_none() => {
+                    Some(DataType::Timestamp(TimeUnit::Microsecond, Some(tz.clone().unwrap_or_else(|| "UTC".into()))))
+                }
+                DataType::Utf8View | DataType::LargeUtf8 => Some(DataType::Utf8),
+                DataType::BinaryView | DataType::LargeBinary => Some(DataType::Binary),
+                DataType::Date64 => Some(DataType::Date32),
+                DataType::Dictionary(_, v) => Some(v.as_ref().clone()),
+                _ => None,
+            };
+            match target {
+                Some(t) => {
+                    changed = true;
+                    cast(c, t).alias(f.name())
+                }
+                None => c,
+            }
+        })
+        .collect();
+    if changed { df.select(exprs) } else { Ok(df) }
+}

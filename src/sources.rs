@@ -1,0 +1,47 @@
+//! Sources: the job's Parquet and CSV inputs, registered as tables under their names.
+//!
+//! A source URL is a directory (every `*.parquet` / `*.csv` file under it) or one file.
+//! Hive partition columns (`dt=2025-01-01/`) listed in `partition_cols` become string
+//! columns; cast them in SQL if another type is wanted.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::execution::context::SessionContext;
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions};
+
+use crate::error::one_line;
+use crate::job::{Source, SourceFormat, redact};
+
+#[derive(Debug, thiserror::Error)]
+#[error("source '{name}' ({url}): {message}")]
+pub struct SourceError {
+    pub name: String,
+    pub url: String,
+    pub message: String,
+}
+
+pub async fn register_sources(ctx: &SessionContext, sources: &[Source]) -> Result<(), SourceError> {
+    for s in sources {
+        register_source(ctx, s).await?;
+    }
+    Ok(())
+}
+
+async fn register_source(ctx: &SessionContext, s: &Source) -> Result<(), SourceError> {
+    let cols: Vec<(String, DataType)> = s.partition_cols.iter().map(|c| (c.clone(), DataType::Utf8)).collect();
+    let url = s.url.as_str();
+    let res = match s.format {
+        SourceFormat::Parquet => {
+            let opts = ParquetReadOptions::default().table_partition_cols(cols);
+            ctx.register_parquet(s.name.as_str(), url, opts).await
+        }
+        SourceFormat::Csv => {
+            let opts = CsvReadOptions::new().has_header(true).table_partition_cols(cols);
+            ctx.register_csv(s.name.as_str(), url, opts).await
+        }
+    };
+    res.map_err(|e| SourceError {
+        name: s.name.clone(),
+        url: redact(url),
+        message: one_line(&e),
+    })
+}

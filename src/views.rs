@@ -1,0 +1,352 @@
+//! Feature views: one `SELECT` per `<sql_dir>/<name>.sql`, registered as view `<name>`.
+//!
+//! 1. [`load_views`] reads and parses every file and records the tables it references.
+//! 2. [`order_views`] sorts them so each view comes after what it reads (ties by name), and
+//!    rejects unknown tables and cycles, naming the files involved.
+//! 3. [`register_views`] substitutes parameters, plans each view in that order and registers
+//!    it with the session, so later views and the pipeline stages can query it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::view::ViewTable;
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+
+use crate::error::one_line;
+use crate::params::Params;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("{}: cannot read SQL directory: {source}", dir.display())]
+    ReadDir { dir: PathBuf, source: std::io::Error },
+    #[error("{}: cannot read view: {source}", file.display())]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("{}: no .sql files found", dir.display())]
+    Empty { dir: PathBuf },
+    #[error("{}: {message}", file.display())]
+    BadName { file: PathBuf, message: String },
+    #[error("{}: SQL syntax error: {message}", file.display())]
+    Syntax { file: PathBuf, message: String },
+    #[error("{}: a view file must hold exactly one query, found {found}", file.display())]
+    NotOneStatement { file: PathBuf, found: usize },
+    #[error("{}: only SELECT queries are allowed in view files, found {kind}", file.display())]
+    NotAQuery { file: PathBuf, kind: String },
+    #[error("{}: view '{view}' has the same name as a source", file.display())]
+    ShadowsSource { file: PathBuf, view: String },
+    #[error("{}: unknown table '{table}' (sources: {sources}; views: {views})", file.display())]
+    UnknownTable {
+        file: PathBuf,
+        table: String,
+        sources: String,
+        views: String,
+    },
+    #[error("dependency cycle between views: {path}")]
+    Cycle { path: String },
+    #[error("{}: unknown parameter '{name}' (defined: {defined})", file.display())]
+    UnknownParam { file: PathBuf, name: String, defined: String },
+    #[error("{}: {}", file.display(), one_line(source))]
+    Plan {
+        file: PathBuf,
+        source: datafusion::error::DataFusionError,
+    },
+    #[error("unknown view '{name}' (views: {views})")]
+    UnknownView { name: String, views: String },
+}
+
+/// A parsed view file.
+#[derive(Debug, Clone)]
+pub struct ViewFile {
+    pub name: String,
+    pub path: PathBuf,
+    pub sql: String,
+    statement: Statement,
+    /// Tables the query reads (CTE names excluded), lower-cased as the planner sees them.
+    pub references: BTreeSet<String>,
+}
+
+/// A view after planning: what `validate` prints and what later stages query.
+#[derive(Debug, Clone)]
+pub struct RegisteredView {
+    pub name: String,
+    pub path: PathBuf,
+    pub schema: SchemaRef,
+    pub plan: LogicalPlan,
+    pub params_used: Vec<String>,
+}
+
+/// Reads and parses every `*.sql` file directly in `dir`, sorted by file name.
+pub fn load_views(dir: &Path) -> Result<Vec<ViewFile>, ViewError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| ViewError::ReadDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "sql") && p.is_file())
+        .collect();
+    paths.sort();
+    if paths.is_empty() {
+        return Err(ViewError::Empty { dir: dir.to_path_buf() });
+    }
+    paths.iter().map(|p| parse_view(p)).collect()
+}
+
+fn parse_view(path: &Path) -> Result<ViewFile, ViewError> {
+    let file = path.to_path_buf();
+    let name = path.file_stem().unwrap_or_default().to_string_lossy().to_string();
+    crate::job::check_name(&name).map_err(|message| ViewError::BadName {
+        file: file.clone(),
+        message: format!("view file name: {message}"),
+    })?;
+    let sql = std::fs::read_to_string(path).map_err(|source| ViewError::Read {
+        file: file.clone(),
+        source,
+    })?;
+    let mut statements = DFParserBuilder::new(sql.as_str())
+        .with_dialect(&GenericDialect {})
+        .build()
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| ViewError::Syntax {
+            file: file.clone(),
+            message: one_line(&e).trim_start_matches("SQL error: ").to_string(),
+        })?;
+    if statements.len() != 1 {
+        return Err(ViewError::NotOneStatement {
+            file,
+            found: statements.len(),
+        });
+    }
+    let statement = match statements.pop_front() {
+        Some(DFStatement::Statement(s)) if matches!(*s, Statement::Query(_)) => *s,
+        Some(other) => {
+            return Err(ViewError::NotAQuery {
+                file,
+                kind: statement_kind(&other),
+            });
+        }
+        None => unreachable!("length checked above"),
+    };
+    let (refs, _ctes) = datafusion::sql::resolve::resolve_table_references(
+        &DFStatement::Statement(Box::new(statement.clone())),
+        true,
+    )
+    .map_err(|e| ViewError::Syntax {
+        file: file.clone(),
+        message: one_line(&e),
+    })?;
+    let references = refs.iter().map(|r| r.to_string()).collect();
+    Ok(ViewFile {
+        name,
+        path: file,
+        sql,
+        statement,
+        references,
+    })
+}
+
+/// The first keywords of a rejected statement, e.g. `CREATE TABLE` or `COPY`.
+fn statement_kind(s: &DFStatement) -> String {
+    let text = s.to_string();
+    let words: Vec<&str> = text.split_whitespace().take(2).collect();
+    match words.as_slice() {
+        [first, second] if ["CREATE", "DROP", "ALTER"].contains(&first.to_uppercase().as_str()) => {
+            format!("{} {}", first.to_uppercase(), second.to_uppercase())
+        }
+        [first, ..] => first.to_uppercase(),
+        [] => "an empty statement".into(),
+    }
+}
+
+/// Orders views so each comes after the views it reads; ready views are taken by name, so
+/// the order depends only on the SQL, never on how files happen to be listed.
+///
+/// Kahn's algorithm is written out here rather than taken from a graph crate because the
+/// errors must name the files and the full cycle path.
+pub fn order_views(views: Vec<ViewFile>, sources: &BTreeSet<String>) -> Result<Vec<ViewFile>, ViewError> {
+    let by_name: BTreeMap<String, ViewFile> = views.into_iter().map(|v| (v.name.clone(), v)).collect();
+    for v in by_name.values() {
+        if sources.contains(&v.name) {
+            return Err(ViewError::ShadowsSource {
+                file: v.path.clone(),
+                view: v.name.clone(),
+            });
+        }
+        for t in &v.references {
+            if !sources.contains(t) && !by_name.contains_key(t) {
+                return Err(ViewError::UnknownTable {
+                    file: v.path.clone(),
+                    table: t.clone(),
+                    sources: join(sources.iter()),
+                    views: join(by_name.keys()),
+                });
+            }
+        }
+    }
+    let view_deps = |v: &ViewFile| -> BTreeSet<String> {
+        v.references.iter().filter(|t| by_name.contains_key(*t)).cloned().collect()
+    };
+    let mut pending: BTreeMap<&str, BTreeSet<String>> =
+        by_name.values().map(|v| (v.name.as_str(), view_deps(v))).collect();
+    let mut order = Vec::with_capacity(by_name.len());
+    while !pending.is_empty() {
+        let ready: Vec<&str> = pending
+            .iter()
+            .filter(|(_, deps)| deps.is_empty())
+            .map(|(n, _)| *n)
+            .collect();
+        let Some(next) = ready.first().copied() else {
+            return Err(ViewError::Cycle {
+                path: cycle_path(&by_name, &pending),
+            });
+        };
+        pending.remove(next);
+        for deps in pending.values_mut() {
+            deps.remove(next);
+        }
+        order.push(by_name[next].clone());
+    }
+    Ok(order)
+}
+
+/// Follows unresolved dependencies from the first stuck view until one repeats.
+fn cycle_path(by_name: &BTreeMap<String, ViewFile>, pending: &BTreeMap<&str, BTreeSet<String>>) -> String {
+    let file = |n: &str| by_name[n].path.file_name().unwrap_or_default().to_string_lossy().to_string();
+    let mut seen: Vec<&str> = Vec::new();
+    let mut cur: &str = pending.keys().next().copied().unwrap_or_default();
+    while !seen.contains(&cur) {
+        seen.push(cur);
+        cur = pending[cur].iter().next().map(String::as_str).unwrap_or(cur);
+    }
+    let start = seen.iter().position(|n| *n == cur).unwrap_or(0);
+    let mut names: Vec<String> = seen[start..].iter().map(|n| file(n)).collect();
+    names.push(file(cur));
+    let dir = by_name[cur].path.parent().map(|p| p.display().to_string()).unwrap_or_default();
+    format!("{dir}/{}", names.join(" → "))
+}
+
+fn join<'a>(names: impl Iterator<Item = &'a String>) -> String {
+    let v: Vec<&str> = names.map(String::as_str).collect();
+    if v.is_empty() { "none".into() } else { v.join(", ") }
+}
+
+/// Substitutes parameters, plans and registers each view in order.
+pub async fn register_views(
+    ctx: &SessionContext,
+    ordered: &[ViewFile],
+    params: &Params,
+) -> Result<Vec<RegisteredView>, ViewError> {
+    let state = ctx.state();
+    let mut out = Vec::with_capacity(ordered.len());
+    for v in ordered {
+        let mut stmt = v.statement.clone();
+        let params_used = params.substitute(&mut stmt).map_err(|name| ViewError::UnknownParam {
+            file: v.path.clone(),
+            name,
+            defined: params.names().map(|n| format!("${n}")).collect::<Vec<_>>().join(", "),
+        })?;
+        let plan_err = |source| ViewError::Plan {
+            file: v.path.clone(),
+            source,
+        };
+        let plan = state
+            .statement_to_plan(DFStatement::Statement(Box::new(stmt)))
+            .await
+            .map_err(plan_err)?;
+        let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
+        let table = ViewTable::new(plan.clone(), Some(v.sql.clone()));
+        ctx.register_table(v.name.as_str(), Arc::new(table)).map_err(plan_err)?;
+        out.push(RegisteredView {
+            name: v.name.clone(),
+            path: v.path.clone(),
+            schema,
+            plan,
+            params_used,
+        });
+    }
+    Ok(out)
+}
+
+/// Finds a registered view by name, with an error that lists the known ones.
+pub fn find<'a>(views: &'a [RegisteredView], name: &str) -> Result<&'a RegisteredView, ViewError> {
+    views.iter().find(|v| v.name == name).ok_or_else(|| ViewError::UnknownView {
+        name: name.to_string(),
+        views: views.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", "),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, name: &str, sql: &str) {
+        std::fs::write(dir.join(name), sql).unwrap();
+    }
+
+    fn names(v: &[ViewFile]) -> Vec<&str> {
+        v.iter().map(|v| v.name.as_str()).collect()
+    }
+
+    fn sources() -> BTreeSet<String> {
+        ["orders".to_string()].into()
+    }
+
+    #[test]
+    fn order_follows_references_not_file_names() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "a_final.sql", "SELECT * FROM m_middle JOIN z_base USING (id)");
+        write(d.path(), "m_middle.sql", "SELECT id FROM z_base");
+        write(d.path(), "z_base.sql", "WITH t AS (SELECT customer_id AS id FROM orders) SELECT id FROM t");
+        let ordered = order_views(load_views(d.path()).unwrap(), &sources()).unwrap();
+        assert_eq!(names(&ordered), ["z_base", "m_middle", "a_final"]);
+    }
+
+    #[test]
+    fn cycle_names_every_file_on_it() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "a.sql", "SELECT * FROM b");
+        write(d.path(), "b.sql", "SELECT * FROM c");
+        write(d.path(), "c.sql", "SELECT * FROM a");
+        write(d.path(), "d.sql", "SELECT * FROM orders");
+        let err = order_views(load_views(d.path()).unwrap(), &sources()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("dependency cycle between views: {}/a.sql → b.sql → c.sql → a.sql", d.path().display())
+        );
+    }
+
+    #[test]
+    fn unknown_table_names_the_file_and_the_table() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "v.sql", "SELECT * FROM ordrs");
+        let err = order_views(load_views(d.path()).unwrap(), &sources()).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!("{}/v.sql: unknown table 'ordrs' (sources: orders; views: v)", d.path().display())
+        );
+    }
+
+    #[test]
+    fn write_statements_are_not_views() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "v.sql", "CREATE TABLE x AS SELECT 1");
+        let err = load_views(d.path()).unwrap_err().to_string();
+        assert!(err.ends_with("v.sql: only SELECT queries are allowed in view files, found CREATE TABLE"), "{err}");
+        write(d.path(), "v.sql", "COPY (SELECT 1) TO '/tmp/x.parquet'");
+        let err = load_views(d.path()).unwrap_err().to_string();
+        assert!(err.ends_with("found COPY"), "{err}");
+    }
+
+    #[test]
+    fn two_statements_in_one_file_are_rejected() {
+        let d = tempfile::tempdir().unwrap();
+        write(d.path(), "v.sql", "SELECT 1; SELECT 2;");
+        let err = load_views(d.path()).unwrap_err().to_string();
+        assert!(err.ends_with("v.sql: a view file must hold exactly one query, found 2"), "{err}");
+    }
+}

@@ -1,0 +1,135 @@
+//! Fixtures: temp dirs with generated data and job files, the binary, and outside readers.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_segvalue");
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Runs the binary with `args`; returns (exit code, stdout, stderr).
+pub fn segvalue(args: &[&str]) -> (i32, String, String) {
+    let out: Output = Command::new(BIN).args(args).output().expect("segvalue runs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Like [`segvalue`] but fails the test, with stderr, unless the exit code is 0.
+pub fn segvalue_ok(args: &[&str]) -> String {
+    let (code, stdout, stderr) = segvalue(args);
+    assert_eq!(code, 0, "segvalue {args:?} failed:\n{stderr}");
+    stdout
+}
+
+/// A generated dataset shared by the tests of one run (generation is deterministic).
+pub fn dataset() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("segvalue-data-").tempdir().unwrap().keep();
+        segvalue_ok(&["generate", "--out", dir.to_str().unwrap(), "--customers", "1500", "--seed", "11"]);
+        dir
+    })
+}
+
+/// A job directory: `job.toml`, `sql/` with the given views, output under `out/`.
+pub struct JobDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl JobDir {
+    pub fn new(views: &[(&str, &str)], extra_toml: &str) -> JobDir {
+        let dir = tempfile::Builder::new().prefix("segvalue-job-").tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("sql")).unwrap();
+        for (name, sql) in views {
+            std::fs::write(dir.path().join("sql").join(name), sql).unwrap();
+        }
+        let data = dataset();
+        let toml = format!(
+            r#"[job]
+name = "test"
+sql_dir = "sql"
+
+[sources.customers]
+url = "{d}/customers/"
+format = "parquet"
+
+[sources.orders]
+url = "{d}/orders/"
+format = "parquet"
+
+[sources.sessions]
+url = "{d}/sessions/"
+format = "parquet"
+
+{extra_toml}
+"#,
+            d = data.display()
+        );
+        std::fs::write(dir.path().join("job.toml"), toml).unwrap();
+        JobDir { dir }
+    }
+
+    /// The shipped retail views over the generated dataset.
+    pub fn retail(extra_toml: &str) -> JobDir {
+        let j = JobDir::new(&[], extra_toml);
+        for e in std::fs::read_dir(Path::new(ROOT).join("sql/retail")).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, j.dir.path().join("sql").join(p.file_name().unwrap())).unwrap();
+        }
+        j
+    }
+
+    pub fn job(&self) -> String {
+        self.dir.path().join("job.toml").display().to_string()
+    }
+
+    pub fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    pub fn write_view(&self, name: &str, sql: &str) {
+        std::fs::write(self.dir.path().join("sql").join(name), sql).unwrap();
+    }
+}
+
+/// Reads every Parquet file under `path` with DataFusion.
+pub async fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    let ctx = SessionContext::new();
+    ctx.read_parquet(path.to_str().unwrap(), ParquetReadOptions::default())
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap()
+}
+
+pub fn rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(|b| b.num_rows()).sum()
+}
+
+/// Runs a DuckDB query in the test venv's Python and returns its rows as JSON values.
+/// The venv comes from `scripts/test.sh` (SEGVALUE_PYTHON); without it the test fails.
+pub fn duckdb(sql: &str) -> Vec<Vec<serde_json::Value>> {
+    let python = std::env::var("SEGVALUE_PYTHON")
+        .expect("SEGVALUE_PYTHON is not set: run the tests with scripts/test.sh, which installs DuckDB");
+    let script = r#"
+import json, sys, duckdb, datetime, decimal
+def enc(v):
+    if isinstance(v, (datetime.date, datetime.datetime)): return v.isoformat()
+    if isinstance(v, decimal.Decimal): return float(v)
+    return v
+con = duckdb.connect()
+con.execute("SET TimeZone = 'UTC'")
+rows = con.sql(sys.argv[1]).fetchall()
+print(json.dumps([[enc(v) for v in r] for r in rows]))
+"#;
+    let out = Command::new(python).args(["-c", script, sql]).output().expect("python runs");
+    assert!(out.status.success(), "duckdb query failed: {sql}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json rows")
+}

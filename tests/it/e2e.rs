@@ -1,0 +1,179 @@
+//! The default pipeline end to end through the binary, read back by DataFusion and DuckDB.
+
+use std::path::Path;
+
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+
+use crate::common::*;
+
+const TABLES: &[&str] = &[
+    "customer_features",
+    "customer_segments",
+    "segment_summary",
+    "segmentation_k_selection",
+    "kpi_monthly_retention",
+];
+
+fn retail_job() -> JobDir {
+    JobDir::retail(
+        r#"
+[segmentation]
+view = "customer_features"
+id = "customer_id"
+features = ["recency_days", "log_frequency", "log_monetary", "log_sessions_90d", "share_app"]
+k = { min = 2, max = 6 }
+seed = 42
+
+[output]
+root = "out"
+publish_views = ["kpi_monthly_retention"]
+"#,
+    )
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn glob(out: &Path, table: &str) -> String {
+    format!("{}/{table}/*/*.parquet", out.display())
+}
+
+#[tokio::test]
+async fn retail_job_publishes_hive_partitioned_tables() {
+    let j = retail_job();
+    let stdout = segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    let out = j.out();
+    for t in TABLES {
+        assert!(stdout.contains(&format!("{t}\t")), "{t} missing from:\n{stdout}");
+        let part = out.join(t).join("run_date=2025-12-31");
+        assert_eq!(files_in(&part), ["_SUCCESS", "part-00000.parquet"], "{t}");
+    }
+    assert_eq!(files_in(&out), ["_manifests", "customer_features", "customer_segments", "kpi_monthly_retention", "segment_summary", "segmentation_k_selection"]);
+
+    // Every customer with an order by the run date, counted independently from the raw data.
+    let d = dataset().display();
+    let buyers = duckdb(&format!(
+        "SELECT count(DISTINCT customer_id) FROM read_parquet('{d}/orders/*.parquet') WHERE order_ts < TIMESTAMPTZ '2026-01-01 00:00:00+00'"
+    ))[0][0]
+        .as_i64()
+        .unwrap();
+    assert!(buyers > 1000, "{buyers}");
+    let count = |t: &str| duckdb(&format!("SELECT count(*) FROM read_parquet('{}')", glob(&out, t)))[0][0].as_i64().unwrap();
+    assert_eq!(count("customer_features"), buyers);
+    assert_eq!(count("customer_segments"), buyers);
+
+    // DuckDB sees the partition column.
+    let by_date = duckdb(&format!(
+        "SELECT CAST(run_date AS VARCHAR), count(*) FROM read_parquet('{}', hive_partitioning = true) GROUP BY 1",
+        glob(&out, "customer_segments")
+    ));
+    assert_eq!(by_date, vec![vec![serde_json::json!("2025-12-31"), serde_json::json!(buyers)]]);
+
+    // The feature SQL agrees with DuckDB computing the same quantities its own way.
+    let mismatches = duckdb(&format!(
+        "WITH d AS (
+            SELECT customer_id, count(*) AS frequency, sum(amount) AS monetary,
+                   DATE '2025-12-31' - max(CAST(order_ts AS DATE)) AS recency_days
+            FROM read_parquet('{d}/orders/*.parquet') GROUP BY customer_id)
+         SELECT count(*) FROM d JOIN read_parquet('{}') f USING (customer_id)
+         WHERE d.frequency <> f.frequency OR abs(d.monetary - f.monetary) > 1e-6 OR d.recency_days <> f.recency_days",
+        glob(&out, "customer_features")
+    ));
+    assert_eq!(mismatches[0][0], 0);
+
+    // Segment profiles are the means of the published features per segment.
+    let profile_mismatch = duckdb(&format!(
+        "WITH m AS (SELECT s.segment_id, count(*) AS n, avg(f.recency_days) AS r
+                    FROM read_parquet('{}') f JOIN read_parquet('{}') s USING (customer_id) GROUP BY 1)
+         SELECT count(*) FROM m JOIN read_parquet('{}') p USING (segment_id)
+         WHERE m.n <> p.customers OR abs(m.r - p.mean_recency_days) > 1e-9",
+        glob(&out, "customer_features"),
+        glob(&out, "customer_segments"),
+        glob(&out, "segment_summary")
+    ));
+    assert_eq!(profile_mismatch[0][0], 0);
+
+    // One chosen k, the one with the best silhouette, and one summary row per segment.
+    let k = duckdb(&format!(
+        "SELECT k, silhouette = (SELECT max(silhouette) FROM read_parquet('{0}')) FROM read_parquet('{0}') WHERE chosen",
+        glob(&out, "segmentation_k_selection")
+    ));
+    assert_eq!(k.len(), 1);
+    assert_eq!(k[0][1], true);
+    assert_eq!(count("segment_summary"), k[0][0].as_i64().unwrap());
+    assert_eq!(count("segmentation_k_selection"), 5);
+
+    // Month 0 of every cohort is the cohort itself; cohort sizes add up to the buyers.
+    let kpi = duckdb(&format!(
+        "SELECT count(*) FILTER (WHERE months_since_first = 0 AND retention_rate <> 1.0),
+                sum(cohort_size) FILTER (WHERE months_since_first = 0)
+         FROM read_parquet('{}')",
+        glob(&out, "kpi_monthly_retention")
+    ));
+    assert_eq!(kpi[0], vec![serde_json::json!(0), serde_json::json!(buyers)]);
+
+    // BI-friendly types: UTC microsecond timestamps, DATE dates, plain strings.
+    let batches = read_parquet(&out.join("customer_features/run_date=2025-12-31")).await;
+    let schema = batches[0].schema();
+    assert_eq!(
+        schema.field_with_name("first_order_ts").unwrap().data_type(),
+        &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+    );
+    assert_eq!(schema.field_with_name("signup_date").unwrap().data_type(), &DataType::Date32);
+    assert_eq!(schema.field_with_name("customer_id").unwrap().data_type(), &DataType::Utf8);
+
+    // The manifest records the row counts that were written.
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("_manifests/run_date=2025-12-31/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["run_date"], "2025-12-31");
+    assert_eq!(manifest["job"], "test");
+    let seg_rows = manifest["tables"].as_array().unwrap().iter().find(|t| t["table"] == "customer_segments").unwrap();
+    assert_eq!(seg_rows["rows"].as_i64().unwrap(), buyers);
+    assert!(manifest["stages"].as_array().unwrap().iter().any(|s| s["stage"] == "segment"));
+}
+
+#[test]
+fn rerunning_a_date_replaces_its_partition_and_other_dates_add_one() {
+    let j = retail_job();
+    let out = j.out();
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-06-30"]);
+    let first = duckdb(&format!("SELECT count(*) FROM read_parquet('{}')", glob(&out, "customer_segments")))[0][0].clone();
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-06-30"]);
+    assert_eq!(files_in(&out.join("customer_segments/run_date=2025-06-30")), ["_SUCCESS", "part-00000.parquet"]);
+    let again = duckdb(&format!("SELECT count(*) FROM read_parquet('{}')", glob(&out, "customer_segments")))[0][0].clone();
+    assert_eq!(first, again);
+    assert!(!out.join("_staging").exists() || files_in(&out.join("_staging")).is_empty());
+
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    let dates = duckdb(&format!(
+        "SELECT CAST(run_date AS VARCHAR), count(*) FROM read_parquet('{}', hive_partitioning = true) GROUP BY 1 ORDER BY 1",
+        glob(&out, "customer_segments")
+    ));
+    assert_eq!(dates.len(), 2);
+    assert_eq!(dates[0][1], first);
+    // Customers keep arriving, so the later date sees more of them.
+    assert!(dates[1][1].as_i64() > first.as_i64(), "{dates:?}");
+}
+
+#[test]
+fn same_seed_same_segments() {
+    let j = retail_job();
+    let out = j.out();
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31", "--output-root", out.join("a").to_str().unwrap()]);
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31", "--output-root", out.join("b").to_str().unwrap()]);
+    let diff = duckdb(&format!(
+        "SELECT count(*) FROM read_parquet('{}') a FULL JOIN read_parquet('{}') b USING (customer_id)
+         WHERE a.segment_id IS DISTINCT FROM b.segment_id",
+        glob(&out.join("a"), "customer_segments"),
+        glob(&out.join("b"), "customer_segments")
+    ));
+    assert_eq!(diff[0][0], 0);
+}

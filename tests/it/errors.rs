@@ -1,0 +1,83 @@
+//! Bad input ends in one clear line, the documented exit code, and nothing published.
+
+use crate::common::*;
+
+const SEGMENT: &str = r#"
+[segmentation]
+view = "feats"
+id = "customer_id"
+features = ["n", "spend"]
+k = 3
+
+[output]
+root = "out"
+"#;
+
+#[test]
+fn unknown_job_key_is_named_with_exit_2() {
+    let j = JobDir::new(&[("v.sql", "SELECT 1 AS x")], "[output]\nroot = \"out\"\nroot_dir = \"x\"\n");
+    let (code, _, err) = segvalue(&["validate", &j.job()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("job.toml:") && err.contains("unknown field `root_dir`"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+}
+
+#[test]
+fn bad_run_date_quotes_the_value() {
+    let j = JobDir::new(&[("v.sql", "SELECT 1 AS x")], "[output]\nroot = \"out\"\n");
+    let (code, _, err) = segvalue(&["run", &j.job(), "--run-date", "2025-02-30"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("run date '2025-02-30' is not a valid YYYY-MM-DD date"), "{err}");
+}
+
+#[test]
+fn null_feature_names_the_column_and_publishes_nothing() {
+    let j = JobDir::new(
+        &[(
+            "feats.sql",
+            "SELECT customer_id, CAST(count(*) AS DOUBLE) AS n,
+                    CASE WHEN count(*) > 3 THEN sum(amount) END AS spend
+             FROM orders GROUP BY customer_id",
+        )],
+        SEGMENT,
+    );
+    let (code, _, err) = segvalue(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("view 'feats': column 'spend' has") && err.contains("null value(s)"), "{err}");
+    // Nothing was published and no staging is left behind.
+    let out = j.out();
+    let left: Vec<_> = walk(&out);
+    assert!(left.iter().all(|p| !p.ends_with(".parquet") && !p.ends_with("_SUCCESS")), "{left:?}");
+}
+
+#[test]
+fn missing_feature_column_is_a_bad_job() {
+    let j = JobDir::new(&[("feats.sql", "SELECT customer_id, count(*) AS n FROM orders GROUP BY customer_id")], SEGMENT);
+    let (code, _, err) = segvalue(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("view 'feats': no column 'spend' (columns: customer_id, n)"), "{err}");
+    assert!(!j.out().exists());
+}
+
+#[test]
+fn missing_source_names_the_source() {
+    let j = JobDir::new(&[("v.sql", "SELECT 1 AS x")], "[sources.extra]\nurl = \"does/not/exist/\"\nformat = \"parquet\"\n\n[output]\nroot = \"out\"\n");
+    let (code, _, err) = segvalue(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("source 'extra' (file://") && err.contains("does/not/exist/"), "{err}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,9 @@
+//! Integration tests: one binary, one module per topic. They drive the real `segvalue`
+//! binary and read its output back with DataFusion and with DuckDB (an outside reader).
+
+mod common;
+mod e2e;
+mod errors;
+mod params;
+mod sample;
+mod validate;

@@ -1,0 +1,77 @@
+//! `segvalue validate`: plans every view and names the file of any error.
+
+use crate::common::*;
+
+const BASE: &str = "SELECT customer_id, count(*) AS n FROM orders GROUP BY customer_id";
+
+fn broken(name: &str, sql: &str) -> (i32, String, JobDir) {
+    let j = JobDir::new(&[("base.sql", BASE), (name, sql)], "[output]\nroot = \"out\"\n");
+    let (code, _, stderr) = segvalue(&["validate", &j.job(), "--run-date", "2025-12-31"]);
+    (code, stderr, j)
+}
+
+#[test]
+fn syntax_error_names_the_file() {
+    let (code, err, j) = broken("bad.sql", "SELEC customer_id FROM base");
+    assert_eq!(code, 2, "{err}");
+    let file = j.dir.path().join("sql/bad.sql");
+    assert!(err.contains(&format!("{}: SQL syntax error:", file.display())), "{err}");
+}
+
+#[test]
+fn unknown_table_names_the_file_and_the_table() {
+    let (code, err, j) = broken("bad.sql", "SELECT * FROM bse");
+    assert_eq!(code, 2, "{err}");
+    let file = j.dir.path().join("sql/bad.sql");
+    assert!(
+        err.contains(&format!("{}: unknown table 'bse' (sources: customers, orders, sessions; views: bad, base)", file.display())),
+        "{err}"
+    );
+}
+
+#[test]
+fn unknown_column_names_the_file() {
+    let (code, err, j) = broken("bad.sql", "SELECT nope FROM base");
+    assert_eq!(code, 2, "{err}");
+    let file = j.dir.path().join("sql/bad.sql");
+    assert!(err.contains(&format!("{}: ", file.display())) && err.contains("nope"), "{err}");
+}
+
+#[test]
+fn cycle_names_the_files() {
+    let j = JobDir::new(
+        &[("a.sql", "SELECT * FROM b"), ("b.sql", "SELECT * FROM a"), ("c.sql", BASE)],
+        "[output]\nroot = \"out\"\n",
+    );
+    let (code, _, err) = segvalue(&["validate", &j.job()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("dependency cycle between views: {}/a.sql → b.sql → a.sql", j.dir.path().join("sql").display())), "{err}");
+}
+
+#[test]
+fn views_print_in_dependency_order_whatever_their_file_names() {
+    let j = JobDir::new(
+        &[
+            ("a_top.sql", "SELECT customer_id, n * 2 AS n2 FROM m_mid"),
+            ("m_mid.sql", "SELECT customer_id, n FROM z_base"),
+            ("z_base.sql", BASE),
+        ],
+        "[output]\nroot = \"out\"\n",
+    );
+    let stdout = segvalue_ok(&["validate", &j.job()]);
+    let names: Vec<&str> = stdout.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    assert_eq!(names, ["z_base", "m_mid", "a_top"]);
+    // Output columns are listed with their types.
+    assert!(stdout.lines().next().unwrap().ends_with("customer_id Utf8, n Int64"), "{stdout}");
+}
+
+#[test]
+fn the_shipped_job_validates() {
+    let job = format!("{ROOT}/jobs/retail.toml");
+    let stdout = segvalue_ok(&["validate", &job, "--run-date", "2025-12-31"]);
+    let names: Vec<&str> = stdout.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    let pos = |n: &str| names.iter().position(|x| *x == n).unwrap_or_else(|| panic!("{n} not in {names:?}"));
+    assert!(pos("orders_clean") < pos("customer_rfm"));
+    assert!(pos("customer_rfm") < pos("customer_features"));
+    assert!(pos("orders_clean") < pos("kpi_monthly_retention"));
+}
