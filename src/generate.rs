@@ -222,9 +222,10 @@ pub fn generate(params: &TruthParams) -> Dataset {
     build(params.clone(), c)
 }
 
-/// Microseconds from `start` to a time on day `floor(day)`; night owls act 20:00–02:00.
+/// Microseconds from `start` to a time on day `floor(day)`; night owls act 20:00–02:00 (the
+/// small hours on the same calendar day, so nothing spills past the end date).
 fn micros_in_day<R: Rng>(rng: &mut R, day: f64, night_owl: bool) -> i64 {
-    let hour = if night_owl { 20.0 + 6.0 * rng.r#gen::<f64>() } else { 8.0 + 12.0 * rng.r#gen::<f64>() };
+    let hour = if night_owl { (20.0 + 6.0 * rng.r#gen::<f64>()) % 24.0 } else { 8.0 + 12.0 * rng.r#gen::<f64>() };
     let secs = day.floor() * 86_400.0 + (hour * 3600.0).floor();
     secs as i64 * 1_000_000
 }
@@ -370,11 +371,11 @@ mod tests {
 
     #[test]
     fn nothing_after_the_end_date() {
-        let ds = generate(&TruthParams::new(500, 3));
+        let ds = generate(&TruthParams::new(3000, 3));
         let end = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
         let ts = ds.orders.column(2).as_primitive::<TimestampMicrosecondType>();
         assert!(ts.values().iter().all(|&t| to_datetime(t).unwrap() < end));
-        assert!(ts.len() > 500, "expected repeat buying, got {} orders", ts.len());
+        assert!(ts.len() > 3000, "expected repeat buying, got {} orders", ts.len());
     }
 
     #[test]

@@ -87,9 +87,17 @@ impl ParamValue {
     }
 }
 
+/// The plain value, as the manifest records it.
 impl std::fmt::Display for ParamValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.to_sql())
+        match self {
+            ParamValue::Int(i) => write!(f, "{i}"),
+            ParamValue::Float(x) => write!(f, "{x:?}"),
+            ParamValue::Bool(b) => write!(f, "{b}"),
+            ParamValue::Str(s) => f.write_str(s),
+            ParamValue::Date(d) => write!(f, "{d}"),
+            ParamValue::Timestamp(t) => write!(f, "{}Z", t.format("%Y-%m-%dT%H:%M:%S")),
+        }
     }
 }
 

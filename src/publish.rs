@@ -24,7 +24,7 @@ use datafusion::execution::object_store::ObjectStoreUrl;
 use datafusion::logical_expr::{Expr, cast};
 use datafusion::prelude::col;
 use futures::TryStreamExt;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path as ObjectPath;
 use serde::Serialize;
 use url::Url;
@@ -84,7 +84,7 @@ impl Publisher {
     }
 
     fn child(&self, parts: &[&str]) -> ObjectPath {
-        parts.iter().fold(self.prefix.clone(), |p, part| p.child(*part))
+        parts.iter().fold(self.prefix.clone(), |p, part| p.join(*part))
     }
 
     fn url_of(&self, path: &ObjectPath) -> String {
@@ -139,7 +139,7 @@ impl Publisher {
             let dir = self.partition_dir(&t.table);
             // The marker goes first and comes back last, so a reader never sees `_SUCCESS`
             // beside a half-replaced partition.
-            self.delete_if_exists(&dir.child(SUCCESS)).await?;
+            self.delete_if_exists(&dir.clone().join(SUCCESS)).await?;
             let old: Vec<ObjectPath> = self
                 .store
                 .list(Some(&dir))
@@ -151,10 +151,10 @@ impl Publisher {
                 self.delete_if_exists(&p).await?;
             }
             let from = self.staging_file(&t.table);
-            let to = dir.child(DATA_FILE);
+            let to = dir.clone().join(DATA_FILE);
             self.store.rename(&from, &to).await.map_err(|e| self.store_err(&to, &e))?;
             self.store
-                .put(&dir.child(SUCCESS), Vec::<u8>::new().into())
+                .put(&dir.clone().join(SUCCESS), Vec::<u8>::new().into())
                 .await
                 .map_err(|e| self.store_err(&dir, &e))?;
         }
@@ -179,8 +179,12 @@ impl Publisher {
             .filter(|u| u.scheme() == "file")
             .and_then(|u| u.to_file_path().ok())
         {
-            // Local stores leave empty directories behind.
-            let _ = std::fs::remove_dir_all(path);
+            // Local stores leave empty directories behind; `_staging` itself goes once empty
+            // (remove_dir fails, harmlessly, while another run is staging).
+            let _ = std::fs::remove_dir_all(&path);
+            if let Some(parent) = path.parent() {
+                let _ = std::fs::remove_dir(parent);
+            }
         }
     }
 

@@ -35,7 +35,7 @@ pub fn select_k(
     base: KMeansParams,
 ) -> Result<(KMeansFit, Vec<KScore>), SegmentError> {
     let mut best: Option<(usize, KMeansFit)> = None;
-    let mut scores = Vec::with_capacity(ks.len());
+    let mut scores: Vec<KScore> = Vec::with_capacity(ks.len());
     for &k in ks {
         let fit = KMeansParams { k, ..base }.fit(x.view())?;
         let silhouette = silhouette(x, &fit.labels, base.seed)?;

@@ -4,8 +4,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_segvalue");
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -96,21 +94,6 @@ format = "parquet"
     pub fn write_view(&self, name: &str, sql: &str) {
         std::fs::write(self.dir.path().join("sql").join(name), sql).unwrap();
     }
-}
-
-/// Reads every Parquet file under `path` with DataFusion.
-pub async fn read_parquet(path: &Path) -> Vec<RecordBatch> {
-    let ctx = SessionContext::new();
-    ctx.read_parquet(path.to_str().unwrap(), ParquetReadOptions::default())
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap()
-}
-
-pub fn rows(batches: &[RecordBatch]) -> usize {
-    batches.iter().map(|b| b.num_rows()).sum()
 }
 
 /// Runs a DuckDB query in the test venv's Python and returns its rows as JSON values.

@@ -1,5 +1,5 @@
 //! Integration tests: one binary, one module per topic. They drive the real `segvalue`
-//! binary and read its output back with DataFusion and with DuckDB (an outside reader).
+//! binary and read its output back with the parquet crate and with DuckDB (an outside reader).
 
 mod common;
 mod e2e;
