@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use segvalue::error::EXIT_RUN_FAILED;
 use segvalue::params::{ParamValue, parse_cli_param};
@@ -103,8 +104,12 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = e.downcast_ref::<Error>().map_or(EXIT_RUN_FAILED, Error::exit_code);
-            tracing::error!(exit_code = code, "{e:#}");
+            // Our errors already carry their causes in one line; others get anyhow's chain.
+            let (code, message) = match e.downcast_ref::<Error>() {
+                Some(err) => (err.exit_code(), err.to_string()),
+                None => (EXIT_RUN_FAILED, format!("{e:#}")),
+            };
+            tracing::error!(exit_code = code, "{message}");
             ExitCode::from(code)
         }
     }
@@ -198,7 +203,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     .collect()
                     .await
                     .map_err(|e| Error::query(format!("view '{name}'"), e))?;
-                println!("-- view {name}\n{}", pretty_format_batches(&plans).context("formatting plans")?);
+                println!("-- view {name}");
+                for b in &plans {
+                    let (kinds, texts) = (b.column(0).as_string::<i32>(), b.column(1).as_string::<i32>());
+                    for i in 0..b.num_rows() {
+                        println!("{}:\n{}", kinds.value(i), texts.value(i));
+                    }
+                }
             }
         }
         Command::Generate { out, customers, seed } => {

@@ -10,7 +10,12 @@ pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Runs the binary with `args`; returns (exit code, stdout, stderr).
 pub fn segvalue(args: &[&str]) -> (i32, String, String) {
-    let out: Output = Command::new(BIN).args(args).output().expect("segvalue runs");
+    segvalue_env(args, &[])
+}
+
+/// [`segvalue`] with extra environment variables.
+pub fn segvalue_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out: Output = Command::new(BIN).args(args).envs(env.iter().copied()).output().expect("segvalue runs");
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
