@@ -13,6 +13,7 @@ use crate::engine::StoreError;
 use crate::features::FeatureError;
 use crate::job::JobError;
 use crate::publish::PublishError;
+use crate::quality::QualityError;
 use crate::segment::SegmentError;
 use crate::sources::SourceError;
 use crate::views::ViewError;
@@ -32,6 +33,8 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error(transparent)]
     Source(#[from] SourceError),
+    #[error(transparent)]
+    Quality(#[from] QualityError),
     #[error(transparent)]
     Feature(#[from] FeatureError),
     #[error(transparent)]
@@ -53,6 +56,7 @@ impl Error {
         match self {
             Error::Job(_) | Error::View(_) | Error::Store(_) | Error::Usage(_) => EXIT_BAD_JOB,
             Error::Feature(e) if e.is_config() => EXIT_BAD_JOB,
+            Error::Quality(e) if e.is_config() => EXIT_BAD_JOB,
             Error::Segment(e) if e.is_config() => EXIT_BAD_JOB,
             _ => EXIT_RUN_FAILED,
         }

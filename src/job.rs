@@ -12,6 +12,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::params::ParamValue;
+use crate::quality::SourceRules;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -46,6 +47,8 @@ struct JobFile {
     sources: BTreeMap<String, SourceSection>,
     #[serde(default)]
     params: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    quality: BTreeMap<String, SourceRules>,
     segmentation: Option<SegmentationSection>,
     output: OutputSection,
 }
@@ -101,6 +104,8 @@ pub struct Job {
     pub sql_dir: PathBuf,
     pub sources: Vec<Source>,
     pub params: BTreeMap<String, ParamValue>,
+    /// Data-quality rules per source name.
+    pub quality: BTreeMap<String, SourceRules>,
     pub segmentation: Option<SegmentationSpec>,
     pub output: OutputSpec,
 }
@@ -217,6 +222,17 @@ impl Job {
             params.insert(name, value);
         }
 
+        for (name, rules) in &raw.quality {
+            let key = format!("quality.{name}");
+            if !sources.iter().any(|s| &s.name == name) {
+                return Err(invalid(&key, format!("'{name}' is not a source")));
+            }
+            let lists = [rules.null_ids.as_ref().map(|r| &r.columns), rules.bad_amounts.as_ref().map(|r| &r.columns)];
+            if lists.into_iter().flatten().any(|c| c.is_empty()) {
+                return Err(invalid(&key, "a rule's columns list is empty".into()));
+            }
+        }
+
         let segmentation = raw
             .segmentation
             .map(|s| validate_segmentation(s).map_err(|(k, m)| invalid(&format!("segmentation.{k}"), m)))
@@ -233,6 +249,7 @@ impl Job {
             sql_dir: normalize(&base.join(&raw.job.sql_dir)),
             sources,
             params,
+            quality: raw.quality,
             segmentation,
             output: OutputSpec {
                 root,

@@ -4,7 +4,8 @@
 //!
 //! 1. [`job`] — load and validate `jobs/<name>.toml`.
 //! 2. [`engine`] — open a DataFusion session with the object stores the job needs.
-//! 3. [`sources`] — register the Parquet / CSV inputs as tables.
+//! 3. [`sources`] — register the Parquet / CSV inputs as tables, behind the [`quality`]
+//!    rules that filter or reject bad rows.
 //! 4. [`views`] — parse `sql/<dir>/*.sql`, order them by their table references, substitute
 //!    [`params`] and register each as a view.
 //! 5. [`features`] — stream the segmentation view into a matrix and scale it.
@@ -22,6 +23,7 @@ pub mod job;
 pub mod params;
 pub mod pipeline;
 pub mod publish;
+pub mod quality;
 pub mod segment;
 pub mod sources;
 pub mod views;

@@ -64,7 +64,7 @@ impl ParamValue {
     }
 
     /// The SQL literal that replaces the placeholder.
-    fn to_sql(&self) -> String {
+    pub(crate) fn to_sql(&self) -> String {
         match self {
             ParamValue::Int(i) => i.to_string(),
             // `{:?}` keeps a decimal point (`1.0`), so the literal stays a DOUBLE.
@@ -147,6 +147,10 @@ impl Params {
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.values.keys().map(String::as_str)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&ParamValue> {
+        self.values.get(name)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &ParamValue)> {

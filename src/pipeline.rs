@@ -21,7 +21,11 @@ use crate::params::{ParamValue, Params};
 use crate::publish::{Publisher, TableReport};
 use crate::segment::{self, Segmentation};
 use crate::views::{self, RegisteredView};
+use crate::quality::{self, QualityError, RuleCount};
 use crate::{engine, sources};
+
+/// Staging older than this is from a run that died; see [`Publisher::remove_stale_staging`].
+const STALE_STAGING: chrono::Duration = chrono::Duration::hours(6);
 
 /// A job with its session opened and every view planned.
 pub struct Session {
@@ -39,7 +43,20 @@ pub async fn open(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVa
     // Parse and order first: a broken SQL file fails before any data is touched.
     let ordered = views::order_views(views::load_views(&job.sql_dir)?, &source_names)?;
     let ctx = engine::local_context(job)?;
-    sources::register_sources(&ctx, &job.sources).await?;
+    let raw_or_plain = |s: &crate::job::Source| {
+        if job.quality.contains_key(&s.name) { quality::raw_name(&s.name) } else { s.name.clone() }
+    };
+    sources::register_sources(&ctx, &job.sources, raw_or_plain).await?;
+    for (name, rules) in &job.quality {
+        let sql = quality::view_sql(name, rules, &params);
+        ctx.sql(&sql)
+            .await
+            .and_then(|df| ctx.register_table(name.as_str(), df.into_view()))
+            .map_err(|e| QualityError::BadRule {
+                source_name: name.clone(),
+                message: crate::error::one_line(&e),
+            })?;
+    }
     let views = views::register_views(&ctx, &ordered, &params).await?;
 
     for name in &job.output.publish_views {
@@ -74,6 +91,46 @@ pub struct SegmentationReport {
     pub k: usize,
     pub silhouette: f64,
     pub inertia: f64,
+    /// Fitted scaling per feature: z = (x - center) / scale.
+    pub scaling: Vec<FeatureScaling>,
+    /// Segment centroids in original feature units, row = segment id.
+    pub centroids: Vec<Vec<f64>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureScaling {
+    pub feature: String,
+    pub center: f64,
+    pub scale: f64,
+}
+
+/// What the run read, by content hash, so a run can be tied to the exact job and SQL.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inputs {
+    pub job_file: String,
+    pub job_sha256: String,
+    /// SQL file name → SHA-256 of its content.
+    pub sql_sha256: std::collections::BTreeMap<String, String>,
+}
+
+fn sha256_file(path: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    match std::fs::read(path) {
+        Ok(bytes) => Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect(),
+        Err(_) => String::new(),
+    }
+}
+
+fn inputs(s: &Session) -> Inputs {
+    Inputs {
+        job_file: s.job.path.display().to_string(),
+        job_sha256: sha256_file(&s.job.path),
+        sql_sha256: s
+            .views
+            .iter()
+            .map(|v| (v.path.file_name().unwrap_or_default().to_string_lossy().into_owned(), sha256_file(&v.path)))
+            .collect(),
+    }
 }
 
 /// `<root>/_manifests/run_date=D/manifest.json`.
@@ -88,6 +145,9 @@ pub struct Manifest {
     pub finished_at: String,
     pub output_root: String,
     pub params: std::collections::BTreeMap<String, String>,
+    pub inputs: Inputs,
+    /// Rows matched by each data-quality rule (dropped or, for `error` rules, zero).
+    pub quality: Vec<RuleCount>,
     pub tables: Vec<TableReport>,
     pub stages: Vec<StageReport>,
     pub segmentation: Option<SegmentationReport>,
@@ -119,12 +179,21 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
     let session = open(job, run_date, cli_params).await?;
     stages.record("plan", t, None, Some(session.views.len() as u64));
 
+    let t = Instant::now();
+    let mut quality_counts = Vec::new();
+    for (source, rules) in &job.quality {
+        quality_counts.extend(quality::check(&session.ctx, source, rules, &session.params).await?);
+    }
+    let dropped: u64 = quality_counts.iter().map(|c| c.rows).sum();
+    stages.record("quality", t, None, Some(dropped));
+
     let mut publisher = Publisher::new(&session.ctx, &job.output.root, run_date, &run_id)?;
+    publisher.remove_stale_staging(STALE_STAGING).await;
     let result = compute_and_stage(&session, &mut publisher, &mut stages).await;
     let segmentation = match result {
         Ok(s) => s,
         Err(e) => {
-            publisher.cleanup_staging().await;
+            publisher.abandon().await;
             return Err(e);
         }
     };
@@ -143,6 +212,8 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
         finished_at: chrono::Utc::now().to_rfc3339(),
         output_root: redact(job.output.root.as_str()),
         params: session.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        inputs: inputs(&session),
+        quality: quality_counts,
         tables,
         stages: stages.0,
         segmentation,
@@ -187,6 +258,14 @@ async fn compute_and_stage(
             k: seg.k,
             silhouette: chosen.as_ref().map_or(f64::NAN, |c| c.silhouette),
             inertia: chosen.as_ref().map_or(f64::NAN, |c| c.inertia),
+            scaling: (0..m.names.len())
+                .map(|j| FeatureScaling {
+                    feature: m.names[j].clone(),
+                    center: seg.scaler.center[j],
+                    scale: seg.scaler.scale[j],
+                })
+                .collect(),
+            centroids: seg.scaler.inverse(&seg.centroids).rows().into_iter().map(|r| r.to_vec()).collect(),
         });
     }
     for name in &s.job.output.publish_views {

@@ -134,53 +134,78 @@ impl Publisher {
     }
 
     /// Moves every staged table into its partition and writes `_SUCCESS` after its data.
+    ///
+    /// A partition is one data file, so replacing it is a single atomic step: a POSIX rename
+    /// over the old file locally, an object copy on S3 (a reader gets the old object or the
+    /// new one, never a mixture). The old partition is never deleted first, so it stays
+    /// readable until the instant it is replaced.
     pub async fn commit(&self) -> Result<Vec<TableReport>, PublishError> {
         for t in &self.staged {
             let dir = self.partition_dir(&t.table);
-            // The marker goes first and comes back last, so a reader never sees `_SUCCESS`
-            // beside a half-replaced partition.
-            self.delete_if_exists(&dir.clone().join(SUCCESS)).await?;
-            let old: Vec<ObjectPath> = self
+            let data = dir.clone().join(DATA_FILE);
+            let success = dir.clone().join(SUCCESS);
+            self.store
+                .rename(&self.staging_file(&t.table), &data)
+                .await
+                .map_err(|e| self.store_err(&data, &e))?;
+            // Files of another layout (e.g. written by hand) would be read beside ours.
+            let strays: Vec<ObjectPath> = self
                 .store
                 .list(Some(&dir))
                 .map_ok(|m| m.location)
+                .try_filter(|p| futures::future::ready(*p != data && *p != success))
                 .try_collect()
                 .await
                 .map_err(|e| self.store_err(&dir, &e))?;
-            for p in old {
+            for p in strays {
                 self.delete_if_exists(&p).await?;
             }
-            let from = self.staging_file(&t.table);
-            let to = dir.clone().join(DATA_FILE);
-            self.store.rename(&from, &to).await.map_err(|e| self.store_err(&to, &e))?;
+            let marker = format!("run_id={}\nrows={}\n", self.run_id, t.rows);
             self.store
-                .put(&dir.clone().join(SUCCESS), Vec::<u8>::new().into())
+                .put(&success, marker.into_bytes().into())
                 .await
-                .map_err(|e| self.store_err(&dir, &e))?;
+                .map_err(|e| self.store_err(&success, &e))?;
         }
-        self.cleanup_staging().await;
+        self.remove_staging(&self.child(&["_staging", &self.run_id])).await;
         Ok(self.staged.clone())
     }
 
-    /// Removes this run's staging objects; used after commit and when a run is abandoned.
-    pub async fn cleanup_staging(&self) {
-        let dir = self.child(&["_staging", &self.run_id]);
-        let leftovers: Vec<ObjectPath> = match self.store.list(Some(&dir)).map_ok(|m| m.location).try_collect().await {
+    /// Removes this run's staging objects, when the run is abandoned before commit.
+    pub async fn abandon(&self) {
+        self.remove_staging(&self.child(&["_staging", &self.run_id])).await;
+    }
+
+    /// Removes staging left by runs that died (kill -9, lost machine) more than `max_age`
+    /// ago. Younger leftovers may belong to a run still going, so they are left alone; no
+    /// reader looks under `_staging` (Hive readers skip `_`-prefixed directories).
+    pub async fn remove_stale_staging(&self, max_age: chrono::Duration) {
+        let staging = self.child(&["_staging"]);
+        let cutoff = chrono::Utc::now() - max_age;
+        let Ok(listing) = self.store.list_with_delimiter(Some(&staging)).await else { return };
+        for run_dir in listing.common_prefixes {
+            let objects: Vec<object_store::ObjectMeta> = match self.store.list(Some(&run_dir)).try_collect().await {
+                Ok(v) => v,
+                Err(_) => continue,
+            };
+            if objects.iter().all(|m| m.last_modified < cutoff) {
+                tracing::info!(staging = %self.url_of(&run_dir), "removing stale staging");
+                self.remove_staging(&run_dir).await;
+            }
+        }
+    }
+
+    async fn remove_staging(&self, dir: &ObjectPath) {
+        let objects: Vec<ObjectPath> = match self.store.list(Some(dir)).map_ok(|m| m.location).try_collect().await {
             Ok(v) => v,
             Err(_) => return,
         };
-        for p in leftovers {
+        for p in objects {
             let _ = self.store.delete(&p).await;
         }
-        if let Some(path) = self
-            .root
-            .join(&format!("_staging/{}", self.run_id))
-            .ok()
-            .filter(|u| u.scheme() == "file")
-            .and_then(|u| u.to_file_path().ok())
-        {
-            // Local stores leave empty directories behind; `_staging` itself goes once empty
-            // (remove_dir fails, harmlessly, while another run is staging).
+        // Local stores leave empty directories behind; `_staging` itself goes once empty
+        // (remove_dir fails, harmlessly, while another run is staging).
+        if self.root.scheme() == "file" {
+            let path = std::path::Path::new("/").join(dir.as_ref());
             let _ = std::fs::remove_dir_all(&path);
             if let Some(parent) = path.parent() {
                 let _ = std::fs::remove_dir(parent);

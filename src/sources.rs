@@ -19,24 +19,29 @@ pub struct SourceError {
     pub message: String,
 }
 
-pub async fn register_sources(ctx: &SessionContext, sources: &[Source]) -> Result<(), SourceError> {
+/// Registers each source under its name, or under `table_name(source)` when given.
+pub async fn register_sources(
+    ctx: &SessionContext,
+    sources: &[Source],
+    table_name: impl Fn(&Source) -> String,
+) -> Result<(), SourceError> {
     for s in sources {
-        register_source(ctx, s).await?;
+        register_source(ctx, s, &table_name(s)).await?;
     }
     Ok(())
 }
 
-async fn register_source(ctx: &SessionContext, s: &Source) -> Result<(), SourceError> {
+async fn register_source(ctx: &SessionContext, s: &Source, table: &str) -> Result<(), SourceError> {
     let cols: Vec<(String, DataType)> = s.partition_cols.iter().map(|c| (c.clone(), DataType::Utf8)).collect();
     let url = s.url.as_str();
     let res = match s.format {
         SourceFormat::Parquet => {
             let opts = ParquetReadOptions::default().table_partition_cols(cols);
-            ctx.register_parquet(s.name.as_str(), url, opts).await
+            ctx.register_parquet(table, url, opts).await
         }
         SourceFormat::Csv => {
             let opts = CsvReadOptions::new().has_header(true).table_partition_cols(cols);
-            ctx.register_csv(s.name.as_str(), url, opts).await
+            ctx.register_csv(table, url, opts).await
         }
     };
     res.map_err(|e| SourceError {

@@ -1,0 +1,232 @@
+//! Data-quality rules on sources, checked before anything is modelled.
+//!
+//! A source with rules is registered under a hidden raw name, and the source's own name
+//! becomes a view that filters out the rows broken by `drop` rules, so every feature view
+//! reads clean data without knowing about the rules. [`check`] counts the broken rows of each
+//! rule on the raw input (a row can break several rules) and fails on `error` rules.
+//!
+//! Rules, each `{ column(s) = …, action = "error" | "drop" }`:
+//! - `duplicate_ids`: more than one row per id; `drop` keeps the first (ordered by the other
+//!   rule columns), so counts are rows beyond the first;
+//! - `null_ids`: a null in any of `columns`;
+//! - `bad_amounts`: negative, NaN, infinite or null values in any of `columns`;
+//! - `future_timestamps`: `column` at or after the end of the run date.
+
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::Int64Type;
+use datafusion::execution::context::SessionContext;
+use serde::{Deserialize, Serialize};
+
+use crate::error::one_line;
+use crate::params::{Params, RUN_END_TS};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Error,
+    Drop,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnRule {
+    pub column: String,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnsRule {
+    pub columns: Vec<String>,
+    pub action: Action,
+}
+
+/// `[quality.<source>]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceRules {
+    pub duplicate_ids: Option<ColumnRule>,
+    pub null_ids: Option<ColumnsRule>,
+    pub bad_amounts: Option<ColumnsRule>,
+    pub future_timestamps: Option<ColumnRule>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QualityError {
+    #[error("source '{source_name}': quality rule {rule} failed: {count} row(s) with {what}")]
+    Failed {
+        source_name: String,
+        rule: &'static str,
+        what: String,
+        count: u64,
+    },
+    #[error("source '{source_name}': quality rules do not fit the source: {message}")]
+    BadRule { source_name: String, message: String },
+    #[error("source '{source_name}': quality rule {rule}: {message}")]
+    Query {
+        source_name: String,
+        rule: &'static str,
+        message: String,
+    },
+}
+
+impl QualityError {
+    pub fn is_config(&self) -> bool {
+        matches!(self, QualityError::BadRule { .. })
+    }
+}
+
+/// One rule's outcome, as the manifest records it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleCount {
+    pub source: String,
+    pub rule: &'static str,
+    pub columns: Vec<String>,
+    pub action: Action,
+    pub rows: u64,
+}
+
+/// The hidden name the raw source is registered under when it has rules.
+pub fn raw_name(source: &str) -> String {
+    format!("__raw_{source}")
+}
+
+fn quote(c: &str) -> String {
+    format!("\"{}\"", c.replace('"', "\"\""))
+}
+
+struct Rule<'a> {
+    name: &'static str,
+    columns: Vec<&'a str>,
+    action: Action,
+    /// SQL predicate true for a broken row (all rules but duplicates).
+    broken: Option<String>,
+    what: String,
+}
+
+fn rules<'a>(r: &'a SourceRules, params: &Params) -> Vec<Rule<'a>> {
+    let mut out = Vec::new();
+    if let Some(n) = &r.null_ids {
+        out.push(Rule {
+            name: "null_ids",
+            columns: n.columns.iter().map(String::as_str).collect(),
+            action: n.action,
+            broken: Some(n.columns.iter().map(|c| format!("{} IS NULL", quote(c))).collect::<Vec<_>>().join(" OR ")),
+            what: format!("a null {}", n.columns.join(" or ")),
+        });
+    }
+    if let Some(b) = &r.bad_amounts {
+        let pred = b
+            .columns
+            .iter()
+            .map(|c| {
+                let v = format!("CAST({} AS DOUBLE)", quote(c));
+                format!("({v} IS NULL OR isnan({v}) OR {v} < 0 OR {v} = CAST('inf' AS DOUBLE))")
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        out.push(Rule {
+            name: "bad_amounts",
+            columns: b.columns.iter().map(String::as_str).collect(),
+            action: b.action,
+            broken: Some(pred),
+            what: format!("a negative, NaN, infinite or null {}", b.columns.join(" or ")),
+        });
+    }
+    if let Some(f) = &r.future_timestamps {
+        let end = params.get(RUN_END_TS).map(|v| v.to_sql()).unwrap_or_default();
+        out.push(Rule {
+            name: "future_timestamps",
+            columns: vec![f.column.as_str()],
+            action: f.action,
+            broken: Some(format!("{} >= {end}", quote(&f.column))),
+            what: format!("{} after the run date", f.column),
+        });
+    }
+    if let Some(d) = &r.duplicate_ids {
+        out.push(Rule {
+            name: "duplicate_ids",
+            columns: vec![d.column.as_str()],
+            action: d.action,
+            broken: None,
+            what: format!("a duplicate {}", d.column),
+        });
+    }
+    out
+}
+
+/// The SQL of the filtering view that replaces `source`.
+pub fn view_sql(source: &str, r: &SourceRules, params: &Params) -> String {
+    let raw = quote(&raw_name(source));
+    let rules = rules(r, params);
+    let drops: Vec<String> = rules
+        .iter()
+        .filter(|r| r.action == Action::Drop)
+        // A null predicate (e.g. a null timestamp) is not a broken row: keep it.
+        .filter_map(|r| r.broken.as_ref().map(|p| format!("NOT COALESCE(({p}), FALSE)")))
+        .collect();
+    let filtered = if drops.is_empty() {
+        format!("SELECT * FROM {raw}")
+    } else {
+        format!("SELECT * FROM {raw} WHERE {}", drops.join(" AND "))
+    };
+    match &r.duplicate_ids {
+        Some(d) if d.action == Action::Drop => {
+            let id = quote(&d.column);
+            // Order by the timestamp rule's column when there is one, so "first" is the earliest.
+            let tie = r.future_timestamps.as_ref().map(|f| format!(", {}", quote(&f.column))).unwrap_or_default();
+            format!("SELECT DISTINCT ON ({id}) * FROM ({filtered}) ORDER BY {id}{tie}")
+        }
+        _ => filtered,
+    }
+}
+
+/// Counts broken rows per rule on the raw source; fails on the first `error` rule with rows.
+pub async fn check(
+    ctx: &SessionContext,
+    source: &str,
+    r: &SourceRules,
+    params: &Params,
+) -> Result<Vec<RuleCount>, QualityError> {
+    let raw = quote(&raw_name(source));
+    let mut counts = Vec::new();
+    for rule in rules(r, params) {
+        let sql = match &rule.broken {
+            Some(p) => format!("SELECT count(*) FROM {raw} WHERE {p}"),
+            None => {
+                let c = quote(rule.columns[0]);
+                format!("SELECT count({c}) - count(DISTINCT {c}) FROM {raw}")
+            }
+        };
+        let qerr = |e: &dyn std::fmt::Display| QualityError::Query {
+            source_name: source.to_string(),
+            rule: rule.name,
+            message: one_line(e),
+        };
+        let batches = ctx.sql(&sql).await.map_err(|e| qerr(&e))?.collect().await.map_err(|e| qerr(&e))?;
+        let rows = batches
+            .first()
+            .and_then(|b| b.column(0).as_primitive_opt::<Int64Type>().map(|c| c.value(0)))
+            .unwrap_or(0)
+            .max(0) as u64;
+        if rows > 0 {
+            tracing::warn!(source, rule = rule.name, rows, action = ?rule.action, "data-quality rule matched rows");
+        }
+        if rows > 0 && rule.action == Action::Error {
+            return Err(QualityError::Failed {
+                source_name: source.to_string(),
+                rule: rule.name,
+                what: rule.what,
+                count: rows,
+            });
+        }
+        counts.push(RuleCount {
+            source: source.to_string(),
+            rule: rule.name,
+            columns: rule.columns.iter().map(|c| c.to_string()).collect(),
+            action: rule.action,
+            rows,
+        });
+    }
+    Ok(counts)
+}
