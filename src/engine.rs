@@ -24,9 +24,15 @@ pub struct StoreError {
 /// Builds the embedded DataFusion session for `job` and registers an object store for every
 /// bucket or container its sources and output root use.
 pub fn local_context(job: &Job) -> Result<SessionContext, StoreError> {
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_information_schema(false)
         .with_default_catalog_and_schema("segvalue", "public");
+    if let Some(n) = job.engine.target_partitions {
+        config = config.with_target_partitions(n);
+    }
+    if let Some(n) = job.engine.batch_size {
+        config = config.with_batch_size(n);
+    }
     let ctx = SessionContext::new_with_config(config);
     let urls = job.sources.iter().map(|s| &s.url).chain(std::iter::once(&job.output.root));
     register_stores(&ctx, urls)?;

@@ -49,6 +49,8 @@ struct JobFile {
     params: BTreeMap<String, toml::Value>,
     #[serde(default)]
     quality: BTreeMap<String, SourceRules>,
+    #[serde(default)]
+    engine: EngineSection,
     segmentation: Option<SegmentationSection>,
     output: OutputSection,
 }
@@ -58,6 +60,14 @@ struct JobFile {
 struct JobSection {
     name: String,
     sql_dir: String,
+}
+
+/// `[engine]`: DataFusion session settings (defaults: one partition per core, 8192 rows).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    pub target_partitions: Option<usize>,
+    pub batch_size: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +116,7 @@ pub struct Job {
     pub params: BTreeMap<String, ParamValue>,
     /// Data-quality rules per source name.
     pub quality: BTreeMap<String, SourceRules>,
+    pub engine: EngineSection,
     pub segmentation: Option<SegmentationSpec>,
     pub output: OutputSpec,
 }
@@ -233,6 +244,12 @@ impl Job {
             }
         }
 
+        for (key, v) in [("engine.target_partitions", raw.engine.target_partitions), ("engine.batch_size", raw.engine.batch_size)] {
+            if v == Some(0) {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
+
         let segmentation = raw
             .segmentation
             .map(|s| validate_segmentation(s).map_err(|(k, m)| invalid(&format!("segmentation.{k}"), m)))
@@ -250,6 +267,7 @@ impl Job {
             sources,
             params,
             quality: raw.quality,
+            engine: raw.engine,
             segmentation,
             output: OutputSpec {
                 root,

@@ -30,6 +30,16 @@ pub fn segvalue_ok(args: &[&str]) -> String {
     stdout
 }
 
+/// Runs a command that must fail with `code`, one error line and no panic; returns that line.
+pub fn fails(args: &[&str], code: i32) -> String {
+    let (got, _, stderr) = segvalue(args);
+    assert_eq!(got, code, "segvalue {args:?}:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert_eq!(errors.len(), 1, "expected one error line:\n{stderr}");
+    errors[0].to_string()
+}
+
 /// A generated dataset shared by the tests of one run (generation is deterministic).
 pub fn dataset() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();

@@ -81,3 +81,73 @@ fn walk(dir: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+fn one_source_job(dir: &std::path::Path) -> JobDir {
+    JobDir::new(
+        &[("v.sql", "SELECT count(*) AS n FROM extra")],
+        &format!("[sources.extra]\nurl = \"{}/\"\nformat = \"parquet\"\n\n[output]\nroot = \"out\"\npublish_views = [\"v\"]\n", dir.display()),
+    )
+}
+
+#[test]
+fn a_file_that_is_not_parquet_names_the_source() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("part-0.parquet"), b"this is not parquet").unwrap();
+    let j = one_source_job(d.path());
+    let err = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
+    assert!(err.contains("source 'extra' (file://") && err.contains("Parquet"), "{err}");
+    assert!(!j.out().exists());
+}
+
+#[test]
+fn an_empty_source_directory_names_the_source() {
+    let d = tempfile::tempdir().unwrap();
+    let j = one_source_job(d.path());
+    let err = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
+    assert!(err.contains("source 'extra' (file://") && err.contains("No files found"), "{err}");
+}
+
+#[test]
+fn an_empty_segmentation_view_is_an_error_not_an_empty_table() {
+    let j = JobDir::new(
+        &[("feats.sql", "SELECT customer_id, CAST(count(*) AS DOUBLE) AS n, sum(amount) AS spend FROM orders WHERE amount < 0 GROUP BY customer_id")],
+        SEGMENT,
+    );
+    let err = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
+    assert!(err.contains("view 'feats': no rows"), "{err}");
+    assert!(!j.out().join("customer_segments").exists());
+}
+
+#[test]
+fn k_larger_than_the_rows_names_k() {
+    let j = JobDir::new(
+        &[("feats.sql", "SELECT customer_id, CAST(count(*) AS DOUBLE) AS n, sum(amount) AS spend FROM orders WHERE customer_id < 'C0000010' GROUP BY customer_id")],
+        &SEGMENT.replace("k = 3", "k = 50"),
+    );
+    let err = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
+    assert!(err.contains("k = 50 is more than the") && err.contains("rows to cluster"), "{err}");
+    assert!(!j.out().join("customer_features").exists());
+}
+
+#[test]
+fn malformed_toml_names_the_file_and_line() {
+    let j = JobDir::new(&[("v.sql", "SELECT 1 AS x")], "[output]\nroot = \"out\n");
+    let err = fails(&["run", &j.job()], 2);
+    assert!(err.contains(&format!("{}:", j.job())), "{err}");
+}
+
+#[test]
+fn a_sql_error_at_run_time_publishes_nothing() {
+    let j = JobDir::new(&[("v.sql", "SELECT count(* AS n FROM orders")], "[output]\nroot = \"out\"\npublish_views = [\"v\"]\n");
+    let err = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 2);
+    assert!(err.contains("v.sql: SQL syntax error"), "{err}");
+    assert!(!j.out().exists());
+}
+
+#[test]
+fn an_unknown_column_at_run_time_names_the_file() {
+    let j = JobDir::new(&[("v.sql", "SELECT count(amout) AS n FROM orders")], "[output]\nroot = \"out\"\npublish_views = [\"v\"]\n");
+    let err = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 2);
+    assert!(err.contains("v.sql:") && err.contains("amout"), "{err}");
+    assert!(!j.out().exists());
+}

@@ -5,5 +5,7 @@ mod common;
 mod e2e;
 mod errors;
 mod params;
+mod publish;
+mod quality;
 mod sample;
 mod validate;

@@ -1,0 +1,75 @@
+//! Data-quality rules on a deliberately dirty copy of the orders.
+
+use crate::common::*;
+
+/// The generated orders plus 3 duplicate ids, 2 null customers, 2 negative and 1 NaN amounts,
+/// and 4 orders after 2025-12-31.
+fn dirty_orders() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dataset().display();
+    let out = dir.path().join("part-00000.parquet");
+    duckdb(&format!(
+        "COPY (
+            SELECT * FROM read_parquet('{d}/orders/*.parquet')
+            UNION ALL (SELECT * FROM read_parquet('{d}/orders/*.parquet') ORDER BY order_id LIMIT 3)
+            UNION ALL SELECT 9000001 + i, NULL, TIMESTAMPTZ '2025-01-01 10:00:00+00', 10.0, 1, 'web', 'home' FROM range(2) t(i)
+            UNION ALL SELECT 9000011 + i, 'C0000001', TIMESTAMPTZ '2025-01-01 10:00:00+00', -5.0, 1, 'web', 'home' FROM range(2) t(i)
+            UNION ALL SELECT 9000021, 'C0000001', TIMESTAMPTZ '2025-01-01 10:00:00+00', 'NaN'::DOUBLE, 1, 'web', 'home'
+            UNION ALL SELECT 9000031 + i, 'C0000001', TIMESTAMPTZ '2026-03-01 10:00:00+00', 10.0, 1, 'web', 'home' FROM range(4) t(i)
+         ) TO '{}' (FORMAT parquet)",
+        out.display()
+    ));
+    dir
+}
+
+fn job(rules: &str, orders: &std::path::Path) -> JobDir {
+    let j = JobDir::new(
+        &[("n_orders.sql", "SELECT count(*) AS n, count(DISTINCT order_id) AS ids FROM orders")],
+        &format!("[sources.dirty]\nurl = \"{}/\"\nformat = \"parquet\"\n\n[quality.dirty]\n{rules}\n\n[output]\nroot = \"out\"\npublish_views = [\"n_orders\"]\n", orders.display()),
+    );
+    j.write_view("n_orders.sql", "SELECT count(*) AS n, count(DISTINCT order_id) AS ids FROM dirty");
+    j
+}
+
+const ALL_DROP: &str = r#"duplicate_ids = { column = "order_id", action = "drop" }
+null_ids = { columns = ["order_id", "customer_id"], action = "drop" }
+bad_amounts = { columns = ["amount"], action = "drop" }
+future_timestamps = { column = "order_ts", action = "drop" }"#;
+
+#[test]
+fn drop_rules_filter_and_count_every_broken_row() {
+    let orders = dirty_orders();
+    let j = job(ALL_DROP, orders.path());
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    let clean = duckdb(&format!("SELECT count(*) FROM read_parquet('{}/orders/*.parquet')", dataset().display()))[0][0].clone();
+    let got = duckdb(&format!("SELECT n, ids FROM read_parquet('{}/n_orders/*/*.parquet')", j.out().display()));
+    assert_eq!(got[0], vec![clean.clone(), clean]);
+
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(j.out().join("_manifests/run_date=2025-12-31/manifest.json")).unwrap()).unwrap();
+    let count = |rule: &str| {
+        manifest["quality"].as_array().unwrap().iter().find(|r| r["rule"] == rule).unwrap()["rows"].as_i64().unwrap()
+    };
+    assert_eq!(
+        [count("duplicate_ids"), count("null_ids"), count("bad_amounts"), count("future_timestamps")],
+        [3, 2, 3, 4]
+    );
+}
+
+#[test]
+fn an_error_rule_stops_the_run_and_publishes_nothing() {
+    let orders = dirty_orders();
+    let rules = ALL_DROP.replace(r#"null_ids = { columns = ["order_id", "customer_id"], action = "drop" }"#, r#"null_ids = { columns = ["order_id", "customer_id"], action = "error" }"#);
+    let j = job(&rules, orders.path());
+    let err = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
+    assert!(err.contains("source 'dirty': quality rule null_ids failed: 2 row(s) with a null order_id or customer_id"), "{err}");
+    assert!(!j.out().join("n_orders").exists());
+}
+
+#[test]
+fn a_rule_on_a_missing_column_is_a_bad_job() {
+    let orders = dirty_orders();
+    let j = job(r#"bad_amounts = { columns = ["amt"], action = "drop" }"#, orders.path());
+    let err = fails(&["validate", &j.job()], 2);
+    assert!(err.contains("source 'dirty': quality rules do not fit the source:") && err.contains("amt"), "{err}");
+}
