@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
-use object_store::ObjectStore;
+use std::time::Duration;
+
+use object_store::{BackoffConfig, ObjectStore, RetryConfig};
 use url::Url;
 
-use crate::job::Job;
+use crate::job::{Job, StorageSection};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{url}: cannot set up object store: {message}")]
@@ -35,12 +37,16 @@ pub fn local_context(job: &Job) -> Result<SessionContext, StoreError> {
     }
     let ctx = SessionContext::new_with_config(config);
     let urls = job.sources.iter().map(|s| &s.url).chain(std::iter::once(&job.output.root));
-    register_stores(&ctx, urls)?;
+    register_stores(&ctx, urls, &job.storage)?;
     Ok(ctx)
 }
 
 /// Registers one store per distinct `scheme://authority` (local files are built in).
-pub fn register_stores<'a>(ctx: &SessionContext, urls: impl Iterator<Item = &'a Url>) -> Result<(), StoreError> {
+pub fn register_stores<'a>(
+    ctx: &SessionContext,
+    urls: impl Iterator<Item = &'a Url>,
+    storage: &StorageSection,
+) -> Result<(), StoreError> {
     let mut done = BTreeSet::new();
     for url in urls {
         if url.scheme() == "file" {
@@ -50,7 +56,7 @@ pub fn register_stores<'a>(ctx: &SessionContext, urls: impl Iterator<Item = &'a 
         if !done.insert(base.clone()) {
             continue;
         }
-        let store = build_store(&base)?;
+        let store = build_store(&base, retry_config(storage))?;
         ctx.runtime_env().register_object_store(&base, store);
     }
     Ok(())
@@ -65,14 +71,26 @@ pub fn store_base(url: &Url) -> Url {
     base
 }
 
-fn build_store(base: &Url) -> Result<Arc<dyn ObjectStore>, StoreError> {
+fn retry_config(s: &StorageSection) -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig {
+            init_backoff: Duration::from_millis(s.initial_backoff_ms),
+            max_backoff: Duration::from_millis(s.max_backoff_ms),
+            base: 2.0,
+        },
+        max_retries: s.max_retries,
+        retry_timeout: Duration::from_secs(s.retry_timeout_secs),
+    }
+}
+
+fn build_store(base: &Url, retry: RetryConfig) -> Result<Arc<dyn ObjectStore>, StoreError> {
     let err = |e: object_store::Error| StoreError {
         url: base.to_string(),
         message: crate::error::one_line(&e),
     };
     let store: Arc<dyn ObjectStore> = match base.scheme() {
         "s3" | "s3a" => {
-            let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(base.as_str());
+            let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(base.as_str()).with_retry(retry);
             // S3-compatible servers on plain HTTP (MinIO, moto) need this opt-in.
             let endpoint = std::env::var("AWS_ENDPOINT_URL").or_else(|_| std::env::var("AWS_ENDPOINT"));
             if endpoint.is_ok_and(|e| e.starts_with("http://")) {
@@ -83,18 +101,21 @@ fn build_store(base: &Url) -> Result<Arc<dyn ObjectStore>, StoreError> {
         "gs" => Arc::new(
             object_store::gcp::GoogleCloudStorageBuilder::from_env()
                 .with_url(base.as_str())
+                .with_retry(retry)
                 .build()
                 .map_err(err)?,
         ),
         "az" | "abfs" | "abfss" => Arc::new(
             object_store::azure::MicrosoftAzureBuilder::from_env()
                 .with_url(base.as_str())
+                .with_retry(retry)
                 .build()
                 .map_err(err)?,
         ),
         "http" | "https" => Arc::new(
             object_store::http::HttpBuilder::new()
                 .with_url(base.as_str())
+                .with_retry(retry)
                 .build()
                 .map_err(err)?,
         ),

@@ -51,6 +51,8 @@ struct JobFile {
     quality: BTreeMap<String, SourceRules>,
     #[serde(default)]
     engine: EngineSection,
+    #[serde(default)]
+    storage: StorageSection,
     segmentation: Option<SegmentationSection>,
     output: OutputSection,
 }
@@ -68,6 +70,29 @@ struct JobSection {
 pub struct EngineSection {
     pub target_partitions: Option<usize>,
     pub batch_size: Option<usize>,
+}
+
+/// `[storage]`: retries for object stores (S3, GCS, Azure, HTTP) on 5xx answers, throttling
+/// and dropped connections, with exponential backoff.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    pub max_retries: usize,
+    pub retry_timeout_secs: u64,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl Default for StorageSection {
+    /// object_store's own defaults.
+    fn default() -> Self {
+        StorageSection {
+            max_retries: 10,
+            retry_timeout_secs: 180,
+            initial_backoff_ms: 100,
+            max_backoff_ms: 15_000,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +142,7 @@ pub struct Job {
     /// Data-quality rules per source name.
     pub quality: BTreeMap<String, SourceRules>,
     pub engine: EngineSection,
+    pub storage: StorageSection,
     pub segmentation: Option<SegmentationSpec>,
     pub output: OutputSpec,
 }
@@ -268,6 +294,7 @@ impl Job {
             params,
             quality: raw.quality,
             engine: raw.engine,
+            storage: raw.storage,
             segmentation,
             output: OutputSpec {
                 root,

@@ -7,5 +7,6 @@ mod errors;
 mod params;
 mod publish;
 mod quality;
+mod s3;
 mod sample;
 mod validate;

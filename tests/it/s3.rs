@@ -1,0 +1,181 @@
+//! The default job against a real S3-compatible server (moto) on 127.0.0.1, with and without
+//! a fault-injecting proxy in front of it.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+/// A child process killed when the test ends, pass or fail.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn python() -> String {
+    std::env::var("SEGVALUE_PYTHON").expect("SEGVALUE_PYTHON is not set: run the tests with scripts/test.sh")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start(args: &[&str], port: u16) -> Server {
+    let child = Command::new(python()).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let server = Server(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{args:?} did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+fn aws_env(port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing-secret-never-printed".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}")),
+    ]
+}
+
+/// Runs a Python snippet with boto3/pyarrow against the server; returns stdout.
+fn py(port: u16, code: &str) -> String {
+    let out = Command::new(python()).args(["-c", code]).envs(aws_env(port)).output().unwrap();
+    assert!(out.status.success(), "{code}\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn s3_job(storage: &str) -> JobDir {
+    let j = JobDir::retail("");
+    let toml = format!(
+        r#"[job]
+name = "s3"
+sql_dir = "sql"
+
+[sources.customers]
+url = "s3://raw/shop/customers/"
+format = "parquet"
+
+[sources.orders]
+url = "s3://raw/shop/orders/"
+format = "parquet"
+
+[sources.sessions]
+url = "s3://raw/shop/sessions/"
+format = "parquet"
+
+[quality.orders]
+duplicate_ids = {{ column = "order_id", action = "drop" }}
+
+{storage}
+
+[segmentation]
+view = "customer_features"
+id = "customer_id"
+features = ["recency_days", "log_frequency", "log_monetary", "log_sessions_90d", "share_app"]
+k = {{ min = 2, max = 5 }}
+seed = 42
+
+[output]
+root = "s3://marts/warehouse/"
+publish_views = ["kpi_monthly_retention"]
+"#
+    );
+    std::fs::write(j.dir.path().join("job.toml"), toml).unwrap();
+    j
+}
+
+const TABLES: &[&str] = &["customer_features", "customer_segments", "segment_summary", "segmentation_k_selection", "kpi_monthly_retention"];
+
+#[test]
+fn default_job_reads_and_publishes_on_s3_even_through_faults() {
+    let s3_port = free_port();
+    let _moto = start(&["-m", "moto.server", "-H", "127.0.0.1", "-p", &s3_port.to_string()], s3_port);
+    let data = dataset();
+    py(
+        s3_port,
+        &format!(
+            "import boto3\ns3 = boto3.client('s3')\nfor b in ['raw', 'marts']: s3.create_bucket(Bucket=b)\n\
+             for t in ['customers', 'orders', 'sessions']:\n    s3.upload_file('{}/' + t + '/part-00000.parquet', 'raw', 'shop/' + t + '/part-00000.parquet')\n",
+            data.display()
+        ),
+    );
+
+    // A clean run straight against the server.
+    let clean = s3_job("");
+    let env = aws_env(s3_port);
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let root_clean = "s3://marts/clean/";
+    let (code, stdout, stderr) = segvalue_env(&["run", &clean.job(), "--run-date", "2025-12-31", "--output-root", root_clean], &env_ref);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("customer_segments\t"), "{stdout}");
+    assert!(!stderr.contains("testing-secret-never-printed"));
+
+    // The same job through a proxy that fails every 4th request with 503 and drops every 7th
+    // connection: retries with backoff must carry it to the same result.
+    let proxy_port = free_port();
+    let proxy = Path::new(ROOT).join("tests/support/fault_proxy.py");
+    let _proxy = start(&[proxy.to_str().unwrap(), &proxy_port.to_string(), &s3_port.to_string(), "4", "7"], proxy_port);
+    let faulty = s3_job("[storage]\nmax_retries = 10\ninitial_backoff_ms = 10\nmax_backoff_ms = 200\n");
+    let env = aws_env(proxy_port);
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (code, _, stderr) = segvalue_env(&["run", &faulty.job(), "--run-date", "2025-12-31", "--output-root", "s3://marts/faulty/"], &env_ref);
+    assert_eq!(code, 0, "{stderr}");
+    let stats: serde_json::Value = serde_json::from_str(&py(
+        proxy_port,
+        &format!("import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:{proxy_port}/__proxy_stats').read().decode())"),
+    ))
+    .unwrap();
+    assert!(stats["failed"].as_i64().unwrap() >= 5 && stats["dropped"].as_i64().unwrap() >= 3, "{stats}");
+
+    // Outputs are byte-identical, complete, and readable by an outside reader (pyarrow's S3).
+    let check = py(
+        s3_port,
+        &format!(
+            r#"
+import boto3, pyarrow.dataset as ds, pyarrow.fs as fs
+s3 = boto3.client('s3')
+get = lambda k: s3.get_object(Bucket='marts', Key=k)['Body'].read()
+tables = {TABLES:?}
+for t in tables:
+    p = t + '/run_date=2025-12-31/'
+    assert get('clean/' + p + 'part-00000.parquet') == get('faulty/' + p + 'part-00000.parquet'), t
+    get('faulty/' + p + '_SUCCESS')
+left = [o['Key'] for o in s3.list_objects_v2(Bucket='marts').get('Contents', []) if '_staging' in o['Key']]
+assert not left, left
+s3fs = fs.S3FileSystem(endpoint_override='127.0.0.1:{s3_port}', scheme='http', access_key='testing', secret_key='x', region='us-east-1')
+d = ds.dataset('marts/faulty/customer_segments', filesystem=s3fs, format='parquet', partitioning='hive')
+t = d.to_table()
+print(t.num_rows, sorted(set(str(v) for v in t.column('run_date').to_pylist())))
+"#
+        ),
+    );
+    let local = duckdb(&format!(
+        "SELECT count(DISTINCT customer_id) FROM read_parquet('{}/orders/*.parquet')",
+        data.display()
+    ))[0][0]
+        .as_i64()
+        .unwrap();
+    assert_eq!(check.trim(), format!("{local} ['2025-12-31']"));
+}
+
+#[test]
+fn a_missing_bucket_names_the_source() {
+    let s3_port = free_port();
+    let _moto = start(&["-m", "moto.server", "-H", "127.0.0.1", "-p", &s3_port.to_string()], s3_port);
+    let j = s3_job("[storage]\nmax_retries = 1\n");
+    let env = aws_env(s3_port);
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (code, _, stderr) = segvalue_env(&["run", &j.job(), "--run-date", "2025-12-31"], &env_ref);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("source 'customers' (s3://raw/shop/customers/)"), "{stderr}");
+    assert!(!stderr.contains("panicked") && !stderr.contains("testing-secret-never-printed"), "{stderr}");
+}
