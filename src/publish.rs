@@ -4,13 +4,13 @@
 //! 1. [`Publisher::stage`] writes each table to `<root>/_staging/<run_id>/<table>/`. Nothing a
 //!    reader looks at changes while tables are being computed, so a run that fails before
 //!    [`Publisher::commit`] publishes nothing.
-//! 2. [`Publisher::commit`] moves each staged table into `<root>/<table>/run_date=D/`,
-//!    replacing what an earlier run of the same date left there (idempotent reruns), and
-//!    writes `_SUCCESS` last. Readers should only read partitions that have `_SUCCESS`.
-//! 3. [`Publisher::write_manifest`] writes `<root>/_manifests/run_date=D/manifest.json`.
+//! 2. [`Publisher::commit`] moves each table's one data file onto
+//!    `<root>/<table>/run_date=D/part-00000.parquet` (atomic replace: rename locally, object
+//!    copy on S3) and then writes `_SUCCESS`.
+//! 3. [`Publisher::write_manifest`] writes `<root>/_manifests/run_date=D/manifest.json` last.
 //!
 //! Files are written through DataFusion and `object_store`, so the same code serves local
-//! paths, S3, GCS and Azure.
+//! paths, S3, GCS and Azure. The README ("How publishing stays atomic") gives the reader's view.
 
 use std::sync::Arc;
 
