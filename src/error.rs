@@ -12,6 +12,7 @@
 use crate::engine::StoreError;
 use crate::features::FeatureError;
 use crate::job::JobError;
+use crate::privacy::PrivacyError;
 use crate::publish::PublishError;
 use crate::quality::QualityError;
 use crate::segment::SegmentError;
@@ -36,6 +37,8 @@ pub enum Error {
     #[error(transparent)]
     Quality(#[from] QualityError),
     #[error(transparent)]
+    Privacy(#[from] PrivacyError),
+    #[error(transparent)]
     Feature(#[from] FeatureError),
     #[error(transparent)]
     Segment(#[from] SegmentError),
@@ -54,7 +57,7 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Job(_) | Error::View(_) | Error::Store(_) | Error::Usage(_) => EXIT_BAD_JOB,
+            Error::Job(_) | Error::View(_) | Error::Store(_) | Error::Privacy(_) | Error::Usage(_) => EXIT_BAD_JOB,
             Error::Feature(e) if e.is_config() => EXIT_BAD_JOB,
             Error::Quality(e) if e.is_config() => EXIT_BAD_JOB,
             Error::Segment(e) if e.is_config() => EXIT_BAD_JOB,

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::params::ParamValue;
+use crate::privacy::PrivacySpec;
 use crate::quality::SourceRules;
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +54,8 @@ struct JobFile {
     engine: EngineSection,
     #[serde(default)]
     storage: StorageSection,
+    #[serde(default)]
+    privacy: PrivacySpec,
     segmentation: Option<SegmentationSection>,
     output: OutputSection,
 }
@@ -143,6 +146,7 @@ pub struct Job {
     pub quality: BTreeMap<String, SourceRules>,
     pub engine: EngineSection,
     pub storage: StorageSection,
+    pub privacy: PrivacySpec,
     pub segmentation: Option<SegmentationSpec>,
     pub output: OutputSpec,
 }
@@ -281,6 +285,12 @@ impl Job {
             .map(|s| validate_segmentation(s).map_err(|(k, m)| invalid(&format!("segmentation.{k}"), m)))
             .transpose()?;
 
+        if let Some(var) = &raw.privacy.key_env
+            && var.trim().is_empty()
+        {
+            return Err(invalid("privacy.key_env", "must name an environment variable".into()));
+        }
+
         let root = resolve_location(&base, &raw.output.root, true).map_err(|m| invalid("output.root", m))?;
         for v in &raw.output.publish_views {
             check_name(v).map_err(|m| invalid("output.publish_views", m))?;
@@ -295,6 +305,7 @@ impl Job {
             quality: raw.quality,
             engine: raw.engine,
             storage: raw.storage,
+            privacy: raw.privacy,
             segmentation,
             output: OutputSpec {
                 root,

@@ -10,7 +10,8 @@
 //!    [`params`] and register each as a view.
 //! 5. [`features`] — stream the segmentation view into a matrix and scale it.
 //! 6. [`segment`] — cluster (k chosen by silhouette) and profile the segments.
-//! 7. [`publish`] — stage, commit and describe the output tables.
+//! 7. [`publish`] — stage, commit and describe the output tables, through the [`privacy`]
+//!    rules (pseudonymised ids, dropped columns).
 //!
 //! [`pipeline`] strings the stages together; [`generate`] draws the synthetic sample data.
 //! The `segvalue` binary is a thin command-line layer over [`pipeline`].
@@ -22,6 +23,7 @@ pub mod generate;
 pub mod job;
 pub mod params;
 pub mod pipeline;
+pub mod privacy;
 pub mod publish;
 pub mod quality;
 pub mod segment;

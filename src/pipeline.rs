@@ -21,6 +21,7 @@ use crate::params::{ParamValue, Params};
 use crate::publish::{Publisher, TableReport};
 use crate::segment::{self, Segmentation};
 use crate::views::{self, RegisteredView};
+use crate::privacy::{Privacy, PrivacyError};
 use crate::quality::{self, QualityError, RuleCount};
 use crate::{engine, sources};
 
@@ -60,7 +61,15 @@ pub async fn open(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVa
     let views = views::register_views(&ctx, &ordered, &params).await?;
 
     for name in &job.output.publish_views {
-        views::find(&views, name)?;
+        let v = views::find(&views, name)?;
+        // Published views go out as they are, so a forbidden column is the job's mistake.
+        if let Some(column) = v.schema.fields().iter().find(|f| job.privacy.drop_columns.contains(f.name())) {
+            return Err(PrivacyError::ForbiddenColumn {
+                view: name.clone(),
+                column: column.name().clone(),
+            }
+            .into());
+        }
     }
     if let Some(seg) = &job.segmentation {
         let v = views::find(&views, &seg.view)?;
@@ -175,6 +184,10 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
     tracing::info!(job = %job.name, %run_date, run_id, output = %redact(job.output.root.as_str()), "run started");
     let mut stages = Stages(Vec::new());
 
+    // Read the pseudonym key first: a missing key must stop the run before any work.
+    let default_id = job.segmentation.as_ref().map_or("customer_id", |s| s.id.as_str());
+    let privacy = Privacy::new(&job.privacy, default_id)?;
+
     let t = Instant::now();
     let session = open(job, run_date, cli_params).await?;
     stages.record("plan", t, None, Some(session.views.len() as u64));
@@ -187,7 +200,7 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
     let dropped: u64 = quality_counts.iter().map(|c| c.rows).sum();
     stages.record("quality", t, None, Some(dropped));
 
-    let mut publisher = Publisher::new(&session.ctx, &job.output.root, run_date, &run_id)?;
+    let mut publisher = Publisher::new(&session.ctx, &job.output.root, run_date, &run_id, privacy)?;
     publisher.remove_stale_staging(STALE_STAGING).await;
     let result = compute_and_stage(&session, &mut publisher, &mut stages).await;
     let segmentation = match result {

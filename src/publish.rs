@@ -31,6 +31,7 @@ use url::Url;
 
 use crate::error::one_line;
 use crate::job::redact;
+use crate::privacy::Privacy;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -60,11 +61,18 @@ pub struct Publisher {
     prefix: ObjectPath,
     run_date: NaiveDate,
     run_id: String,
+    privacy: Privacy,
     staged: Vec<TableReport>,
 }
 
 impl Publisher {
-    pub fn new(ctx: &SessionContext, root: &Url, run_date: NaiveDate, run_id: &str) -> Result<Publisher, PublishError> {
+    pub fn new(
+        ctx: &SessionContext,
+        root: &Url,
+        run_date: NaiveDate,
+        run_id: &str,
+        privacy: Privacy,
+    ) -> Result<Publisher, PublishError> {
         let store_err = |e: &dyn std::fmt::Display| PublishError::Store {
             location: redact(root.as_str()),
             message: one_line(e),
@@ -79,6 +87,7 @@ impl Publisher {
             prefix,
             run_date,
             run_id: run_id.to_string(),
+            privacy,
             staged: Vec::new(),
         })
     }
@@ -105,8 +114,12 @@ impl Publisher {
             table: table.to_string(),
             message: one_line(e),
         };
-        let df = bi_types(df).map_err(|e| werr(&e))?;
-        let sort: Vec<_> = sort_by.iter().map(|c| col(format!("\"{c}\"")).sort(true, true)).collect();
+        let df = self.privacy.apply(df).and_then(bi_types).map_err(|e| werr(&e))?;
+        let sort: Vec<_> = sort_by
+            .iter()
+            .filter(|c| df.schema().has_column_with_unqualified_name(c))
+            .map(|c| col(format!("\"{c}\"")).sort(true, true))
+            .collect();
         let target = self.url_of(&self.staging_file(table));
         let mut opts = TableParquetOptions::default();
         opts.global.compression = Some("zstd(3)".into());

@@ -5,6 +5,7 @@ mod common;
 mod e2e;
 mod errors;
 mod params;
+mod privacy;
 mod publish;
 mod quality;
 mod s3;

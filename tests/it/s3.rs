@@ -179,3 +179,52 @@ fn a_missing_bucket_names_the_source() {
     assert!(stderr.contains("source 'customers' (s3://raw/shop/customers/)"), "{stderr}");
     assert!(!stderr.contains("panicked") && !stderr.contains("testing-secret-never-printed"), "{stderr}");
 }
+
+/// Canary secrets in the AWS secret and the pseudonym key, debug logging everywhere: neither
+/// canary may appear in anything segvalue writes or prints.
+#[test]
+fn secrets_never_appear_in_logs_outputs_or_errors() {
+    const AWS_CANARY: &str = "CANARYawsSECRET0123456789";
+    const KEY_CANARY: &str = "CANARYpseudonymKEY98765";
+    let s3_port = free_port();
+    let _moto = start(&["-m", "moto.server", "-H", "127.0.0.1", "-p", &s3_port.to_string()], s3_port);
+    py(
+        s3_port,
+        &format!(
+            "import boto3\ns3 = boto3.client('s3')\nfor b in ['raw', 'marts']: s3.create_bucket(Bucket=b)\n\
+             for t in ['customers', 'orders', 'sessions']:\n    s3.upload_file('{}/' + t + '/part-00000.parquet', 'raw', 'shop/' + t + '/part-00000.parquet')\n",
+            dataset().display()
+        ),
+    );
+    let j = s3_job("[privacy]\npseudonymize_ids = true\n");
+    let mut env = aws_env(s3_port);
+    env.retain(|(k, _)| *k != "AWS_SECRET_ACCESS_KEY");
+    env.push(("AWS_SECRET_ACCESS_KEY", AWS_CANARY.into()));
+    env.push(("SEGVALUE_PSEUDONYM_KEY", KEY_CANARY.into()));
+    env.push(("RUST_LOG", "debug".into()));
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let mut printed = String::new();
+    // A good run, a run that fails on a missing bucket, and a validate, all at debug level.
+    for args in [
+        vec!["-vv", "run", &j.job(), "--run-date", "2025-12-31"],
+        vec!["-vv", "run", &j.job(), "--run-date", "2025-12-31", "--output-root", "s3://no-such-bucket/x/"],
+        vec!["-vv", "--log-format", "json", "validate", &j.job()],
+    ] {
+        let (_, stdout, stderr) = segvalue_env(&args, &env_ref);
+        printed.push_str(&stdout);
+        printed.push_str(&stderr);
+    }
+    assert!(printed.contains("customer_segments"), "the good run did not run:\n{printed}");
+    assert!(printed.contains("DEBUG"), "debug logging was not on");
+    let written = py(
+        s3_port,
+        "import boto3\ns3 = boto3.client('s3')\nfor o in s3.list_objects_v2(Bucket='marts')['Contents']:\n    \
+         print(o['Key']); print(s3.get_object(Bucket='marts', Key=o['Key'])['Body'].read().decode('latin-1'))",
+    );
+    assert!(written.contains("manifest.json"), "nothing was published");
+    for canary in [AWS_CANARY, KEY_CANARY] {
+        assert!(!printed.contains(canary), "{canary} printed");
+        assert!(!written.contains(canary), "{canary} written");
+    }
+}
