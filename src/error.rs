@@ -9,6 +9,7 @@
 //! | 1 | the run failed while reading data, fitting models or publishing |
 //! | 2 | bad job file, bad SQL view, bad parameter or bad command-line arguments (nothing was read) |
 
+use crate::clv::ClvError;
 use crate::engine::StoreError;
 use crate::features::FeatureError;
 use crate::job::JobError;
@@ -42,6 +43,8 @@ pub enum Error {
     Feature(#[from] FeatureError),
     #[error(transparent)]
     Segment(#[from] SegmentError),
+    #[error(transparent)]
+    Clv(#[from] ClvError),
     #[error(transparent)]
     Publish(#[from] PublishError),
     /// A query over already-registered views failed while running.

@@ -11,6 +11,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use url::Url;
 
+use crate::clv::{ClvSpec, TimeUnit};
 use crate::params::ParamValue;
 use crate::privacy::PrivacySpec;
 use crate::quality::SourceRules;
@@ -57,7 +58,22 @@ struct JobFile {
     #[serde(default)]
     privacy: PrivacySpec,
     segmentation: Option<SegmentationSection>,
+    clv: Option<ClvSection>,
     output: OutputSection,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClvSection {
+    view: String,
+    id: String,
+    time_unit: Option<String>,
+    horizon_months: Option<u32>,
+    monthly_discount_rate: Option<f64>,
+    margin: Option<f64>,
+    holdout_days: Option<u32>,
+    penalizer: Option<f64>,
+    lifetime_periods: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,6 +164,7 @@ pub struct Job {
     pub storage: StorageSection,
     pub privacy: PrivacySpec,
     pub segmentation: Option<SegmentationSpec>,
+    pub clv: Option<ClvSpec>,
     pub output: OutputSpec,
 }
 
@@ -285,6 +302,11 @@ impl Job {
             .map(|s| validate_segmentation(s).map_err(|(k, m)| invalid(&format!("segmentation.{k}"), m)))
             .transpose()?;
 
+        let clv = raw
+            .clv
+            .map(|c| validate_clv(c).map_err(|(k, m)| invalid(&format!("clv.{k}"), m)))
+            .transpose()?;
+
         if let Some(var) = &raw.privacy.key_env
             && var.trim().is_empty()
         {
@@ -307,6 +329,7 @@ impl Job {
             storage: raw.storage,
             privacy: raw.privacy,
             segmentation,
+            clv,
             output: OutputSpec {
                 root,
                 publish_views: raw.output.publish_views,
@@ -377,6 +400,50 @@ fn validate_segmentation(s: SegmentationSection) -> Result<SegmentationSpec, (&'
         n_init,
         max_iter,
         tol,
+    })
+}
+
+fn validate_clv(c: ClvSection) -> Result<ClvSpec, (&'static str, String)> {
+    check_name(&c.view).map_err(|m| ("view", m))?;
+    let time_unit = match c.time_unit.as_deref().unwrap_or("weeks") {
+        "weeks" => TimeUnit::Weeks,
+        "days" => TimeUnit::Days,
+        other => return Err(("time_unit", format!("unknown time unit '{other}' (expected weeks or days)"))),
+    };
+    let horizon_months = c.horizon_months.unwrap_or(12);
+    if horizon_months == 0 {
+        return Err(("horizon_months", "must be at least 1".into()));
+    }
+    let rate = c.monthly_discount_rate.unwrap_or(0.01);
+    if !(rate.is_finite() && rate >= 0.0) {
+        return Err(("monthly_discount_rate", format!("must be a finite number >= 0, got {rate}")));
+    }
+    let margin = c.margin.unwrap_or(1.0);
+    if !(margin.is_finite() && margin > 0.0) {
+        return Err(("margin", format!("must be a finite number > 0, got {margin}")));
+    }
+    let penalizer = c.penalizer.unwrap_or(0.0);
+    if !(penalizer.is_finite() && penalizer >= 0.0) {
+        return Err(("penalizer", format!("must be a finite number >= 0, got {penalizer}")));
+    }
+    if c.holdout_days == Some(0) {
+        return Err(("holdout_days", "must be at least 1".into()));
+    }
+    if let Some(l) = c.lifetime_periods
+        && !(l.is_finite() && l > 0.0)
+    {
+        return Err(("lifetime_periods", format!("must be a finite number > 0, got {l}")));
+    }
+    Ok(ClvSpec {
+        view: c.view,
+        id: c.id,
+        time_unit,
+        horizon_months,
+        monthly_discount_rate: rate,
+        margin,
+        holdout_days: c.holdout_days,
+        penalizer,
+        lifetime_periods: c.lifetime_periods,
     })
 }
 

@@ -9,13 +9,15 @@
 //! 4. [`views`] — parse `sql/<dir>/*.sql`, order them by their table references, substitute
 //!    [`params`] and register each as a view.
 //! 5. [`features`] — stream the segmentation view into a matrix and scale it.
-//! 6. [`segment`] — cluster (k chosen by silhouette) and profile the segments.
+//! 6. [`segment`] — cluster (k chosen by silhouette) and profile the segments; [`clv`] — fit
+//!    BG/NBD and Gamma-Gamma and value every customer.
 //! 7. [`publish`] — stage, commit and describe the output tables, through the [`privacy`]
 //!    rules (pseudonymised ids, dropped columns).
 //!
 //! [`pipeline`] strings the stages together; [`generate`] draws the synthetic sample data.
 //! The `segvalue` binary is a thin command-line layer over [`pipeline`].
 
+pub mod clv;
 pub mod engine;
 pub mod error;
 pub mod features;

@@ -1,0 +1,287 @@
+//! Lifetime value: BG/NBD for purchases and P(alive), Gamma-Gamma for spend, discounted CLV,
+//! the simple CLV formula, and the holdout check. Pure: summaries in, values out.
+//!
+//! Input per customer (Fader–Hardie summary, in `time_unit`): x = `frequency` (repeat purchase
+//! periods), t_x = `recency`, T = `tenure`, m̄ = `monetary_value` (mean repeat purchase value).
+
+mod bgnbd;
+mod gamma_gamma;
+mod optimize;
+
+pub use bgnbd::{BgNbdFit, BgNbdParams, hyp2f1_series};
+pub use gamma_gamma::{GammaGammaFit, GammaGammaParams};
+pub use optimize::{Minimum, minimize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClvError {
+    #[error("invalid CLV input: {0}")]
+    Input(String),
+    #[error("{model} fit failed: {message}")]
+    Fit { model: &'static str, message: String },
+    #[error("{model} fit did not converge after {iterations} iterations ({reason})")]
+    NotConverged {
+        model: &'static str,
+        iterations: u64,
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    Days,
+    Weeks,
+}
+
+impl TimeUnit {
+    /// Periods per month, as lifetimes' `customer_lifetime_value` counts them.
+    pub fn per_month(self) -> f64 {
+        match self {
+            TimeUnit::Days => 30.0,
+            TimeUnit::Weeks => 4.345,
+        }
+    }
+
+    pub fn per_day(self) -> f64 {
+        match self {
+            TimeUnit::Days => 1.0,
+            TimeUnit::Weeks => 1.0 / 7.0,
+        }
+    }
+}
+
+/// Validated `[clv]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClvSpec {
+    pub view: String,
+    pub id: String,
+    pub time_unit: TimeUnit,
+    pub horizon_months: u32,
+    pub monthly_discount_rate: f64,
+    pub margin: f64,
+    pub holdout_days: Option<u32>,
+    pub penalizer: f64,
+    /// Expected lifetime for `clv_simple`, in `time_unit`; default from the fitted model.
+    pub lifetime_periods: Option<f64>,
+}
+
+/// Per-customer summary columns, in matching order.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub frequency: Vec<f64>,
+    pub recency: Vec<f64>,
+    pub tenure: Vec<f64>,
+    pub monetary_value: Vec<f64>,
+}
+
+impl Summary {
+    /// The input rules of the models, checked with the offending row and value in the error:
+    /// frequency is a whole number ≥ 0; 0 ≤ recency ≤ tenure; recency = 0 and
+    /// monetary_value = 0 when frequency = 0; monetary_value > 0 when frequency > 0.
+    pub fn check(&self, ids: &dyn Fn(usize) -> String) -> Result<(), ClvError> {
+        if self.frequency.is_empty() {
+            return Err(ClvError::Input("the summary view has no customers".into()));
+        }
+        for i in 0..self.frequency.len() {
+            let (x, tx, t, m) = (self.frequency[i], self.recency[i], self.tenure[i], self.monetary_value[i]);
+            let bad = |what: String| Err(ClvError::Input(format!("customer '{}': {what}", ids(i))));
+            if x < 0.0 || x.fract() != 0.0 {
+                return bad(format!("frequency {x} is not a whole number >= 0"));
+            }
+            if !(0.0..=t).contains(&tx) {
+                return bad(format!("recency {tx} must be between 0 and tenure {t}"));
+            }
+            if x == 0.0 && tx != 0.0 {
+                return bad(format!("recency {tx} must be 0 when frequency is 0"));
+            }
+            if m < 0.0 {
+                return bad(format!("monetary_value {m} is negative"));
+            }
+            if x > 0.0 && m == 0.0 {
+                return bad("monetary_value is 0 for a repeat buyer".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything the CLV stage publishes.
+#[derive(Debug, Clone)]
+pub struct ClvResult {
+    pub bgnbd: BgNbdFit,
+    pub gamma_gamma: GammaGammaFit,
+    /// Pearson correlation of frequency and monetary value among repeat buyers; Gamma-Gamma
+    /// assumes they are independent.
+    pub frequency_monetary_corr: f64,
+    pub p_alive: Vec<f64>,
+    pub expected_purchases: Vec<f64>,
+    pub expected_avg_value: Vec<f64>,
+    pub clv: Vec<f64>,
+    pub clv_simple: Vec<f64>,
+    /// 1 (lowest) … 10 (highest CLV).
+    pub clv_decile: Vec<i32>,
+    /// The lifetime `clv_simple` used, in `time_unit`.
+    pub lifetime_periods: f64,
+}
+
+/// Fits both models and predicts for every customer.
+pub fn value(s: &Summary, spec: &ClvSpec) -> Result<ClvResult, ClvError> {
+    let bg = bgnbd::fit(&s.frequency, &s.recency, &s.tenure, spec.penalizer)?;
+    let (rx, rm): (Vec<f64>, Vec<f64>) = (0..s.frequency.len())
+        .filter(|&i| s.frequency[i] > 0.0)
+        .map(|i| (s.frequency[i], s.monetary_value[i]))
+        .unzip();
+    let gg = gamma_gamma::fit(&rx, &rm, spec.penalizer)?;
+    let corr = pearson(&rx, &rm);
+    let (b, g) = (bg.params, gg.params);
+
+    let horizon = spec.horizon_months as f64 * spec.time_unit.per_month();
+    let n = s.frequency.len();
+    let mut p_alive = Vec::with_capacity(n);
+    let mut expected = Vec::with_capacity(n);
+    let mut avg_value = Vec::with_capacity(n);
+    let mut clv = Vec::with_capacity(n);
+    let mut clv_simple = Vec::with_capacity(n);
+    // clv_simple's lifetime: the configured one, else the population's expected time to drop
+    // out, 1 / (E[λ] · E[p]) = (α / r) · ((a + b) / a) periods.
+    let lifetime = spec.lifetime_periods.unwrap_or((b.alpha / b.r) * ((b.a + b.b) / b.a));
+    for i in 0..n {
+        let (x, tx, t, m) = (s.frequency[i], s.recency[i], s.tenure[i], s.monetary_value[i]);
+        p_alive.push(b.p_alive(x, tx, t));
+        expected.push(b.expected_purchases(horizon, x, tx, t));
+        let v = g.expected_avg_value(x, m);
+        avg_value.push(v);
+        clv.push(spec.margin * discounted_clv(&b, v, x, tx, t, spec));
+        // Simple CLV = average order value × purchases per period × lifetime × margin.
+        let aov = if x > 0.0 { m } else { g.population_mean() };
+        let rate = if t > 0.0 { x / t } else { 0.0 };
+        clv_simple.push(aov * rate * lifetime * spec.margin);
+    }
+    let clv_decile = deciles(&clv);
+    Ok(ClvResult {
+        bgnbd: bg,
+        gamma_gamma: gg,
+        frequency_monetary_corr: corr,
+        p_alive,
+        expected_purchases: expected,
+        expected_avg_value: avg_value,
+        clv,
+        clv_simple,
+        clv_decile,
+        lifetime_periods: lifetime,
+    })
+}
+
+/// Σ_{m=1..M} v · (E[N(m)] − E[N(m−1)]) / (1 + d)^m, months of `per_month` periods: lifetimes'
+/// `_customer_lifetime_value`, before the margin.
+pub fn discounted_clv(b: &BgNbdParams, v: f64, x: f64, tx: f64, t: f64, spec: &ClvSpec) -> f64 {
+    let per_month = spec.time_unit.per_month();
+    let mut total = 0.0;
+    let mut prev = 0.0;
+    for month in 1..=spec.horizon_months {
+        let e = b.expected_purchases(month as f64 * per_month, x, tx, t);
+        total += v * (e - prev) / (1.0 + spec.monthly_discount_rate).powi(month as i32);
+        prev = e;
+    }
+    total
+}
+
+/// Decile 1..=10 by rank (ties broken by position, so every decile has n/10 customers).
+fn deciles(v: &[f64]) -> Vec<i32> {
+    let n = v.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&i, &j| v[i].total_cmp(&v[j]).then(i.cmp(&j)));
+    let mut out = vec![0; n];
+    for (rank, &i) in order.iter().enumerate() {
+        out[i] = (rank * 10 / n.max(1)) as i32 + 1;
+    }
+    out
+}
+
+fn pearson(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    if n < 2.0 {
+        return f64::NAN;
+    }
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx) * (a - mx);
+        syy += (b - my) * (b - my);
+    }
+    sxy / (sxx * syy).sqrt()
+}
+
+/// One row of `clv_validation`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HoldoutBucket {
+    pub bucket: String,
+    pub customers: usize,
+    pub actual_holdout: f64,
+    pub predicted_holdout: f64,
+}
+
+/// Holdout summary: per calibration-frequency bucket (0 … 6, "7+"), the mean actual and
+/// predicted repeat purchases in the holdout, plus the mean absolute error per customer.
+pub fn holdout(frequency_cal: &[f64], actual: &[f64], predicted: &[f64]) -> (Vec<HoldoutBucket>, f64) {
+    let mut sums = [(0usize, 0.0, 0.0); 8];
+    let mut abs_err = 0.0;
+    for i in 0..frequency_cal.len() {
+        let k = (frequency_cal[i] as usize).min(7);
+        sums[k].0 += 1;
+        sums[k].1 += actual[i];
+        sums[k].2 += predicted[i];
+        abs_err += (actual[i] - predicted[i]).abs();
+    }
+    let rows = sums
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.0 > 0)
+        .map(|(k, s)| HoldoutBucket {
+            bucket: if k == 7 { "7+".into() } else { k.to_string() },
+            customers: s.0,
+            actual_holdout: s.1 / s.0 as f64,
+            predicted_holdout: s.2 / s.0 as f64,
+        })
+        .collect();
+    (rows, abs_err / frequency_cal.len().max(1) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deciles_split_evenly_and_order_by_value() {
+        let v: Vec<f64> = (0..20).map(|i| (20 - i) as f64).collect();
+        let d = deciles(&v);
+        assert_eq!(d[0], 10);
+        assert_eq!(d[19], 1);
+        for k in 1..=10 {
+            assert_eq!(d.iter().filter(|&&x| x == k).count(), 2);
+        }
+    }
+
+    #[test]
+    fn negative_monetary_value_is_refused_naming_the_customer() {
+        let s = Summary {
+            frequency: vec![1.0],
+            recency: vec![2.0],
+            tenure: vec![3.0],
+            monetary_value: vec![-5.0],
+        };
+        let err = s.check(&|_| "C1".to_string()).unwrap_err();
+        assert_eq!(err.to_string(), "invalid CLV input: customer 'C1': monetary_value -5 is negative");
+    }
+
+    #[test]
+    fn recency_cannot_exceed_tenure() {
+        let s = Summary {
+            frequency: vec![2.0],
+            recency: vec![4.0],
+            tenure: vec![3.0],
+            monetary_value: vec![5.0],
+        };
+        assert!(s.check(&|_| "C1".to_string()).unwrap_err().to_string().contains("recency 4 must be between 0 and tenure 3"));
+    }
+}

@@ -1,0 +1,113 @@
+//! Minimising a smooth objective with L-BFGS (argmin, More–Thuente line search).
+//!
+//! The models hand over one closure returning the value and the analytic gradient together;
+//! argmin asks for them separately, so the last evaluation is cached and reused.
+
+use std::sync::Mutex;
+
+use argmin::core::{CostFunction, Error as ArgminError, Executor, Gradient, State, TerminationReason};
+use argmin::solver::linesearch::MoreThuenteLineSearch;
+use argmin::solver::quasinewton::LBFGS;
+
+/// The result of a minimisation.
+#[derive(Debug, Clone)]
+pub struct Minimum {
+    pub x: Vec<f64>,
+    pub value: f64,
+    pub iterations: u64,
+    pub converged: bool,
+    pub reason: String,
+}
+
+type Eval = (Vec<f64>, f64, Vec<f64>);
+
+/// Largest gradient component (of the mean negative log-likelihood, per log-parameter) taken
+/// as converged when L-BFGS stops for another reason.
+const GRADIENT_AT_OPTIMUM: f64 = 1e-7;
+
+struct Problem<F> {
+    f: F,
+    last: Mutex<Option<Eval>>,
+}
+
+impl<F: Fn(&[f64]) -> (f64, Vec<f64>)> Problem<F> {
+    fn eval(&self, x: &[f64]) -> (f64, Vec<f64>) {
+        let mut last = self.last.lock().expect("no panics while holding the cache");
+        if let Some((lx, v, g)) = last.as_ref()
+            && lx.as_slice() == x
+        {
+            return (*v, g.clone());
+        }
+        let (v, g) = (self.f)(x);
+        *last = Some((x.to_vec(), v, g.clone()));
+        (v, g)
+    }
+}
+
+impl<F: Fn(&[f64]) -> (f64, Vec<f64>)> CostFunction for Problem<F> {
+    type Param = Vec<f64>;
+    type Output = f64;
+    fn cost(&self, x: &Vec<f64>) -> Result<f64, ArgminError> {
+        let (v, _) = self.eval(x);
+        // Outside the model's domain the objective is NaN; an infinite cost makes the line
+        // search step back instead of failing.
+        Ok(if v.is_finite() { v } else { f64::INFINITY })
+    }
+}
+
+impl<F: Fn(&[f64]) -> (f64, Vec<f64>)> Gradient for Problem<F> {
+    type Param = Vec<f64>;
+    type Gradient = Vec<f64>;
+    fn gradient(&self, x: &Vec<f64>) -> Result<Vec<f64>, ArgminError> {
+        Ok(self.eval(x).1)
+    }
+}
+
+/// Minimises `f` from `x0`. `converged` is true only when L-BFGS met its gradient or cost
+/// tolerance (not when it ran out of iterations).
+pub fn minimize<F>(f: F, x0: Vec<f64>, max_iter: u64) -> Result<Minimum, String>
+where
+    F: Fn(&[f64]) -> (f64, Vec<f64>),
+{
+    let problem = Problem { f: &f, last: Mutex::new(None) };
+    let solver = LBFGS::new(MoreThuenteLineSearch::new(), 10)
+        .with_tolerance_grad(1e-9)
+        .and_then(|s| s.with_tolerance_cost(1e-15))
+        .map_err(|e| e.to_string())?;
+    let res = Executor::new(problem, solver)
+        .configure(|s| s.param(x0).max_iters(max_iter))
+        .run()
+        .map_err(|e| e.to_string())?;
+    let state = res.state();
+    let x = state.get_best_param().cloned().ok_or("no parameters")?;
+    let reason = state.get_termination_reason().cloned();
+    // At the optimum, rounding noise can make the line search refuse a last step; that stop is
+    // accepted only if the gradient there is below GRADIENT_AT_OPTIMUM.
+    let grad_max = f(&x).1.iter().fold(0.0, |m, g| f64::max(m, g.abs()));
+    let converged = matches!(reason, Some(TerminationReason::SolverConverged)) || grad_max <= GRADIENT_AT_OPTIMUM;
+    Ok(Minimum {
+        value: state.get_best_cost(),
+        iterations: state.get_iter(),
+        converged,
+        reason: format!("{}; max |gradient| {grad_max:.1e}", reason.map(|r| r.text().to_string()).unwrap_or_default()),
+        x,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_minimum_of_the_rosenbrock_function() {
+        let rosen = |p: &[f64]| {
+            let (x, y) = (p[0], p[1]);
+            let v = (1.0 - x).powi(2) + 100.0 * (y - x * x).powi(2);
+            let g = vec![-2.0 * (1.0 - x) - 400.0 * x * (y - x * x), 200.0 * (y - x * x)];
+            (v, g)
+        };
+        let m = minimize(rosen, vec![-1.2, 1.0], 500).unwrap();
+        assert!(m.converged, "{}", m.reason);
+        assert!((m.x[0] - 1.0).abs() < 1e-6 && (m.x[1] - 1.0).abs() < 1e-6, "{:?}", m.x);
+    }
+}
