@@ -5,25 +5,26 @@
 //! `explain` stop there. [`run`] then computes and publishes.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::execution::context::SessionContext;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::clv::{self, ClvResult, ClvSpec, Summary};
 use crate::features::{self, FeatureMatrix};
-use crate::job::{Job, SegmentationSpec, redact};
+use crate::job::{Job, redact};
 use crate::params::{ParamValue, Params};
 use crate::publish::{Publisher, TableReport};
-use crate::segment::{self, Segmentation};
+use crate::segment;
 use crate::views::{self, RegisteredView};
 use crate::privacy::{Privacy, PrivacyError};
 use crate::quality::{self, QualityError, RuleCount};
 use crate::{engine, sources};
+
+mod tables;
+use tables::{clv_batch, clv_model_batch, k_selection_batch, segments_batch, summary_batch, validation_batch};
 
 /// Staging older than this is from a run that died; see [`Publisher::remove_stale_staging`].
 const STALE_STAGING: chrono::Duration = chrono::Duration::hours(6);
@@ -33,6 +34,7 @@ pub struct Session {
     pub job: Job,
     pub ctx: SessionContext,
     pub params: Params,
+    cli_params: Vec<(String, ParamValue)>,
     /// In dependency order.
     pub views: Vec<RegisteredView>,
 }
@@ -75,13 +77,21 @@ pub async fn open(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVa
         let v = views::find(&views, &seg.view)?;
         features::check_columns(&seg.view, &v.schema, &seg.id, &seg.features)?;
     }
+    if let Some(c) = &job.clv {
+        let v = views::find(&views, &c.view)?;
+        features::check_columns(&c.view, &v.schema, &c.id, &SUMMARY_COLUMNS.map(String::from))?;
+    }
     Ok(Session {
         job: job.clone(),
         ctx,
         params,
+        cli_params: cli_params.to_vec(),
         views,
     })
 }
+
+/// The columns of a CLV summary view, in the order [`Summary`] takes them.
+const SUMMARY_COLUMNS: [&str; 4] = ["frequency", "recency", "tenure", "monetary_value"];
 
 /// Seconds and row counts of one stage, for logs and the manifest.
 #[derive(Debug, Clone, Serialize)]
@@ -160,6 +170,45 @@ pub struct Manifest {
     pub tables: Vec<TableReport>,
     pub stages: Vec<StageReport>,
     pub segmentation: Option<SegmentationReport>,
+    pub clv: Option<ClvReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClvReport {
+    pub view: String,
+    pub customers: usize,
+    pub time_unit: String,
+    pub bgnbd: ModelReport,
+    pub gamma_gamma: ModelReport,
+    pub frequency_monetary_corr: f64,
+    /// The expected lifetime `clv_simple` used, in `time_unit`.
+    pub lifetime_periods: f64,
+    pub holdout: Option<HoldoutReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelReport {
+    pub params: std::collections::BTreeMap<&'static str, f64>,
+    pub log_likelihood: f64,
+    pub iterations: u64,
+    pub customers: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldoutReport {
+    pub days: u32,
+    pub calibration_end: NaiveDate,
+    pub customers: usize,
+    pub mae: f64,
+    pub total_actual: f64,
+    pub total_predicted: f64,
+}
+
+/// The CLV stage's results, kept for the segment summary.
+struct ClvOutcome {
+    by_id: std::collections::HashMap<String, usize>,
+    result: ClvResult,
+    report: ClvReport,
 }
 
 struct Stages(Vec<StageReport>);
@@ -203,7 +252,7 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
     let mut publisher = Publisher::new(&session.ctx, &job.output.root, run_date, &run_id, privacy)?;
     publisher.remove_stale_staging(STALE_STAGING).await;
     let result = compute_and_stage(&session, &mut publisher, &mut stages).await;
-    let segmentation = match result {
+    let (segmentation, clv) = match result {
         Ok(s) => s,
         Err(e) => {
             publisher.abandon().await;
@@ -230,18 +279,160 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
         tables,
         stages: stages.0,
         segmentation,
+        clv,
     };
     let at = publisher.write_manifest(&manifest).await?;
     tracing::info!(manifest = at, "run finished");
     Ok(manifest)
 }
 
+/// Ids as strings, for matching customers across tables.
+fn id_strings(ids: &datafusion::arrow::array::ArrayRef) -> Result<Vec<String>, Error> {
+    use datafusion::arrow::array::{Array, AsArray};
+    let s = datafusion::arrow::compute::cast(ids, &datafusion::arrow::datatypes::DataType::Utf8)
+        .map_err(|e| Error::query("customer ids", e.into()))?;
+    let s = s.as_string::<i32>();
+    Ok((0..s.len()).map(|i| s.value(i).to_string()).collect())
+}
+
+async fn load_summary(ctx: &SessionContext, spec: &ClvSpec) -> Result<(FeatureMatrix, Summary, Vec<String>), Error> {
+    let cols = SUMMARY_COLUMNS.map(String::from);
+    let m = features::load_matrix(ctx, &spec.view, &spec.id, &cols).await?;
+    let col = |j: usize| m.x.column(j).to_vec();
+    let summary = Summary {
+        frequency: col(0),
+        recency: col(1),
+        tenure: col(2),
+        monetary_value: col(3),
+    };
+    let ids = id_strings(&m.ids)?;
+    summary.check(&|i| ids[i].clone()).map_err(|e| match e {
+        clv::ClvError::Input(msg) => clv::ClvError::Input(format!("view '{}': {msg}", spec.view)),
+        other => other,
+    })?;
+    Ok((m, summary, ids))
+}
+
+fn model_report(params: &[(&'static str, f64)], log_likelihood: f64, iterations: u64, customers: usize) -> ModelReport {
+    ModelReport {
+        params: params.iter().copied().collect(),
+        log_likelihood,
+        iterations,
+        customers,
+    }
+}
+
+async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publisher, stages: &mut Stages) -> Result<ClvOutcome, Error> {
+    let t = Instant::now();
+    let (m, summary, ids) = load_summary(&s.ctx, spec).await?;
+    let result = clv::value(&summary, spec)?;
+    let (b, g) = (result.bgnbd.params, result.gamma_gamma.params);
+    tracing::info!(
+        r = b.r, alpha = b.alpha, a = b.a, b = b.b, log_likelihood = result.bgnbd.log_likelihood,
+        iterations = result.bgnbd.iterations, unique_tuples = result.bgnbd.unique_tuples, "BG/NBD fitted"
+    );
+    tracing::info!(p = g.p, q = g.q, gamma = g.gamma, log_likelihood = result.gamma_gamma.log_likelihood, "Gamma-Gamma fitted");
+    if result.frequency_monetary_corr.abs() > 0.3 {
+        tracing::warn!(
+            corr = result.frequency_monetary_corr,
+            "frequency and monetary value are correlated; Gamma-Gamma assumes independence"
+        );
+    }
+    stages.record("clv_fit", t, Some(summary.frequency.len() as u64), Some(7));
+
+    let holdout = match spec.holdout_days {
+        Some(days) => Some(holdout_stage(s, spec, days, &summary, &ids, publisher, stages).await?),
+        None => None,
+    };
+
+    let t = Instant::now();
+    let id = vec![spec.id.clone()];
+    let mut rows = publisher.stage_batch("customer_clv", clv_batch(spec, &m, &summary, &result), &id).await?;
+    rows += publisher
+        .stage_batch("clv_model", clv_model_batch(&result), &["model".into(), "parameter".into()])
+        .await?;
+    stages.record("clv_tables", t, None, Some(rows));
+
+    let report = ClvReport {
+        view: spec.view.clone(),
+        customers: summary.frequency.len(),
+        time_unit: format!("{:?}", spec.time_unit).to_lowercase(),
+        bgnbd: model_report(
+            &[("r", b.r), ("alpha", b.alpha), ("a", b.a), ("b", b.b)],
+            result.bgnbd.log_likelihood,
+            result.bgnbd.iterations,
+            result.bgnbd.customers,
+        ),
+        gamma_gamma: model_report(
+            &[("p", g.p), ("q", g.q), ("gamma", g.gamma)],
+            result.gamma_gamma.log_likelihood,
+            result.gamma_gamma.iterations,
+            result.gamma_gamma.customers,
+        ),
+        frequency_monetary_corr: result.frequency_monetary_corr,
+        lifetime_periods: result.lifetime_periods,
+        holdout,
+    };
+    let by_id = ids.into_iter().enumerate().map(|(i, id)| (id, i)).collect();
+    Ok(ClvOutcome { by_id, result, report })
+}
+
+/// Fits on data up to `run_date − days` and compares predicted with actual repeat purchases
+/// in the last `days` days, for the customers known at the calibration end.
+async fn holdout_stage(
+    s: &Session,
+    spec: &ClvSpec,
+    days: u32,
+    full: &Summary,
+    full_ids: &[String],
+    publisher: &mut Publisher,
+    stages: &mut Stages,
+) -> Result<HoldoutReport, Error> {
+    let t = Instant::now();
+    let run_date = match s.params.get(crate::params::RUN_DATE) {
+        Some(ParamValue::Date(d)) => *d,
+        _ => unreachable!("the run date is always a date"),
+    };
+    let cal_end = run_date - chrono::Days::new(days as u64);
+    let cal_session = open(&s.job, cal_end, &s.cli_params).await?;
+    let (_, cal, cal_ids) = load_summary(&cal_session.ctx, spec).await?;
+    let fitted = clv::value(&cal, spec)?;
+    let index: std::collections::HashMap<&str, usize> = full_ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let h = days as f64 * spec.time_unit.per_day();
+    let b = fitted.bgnbd.params;
+    let (mut actual, mut predicted) = (Vec::with_capacity(cal_ids.len()), Vec::with_capacity(cal_ids.len()));
+    for (i, id) in cal_ids.iter().enumerate() {
+        // Everyone known at the calibration end is in the full summary; repeat purchase days
+        // after it are the difference of the two frequencies.
+        let full_x = index.get(id.as_str()).map_or(cal.frequency[i], |&j| full.frequency[j]);
+        actual.push(full_x - cal.frequency[i]);
+        predicted.push(b.expected_purchases(h, cal.frequency[i], cal.recency[i], cal.tenure[i]));
+    }
+    let (buckets, mae) = clv::holdout(&cal.frequency, &actual, &predicted);
+    let report = HoldoutReport {
+        days,
+        calibration_end: cal_end,
+        customers: cal_ids.len(),
+        mae,
+        total_actual: actual.iter().sum(),
+        total_predicted: predicted.iter().sum(),
+    };
+    tracing::info!(days, mae, total_actual = report.total_actual, total_predicted = report.total_predicted, "CLV holdout check");
+    let rows = publisher.stage_batch("clv_validation", validation_batch(&buckets), &["bucket".into()]).await?;
+    stages.record("clv_holdout", t, Some(cal_ids.len() as u64), Some(rows));
+    Ok(report)
+}
+
 async fn compute_and_stage(
     s: &Session,
     publisher: &mut Publisher,
     stages: &mut Stages,
-) -> Result<Option<SegmentationReport>, Error> {
+) -> Result<(Option<SegmentationReport>, Option<ClvReport>), Error> {
     let mut report = None;
+    let clv = match &s.job.clv {
+        Some(spec) => Some(clv_stage(s, spec, publisher, stages).await?),
+        None => None,
+    };
     if let Some(spec) = &s.job.segmentation {
         let t = Instant::now();
         let df = s.ctx.table(spec.view.as_str()).await.map_err(|e| Error::query(format!("view '{}'", spec.view), e))?;
@@ -261,7 +452,15 @@ async fn compute_and_stage(
         let t = Instant::now();
         let id = vec![spec.id.clone()];
         let mut out = publisher.stage_batch("customer_segments", segments_batch(spec, &m, &seg), &id).await?;
-        out += publisher.stage_batch("segment_summary", summary_batch(&m, &seg), &["segment_id".into()]).await?;
+        let clv_join = match &clv {
+            Some(c) => {
+                let ids = id_strings(&m.ids)?;
+                Some(ids.iter().map(|id| c.by_id.get(id).map(|&i| (c.result.clv[i], c.result.p_alive[i]))).collect::<Vec<_>>())
+            }
+            None => None,
+        };
+        let summary = summary_batch(&m, &seg, clv_join.as_deref());
+        out += publisher.stage_batch("segment_summary", summary, &["segment_id".into()]).await?;
         out += publisher.stage_batch("segmentation_k_selection", k_selection_batch(&seg), &["k".into()]).await?;
         stages.record("segment_tables", t, None, Some(out));
         report = Some(SegmentationReport {
@@ -289,64 +488,6 @@ async fn compute_and_stage(
         let rows = publisher.stage(name, df, &all).await?;
         stages.record(name, t, None, Some(rows));
     }
-    Ok(report)
+    Ok((report, clv.map(|c| c.report)))
 }
 
-fn f64_col(v: impl IntoIterator<Item = f64>) -> ArrayRef {
-    Arc::new(Float64Array::from_iter_values(v))
-}
-
-fn batch(fields: Vec<Field>, cols: Vec<ArrayRef>) -> RecordBatch {
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("columns match the schema")
-}
-
-fn segments_batch(spec: &SegmentationSpec, m: &FeatureMatrix, seg: &Segmentation) -> RecordBatch {
-    batch(
-        vec![
-            Field::new(&spec.id, m.ids.data_type().clone(), false),
-            Field::new("segment_id", DataType::Int32, false),
-            Field::new("distance_to_centroid", DataType::Float64, false),
-        ],
-        vec![
-            m.ids.clone(),
-            Arc::new(Int32Array::from_iter_values(seg.segment.iter().map(|&s| s as i32))),
-            f64_col(seg.distance.iter().copied()),
-        ],
-    )
-}
-
-fn summary_batch(m: &FeatureMatrix, seg: &Segmentation) -> RecordBatch {
-    let mut fields = vec![
-        Field::new("segment_id", DataType::Int32, false),
-        Field::new("customers", DataType::Int64, false),
-        Field::new("share", DataType::Float64, false),
-    ];
-    let mut cols: Vec<ArrayRef> = vec![
-        Arc::new(Int32Array::from_iter_values(seg.profiles.iter().map(|p| p.segment_id as i32))),
-        Arc::new(Int64Array::from_iter_values(seg.profiles.iter().map(|p| p.customers as i64))),
-        f64_col(seg.profiles.iter().map(|p| p.share)),
-    ];
-    for (j, name) in m.names.iter().enumerate() {
-        fields.push(Field::new(format!("mean_{name}"), DataType::Float64, false));
-        cols.push(f64_col(seg.profiles.iter().map(|p| p.means[j])));
-    }
-    batch(fields, cols)
-}
-
-fn k_selection_batch(seg: &Segmentation) -> RecordBatch {
-    let rows = &seg.k_selection;
-    batch(
-        vec![
-            Field::new("k", DataType::Int32, false),
-            Field::new("inertia", DataType::Float64, false),
-            Field::new("silhouette", DataType::Float64, true),
-            Field::new("chosen", DataType::Boolean, false),
-        ],
-        vec![
-            Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.k as i32))),
-            f64_col(rows.iter().map(|r| r.inertia)),
-            Arc::new(Float64Array::from_iter(rows.iter().map(|r| Some(r.silhouette).filter(|s| s.is_finite())))),
-            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.chosen)))),
-        ],
-    )
-}

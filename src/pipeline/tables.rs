@@ -1,0 +1,177 @@
+//! Arrow record batches for the tables the model stages publish.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+use crate::features::FeatureMatrix;
+use crate::clv::{ClvResult, ClvSpec, HoldoutBucket, Summary};
+use crate::job::SegmentationSpec;
+use crate::segment::Segmentation;
+
+fn f64_col(v: impl IntoIterator<Item = f64>) -> ArrayRef {
+    Arc::new(Float64Array::from_iter_values(v))
+}
+
+fn batch(fields: Vec<Field>, cols: Vec<ArrayRef>) -> RecordBatch {
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("columns match the schema")
+}
+
+pub(super) fn segments_batch(spec: &SegmentationSpec, m: &FeatureMatrix, seg: &Segmentation) -> RecordBatch {
+    batch(
+        vec![
+            Field::new(&spec.id, m.ids.data_type().clone(), false),
+            Field::new("segment_id", DataType::Int32, false),
+            Field::new("distance_to_centroid", DataType::Float64, false),
+        ],
+        vec![
+            m.ids.clone(),
+            Arc::new(Int32Array::from_iter_values(seg.segment.iter().map(|&s| s as i32))),
+            f64_col(seg.distance.iter().copied()),
+        ],
+    )
+}
+
+/// `segment_summary`; with CLV, `clv` holds each customer's (clv, p_alive) in matrix row order
+/// (None for customers the CLV summary does not have).
+pub(super) fn summary_batch(m: &FeatureMatrix, seg: &Segmentation, clv: Option<&[Option<(f64, f64)>]>) -> RecordBatch {
+    let mut fields = vec![
+        Field::new("segment_id", DataType::Int32, false),
+        Field::new("customers", DataType::Int64, false),
+        Field::new("share", DataType::Float64, false),
+    ];
+    let mut cols: Vec<ArrayRef> = vec![
+        Arc::new(Int32Array::from_iter_values(seg.profiles.iter().map(|p| p.segment_id as i32))),
+        Arc::new(Int64Array::from_iter_values(seg.profiles.iter().map(|p| p.customers as i64))),
+        f64_col(seg.profiles.iter().map(|p| p.share)),
+    ];
+    for (j, name) in m.names.iter().enumerate() {
+        fields.push(Field::new(format!("mean_{name}"), DataType::Float64, false));
+        cols.push(f64_col(seg.profiles.iter().map(|p| p.means[j])));
+    }
+    if let Some(clv) = clv {
+        // (total clv, total p_alive, customers with a CLV) per segment.
+        let mut acc = vec![(0.0, 0.0, 0usize); seg.k];
+        for (row, v) in clv.iter().enumerate() {
+            if let Some((c, p)) = v {
+                let a = &mut acc[seg.segment[row]];
+                a.0 += c;
+                a.1 += p;
+                a.2 += 1;
+            }
+        }
+        let mean = |sum: f64, n: usize| if n > 0 { Some(sum / n as f64) } else { None };
+        fields.push(Field::new("total_clv", DataType::Float64, false));
+        cols.push(f64_col(acc.iter().map(|a| a.0)));
+        fields.push(Field::new("mean_clv", DataType::Float64, true));
+        cols.push(Arc::new(Float64Array::from_iter(acc.iter().map(|a| mean(a.0, a.2)))));
+        fields.push(Field::new("mean_p_alive", DataType::Float64, true));
+        cols.push(Arc::new(Float64Array::from_iter(acc.iter().map(|a| mean(a.1, a.2)))));
+    }
+    batch(fields, cols)
+}
+
+/// `customer_clv`, one row per customer of the summary view.
+pub(super) fn clv_batch(spec: &ClvSpec, m: &FeatureMatrix, s: &Summary, r: &ClvResult) -> RecordBatch {
+    let f = |name: &str| Field::new(name, DataType::Float64, false);
+    batch(
+        vec![
+            Field::new(&spec.id, m.ids.data_type().clone(), false),
+            f("frequency"),
+            f("recency"),
+            f("tenure"),
+            f("monetary_value"),
+            f("p_alive"),
+            f("expected_purchases"),
+            f("expected_avg_value"),
+            f("clv"),
+            f("clv_simple"),
+            Field::new("clv_decile", DataType::Int32, false),
+        ],
+        vec![
+            m.ids.clone(),
+            f64_col(s.frequency.iter().copied()),
+            f64_col(s.recency.iter().copied()),
+            f64_col(s.tenure.iter().copied()),
+            f64_col(s.monetary_value.iter().copied()),
+            f64_col(r.p_alive.iter().copied()),
+            f64_col(r.expected_purchases.iter().copied()),
+            f64_col(r.expected_avg_value.iter().copied()),
+            f64_col(r.clv.iter().copied()),
+            f64_col(r.clv_simple.iter().copied()),
+            Arc::new(Int32Array::from(r.clv_decile.clone())),
+        ],
+    )
+}
+
+/// `clv_model`: one row per fitted parameter.
+pub(super) fn clv_model_batch(r: &ClvResult) -> RecordBatch {
+    let (b, g) = (r.bgnbd.params, r.gamma_gamma.params);
+    let rows: Vec<(&str, &str, f64, f64, usize, u64)> = vec![
+        ("bgnbd", "r", b.r, r.bgnbd.log_likelihood, r.bgnbd.customers, r.bgnbd.iterations),
+        ("bgnbd", "alpha", b.alpha, r.bgnbd.log_likelihood, r.bgnbd.customers, r.bgnbd.iterations),
+        ("bgnbd", "a", b.a, r.bgnbd.log_likelihood, r.bgnbd.customers, r.bgnbd.iterations),
+        ("bgnbd", "b", b.b, r.bgnbd.log_likelihood, r.bgnbd.customers, r.bgnbd.iterations),
+        ("gamma_gamma", "p", g.p, r.gamma_gamma.log_likelihood, r.gamma_gamma.customers, r.gamma_gamma.iterations),
+        ("gamma_gamma", "q", g.q, r.gamma_gamma.log_likelihood, r.gamma_gamma.customers, r.gamma_gamma.iterations),
+        ("gamma_gamma", "gamma", g.gamma, r.gamma_gamma.log_likelihood, r.gamma_gamma.customers, r.gamma_gamma.iterations),
+    ];
+    batch(
+        vec![
+            Field::new("model", DataType::Utf8, false),
+            Field::new("parameter", DataType::Utf8, false),
+            Field::new("value", DataType::Float64, false),
+            Field::new("log_likelihood", DataType::Float64, false),
+            Field::new("customers", DataType::Int64, false),
+            // A fit that does not converge stops the run, so a published row always has true.
+            Field::new("converged", DataType::Boolean, false),
+            Field::new("iterations", DataType::Int64, false),
+        ],
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+            f64_col(rows.iter().map(|r| r.2)),
+            f64_col(rows.iter().map(|r| r.3)),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.4 as i64))),
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|_| Some(true)))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.5 as i64))),
+        ],
+    )
+}
+
+/// `clv_validation`: one row per calibration-frequency bucket.
+pub(super) fn validation_batch(rows: &[HoldoutBucket]) -> RecordBatch {
+    batch(
+        vec![
+            Field::new("bucket", DataType::Utf8, false),
+            Field::new("customers", DataType::Int64, false),
+            Field::new("actual_holdout", DataType::Float64, false),
+            Field::new("predicted_holdout", DataType::Float64, false),
+        ],
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.bucket.as_str()))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.customers as i64))),
+            f64_col(rows.iter().map(|r| r.actual_holdout)),
+            f64_col(rows.iter().map(|r| r.predicted_holdout)),
+        ],
+    )
+}
+
+pub(super) fn k_selection_batch(seg: &Segmentation) -> RecordBatch {
+    let rows = &seg.k_selection;
+    batch(
+        vec![
+            Field::new("k", DataType::Int32, false),
+            Field::new("inertia", DataType::Float64, false),
+            Field::new("silhouette", DataType::Float64, true),
+            Field::new("chosen", DataType::Boolean, false),
+        ],
+        vec![
+            Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.k as i32))),
+            f64_col(rows.iter().map(|r| r.inertia)),
+            Arc::new(Float64Array::from_iter(rows.iter().map(|r| Some(r.silhouette).filter(|s| s.is_finite())))),
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.chosen)))),
+        ],
+    )
+}
