@@ -153,6 +153,10 @@ impl Sufficient {
 
 /// Fits BG/NBD by maximum likelihood (L-BFGS on log-parameters, analytic gradient).
 pub fn fit(x: &[f64], tx: &[f64], t: &[f64], penalizer: f64) -> Result<BgNbdFit, ClvError> {
+    // Without repeat purchases a and b do not enter the likelihood and r → 0: no estimate.
+    if !x.iter().any(|&v| v > 0.0) {
+        return Err(ClvError::Input("BG/NBD needs at least one customer with a repeat purchase".into()));
+    }
     let data = Sufficient::new(x, tx, t);
     let max_t = t.iter().copied().fold(0.0, f64::max);
     let scale = if max_t > 0.0 { 1.0 / max_t } else { 1.0 };
@@ -185,6 +189,7 @@ pub fn fit(x: &[f64], tx: &[f64], t: &[f64], penalizer: f64) -> Result<BgNbdFit,
         a: m.x[2].exp(),
         b: m.x[3].exp(),
     };
+    super::check_degenerate("bgnbd", &[("r", params.r), ("alpha", params.alpha), ("a", params.a), ("b", params.b)])?;
     let (log_likelihood, _) = data.log_likelihood(&params, 1.0);
     Ok(BgNbdFit {
         params,
@@ -282,6 +287,15 @@ mod tests {
             let fd = (bump(k, h) - bump(k, -h)) / (2.0 * h);
             assert!((fd - gk).abs() < 1e-6 * (1.0 + gk.abs()), "parameter {k}: {fd} vs {gk}");
         }
+    }
+
+    #[test]
+    fn no_repeat_purchases_is_a_degenerate_fit_not_a_result() {
+        let x = [0.0; 50];
+        let tx = [0.0; 50];
+        let t: Vec<f64> = (1..=50).map(f64::from).collect();
+        let err = fit(&x, &tx, &t, 0.0).unwrap_err().to_string();
+        assert_eq!(err, "invalid CLV input: BG/NBD needs at least one customer with a repeat purchase");
     }
 
     #[test]

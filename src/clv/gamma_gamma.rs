@@ -90,6 +90,7 @@ pub fn fit(x: &[f64], m: &[f64], penalizer: f64) -> Result<GammaGammaFit, ClvErr
         q: r.x[1].exp(),
         gamma: r.x[2].exp(),
     };
+    super::check_degenerate("gamma_gamma", &[("p", params.p), ("q", params.q), ("gamma", params.gamma)])?;
     Ok(GammaGammaFit {
         params,
         log_likelihood: log_likelihood(x, m, &params).0,

@@ -18,6 +18,12 @@ pub enum ClvError {
     Input(String),
     #[error("{model} fit failed: {message}")]
     Fit { model: &'static str, message: String },
+    #[error("{model} fit is degenerate: {parameter} = {value:e}; the data cannot identify the model (e.g. too few repeat purchases)")]
+    Degenerate {
+        model: &'static str,
+        parameter: &'static str,
+        value: f64,
+    },
     #[error("{model} fit did not converge after {iterations} iterations ({reason})")]
     NotConverged {
         model: &'static str,
@@ -123,15 +129,37 @@ pub struct ClvResult {
     pub lifetime_periods: f64,
 }
 
-/// Fits both models and predicts for every customer.
-pub fn value(s: &Summary, spec: &ClvSpec) -> Result<ClvResult, ClvError> {
-    let bg = bgnbd::fit(&s.frequency, &s.recency, &s.tenure, spec.penalizer)?;
+/// Both fitted models.
+#[derive(Debug, Clone)]
+pub struct ClvModels {
+    pub bgnbd: BgNbdFit,
+    pub gamma_gamma: GammaGammaFit,
+    pub frequency_monetary_corr: f64,
+}
+
+/// Fits BG/NBD on everyone and Gamma-Gamma on the repeat buyers.
+pub fn fit(s: &Summary, penalizer: f64) -> Result<ClvModels, ClvError> {
+    let bg = bgnbd::fit(&s.frequency, &s.recency, &s.tenure, penalizer)?;
     let (rx, rm): (Vec<f64>, Vec<f64>) = (0..s.frequency.len())
         .filter(|&i| s.frequency[i] > 0.0)
         .map(|i| (s.frequency[i], s.monetary_value[i]))
         .unzip();
-    let gg = gamma_gamma::fit(&rx, &rm, spec.penalizer)?;
-    let corr = pearson(&rx, &rm);
+    let gg = gamma_gamma::fit(&rx, &rm, penalizer)?;
+    Ok(ClvModels {
+        bgnbd: bg,
+        gamma_gamma: gg,
+        frequency_monetary_corr: pearson(&rx, &rm),
+    })
+}
+
+/// Fits both models and predicts for every customer.
+pub fn value(s: &Summary, spec: &ClvSpec) -> Result<ClvResult, ClvError> {
+    predict(s, spec, fit(s, spec.penalizer)?)
+}
+
+/// Predicts for every customer with fitted models.
+pub fn predict(s: &Summary, spec: &ClvSpec, models: ClvModels) -> Result<ClvResult, ClvError> {
+    let ClvModels { bgnbd: bg, gamma_gamma: gg, frequency_monetary_corr: corr } = models;
     let (b, g) = (bg.params, gg.params);
 
     let horizon = spec.horizon_months as f64 * spec.time_unit.per_month();
@@ -183,6 +211,15 @@ pub fn discounted_clv(b: &BgNbdParams, v: f64, x: f64, tx: f64, t: f64, spec: &C
         prev = e;
     }
     total
+}
+
+/// Parameters driven to 0 or infinity mean the likelihood has no interior maximum for this
+/// data; report that instead of publishing meaningless values.
+fn check_degenerate(model: &'static str, params: &[(&'static str, f64)]) -> Result<(), ClvError> {
+    match params.iter().find(|(_, v)| !(1e-6..=1e6).contains(v)) {
+        Some(&(parameter, value)) => Err(ClvError::Degenerate { model, parameter, value }),
+        None => Ok(()),
+    }
 }
 
 /// Decile 1..=10 by rank (ties broken by position, so every decile has n/10 customers).

@@ -107,6 +107,8 @@ mod tests {
             (v, g)
         };
         let m = minimize(rosen, vec![-1.2, 1.0], 500).unwrap();
+        let early = minimize(rosen, vec![-1.2, 1.0], 3).unwrap();
+        assert!(!early.converged, "3 iterations cannot reach the minimum: {}", early.reason);
         assert!(m.converged, "{}", m.reason);
         assert!((m.x[0] - 1.0).abs() < 1e-6 && (m.x[1] - 1.0).abs() < 1e-6, "{:?}", m.x);
     }

@@ -325,7 +325,13 @@ fn model_report(params: &[(&'static str, f64)], log_likelihood: f64, iterations:
 async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publisher, stages: &mut Stages) -> Result<ClvOutcome, Error> {
     let t = Instant::now();
     let (m, summary, ids) = load_summary(&s.ctx, spec).await?;
-    let result = clv::value(&summary, spec)?;
+    stages.record("clv_load", t, None, Some(summary.frequency.len() as u64));
+    let t = Instant::now();
+    let models = clv::fit(&summary, spec.penalizer)?;
+    stages.record("clv_fit", t, Some(summary.frequency.len() as u64), Some(7));
+    let t = Instant::now();
+    let result = clv::predict(&summary, spec, models)?;
+    stages.record("clv_predict", t, Some(summary.frequency.len() as u64), Some(summary.frequency.len() as u64));
     let (b, g) = (result.bgnbd.params, result.gamma_gamma.params);
     tracing::info!(
         r = b.r, alpha = b.alpha, a = b.a, b = b.b, log_likelihood = result.bgnbd.log_likelihood,
@@ -338,7 +344,6 @@ async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publisher, stage
             "frequency and monetary value are correlated; Gamma-Gamma assumes independence"
         );
     }
-    stages.record("clv_fit", t, Some(summary.frequency.len() as u64), Some(7));
 
     let holdout = match spec.holdout_days {
         Some(days) => Some(holdout_stage(s, spec, days, &summary, &ids, publisher, stages).await?),
@@ -396,7 +401,7 @@ async fn holdout_stage(
     let cal_end = run_date - chrono::Days::new(days as u64);
     let cal_session = open(&s.job, cal_end, &s.cli_params).await?;
     let (_, cal, cal_ids) = load_summary(&cal_session.ctx, spec).await?;
-    let fitted = clv::value(&cal, spec)?;
+    let fitted = clv::fit(&cal, spec.penalizer)?;
     let index: std::collections::HashMap<&str, usize> = full_ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
     let h = days as f64 * spec.time_unit.per_day();
     let b = fitted.bgnbd.params;

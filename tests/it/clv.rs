@@ -97,3 +97,115 @@ fn per_customer_predictions_equal_lifetimes_to_1e6() {
     }
     eprintln!("worst relative difference to lifetimes: {worst:e}");
 }
+
+const CLV_JOB: &str = r#"
+[clv]
+view = "customer_summary"
+id = "customer_id"
+time_unit = "weeks"
+horizon_months = 12
+monthly_discount_rate = 0.01
+margin = 0.3
+holdout_days = 90
+"#;
+
+/// 100,000 generated customers: the fitted BG/NBD and Gamma-Gamma parameters are within a few
+/// percent of the generator's, and the published tables agree with DuckDB on the raw orders.
+#[test]
+fn clv_recovers_the_generator_parameters_and_publishes_its_tables() {
+    let data = tempfile::tempdir().unwrap();
+    segvalue_ok(&["generate", "--out", data.path().to_str().unwrap(), "--customers", "100000", "--seed", "3"]);
+    let j = JobDir::retail(&format!("{CLV_JOB}\n[output]\nroot = \"out\"\n"));
+    let toml = std::fs::read_to_string(j.job()).unwrap().replace(&dataset().display().to_string(), &data.path().display().to_string());
+    std::fs::write(j.job(), toml).unwrap();
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    let out = j.out();
+
+    let truth: Value = serde_json::from_slice(&std::fs::read(data.path().join("truth/params.json")).unwrap()).unwrap();
+    let model = duckdb(&format!("SELECT model, parameter, value, converged FROM read_parquet('{}/clv_model/*/*.parquet') ORDER BY 1, 2", out.display()));
+    assert_eq!(model.len(), 7);
+    let fitted: std::collections::HashMap<&str, f64> = model.iter().map(|r| (r[1].as_str().unwrap(), r[2].as_f64().unwrap())).collect();
+    let report: Vec<String> = fitted.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
+    eprintln!("fitted on 100k customers: {}", report.join(" "));
+    assert!(model.iter().all(|r| r[3] == true));
+    let want = |k: &str| truth[k].as_f64().unwrap();
+    // Every parameter within 10%; the quantities the data pins down best (the mean purchase
+    // rate r/α, the mean drop-out a/(a+b), the mean spend pγ/(q−1)) within 5%.
+    for (name, key) in [("r", "r"), ("alpha", "alpha"), ("a", "a"), ("b", "b"), ("p", "p_spend"), ("q", "q"), ("gamma", "gamma")] {
+        assert!(rel(fitted[name], want(key)) < 0.10, "{name}: fitted {}, truth {}", fitted[name], want(key));
+    }
+    let f = |k: &str| fitted[k];
+    assert!(rel(f("r") / f("alpha"), want("r") / want("alpha")) < 0.05);
+    assert!(rel(f("a") / (f("a") + f("b")), want("a") / (want("a") + want("b"))) < 0.05);
+    assert!(rel(f("p") * f("gamma") / (f("q") - 1.0), want("p_spend") * want("gamma") / (want("q") - 1.0)) < 0.05);
+
+    // frequency = distinct purchase days - 1, as DuckDB counts them on the raw orders.
+    let mismatch = duckdb(&format!(
+        "WITH d AS (SELECT customer_id, count(DISTINCT CAST(order_ts AS DATE)) - 1 AS f FROM read_parquet('{}/orders/*.parquet') GROUP BY 1)
+         SELECT count(*), count(c.customer_id) FROM d LEFT JOIN read_parquet('{}/customer_clv/*/*.parquet') c USING (customer_id)
+         WHERE c.frequency IS DISTINCT FROM d.f",
+        data.path().display(),
+        out.display()
+    ));
+    assert_eq!(mismatch[0][0], 0);
+    let sane = duckdb(&format!(
+        "SELECT count(*) FILTER (WHERE p_alive < 0 OR p_alive > 1 OR clv < 0 OR expected_purchases < 0),
+                min(clv_decile), max(clv_decile),
+                corr(clv, expected_purchases * expected_avg_value) > 0.9
+         FROM read_parquet('{}/customer_clv/*/*.parquet')",
+        out.display()
+    ));
+    assert_eq!(sane[0], vec![Value::from(0), Value::from(1), Value::from(10), Value::from(true)]);
+
+    // Holdout: predicted repeat purchases in the last 90 days within 10% of the actual total.
+    let v = duckdb(&format!(
+        "SELECT sum(customers * actual_holdout), sum(customers * predicted_holdout), count(*) FROM read_parquet('{}/clv_validation/*/*.parquet')",
+        out.display()
+    ));
+    let (actual, predicted) = (v[0][0].as_f64().unwrap(), v[0][1].as_f64().unwrap());
+    assert!(actual > 1000.0 && rel(predicted, actual) < 0.1, "actual {actual}, predicted {predicted}");
+    assert_eq!(v[0][2], 8);
+}
+
+#[test]
+fn segment_summary_carries_the_clv_of_its_customers() {
+    let j = JobDir::retail(&format!(
+        "{CLV_JOB}\n[segmentation]\nview = \"customer_features\"\nid = \"customer_id\"\nfeatures = [\"recency_days\", \"log_frequency\", \"log_monetary\"]\nk = 3\nseed = 5\n\n[output]\nroot = \"out\"\n"
+    ));
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    let out = j.out().display().to_string();
+    let diff = duckdb(&format!(
+        "WITH m AS (SELECT s.segment_id, sum(c.clv) AS t, avg(c.p_alive) AS p
+                    FROM read_parquet('{out}/customer_segments/*/*.parquet') s JOIN read_parquet('{out}/customer_clv/*/*.parquet') c USING (customer_id)
+                    GROUP BY 1)
+         SELECT count(*), count(*) FILTER (WHERE abs(m.t - x.total_clv) > 1e-6 * abs(m.t) OR abs(m.p - x.mean_p_alive) > 1e-9)
+         FROM m JOIN read_parquet('{out}/segment_summary/*/*.parquet') x USING (segment_id)"
+    ));
+    assert_eq!(diff[0], vec![Value::from(3), Value::from(0)]);
+}
+
+#[test]
+fn a_negative_monetary_value_names_the_view_and_customer() {
+    let j = JobDir::new(
+        &[(
+            "summary.sql",
+            "SELECT customer_id, CAST(1 AS DOUBLE) AS frequency, CAST(1 AS DOUBLE) AS recency, CAST(2 AS DOUBLE) AS tenure,
+                    CASE WHEN customer_id = 'C0000002' THEN -3.0 ELSE 10.0 END AS monetary_value
+             FROM customers",
+        )],
+        "[clv]\nview = \"summary\"\nid = \"customer_id\"\n\n[output]\nroot = \"out\"\n",
+    );
+    let err = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
+    assert!(err.contains("invalid CLV input: view 'summary': customer 'C0000002': monetary_value -3 is negative"), "{err}");
+    assert!(!j.out().join("customer_clv").exists());
+}
+
+#[test]
+fn an_empty_summary_is_an_error() {
+    let j = JobDir::new(
+        &[("summary.sql", "SELECT customer_id, 0.0 AS frequency, 0.0 AS recency, 1.0 AS tenure, 0.0 AS monetary_value FROM customers WHERE false")],
+        "[clv]\nview = \"summary\"\nid = \"customer_id\"\n\n[output]\nroot = \"out\"\n",
+    );
+    let err = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
+    assert!(err.contains("view 'summary': no rows"), "{err}");
+}
