@@ -28,35 +28,89 @@ pub struct GammaGammaFit {
     pub customers: usize,
 }
 
-/// Sum of ln f(m̄ | x; p, q, γ) and its gradient in (p, q, γ):
-/// ln Γ(px+q) − ln Γ(px) − ln Γ(q) + q ln γ + (px−1) ln m̄ + px ln x − (px+q) ln(x m̄ + γ).
-fn log_likelihood(x: &[f64], m: &[f64], pr: &GammaGammaParams) -> (f64, [f64; 3]) {
-    let GammaGammaParams { p, q, gamma } = *pr;
-    let (lg_q, dg_q, ln_g) = (ln_gamma(q), digamma(q), gamma.ln());
-    let partials: Vec<[f64; 4]> = x
-        .par_chunks(4096)
-        .zip(m.par_chunks(4096))
-        .map(|(xc, mc)| {
-            let mut s = [0.0; 4];
-            for (&x, &m) in xc.iter().zip(mc) {
-                let px = p * x;
-                let (ln_m, ln_x, ln_xm) = (m.ln(), x.ln(), (x * m + gamma).ln());
-                s[0] += ln_gamma(px + q) - ln_gamma(px) - lg_q + q * ln_g + (px - 1.0) * ln_m + px * ln_x - (px + q) * ln_xm;
-                let dg_pxq = digamma(px + q);
-                s[1] += x * (dg_pxq - digamma(px) + ln_m + ln_x - ln_xm);
-                s[2] += dg_pxq - dg_q + ln_g - ln_xm;
-                s[3] += q / gamma - (px + q) / (x * m + gamma);
+/// Repeat buyers prepared for repeated likelihood evaluations: the Γ and ψ terms depend on x
+/// only, so they are computed once per distinct x; the terms linear in p are constant sums.
+struct Data<'a> {
+    x: &'a [f64],
+    m: &'a [f64],
+    /// Distinct x values, and each customer's index into them with its count.
+    xs: Vec<f64>,
+    x_count: Vec<f64>,
+    /// Σ x (ln m̄ + ln x) and Σ ln m̄.
+    sum_x_lnmx: f64,
+    sum_ln_m: f64,
+}
+
+impl<'a> Data<'a> {
+    fn new(x: &'a [f64], m: &'a [f64]) -> Data<'a> {
+        let mut xs = x.to_vec();
+        xs.sort_by(f64::total_cmp);
+        let mut x_count: Vec<f64> = Vec::new();
+        let mut distinct: Vec<f64> = Vec::new();
+        for v in xs {
+            match distinct.last() {
+                Some(&d) if d == v => *x_count.last_mut().expect("same length") += 1.0,
+                _ => {
+                    distinct.push(v);
+                    x_count.push(1.0);
+                }
             }
-            s
-        })
-        .collect();
-    let mut s = [0.0; 4];
-    for part in &partials {
-        for k in 0..4 {
-            s[k] += part[k];
+        }
+        Data {
+            x,
+            m,
+            xs: distinct,
+            x_count,
+            sum_x_lnmx: x.iter().zip(m).map(|(&x, &m)| x * (m.ln() + x.ln())).sum(),
+            sum_ln_m: m.iter().map(|m| m.ln()).sum(),
         }
     }
-    (s[0], [s[1], s[2], s[3]])
+
+    /// Sum of ln f(m̄ | x; p, q, γ) and its gradient in (p, q, γ):
+    /// ln Γ(px+q) − ln Γ(px) − ln Γ(q) + q ln γ + (px−1) ln m̄ + px ln x − (px+q) ln(x m̄ + γ).
+    fn log_likelihood(&self, pr: &GammaGammaParams) -> (f64, [f64; 3]) {
+        let GammaGammaParams { p, q, gamma } = *pr;
+        let n = self.x.len() as f64;
+        let (lg_q, dg_q, ln_g) = (ln_gamma(q), digamma(q), gamma.ln());
+        // Terms that depend on x only, weighted by how many customers share the x.
+        let (mut ll, mut gp, mut gq) = (0.0, 0.0, 0.0);
+        for (&x, &c) in self.xs.iter().zip(&self.x_count) {
+            let px = p * x;
+            let dg_pxq = digamma(px + q);
+            ll += c * (ln_gamma(px + q) - ln_gamma(px));
+            gp += c * x * (dg_pxq - digamma(px));
+            gq += c * dg_pxq;
+        }
+        ll += n * (q * ln_g - lg_q) + p * self.sum_x_lnmx - self.sum_ln_m;
+        gp += self.sum_x_lnmx;
+        gq += n * (ln_g - dg_q);
+        // The per-customer part: −(px+q) ln(x m̄ + γ), summed in fixed chunks so the result
+        // does not depend on the thread count.
+        let partials: Vec<[f64; 4]> = self
+            .x
+            .par_chunks(8192)
+            .zip(self.m.par_chunks(8192))
+            .map(|(xc, mc)| {
+                let mut s = [0.0; 4];
+                for (&x, &m) in xc.iter().zip(mc) {
+                    let d = x * m + gamma;
+                    let ln_d = d.ln();
+                    s[0] += (p * x + q) * ln_d;
+                    s[1] += x * ln_d;
+                    s[2] += ln_d;
+                    s[3] += (p * x + q) / d;
+                }
+                s
+            })
+            .collect();
+        let mut s = [0.0; 4];
+        for part in &partials {
+            for k in 0..4 {
+                s[k] += part[k];
+            }
+        }
+        (ll - s[0], [gp - s[1], gq - s[2], n * q / gamma - s[3]])
+    }
 }
 
 /// Fits (p, q, γ) on repeat buyers: `x[i] > 0` and `m[i] > 0` for every i.
@@ -65,13 +119,14 @@ pub fn fit(x: &[f64], m: &[f64], penalizer: f64) -> Result<GammaGammaFit, ClvErr
         return Err(ClvError::Input("Gamma-Gamma needs at least one customer with a repeat purchase".into()));
     }
     let n = x.len() as f64;
+    let data = Data::new(x, m);
     let objective = |theta: &[f64]| {
         let pr = GammaGammaParams {
             p: theta[0].exp(),
             q: theta[1].exp(),
             gamma: theta[2].exp(),
         };
-        let (ll, g) = log_likelihood(x, m, &pr);
+        let (ll, g) = data.log_likelihood(&pr);
         let natural = [pr.p, pr.q, pr.gamma];
         let value = -ll / n + penalizer * natural.iter().map(|v| v * v).sum::<f64>();
         let grad = (0..3).map(|k| natural[k] * (-g[k] / n + 2.0 * penalizer * natural[k])).collect();
@@ -93,7 +148,7 @@ pub fn fit(x: &[f64], m: &[f64], penalizer: f64) -> Result<GammaGammaFit, ClvErr
     super::check_degenerate("gamma_gamma", &[("p", params.p), ("q", params.q), ("gamma", params.gamma)])?;
     Ok(GammaGammaFit {
         params,
-        log_likelihood: log_likelihood(x, m, &params).0,
+        log_likelihood: data.log_likelihood(&params).0,
         iterations: r.iterations,
         customers: x.len(),
     })
@@ -118,16 +173,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn gradient_matches_finite_differences() {
-        let x = [1.0, 2.0, 5.0, 9.0];
-        let m = [10.0, 35.5, 20.0, 48.0];
+    fn grouped_likelihood_equals_the_per_customer_formula() {
+        let x: [f64; 4] = [1.0, 2.0, 5.0, 2.0];
+        let m: [f64; 4] = [10.0, 35.5, 20.0, 7.0];
         let pr = GammaGammaParams { p: 5.0, q: 3.0, gamma: 12.0 };
-        let (_, g) = log_likelihood(&x, &m, &pr);
+        let direct: f64 = x
+            .iter()
+            .zip(&m)
+            .map(|(&x, &m)| {
+                let px = pr.p * x;
+                ln_gamma(px + pr.q) - ln_gamma(px) - ln_gamma(pr.q) + pr.q * pr.gamma.ln() + (px - 1.0) * m.ln() + px * x.ln()
+                    - (px + pr.q) * (x * m + pr.gamma).ln()
+            })
+            .sum();
+        let grouped = Data::new(&x, &m).log_likelihood(&pr).0;
+        assert!((direct - grouped).abs() < 1e-9 * direct.abs(), "{direct} vs {grouped}");
+    }
+
+    #[test]
+    fn gradient_matches_finite_differences() {
+        let x = [1.0, 2.0, 5.0, 9.0, 2.0];
+        let m = [10.0, 35.5, 20.0, 48.0, 7.0];
+        let pr = GammaGammaParams { p: 5.0, q: 3.0, gamma: 12.0 };
+        let d = Data::new(&x, &m);
+        let (_, g) = d.log_likelihood(&pr);
         let h = 1e-6;
         let at = |k: usize, e: f64| {
             let mut v = [pr.p, pr.q, pr.gamma];
             v[k] += e;
-            log_likelihood(&x, &m, &GammaGammaParams { p: v[0], q: v[1], gamma: v[2] }).0
+            d.log_likelihood(&GammaGammaParams { p: v[0], q: v[1], gamma: v[2] }).0
         };
         for (k, gk) in g.iter().enumerate() {
             let fd = (at(k, h) - at(k, -h)) / (2.0 * h);

@@ -12,6 +12,8 @@ pub use bgnbd::{BgNbdFit, BgNbdParams, hyp2f1_series};
 pub use gamma_gamma::{GammaGammaFit, GammaGammaParams};
 pub use optimize::{Minimum, minimize};
 
+use rayon::prelude::*;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClvError {
     #[error("invalid CLV input: {0}")]
@@ -164,26 +166,30 @@ pub fn predict(s: &Summary, spec: &ClvSpec, models: ClvModels) -> Result<ClvResu
 
     let horizon = spec.horizon_months as f64 * spec.time_unit.per_month();
     let n = s.frequency.len();
-    let mut p_alive = Vec::with_capacity(n);
-    let mut expected = Vec::with_capacity(n);
-    let mut avg_value = Vec::with_capacity(n);
-    let mut clv = Vec::with_capacity(n);
-    let mut clv_simple = Vec::with_capacity(n);
     // clv_simple's lifetime: the configured one, else the population's expected time to drop
     // out, 1 / (E[λ] · E[p]) = (α / r) · ((a + b) / a) periods.
     let lifetime = spec.lifetime_periods.unwrap_or((b.alpha / b.r) * ((b.a + b.b) / b.a));
-    for i in 0..n {
-        let (x, tx, t, m) = (s.frequency[i], s.recency[i], s.tenure[i], s.monetary_value[i]);
-        p_alive.push(b.p_alive(x, tx, t));
-        expected.push(b.expected_purchases(horizon, x, tx, t));
-        let v = g.expected_avg_value(x, m);
-        avg_value.push(v);
-        clv.push(spec.margin * discounted_clv(&b, v, x, tx, t, spec));
-        // Simple CLV = average order value × purchases per period × lifetime × margin.
-        let aov = if x > 0.0 { m } else { g.population_mean() };
-        let rate = if t > 0.0 { x / t } else { 0.0 };
-        clv_simple.push(aov * rate * lifetime * spec.margin);
-    }
+    // Customers are independent; rayon keeps the output order, so results do not depend on
+    // the thread count.
+    let rows: Vec<[f64; 5]> = (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let (x, tx, t, m) = (s.frequency[i], s.recency[i], s.tenure[i], s.monetary_value[i]);
+            let v = g.expected_avg_value(x, m);
+            // Simple CLV = average order value × purchases per period × lifetime × margin.
+            let aov = if x > 0.0 { m } else { g.population_mean() };
+            let rate = if t > 0.0 { x / t } else { 0.0 };
+            [
+                b.p_alive(x, tx, t),
+                b.expected_purchases(horizon, x, tx, t),
+                v,
+                spec.margin * discounted_clv(&b, v, x, tx, t, spec),
+                aov * rate * lifetime * spec.margin,
+            ]
+        })
+        .collect();
+    let column = |k: usize| rows.iter().map(|r| r[k]).collect::<Vec<f64>>();
+    let (p_alive, expected, avg_value, clv, clv_simple) = (column(0), column(1), column(2), column(3), column(4));
     let clv_decile = deciles(&clv);
     Ok(ClvResult {
         bgnbd: bg,

@@ -1,0 +1,33 @@
+"""The peer side of bench/clv.sh: the same CLV work with lifetimes 0.11.3.
+
+usage: lifetimes_clv.py SUMMARY_PARQUET_DIR OUT_PARQUET
+Prints one JSON line: fit seconds, total seconds and the fitted parameters.
+"""
+import json
+import sys
+import time
+
+import pandas as pd
+from lifetimes import BetaGeoFitter, GammaGammaFitter
+
+start = time.perf_counter()
+d = pd.read_parquet(sys.argv[1])
+t_fit = time.perf_counter()
+bgf = BetaGeoFitter()
+bgf.fit(d["frequency"], d["recency"], d["tenure"])
+rep = d[d.frequency > 0]
+ggf = GammaGammaFitter()
+ggf.fit(rep["frequency"], rep["monetary_value"])
+fit_seconds = time.perf_counter() - t_fit
+horizon = 12 * 4.345
+out = pd.DataFrame({"customer_id": d["customer_id"]})
+out["p_alive"] = bgf.conditional_probability_alive(d["frequency"], d["recency"], d["tenure"])
+out["expected_purchases"] = bgf.conditional_expected_number_of_purchases_up_to_time(horizon, d["frequency"], d["recency"], d["tenure"])
+out["expected_avg_value"] = ggf.conditional_expected_average_profit(d["frequency"], d["monetary_value"])
+out["clv"] = ggf.customer_lifetime_value(
+    bgf, d["frequency"], d["recency"], d["tenure"], d["monetary_value"], time=12, discount_rate=0.01, freq="W"
+).values
+out.sort_values("customer_id").to_parquet(sys.argv[2], compression="zstd")
+total = time.perf_counter() - start
+params = {**{k: float(v) for k, v in bgf.params_.items()}, **{("gamma" if k == "v" else k): float(v) for k, v in ggf.params_.items()}}
+print(json.dumps({"fit_seconds": fit_seconds, "total_seconds": total, "params": params}))
