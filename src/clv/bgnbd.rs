@@ -169,11 +169,7 @@ pub fn fit(x: &[f64], tx: &[f64], t: &[f64], penalizer: f64) -> Result<BgNbdFit,
             b: theta[3].exp(),
         };
         let (ll, g) = data.log_likelihood(&p, scale);
-        let natural = [p.r, p.alpha, p.a, p.b];
-        let value = -ll / n + penalizer * natural.iter().map(|v| v * v).sum::<f64>();
-        // Chain rule to log-parameters: d/dlnθ = θ · d/dθ.
-        let grad = (0..4).map(|k| natural[k] * (-g[k] / n + 2.0 * penalizer * natural[k])).collect();
-        (value, grad)
+        super::penalized_objective(&[p.r, p.alpha, p.a, p.b], ll, &g, n, penalizer)
     };
     let m = minimize(objective, vec![0.0; 4], 2000).map_err(|e| ClvError::Fit { model: "bgnbd", message: e })?;
     if !m.converged {

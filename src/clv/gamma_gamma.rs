@@ -127,10 +127,7 @@ pub fn fit(x: &[f64], m: &[f64], penalizer: f64) -> Result<GammaGammaFit, ClvErr
             gamma: theta[2].exp(),
         };
         let (ll, g) = data.log_likelihood(&pr);
-        let natural = [pr.p, pr.q, pr.gamma];
-        let value = -ll / n + penalizer * natural.iter().map(|v| v * v).sum::<f64>();
-        let grad = (0..3).map(|k| natural[k] * (-g[k] / n + 2.0 * penalizer * natural[k])).collect();
-        (value, grad)
+        super::penalized_objective(&[pr.p, pr.q, pr.gamma], ll, &g, n, penalizer)
     };
     let r = minimize(objective, vec![0.0; 3], 2000).map_err(|e| ClvError::Fit { model: "gamma_gamma", message: e })?;
     if !r.converged {

@@ -219,6 +219,15 @@ pub fn discounted_clv(b: &BgNbdParams, v: f64, x: f64, tx: f64, t: f64, spec: &C
     total
 }
 
+/// The objective both fits minimise, as lifetimes does: the mean negative log-likelihood plus
+/// `penalizer · Σ θ²` over the natural parameters θ, with its gradient in log-parameters
+/// (d/d ln θ = θ · d/dθ).
+fn penalized_objective(theta: &[f64], log_likelihood: f64, gradient: &[f64], n: f64, penalizer: f64) -> (f64, Vec<f64>) {
+    let value = -log_likelihood / n + penalizer * theta.iter().map(|v| v * v).sum::<f64>();
+    let grad = theta.iter().zip(gradient).map(|(t, g)| t * (-g / n + 2.0 * penalizer * t)).collect();
+    (value, grad)
+}
+
 /// Parameters driven to 0 or infinity mean the likelihood has no interior maximum for this
 /// data; report that instead of publishing meaningless values.
 fn check_degenerate(model: &'static str, params: &[(&'static str, f64)]) -> Result<(), ClvError> {
