@@ -34,6 +34,7 @@ pub struct Session {
     pub job: Job,
     pub ctx: SessionContext,
     pub params: Params,
+    pub run_date: NaiveDate,
     cli_params: Vec<(String, ParamValue)>,
     /// In dependency order.
     pub views: Vec<RegisteredView>,
@@ -85,6 +86,7 @@ pub async fn open(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVa
         job: job.clone(),
         ctx,
         params,
+        run_date,
         cli_params: cli_params.to_vec(),
         views,
     })
@@ -394,11 +396,7 @@ async fn holdout_stage(
     stages: &mut Stages,
 ) -> Result<HoldoutReport, Error> {
     let t = Instant::now();
-    let run_date = match s.params.get(crate::params::RUN_DATE) {
-        Some(ParamValue::Date(d)) => *d,
-        _ => unreachable!("the run date is always a date"),
-    };
-    let cal_end = run_date - chrono::Days::new(days as u64);
+    let cal_end = s.run_date - chrono::Days::new(days as u64);
     let cal_session = open(&s.job, cal_end, &s.cli_params).await?;
     let (_, cal, cal_ids) = load_summary(&cal_session.ctx, spec).await?;
     let fitted = clv::fit(&cal, spec.penalizer)?;
