@@ -144,6 +144,24 @@ fn retail_job_publishes_hive_partitioned_tables() {
     assert!(manifest["stages"].as_array().unwrap().iter().any(|s| s["stage"] == "segment"));
 }
 
+/// The README's first command: the shipped job on the committed sample, as a user runs it.
+#[test]
+fn the_shipped_default_job_runs_on_the_sample_data() {
+    let out = tempfile::tempdir().unwrap();
+    let job = format!("{ROOT}/jobs/retail.toml");
+    let stdout = segvalue_ok(&["run", &job, "--run-date", "2025-12-31", "--output-root", out.path().to_str().unwrap()]);
+    for t in ["customer_features", "customer_segments", "segment_summary", "segmentation_k_selection", "customer_clv", "clv_model", "clv_validation", "kpi_monthly_retention"] {
+        assert!(stdout.contains(&format!("{t}\t")), "{t} missing:\n{stdout}");
+        assert!(out.path().join(t).join("run_date=2025-12-31/_SUCCESS").exists(), "{t}");
+    }
+    let buyers = duckdb(&format!(
+        "SELECT count(DISTINCT customer_id) FROM read_parquet('{ROOT}/data/sample/orders/*.parquet')"
+    ))[0][0]
+        .clone();
+    let clv = duckdb(&format!("SELECT count(*) FROM read_parquet('{}/customer_clv/*/*.parquet')", out.path().display()));
+    assert_eq!(clv[0][0], buyers);
+}
+
 #[test]
 fn rerunning_a_date_replaces_its_partition_and_other_dates_add_one() {
     let j = retail_job();
