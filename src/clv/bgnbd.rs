@@ -14,7 +14,6 @@ use rayon::prelude::*;
 use statrs::function::gamma::{digamma, ln_gamma};
 
 use super::ClvError;
-use super::optimize::minimize;
 
 /// Fitted (or given) BG/NBD parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -171,26 +170,18 @@ pub fn fit(x: &[f64], tx: &[f64], t: &[f64], penalizer: f64) -> Result<BgNbdFit,
         let (ll, g) = data.log_likelihood(&p, scale);
         super::penalized_objective(&[p.r, p.alpha, p.a, p.b], ll, &g, n, penalizer)
     };
-    let m = minimize(objective, vec![0.0; 4], 2000).map_err(|e| ClvError::Fit { model: "bgnbd", message: e })?;
-    if !m.converged {
-        return Err(ClvError::NotConverged {
-            model: "bgnbd",
-            iterations: m.iterations,
-            reason: m.reason,
-        });
-    }
+    let (theta, iterations) = super::fit_positive("bgnbd", &["r", "alpha", "a", "b"], objective)?;
     let params = BgNbdParams {
-        r: m.x[0].exp(),
-        alpha: m.x[1].exp() / scale,
-        a: m.x[2].exp(),
-        b: m.x[3].exp(),
+        r: theta[0],
+        alpha: theta[1] / scale,
+        a: theta[2],
+        b: theta[3],
     };
-    super::check_degenerate("bgnbd", &[("r", params.r), ("alpha", params.alpha), ("a", params.a), ("b", params.b)])?;
     let (log_likelihood, _) = data.log_likelihood(&params, 1.0);
     Ok(BgNbdFit {
         params,
         log_likelihood,
-        iterations: m.iterations,
+        iterations,
         customers: x.len(),
         unique_tuples: data.rows.len(),
     })

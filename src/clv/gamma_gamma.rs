@@ -11,7 +11,6 @@ use rayon::prelude::*;
 use statrs::function::gamma::{digamma, ln_gamma};
 
 use super::ClvError;
-use super::optimize::minimize;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GammaGammaParams {
@@ -129,24 +128,16 @@ pub fn fit(x: &[f64], m: &[f64], penalizer: f64) -> Result<GammaGammaFit, ClvErr
         let (ll, g) = data.log_likelihood(&pr);
         super::penalized_objective(&[pr.p, pr.q, pr.gamma], ll, &g, n, penalizer)
     };
-    let r = minimize(objective, vec![0.0; 3], 2000).map_err(|e| ClvError::Fit { model: "gamma_gamma", message: e })?;
-    if !r.converged {
-        return Err(ClvError::NotConverged {
-            model: "gamma_gamma",
-            iterations: r.iterations,
-            reason: r.reason,
-        });
-    }
+    let (theta, iterations) = super::fit_positive("gamma_gamma", &["p", "q", "gamma"], objective)?;
     let params = GammaGammaParams {
-        p: r.x[0].exp(),
-        q: r.x[1].exp(),
-        gamma: r.x[2].exp(),
+        p: theta[0],
+        q: theta[1],
+        gamma: theta[2],
     };
-    super::check_degenerate("gamma_gamma", &[("p", params.p), ("q", params.q), ("gamma", params.gamma)])?;
     Ok(GammaGammaFit {
         params,
         log_likelihood: data.log_likelihood(&params).0,
-        iterations: r.iterations,
+        iterations,
         customers: x.len(),
     })
 }

@@ -228,6 +228,27 @@ fn penalized_objective(theta: &[f64], log_likelihood: f64, gradient: &[f64], n: 
     (value, grad)
 }
 
+/// Minimises `objective` over log-parameters from θ = 1 and returns the natural parameters
+/// and the iteration count; a fit that does not converge or runs off to 0 or infinity is an
+/// error naming `model`.
+fn fit_positive<F>(model: &'static str, names: &[&'static str], objective: F) -> Result<(Vec<f64>, u64), ClvError>
+where
+    F: Fn(&[f64]) -> (f64, Vec<f64>),
+{
+    let m = minimize(objective, vec![0.0; names.len()], 2000).map_err(|message| ClvError::Fit { model, message })?;
+    if !m.converged {
+        return Err(ClvError::NotConverged {
+            model,
+            iterations: m.iterations,
+            reason: m.reason,
+        });
+    }
+    let theta: Vec<f64> = m.x.iter().map(|v| v.exp()).collect();
+    let named: Vec<(&'static str, f64)> = names.iter().copied().zip(theta.iter().copied()).collect();
+    check_degenerate(model, &named)?;
+    Ok((theta, m.iterations))
+}
+
 /// Parameters driven to 0 or infinity mean the likelihood has no interior maximum for this
 /// data; report that instead of publishing meaningless values.
 fn check_degenerate(model: &'static str, params: &[(&'static str, f64)]) -> Result<(), ClvError> {
