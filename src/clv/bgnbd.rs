@@ -123,9 +123,12 @@ impl Sufficient {
                     let (lse, w4, l_tx, i_tx) = if x > 0.0 {
                         let (l_tx, i_tx) = per_tx[txi as usize];
                         let a4 = ln_a - px.ln_bx1 - rx * l_tx;
-                        let m = a3.max(a4);
-                        let lse = m + ((a3 - m).exp() + (a4 - m).exp()).ln();
-                        (lse, (a4 - lse).exp(), l_tx, i_tx)
+                        // ln(e^A₃ + e^A₄) and the weight e^A₄ / (e^A₃ + e^A₄) from one exp:
+                        // with e = e^(−|A₄ − A₃|), lse = max + ln(1 + e).
+                        let d = a4 - a3;
+                        let e = (-d.abs()).exp();
+                        let (lse, w4) = if d > 0.0 { (a4 + e.ln_1p(), 1.0 / (1.0 + e)) } else { (a3 + e.ln_1p(), e / (1.0 + e)) };
+                        (lse, w4, l_tx, i_tx)
                     } else {
                         (a3, 0.0, 0.0, 0.0)
                     };
