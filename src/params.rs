@@ -157,22 +157,16 @@ impl Params {
         self.values.iter().map(|(k, v)| (k.as_str(), v))
     }
 
-    /// Replaces every `$name` in `stmt` with its literal. Returns the names used, or the first
-    /// name that has no value.
-    pub fn substitute(&self, stmt: &mut Statement) -> Result<Vec<String>, String> {
-        let mut used = Vec::new();
+    /// Replaces every `$name` in `stmt` with its literal; a name without a value is returned
+    /// as the error.
+    pub fn substitute(&self, stmt: &mut Statement) -> Result<(), String> {
         let flow = visit_expressions_mut(stmt, |expr| {
             if let Expr::Value(v) = expr
                 && let Value::Placeholder(p) = &v.value
             {
                 let name = p.trim_start_matches(['$', ':', '@']);
                 match self.values.get(name) {
-                    Some(value) => {
-                        if !used.iter().any(|u| u == name) {
-                            used.push(name.to_string());
-                        }
-                        *expr = value.to_expr();
-                    }
+                    Some(value) => *expr = value.to_expr(),
                     None => return ControlFlow::Break(p.clone()),
                 }
             }
@@ -180,7 +174,7 @@ impl Params {
         });
         match flow {
             ControlFlow::Break(p) => Err(p),
-            ControlFlow::Continue(()) => Ok(used),
+            ControlFlow::Continue(()) => Ok(()),
         }
     }
 }

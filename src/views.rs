@@ -13,7 +13,6 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::view::ViewTable;
 use datafusion::execution::context::SessionContext;
-use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
@@ -76,8 +75,6 @@ pub struct RegisteredView {
     pub name: String,
     pub path: PathBuf,
     pub schema: SchemaRef,
-    pub plan: LogicalPlan,
-    pub params_used: Vec<String>,
 }
 
 /// Reads and parses every `*.sql` file directly in `dir`, sorted by file name.
@@ -245,7 +242,7 @@ pub async fn register_views(
     let mut out = Vec::with_capacity(ordered.len());
     for v in ordered {
         let mut stmt = v.statement.clone();
-        let params_used = params.substitute(&mut stmt).map_err(|name| ViewError::UnknownParam {
+        params.substitute(&mut stmt).map_err(|name| ViewError::UnknownParam {
             file: v.path.clone(),
             name,
             defined: params.names().map(|n| format!("${n}")).collect::<Vec<_>>().join(", "),
@@ -259,14 +256,12 @@ pub async fn register_views(
             .await
             .map_err(plan_err)?;
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
-        let table = ViewTable::new(plan.clone(), Some(v.sql.clone()));
+        let table = ViewTable::new(plan, Some(v.sql.clone()));
         ctx.register_table(v.name.as_str(), Arc::new(table)).map_err(plan_err)?;
         out.push(RegisteredView {
             name: v.name.clone(),
             path: v.path.clone(),
             schema,
-            plan,
-            params_used,
         });
     }
     Ok(out)
