@@ -115,9 +115,7 @@ holdout_days = 90
 fn clv_recovers_the_generator_parameters_and_publishes_its_tables() {
     let data = tempfile::tempdir().unwrap();
     segvalue_ok(&["generate", "--out", data.path().to_str().unwrap(), "--customers", "100000", "--seed", "3"]);
-    let j = JobDir::retail(&format!("{CLV_JOB}\n[output]\nroot = \"out\"\n"));
-    let toml = std::fs::read_to_string(j.job()).unwrap().replace(&dataset().display().to_string(), &data.path().display().to_string());
-    std::fs::write(j.job(), toml).unwrap();
+    let j = JobDir::retail_at(&data.path().display().to_string(), &format!("{CLV_JOB}\n[output]\nroot = \"out\"\n"));
     segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
     let out = j.out();
 

@@ -50,6 +50,16 @@ pub fn dataset() -> &'static Path {
     })
 }
 
+/// The segmentation the integration tests run over the shipped retail views; `k` as written
+/// in the job file (`3` or `{ min = 2, max = 6 }`).
+pub fn retail_segmentation(k: &str) -> String {
+    format!(
+        "[segmentation]\nview = \"customer_features\"\nid = \"customer_id\"\n\
+         features = [\"recency_days\", \"log_frequency\", \"log_monetary\", \"log_sessions_90d\", \"share_app\"]\n\
+         k = {k}\nseed = 42\n"
+    )
+}
+
 /// A job directory: `job.toml`, `sql/` with the given views, output under `out/`.
 pub struct JobDir {
     pub dir: tempfile::TempDir,
@@ -57,12 +67,16 @@ pub struct JobDir {
 
 impl JobDir {
     pub fn new(views: &[(&str, &str)], extra_toml: &str) -> JobDir {
+        JobDir::with_sources(views, extra_toml, &dataset().display().to_string())
+    }
+
+    /// Like [`JobDir::new`] with the three sources under `data_root` (a path or a URL).
+    pub fn with_sources(views: &[(&str, &str)], extra_toml: &str, data_root: &str) -> JobDir {
         let dir = tempfile::Builder::new().prefix("segvalue-job-").tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("sql")).unwrap();
         for (name, sql) in views {
             std::fs::write(dir.path().join("sql").join(name), sql).unwrap();
         }
-        let data = dataset();
         let toml = format!(
             r#"[job]
 name = "test"
@@ -82,7 +96,7 @@ format = "parquet"
 
 {extra_toml}
 "#,
-            d = data.display()
+            d = data_root
         );
         std::fs::write(dir.path().join("job.toml"), toml).unwrap();
         JobDir { dir }
@@ -90,7 +104,12 @@ format = "parquet"
 
     /// The shipped retail views over the generated dataset.
     pub fn retail(extra_toml: &str) -> JobDir {
-        let j = JobDir::new(&[], extra_toml);
+        JobDir::retail_at(&dataset().display().to_string(), extra_toml)
+    }
+
+    /// The shipped retail views over the sources under `data_root`.
+    pub fn retail_at(data_root: &str, extra_toml: &str) -> JobDir {
+        let j = JobDir::with_sources(&[], extra_toml, data_root);
         for e in std::fs::read_dir(Path::new(ROOT).join("sql/retail")).unwrap() {
             let p = e.unwrap().path();
             std::fs::copy(&p, j.dir.path().join("sql").join(p.file_name().unwrap())).unwrap();

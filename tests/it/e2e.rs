@@ -16,20 +16,10 @@ const TABLES: &[&str] = &[
 ];
 
 fn retail_job() -> JobDir {
-    JobDir::retail(
-        r#"
-[segmentation]
-view = "customer_features"
-id = "customer_id"
-features = ["recency_days", "log_frequency", "log_monetary", "log_sessions_90d", "share_app"]
-k = { min = 2, max = 6 }
-seed = 42
-
-[output]
-root = "out"
-publish_views = ["kpi_monthly_retention"]
-"#,
-    )
+    JobDir::retail(&format!(
+        "{}\n[output]\nroot = \"out\"\npublish_views = [\"kpi_monthly_retention\"]\n",
+        retail_segmentation("{ min = 2, max = 6 }")
+    ))
 }
 
 fn files_in(dir: &Path) -> Vec<String> {

@@ -11,19 +11,8 @@ const DATE: &str = "2025-12-31";
 
 fn job(engine: &str) -> JobDir {
     JobDir::retail(&format!(
-        r#"
-{engine}
-[segmentation]
-view = "customer_features"
-id = "customer_id"
-features = ["recency_days", "log_frequency", "log_monetary", "log_sessions_90d", "share_app"]
-k = {{ min = 2, max = 6 }}
-seed = 42
-
-[output]
-root = "out"
-publish_views = ["kpi_monthly_retention"]
-"#
+        "{engine}\n{}\n[output]\nroot = \"out\"\npublish_views = [\"kpi_monthly_retention\"]\n",
+        retail_segmentation("{ min = 2, max = 6 }")
     ))
 }
 

@@ -54,43 +54,12 @@ fn py(port: u16, code: &str) -> String {
 }
 
 fn s3_job(storage: &str) -> JobDir {
-    let j = JobDir::retail("");
-    let toml = format!(
-        r#"[job]
-name = "s3"
-sql_dir = "sql"
-
-[sources.customers]
-url = "s3://raw/shop/customers/"
-format = "parquet"
-
-[sources.orders]
-url = "s3://raw/shop/orders/"
-format = "parquet"
-
-[sources.sessions]
-url = "s3://raw/shop/sessions/"
-format = "parquet"
-
-[quality.orders]
-duplicate_ids = {{ column = "order_id", action = "drop" }}
-
-{storage}
-
-[segmentation]
-view = "customer_features"
-id = "customer_id"
-features = ["recency_days", "log_frequency", "log_monetary", "log_sessions_90d", "share_app"]
-k = {{ min = 2, max = 5 }}
-seed = 42
-
-[output]
-root = "s3://marts/warehouse/"
-publish_views = ["kpi_monthly_retention"]
-"#
+    let extra = format!(
+        "[quality.orders]\nduplicate_ids = {{ column = \"order_id\", action = \"drop\" }}\n\n{storage}\n\n{}\n\
+         [output]\nroot = \"s3://marts/warehouse/\"\npublish_views = [\"kpi_monthly_retention\"]\n",
+        retail_segmentation("{ min = 2, max = 5 }")
     );
-    std::fs::write(j.dir.path().join("job.toml"), toml).unwrap();
-    j
+    JobDir::retail_at("s3://raw/shop", &extra)
 }
 
 const TABLES: &[&str] = &["customer_features", "customer_segments", "segment_summary", "segmentation_k_selection", "kpi_monthly_retention"];
