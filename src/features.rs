@@ -8,7 +8,8 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::{cast, concat};
 use datafusion::arrow::datatypes::{DataType, Float64Type, SchemaRef};
 use datafusion::execution::context::SessionContext;
-use datafusion::prelude::col;
+// `ident` takes column names from the job verbatim, without SQL case folding.
+use datafusion::logical_expr::ident;
 use futures::StreamExt;
 use ndarray::{Array1, Array2, Axis};
 
@@ -90,13 +91,13 @@ pub async fn load_matrix(
         view: view.to_string(),
         source,
     };
-    let mut exprs = vec![col(quoted(id))];
-    exprs.extend(features.iter().map(|f| col(quoted(f))));
+    let mut exprs = vec![ident(id)];
+    exprs.extend(features.iter().map(|f| ident(f)));
     let df = ctx
         .table(view)
         .await
         .and_then(|df| df.select(exprs))
-        .and_then(|df| df.sort(vec![col(quoted(id)).sort(true, true)]))
+        .and_then(|df| df.sort(vec![ident(id).sort(true, true)]))
         .map_err(q)?;
     let mut stream = df.execute_stream().await.map_err(q)?;
 
@@ -177,11 +178,6 @@ fn check_ids(view: &str, id: &str, ids: &ArrayRef) -> Result<(), FeatureError> {
         }
     }
     Ok(())
-}
-
-/// Column names from the job are used verbatim, not case-folded by the SQL parser.
-fn quoted(name: &str) -> String {
-    format!("\"{name}\"")
 }
 
 /// Per-column affine scaling `(x - center) / scale`, fitted on the training matrix.

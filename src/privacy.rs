@@ -13,8 +13,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result as DfResult, exec_err};
 use datafusion::dataframe::DataFrame;
-use datafusion::logical_expr::{ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
-use datafusion::prelude::col;
+use datafusion::logical_expr::{ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, ident};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use sha2::Sha256;
@@ -164,7 +163,7 @@ impl Privacy {
             .iter()
             .filter(|f| !self.drop_columns.contains(f.name()))
             .map(|f| {
-                let c = col(format!("\"{}\"", f.name()));
+                let c = ident(f.name());
                 match &self.udf {
                     Some(udf) if self.id_columns.contains(f.name()) => udf.call(vec![c]).alias(f.name()),
                     _ => c,

@@ -21,8 +21,7 @@ use datafusion::common::config::TableParquetOptions;
 use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::object_store::ObjectStoreUrl;
-use datafusion::logical_expr::{Expr, cast};
-use datafusion::prelude::col;
+use datafusion::logical_expr::{Expr, cast, ident};
 use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path as ObjectPath;
@@ -118,7 +117,7 @@ impl Publisher {
         let sort: Vec<_> = sort_by
             .iter()
             .filter(|c| df.schema().has_column_with_unqualified_name(c))
-            .map(|c| col(format!("\"{c}\"")).sort(true, true))
+            .map(|c| ident(c.as_str()).sort(true, true))
             .collect();
         let target = self.url_of(&self.staging_file(table));
         let mut opts = TableParquetOptions::default();
@@ -265,7 +264,7 @@ pub fn bi_types(df: DataFrame) -> datafusion::error::Result<DataFrame> {
     let exprs: Vec<Expr> = fields
         .iter()
         .map(|f| {
-            let c = col(format!("\"{}\"", f.name()));
+            let c = ident(f.name());
             let target = match f.data_type() {
                 DataType::Timestamp(unit, tz) if *unit != TimeUnit::Microsecond || tz.is_none() => {
                     Some(DataType::Timestamp(TimeUnit::Microsecond, Some(tz.clone().unwrap_or_else(|| "UTC".into()))))
