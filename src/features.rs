@@ -2,7 +2,7 @@
 //!
 //! [`load_matrix`] streams the id and feature columns out of DataFusion, sorted by id, so the
 //! row order (and hence every seeded model result) does not depend on partitioning or thread
-//! count. [`Scaler`] is pure: fit on a matrix, then transform.
+//! count.
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::{cast, concat};
@@ -11,10 +11,9 @@ use datafusion::execution::context::SessionContext;
 // `ident` takes column names from the job verbatim, without SQL case folding.
 use datafusion::logical_expr::ident;
 use futures::StreamExt;
-use ndarray::{Array1, Array2, Axis};
+use ndarray::Array2;
 
 use crate::error::one_line;
-use crate::job::Scale;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureError {
@@ -60,16 +59,39 @@ pub struct FeatureMatrix {
     pub x: Array2<f64>,
 }
 
-/// Checks that `id` and `features` exist in `schema` and that features are numeric.
-pub fn check_columns(view: &str, schema: &SchemaRef, id: &str, features: &[String]) -> Result<(), FeatureError> {
+/// Like [`FeatureMatrix`], but nulls are kept (as NaN in `x`, counted in `nulls`) for the
+/// preparation step to fill, and categorical columns come as strings.
+#[derive(Debug, Clone)]
+pub struct FeatureFrame {
+    pub ids: ArrayRef,
+    pub names: Vec<String>,
+    pub x: Array2<f64>,
+    /// Nulls per numeric column.
+    pub nulls: Vec<usize>,
+    pub categorical_names: Vec<String>,
+    /// One vector per categorical column; `None` is SQL NULL.
+    pub categorical: Vec<Vec<Option<String>>>,
+}
+
+/// Checks that `id`, `numeric` and `categorical` exist in `schema` and that `numeric` columns
+/// are numbers.
+pub fn check_columns(
+    view: &str,
+    schema: &SchemaRef,
+    id: &str,
+    numeric: &[String],
+    categorical: &[String],
+) -> Result<(), FeatureError> {
     let available = || schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ");
-    for name in std::iter::once(id).chain(features.iter().map(String::as_str)) {
+    let all = std::iter::once(id).chain(numeric.iter().map(String::as_str)).chain(categorical.iter().map(String::as_str));
+    for name in all {
         let field = schema.field_with_name(name).map_err(|_| FeatureError::MissingColumn {
             view: view.to_string(),
             column: name.to_string(),
             available: available(),
         })?;
-        if name != id && !(field.data_type().is_numeric() || field.data_type() == &DataType::Boolean) {
+        let is_number = field.data_type().is_numeric() || field.data_type() == &DataType::Boolean;
+        if numeric.iter().any(|n| n == name) && !is_number {
             return Err(FeatureError::NotNumeric {
                 view: view.to_string(),
                 column: name.to_string(),
@@ -80,19 +102,42 @@ pub fn check_columns(view: &str, schema: &SchemaRef, id: &str, features: &[Strin
     Ok(())
 }
 
-/// Streams `id` and `features` of `view`, sorted by id, into a matrix.
+/// Streams `id` and `features` of `view`, sorted by id, into a matrix; nulls are an error.
 pub async fn load_matrix(
     ctx: &SessionContext,
     view: &str,
     id: &str,
     features: &[String],
 ) -> Result<FeatureMatrix, FeatureError> {
+    let f = load_frame(ctx, view, id, features, &[]).await?;
+    if let Some(j) = f.nulls.iter().position(|&c| c > 0) {
+        return Err(FeatureError::Nulls {
+            view: view.to_string(),
+            column: features[j].clone(),
+            count: f.nulls[j],
+        });
+    }
+    Ok(FeatureMatrix {
+        ids: f.ids,
+        names: f.names,
+        x: f.x,
+    })
+}
+
+/// Streams `id`, `numeric` and `categorical` columns of `view`, sorted by id.
+pub async fn load_frame(
+    ctx: &SessionContext,
+    view: &str,
+    id: &str,
+    numeric: &[String],
+    categorical: &[String],
+) -> Result<FeatureFrame, FeatureError> {
     let q = |source| FeatureError::Query {
         view: view.to_string(),
         source,
     };
     let mut exprs = vec![ident(id)];
-    exprs.extend(features.iter().map(|f| ident(f)));
+    exprs.extend(numeric.iter().chain(categorical).map(|f| ident(f)));
     let df = ctx
         .table(view)
         .await
@@ -101,57 +146,56 @@ pub async fn load_matrix(
         .map_err(q)?;
     let mut stream = df.execute_stream().await.map_err(q)?;
 
-    let p = features.len();
+    let p = numeric.len();
     let mut values: Vec<f64> = Vec::new();
     let mut id_chunks: Vec<ArrayRef> = Vec::new();
     let mut nulls = vec![0usize; p];
+    let mut non_finite = vec![0usize; p];
+    let mut cats: Vec<Vec<Option<String>>> = vec![Vec::new(); categorical.len()];
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(q)?;
         let n = batch.num_rows();
-        let cols: Vec<ArrayRef> = (0..p)
-            .map(|j| cast(batch.column(j + 1), &DataType::Float64))
-            .collect::<Result<_, _>>()
-            .map_err(|e| q(e.into()))?;
         let start = values.len();
         values.resize(start + n * p, 0.0);
-        for (j, c) in cols.iter().enumerate() {
+        for j in 0..p {
+            let c = cast(batch.column(j + 1), &DataType::Float64).map_err(|e| q(e.into()))?;
             nulls[j] += c.null_count();
             let c = c.as_primitive::<Float64Type>();
             for i in 0..n {
-                values[start + i * p + j] = c.value(i);
+                let v = if c.is_null(i) { f64::NAN } else { c.value(i) };
+                non_finite[j] += usize::from(c.is_valid(i) && !v.is_finite());
+                values[start + i * p + j] = v;
             }
+        }
+        for (j, out) in cats.iter_mut().enumerate() {
+            let c = cast(batch.column(1 + p + j), &DataType::Utf8).map_err(|e| q(e.into()))?;
+            let c = c.as_string::<i32>();
+            out.extend((0..n).map(|i| c.is_valid(i).then(|| c.value(i).to_string())));
         }
         id_chunks.push(batch.column(0).clone());
     }
-    let n = values.len() / p.max(1);
+    let n = id_chunks.iter().map(|c| c.len()).sum::<usize>();
     if n == 0 {
         return Err(FeatureError::Empty { view: view.to_string() });
     }
-    if let Some(j) = nulls.iter().position(|&c| c > 0) {
-        return Err(FeatureError::Nulls {
+    if let Some(j) = non_finite.iter().position(|&c| c > 0) {
+        return Err(FeatureError::NonFinite {
             view: view.to_string(),
-            column: features[j].clone(),
-            count: nulls[j],
+            column: numeric[j].clone(),
+            count: non_finite[j],
         });
     }
     let x = Array2::from_shape_vec((n, p), values).expect("n * p values");
-    for (j, c) in x.axis_iter(Axis(1)).enumerate() {
-        let bad = c.iter().filter(|v| !v.is_finite()).count();
-        if bad > 0 {
-            return Err(FeatureError::NonFinite {
-                view: view.to_string(),
-                column: features[j].clone(),
-                count: bad,
-            });
-        }
-    }
     let refs: Vec<&dyn Array> = id_chunks.iter().map(|a| a.as_ref()).collect();
     let ids = concat(&refs).map_err(|e| q(e.into()))?;
     check_ids(view, id, &ids)?;
-    Ok(FeatureMatrix {
+    Ok(FeatureFrame {
         ids,
-        names: features.to_vec(),
+        names: numeric.to_vec(),
         x,
+        nulls,
+        categorical_names: categorical.to_vec(),
+        categorical: cats,
     })
 }
 
@@ -178,73 +222,4 @@ fn check_ids(view: &str, id: &str, ids: &ArrayRef) -> Result<(), FeatureError> {
         }
     }
     Ok(())
-}
-
-/// Per-column affine scaling `(x - center) / scale`, fitted on the training matrix.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Scaler {
-    pub kind: Scale,
-    pub center: Array1<f64>,
-    pub scale: Array1<f64>,
-}
-
-impl Scaler {
-    /// z-score uses the population standard deviation (ddof = 0), as scikit-learn's
-    /// `StandardScaler`; min-max maps to [0, 1]. A constant column gets scale 1 so it maps to
-    /// a constant instead of NaN (scikit-learn does the same).
-    pub fn fit(kind: Scale, x: &Array2<f64>) -> Scaler {
-        let p = x.ncols();
-        let (center, scale) = match kind {
-            Scale::None => (Array1::zeros(p), Array1::ones(p)),
-            Scale::ZScore => {
-                let mean = x.mean_axis(Axis(0)).unwrap_or_else(|| Array1::zeros(p));
-                let std = x.std_axis(Axis(0), 0.0);
-                (mean, std.mapv(nonzero))
-            }
-            Scale::MinMax => {
-                let min = x.fold_axis(Axis(0), f64::INFINITY, |a, &b| a.min(b));
-                let max = x.fold_axis(Axis(0), f64::NEG_INFINITY, |a, &b| a.max(b));
-                let range = (&max - &min).mapv(nonzero);
-                (min, range)
-            }
-        };
-        Scaler { kind, center, scale }
-    }
-
-    pub fn transform(&self, x: &Array2<f64>) -> Array2<f64> {
-        (x - &self.center) / &self.scale
-    }
-
-    pub fn inverse(&self, z: &Array2<f64>) -> Array2<f64> {
-        z * &self.scale + &self.center
-    }
-}
-
-fn nonzero(s: f64) -> f64 {
-    if s > 0.0 && s.is_finite() { s } else { 1.0 }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ndarray::array;
-
-    #[test]
-    fn zscore_matches_population_std() {
-        let x = array![[1.0, 5.0], [3.0, 5.0], [5.0, 5.0]];
-        let s = Scaler::fit(Scale::ZScore, &x);
-        let z = s.transform(&x);
-        let sd = (8.0f64 / 3.0).sqrt();
-        assert!((z[[0, 0]] + 2.0 / sd).abs() < 1e-12);
-        // A constant column maps to zero, not NaN.
-        assert_eq!(z.column(1).to_vec(), vec![0.0, 0.0, 0.0]);
-        assert!((s.inverse(&z) - &x).iter().all(|d| d.abs() < 1e-12));
-    }
-
-    #[test]
-    fn minmax_maps_to_unit_interval() {
-        let x = array![[2.0], [4.0], [6.0]];
-        let z = Scaler::fit(Scale::MinMax, &x).transform(&x);
-        assert_eq!(z.column(0).to_vec(), vec![0.0, 0.5, 1.0]);
-    }
 }

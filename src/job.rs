@@ -15,6 +15,10 @@ use crate::clv::{ClvSpec, TimeUnit};
 use crate::params::ParamValue;
 use crate::privacy::PrivacySpec;
 use crate::quality::SourceRules;
+use crate::segment::spec::{
+    ActionsSpec, RfmSection, RfmSpec, SegmentationSection, SegmentationSpec, TiersSection, validate_actions, validate_rfm,
+    validate_segmentation,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -58,6 +62,10 @@ struct JobFile {
     #[serde(default)]
     privacy: PrivacySpec,
     segmentation: Option<SegmentationSection>,
+    rfm: Option<RfmSection>,
+    tiers: Option<TiersSection>,
+    #[serde(default)]
+    actions: BTreeMap<String, String>,
     clv: Option<ClvSection>,
     output: OutputSection,
 }
@@ -125,21 +133,6 @@ struct SourceSection {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SegmentationSection {
-    view: String,
-    id: String,
-    features: Vec<String>,
-    scale: Option<String>,
-    algorithm: Option<String>,
-    k: Option<toml::Value>,
-    seed: Option<u64>,
-    n_init: Option<usize>,
-    max_iter: Option<u64>,
-    tol: Option<f64>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct OutputSection {
     root: String,
     #[serde(default)]
@@ -164,6 +157,9 @@ pub struct Job {
     pub storage: StorageSection,
     pub privacy: PrivacySpec,
     pub segmentation: Option<SegmentationSpec>,
+    /// RFM scores, lifecycle stages and value tiers (needs `segmentation`).
+    pub rfm: Option<RfmSpec>,
+    pub actions: ActionsSpec,
     pub clv: Option<ClvSpec>,
     pub output: OutputSpec,
 }
@@ -181,33 +177,6 @@ pub struct Source {
 pub enum SourceFormat {
     Parquet,
     Csv,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scale {
-    ZScore,
-    MinMax,
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KChoice {
-    Fixed(usize),
-    /// Try every k in `min..=max` and keep the highest silhouette.
-    Range { min: usize, max: usize },
-}
-
-#[derive(Debug, Clone)]
-pub struct SegmentationSpec {
-    pub view: String,
-    pub id: String,
-    pub features: Vec<String>,
-    pub scale: Scale,
-    pub k: KChoice,
-    pub seed: u64,
-    pub n_init: usize,
-    pub max_iter: u64,
-    pub tol: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -301,6 +270,19 @@ impl Job {
             .segmentation
             .map(|s| validate_segmentation(s).map_err(|(k, m)| invalid(&format!("segmentation.{k}"), m)))
             .transpose()?;
+        let rfm = match (raw.rfm, &segmentation) {
+            (None, _) => {
+                if raw.tiers.is_some() {
+                    return Err(invalid("tiers", "tiers are computed from the [rfm] view; add an [rfm] section".into()));
+                }
+                None
+            }
+            (Some(_), None) => return Err(invalid("rfm", "RFM scores join the segmentation; add a [segmentation] section".into())),
+            (Some(r), Some(seg)) => Some(
+                validate_rfm(r, raw.tiers.unwrap_or_default(), &seg.id).map_err(|(k, m)| invalid(&k, m))?,
+            ),
+        };
+        let actions = validate_actions(raw.actions).map_err(|(k, m)| invalid(&k, m))?;
 
         let clv = raw
             .clv
@@ -329,6 +311,8 @@ impl Job {
             storage: raw.storage,
             privacy: raw.privacy,
             segmentation,
+            rfm,
+            actions,
             clv,
             output: OutputSpec {
                 root,
@@ -348,59 +332,6 @@ impl Job {
         })?;
         Ok(())
     }
-}
-
-fn validate_segmentation(s: SegmentationSection) -> Result<SegmentationSpec, (&'static str, String)> {
-    check_name(&s.view).map_err(|m| ("view", m))?;
-    if s.features.is_empty() {
-        return Err(("features", "at least one feature column is required".into()));
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    for f in &s.features {
-        if !seen.insert(f) {
-            return Err(("features", format!("column '{f}' is listed twice")));
-        }
-        if f == &s.id {
-            return Err(("features", format!("the id column '{f}' cannot be a feature")));
-        }
-    }
-    let scale = match s.scale.as_deref().unwrap_or("zscore") {
-        "zscore" => Scale::ZScore,
-        "minmax" => Scale::MinMax,
-        "none" => Scale::None,
-        other => return Err(("scale", format!("unknown scale '{other}' (expected zscore, minmax or none)"))),
-    };
-    match s.algorithm.as_deref().unwrap_or("kmeans") {
-        "kmeans" => {}
-        other => return Err(("algorithm", format!("unknown algorithm '{other}' (expected kmeans)"))),
-    }
-    let k = match s.k {
-        None => KChoice::Range { min: 2, max: 8 },
-        Some(v) => parse_k(&v).map_err(|m| ("k", m))?,
-    };
-    let n_init = s.n_init.unwrap_or(10);
-    if n_init == 0 {
-        return Err(("n_init", "n_init must be at least 1".into()));
-    }
-    let max_iter = s.max_iter.unwrap_or(300);
-    if max_iter == 0 {
-        return Err(("max_iter", "max_iter must be at least 1".into()));
-    }
-    let tol = s.tol.unwrap_or(1e-4);
-    if !(tol.is_finite() && tol > 0.0) {
-        return Err(("tol", format!("tol must be a finite number > 0, got {tol}")));
-    }
-    Ok(SegmentationSpec {
-        view: s.view,
-        id: s.id,
-        features: s.features,
-        scale,
-        k,
-        seed: s.seed.unwrap_or(42),
-        n_init,
-        max_iter,
-        tol,
-    })
 }
 
 fn validate_clv(c: ClvSection) -> Result<ClvSpec, (&'static str, String)> {
@@ -445,35 +376,6 @@ fn validate_clv(c: ClvSection) -> Result<ClvSpec, (&'static str, String)> {
         penalizer,
         lifetime_periods: c.lifetime_periods,
     })
-}
-
-fn parse_k(v: &toml::Value) -> Result<KChoice, String> {
-    let as_k = |v: &toml::Value, what: &str| -> Result<usize, String> {
-        match v.as_integer() {
-            Some(i) if i >= 1 => Ok(i as usize),
-            Some(i) => Err(format!("{what} must be at least 1, got {i}")),
-            None => Err(format!("{what} must be an integer, got {v}")),
-        }
-    };
-    match v {
-        toml::Value::Integer(_) => Ok(KChoice::Fixed(as_k(v, "k")?)),
-        toml::Value::Table(t) => {
-            if let Some(extra) = t.keys().find(|k| *k != "min" && *k != "max") {
-                return Err(format!("unknown key '{extra}' (expected min and max)"));
-            }
-            let get = |key: &str| t.get(key).ok_or_else(|| format!("missing '{key}'"));
-            let min = as_k(get("min")?, "min")?;
-            let max = as_k(get("max")?, "max")?;
-            if min < 2 {
-                return Err(format!("min must be at least 2 for silhouette selection, got {min}"));
-            }
-            if max < min {
-                return Err(format!("max ({max}) must not be below min ({min})"));
-            }
-            Ok(KChoice::Range { min, max })
-        }
-        other => Err(format!("expected an integer or {{ min = .., max = .. }}, got {other}")),
-    }
 }
 
 /// Names become SQL identifiers and path segments: keep them plain lower-case.

@@ -17,14 +17,15 @@ use crate::features::{self, FeatureMatrix};
 use crate::job::{Job, redact};
 use crate::params::{ParamValue, Params};
 use crate::publish::{Publisher, TableReport};
-use crate::segment;
 use crate::views::{self, RegisteredView};
 use crate::privacy::{Privacy, PrivacyError};
 use crate::quality::{self, QualityError, RuleCount};
 use crate::{engine, sources};
 
 mod tables;
-use tables::{clv_batch, clv_model_batch, k_selection_batch, segments_batch, summary_batch, validation_batch};
+mod segmentation;
+use segmentation::SegmentationReport;
+use tables::{clv_batch, clv_model_batch, validation_batch};
 
 /// Staging older than this is from a run that died; see [`Publisher::remove_stale_staging`].
 const STALE_STAGING: chrono::Duration = chrono::Duration::hours(6);
@@ -76,11 +77,16 @@ pub async fn open(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVa
     }
     if let Some(seg) = &job.segmentation {
         let v = views::find(&views, &seg.view)?;
-        features::check_columns(&seg.view, &v.schema, &seg.id, &seg.features)?;
+        features::check_columns(&seg.view, &v.schema, &seg.id, &seg.features, &seg.categorical)?;
+    }
+    if let Some(r) = &job.rfm {
+        let v = views::find(&views, &r.view)?;
+        let cols = ["recency_days", "frequency", "monetary", &r.age_column, &r.value_column].map(String::from);
+        features::check_columns(&r.view, &v.schema, &r.id, &cols, &[])?;
     }
     if let Some(c) = &job.clv {
         let v = views::find(&views, &c.view)?;
-        features::check_columns(&c.view, &v.schema, &c.id, &SUMMARY_COLUMNS.map(String::from))?;
+        features::check_columns(&c.view, &v.schema, &c.id, &SUMMARY_COLUMNS.map(String::from), &[])?;
     }
     Ok(Session {
         job: job.clone(),
@@ -102,27 +108,6 @@ pub struct StageReport {
     pub seconds: f64,
     pub rows_in: Option<u64>,
     pub rows_out: Option<u64>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SegmentationReport {
-    pub view: String,
-    pub customers: usize,
-    pub features: Vec<String>,
-    pub k: usize,
-    pub silhouette: f64,
-    pub inertia: f64,
-    /// Fitted scaling per feature: z = (x - center) / scale.
-    pub scaling: Vec<FeatureScaling>,
-    /// Segment centroids in original feature units, row = segment id.
-    pub centroids: Vec<Vec<f64>>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct FeatureScaling {
-    pub feature: String,
-    pub center: f64,
-    pub scale: f64,
 }
 
 /// What the run read, by content hash, so a run can be tied to the exact job and SQL.
@@ -437,51 +422,7 @@ async fn compute_and_stage(
         None => None,
     };
     if let Some(spec) = &s.job.segmentation {
-        let t = Instant::now();
-        let df = s.ctx.table(spec.view.as_str()).await.map_err(|e| Error::query(format!("view '{}'", spec.view), e))?;
-        let rows = publisher.stage("customer_features", df, std::slice::from_ref(&spec.id)).await?;
-        stages.record("customer_features", t, None, Some(rows));
-
-        let t = Instant::now();
-        let m = features::load_matrix(&s.ctx, &spec.view, &spec.id, &spec.features).await?;
-        stages.record("load_features", t, Some(rows), Some(m.x.nrows() as u64));
-
-        let t = Instant::now();
-        let seg = segment::segment(&m.x, spec)?;
-        let chosen = seg.k_selection.iter().find(|r| r.chosen).cloned();
-        tracing::info!(k = seg.k, silhouette = chosen.as_ref().map(|c| c.silhouette), "segmentation fitted");
-        stages.record("segment", t, Some(m.x.nrows() as u64), Some(seg.k as u64));
-
-        let t = Instant::now();
-        let id = vec![spec.id.clone()];
-        let mut out = publisher.stage_batch("customer_segments", segments_batch(spec, &m, &seg), &id).await?;
-        let clv_join = match &clv {
-            Some(c) => {
-                let ids = id_strings(&m.ids)?;
-                Some(ids.iter().map(|id| c.by_id.get(id).map(|&i| (c.result.clv[i], c.result.p_alive[i]))).collect::<Vec<_>>())
-            }
-            None => None,
-        };
-        let summary = summary_batch(&m, &seg, clv_join.as_deref());
-        out += publisher.stage_batch("segment_summary", summary, &["segment_id".into()]).await?;
-        out += publisher.stage_batch("segmentation_k_selection", k_selection_batch(&seg), &["k".into()]).await?;
-        stages.record("segment_tables", t, None, Some(out));
-        report = Some(SegmentationReport {
-            view: spec.view.clone(),
-            customers: m.x.nrows(),
-            features: spec.features.clone(),
-            k: seg.k,
-            silhouette: chosen.as_ref().map_or(f64::NAN, |c| c.silhouette),
-            inertia: chosen.as_ref().map_or(f64::NAN, |c| c.inertia),
-            scaling: (0..m.names.len())
-                .map(|j| FeatureScaling {
-                    feature: m.names[j].clone(),
-                    center: seg.scaler.center[j],
-                    scale: seg.scaler.scale[j],
-                })
-                .collect(),
-            centroids: seg.scaler.inverse(&seg.centroids).rows().into_iter().map(|r| r.to_vec()).collect(),
-        });
+        report = Some(segmentation::segmentation_stage(s, spec, clv.as_ref(), publisher, stages).await?);
     }
     for name in &s.job.output.publish_views {
         let t = Instant::now();

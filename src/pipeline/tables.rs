@@ -5,10 +5,15 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
-use crate::features::FeatureMatrix;
+use std::collections::HashMap;
+
+use super::segmentation::{ActionRow, RfmColumns};
 use crate::clv::{ClvResult, ClvSpec, HoldoutBucket, Summary};
-use crate::job::SegmentationSpec;
-use crate::segment::Segmentation;
+use crate::features::FeatureMatrix;
+use crate::segment::prep::PrepColumn;
+use crate::segment::profile::SegmentAction;
+use crate::segment::rfm;
+use crate::segment::{KScore, Segmentation, SegmentationSpec};
 
 fn f64_col(v: impl IntoIterator<Item = f64>) -> ArrayRef {
     Arc::new(Float64Array::from_iter_values(v))
@@ -18,44 +23,88 @@ fn batch(fields: Vec<Field>, cols: Vec<ArrayRef>) -> RecordBatch {
     RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).expect("columns match the schema")
 }
 
-pub(super) fn segments_batch(spec: &SegmentationSpec, m: &FeatureMatrix, seg: &Segmentation) -> RecordBatch {
+pub(super) fn segments_batch(
+    spec: &SegmentationSpec,
+    ids: &ArrayRef,
+    seg: &Segmentation,
+    rfm: Option<&RfmColumns>,
+) -> RecordBatch {
+    let n = seg.segment.len();
+    let names: HashMap<i32, &str> = seg.profiles.iter().map(|p| (p.segment_id, p.name.as_str())).collect();
+    let score = |v: Option<&Vec<Option<u8>>>| -> ArrayRef {
+        Arc::new(Int32Array::from_iter((0..n).map(|i| v.and_then(|v| v[i]).map(i32::from))))
+    };
+    let text = |f: &dyn Fn(usize) -> Option<String>| -> ArrayRef { Arc::new(StringArray::from_iter((0..n).map(f))) };
+    let cell = |i: usize| rfm.and_then(|r| Some(rfm::rfm_cell(r.r[i]?, r.f[i]?, r.m[i]?)));
     batch(
         vec![
-            Field::new(&spec.id, m.ids.data_type().clone(), false),
+            Field::new(&spec.id, ids.data_type().clone(), false),
             Field::new("segment_id", DataType::Int32, false),
-            Field::new("distance_to_centroid", DataType::Float64, false),
+            Field::new("segment_name", DataType::Utf8, false),
+            Field::new("distance_to_centroid", DataType::Float64, true),
+            Field::new("rfm_r", DataType::Int32, true),
+            Field::new("rfm_f", DataType::Int32, true),
+            Field::new("rfm_m", DataType::Int32, true),
+            Field::new("rfm_cell", DataType::Utf8, true),
+            Field::new("rfm_segment", DataType::Utf8, true),
+            Field::new("lifecycle_stage", DataType::Utf8, true),
+            Field::new("value_tier", DataType::Utf8, true),
         ],
         vec![
-            m.ids.clone(),
-            Arc::new(Int32Array::from_iter_values(seg.segment.iter().map(|&s| s as i32))),
-            f64_col(seg.distance.iter().copied()),
+            ids.clone(),
+            Arc::new(Int32Array::from_iter_values(seg.segment.iter().copied())),
+            Arc::new(StringArray::from_iter_values(seg.segment.iter().map(|s| names.get(s).copied().unwrap_or("")))),
+            Arc::new(Float64Array::from_iter(seg.distance.iter().copied())),
+            score(rfm.map(|r| &r.r)),
+            score(rfm.map(|r| &r.f)),
+            score(rfm.map(|r| &r.m)),
+            text(&cell),
+            text(&|i| rfm.and_then(|r| r.segment[i].clone())),
+            text(&|i| rfm.and_then(|r| r.stage[i]).map(|s| s.as_str().to_string())),
+            text(&|i| rfm.and_then(|r| r.tier[i]).map(|t| t.as_str().to_string())),
         ],
     )
 }
 
 /// `segment_summary`; with CLV, `clv` holds each customer's (clv, p_alive) in matrix row order
 /// (None for customers the CLV summary does not have).
-pub(super) fn summary_batch(m: &FeatureMatrix, seg: &Segmentation, clv: Option<&[Option<(f64, f64)>]>) -> RecordBatch {
+pub(super) fn summary_batch(
+    features: &[String],
+    seg: &Segmentation,
+    actions: &[SegmentAction],
+    clv: Option<&[Option<(f64, f64)>]>,
+) -> RecordBatch {
+    let profiles = &seg.profiles;
+    let nullable_f64 = |v: Vec<f64>| -> ArrayRef { Arc::new(Float64Array::from_iter(v.into_iter().map(|x| Some(x).filter(|x| x.is_finite())))) };
     let mut fields = vec![
         Field::new("segment_id", DataType::Int32, false),
+        Field::new("segment_name", DataType::Utf8, false),
         Field::new("customers", DataType::Int64, false),
         Field::new("share", DataType::Float64, false),
     ];
     let mut cols: Vec<ArrayRef> = vec![
-        Arc::new(Int32Array::from_iter_values(seg.profiles.iter().map(|p| p.segment_id as i32))),
-        Arc::new(Int64Array::from_iter_values(seg.profiles.iter().map(|p| p.customers as i64))),
-        f64_col(seg.profiles.iter().map(|p| p.share)),
+        Arc::new(Int32Array::from_iter_values(profiles.iter().map(|p| p.segment_id))),
+        Arc::new(StringArray::from_iter_values(profiles.iter().map(|p| p.name.as_str()))),
+        Arc::new(Int64Array::from_iter_values(profiles.iter().map(|p| p.customers as i64))),
+        f64_col(profiles.iter().map(|p| p.share)),
     ];
-    for (j, name) in m.names.iter().enumerate() {
-        fields.push(Field::new(format!("mean_{name}"), DataType::Float64, false));
-        cols.push(f64_col(seg.profiles.iter().map(|p| p.means[j])));
+    for (j, name) in features.iter().enumerate() {
+        fields.push(Field::new(format!("mean_{name}"), DataType::Float64, true));
+        cols.push(nullable_f64(profiles.iter().map(|p| p.means[j]).collect()));
+        fields.push(Field::new(format!("median_{name}"), DataType::Float64, true));
+        cols.push(nullable_f64(profiles.iter().map(|p| p.medians[j]).collect()));
     }
+    fields.push(Field::new("lifecycle_stage", DataType::Utf8, true));
+    cols.push(Arc::new(StringArray::from_iter(actions.iter().map(|a| a.stage.map(|s| s.as_str())))));
+    fields.push(Field::new("value_tier", DataType::Utf8, true));
+    cols.push(Arc::new(StringArray::from_iter(actions.iter().map(|a| a.tier.map(|t| t.as_str())))));
     if let Some(clv) = clv {
-        // (total clv, total p_alive, customers with a CLV) per segment.
-        let mut acc = vec![(0.0, 0.0, 0usize); seg.k];
+        // (total clv, total p_alive, customers with a CLV) per profile.
+        let pos: HashMap<i32, usize> = profiles.iter().enumerate().map(|(i, p)| (p.segment_id, i)).collect();
+        let mut acc = vec![(0.0, 0.0, 0usize); profiles.len()];
         for (row, v) in clv.iter().enumerate() {
             if let Some((c, p)) = v {
-                let a = &mut acc[seg.segment[row]];
+                let a = &mut acc[pos[&seg.segment[row]]];
                 a.0 += c;
                 a.1 += p;
                 a.2 += 1;
@@ -69,6 +118,8 @@ pub(super) fn summary_batch(m: &FeatureMatrix, seg: &Segmentation, clv: Option<&
         fields.push(Field::new("mean_p_alive", DataType::Float64, true));
         cols.push(Arc::new(Float64Array::from_iter(acc.iter().map(|a| mean(a.1, a.2)))));
     }
+    fields.push(Field::new("recommended_action", DataType::Utf8, true));
+    cols.push(Arc::new(StringArray::from_iter(actions.iter().map(|a| a.action.as_deref()))));
     batch(fields, cols)
 }
 
@@ -160,18 +211,78 @@ pub(super) fn validation_batch(rows: &[HoldoutBucket]) -> RecordBatch {
 
 pub(super) fn k_selection_batch(seg: &Segmentation) -> RecordBatch {
     let rows = &seg.k_selection;
+    let metric = |f: &dyn Fn(&KScore) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter(rows.iter().map(|r| Some(f(r)).filter(|v| v.is_finite()))))
+    };
     batch(
         vec![
             Field::new("k", DataType::Int32, false),
             Field::new("inertia", DataType::Float64, false),
             Field::new("silhouette", DataType::Float64, true),
+            Field::new("calinski_harabasz", DataType::Float64, true),
+            Field::new("davies_bouldin", DataType::Float64, true),
             Field::new("chosen", DataType::Boolean, false),
         ],
         vec![
             Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.k as i32))),
             f64_col(rows.iter().map(|r| r.inertia)),
-            Arc::new(Float64Array::from_iter(rows.iter().map(|r| Some(r.silhouette).filter(|s| s.is_finite())))),
+            metric(&|r| r.silhouette),
+            metric(&|r| r.calinski_harabasz),
+            metric(&|r| r.davies_bouldin),
             Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.chosen)))),
+        ],
+    )
+}
+
+/// `segmentation_prep`: one row per prepared column with every fitted number.
+pub(super) fn prep_batch(columns: &[PrepColumn]) -> RecordBatch {
+    let opt = |f: &dyn Fn(&PrepColumn) -> Option<f64>| -> ArrayRef { Arc::new(Float64Array::from_iter(columns.iter().map(f))) };
+    batch(
+        vec![
+            Field::new("column", DataType::Utf8, false),
+            Field::new("source_column", DataType::Utf8, false),
+            Field::new("category", DataType::Utf8, true),
+            Field::new("impute", DataType::Utf8, false),
+            Field::new("fill_value", DataType::Float64, true),
+            Field::new("nulls_filled", DataType::Int64, false),
+            Field::new("transform", DataType::Utf8, false),
+            Field::new("clip_lower", DataType::Float64, true),
+            Field::new("clip_upper", DataType::Float64, true),
+            Field::new("center", DataType::Float64, false),
+            Field::new("scale", DataType::Float64, false),
+        ],
+        vec![
+            Arc::new(StringArray::from_iter_values(columns.iter().map(|c| c.column.as_str()))),
+            Arc::new(StringArray::from_iter_values(columns.iter().map(|c| c.source.as_str()))),
+            Arc::new(StringArray::from_iter(columns.iter().map(|c| c.category.as_deref()))),
+            Arc::new(StringArray::from_iter_values(columns.iter().map(|c| c.impute))),
+            opt(&|c| c.fill_value),
+            Arc::new(Int64Array::from_iter_values(columns.iter().map(|c| c.nulls_filled as i64))),
+            Arc::new(StringArray::from_iter_values(columns.iter().map(|c| if c.log1p { "log1p" } else { "none" }))),
+            opt(&|c| c.clip_lower),
+            opt(&|c| c.clip_upper),
+            f64_col(columns.iter().map(|c| c.center)),
+            f64_col(columns.iter().map(|c| c.scale)),
+        ],
+    )
+}
+
+/// `segment_actions`: segment → recommended action, for every segmentation.
+pub(super) fn segment_actions_batch(rows: &[ActionRow]) -> RecordBatch {
+    batch(
+        vec![
+            Field::new("segmentation", DataType::Utf8, false),
+            Field::new("segment", DataType::Utf8, false),
+            Field::new("customers", DataType::Int64, false),
+            Field::new("action_key", DataType::Utf8, true),
+            Field::new("recommended_action", DataType::Utf8, true),
+        ],
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.segmentation))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.segment.as_str()))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.customers as i64))),
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.key.map(|k| k.as_str())))),
+            Arc::new(StringArray::from_iter(rows.iter().map(|r| r.action.as_deref()))),
         ],
     )
 }

@@ -1,114 +1,574 @@
-//! K-means through linfa-clustering, with k-means++ initialisation and best-of-`n_init`.
+//! K-means: Lloyd (1982) and mini-batch (Sculley 2010), seeded with greedy k-means++
+//! (Arthur & Vassilvitskii 2007), following scikit-learn's `KMeans` / `MiniBatchKMeans`.
 //!
-//! Lloyd (1982), "Least squares quantization in PCM"; Arthur & Vassilvitskii (2007),
-//! "k-means++: the advantages of careful seeding". linfa assigns points in parallel but each
-//! point's assignment is independent and sums are sequential, so results depend only on the
-//! seed, not on the thread count.
+//! Why not `linfa_clustering::KMeans`: on 1,000,000 × 6 points with k = 8 it took 7.4 s against
+//! scikit-learn's 0.9 s and stopped at a 32 % worse inertia (issue #3). This module keeps
+//! linfa's shape — unchecked [`KMeansParams`] → [`KMeansValidParams`] → `Fit` → [`KMeansModel`]
+//! that alone can `predict` — and writes the hot loop the way scikit-learn's lloyd does:
+//! ‖c‖² − 2·x·c over blocks of rows held feature-major (so the inner loop is a vectorisable
+//! axpy), parallel over fixed row blocks, with the centroid update fused into the same pass.
+//!
+//! Determinism: blocks have a fixed size and their partial sums are reduced in block order, so
+//! the result depends on the seed only, never on the thread count.
 
 use linfa::prelude::*;
-use linfa_clustering::KMeans;
-use ndarray::{Array1, Array2, ArrayView2, Axis};
+use linfa::{ParamGuard, traits::PredictInplace};
+use ndarray::{Array1, Array2, ArrayBase, ArrayView2, Data, Ix2};
+use rand::Rng;
 use rand_xoshiro::Xoshiro256Plus;
 use rand_xoshiro::rand_core::SeedableRng;
+use rayon::prelude::*;
 
 use super::SegmentError;
 
-/// Unchecked K-means settings.
-#[derive(Debug, Clone, Copy)]
-pub struct KMeansParams {
-    pub k: usize,
-    pub n_init: usize,
-    pub max_iter: u64,
-    pub tol: f64,
-    pub seed: u64,
+/// Rows per block: 512 rows × a few features stay in L1/L2 while every centroid visits them.
+const BLOCK: usize = 512;
+/// Mini-batch stops after this many batches without a better smoothed inertia (scikit-learn's
+/// `max_no_improvement`).
+const MAX_NO_IMPROVEMENT: usize = 10;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KMeansAlgorithm {
+    /// Full passes until the labels stop changing or the centres move less than `tol`.
+    Lloyd,
+    /// Random batches of `batch_size` rows with per-centre learning rates.
+    MiniBatch { batch_size: usize },
+}
+
+/// Checked K-means settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KMeansValidParams {
+    k: usize,
+    n_init: usize,
+    max_iter: u64,
+    tol: f64,
+    seed: u64,
+    algorithm: KMeansAlgorithm,
+}
+
+/// Unchecked K-means settings (defaults as scikit-learn: 10 inits, 300 iterations, tol 1e-4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KMeansParams(KMeansValidParams);
+
+impl KMeansParams {
+    pub fn new(k: usize, seed: u64) -> Self {
+        KMeansParams(KMeansValidParams {
+            k,
+            n_init: 10,
+            max_iter: 300,
+            tol: 1e-4,
+            seed,
+            algorithm: KMeansAlgorithm::Lloyd,
+        })
+    }
+    pub fn n_init(mut self, n: usize) -> Self {
+        self.0.n_init = n;
+        self
+    }
+    pub fn max_iter(mut self, n: u64) -> Self {
+        self.0.max_iter = n;
+        self
+    }
+    /// Relative to the mean feature variance, as scikit-learn's `tol`.
+    pub fn tol(mut self, tol: f64) -> Self {
+        self.0.tol = tol;
+        self
+    }
+    pub fn algorithm(mut self, algorithm: KMeansAlgorithm) -> Self {
+        self.0.algorithm = algorithm;
+        self
+    }
+}
+
+impl ParamGuard for KMeansParams {
+    type Checked = KMeansValidParams;
+    type Error = SegmentError;
+
+    fn check_ref(&self) -> Result<&KMeansValidParams, SegmentError> {
+        let p = &self.0;
+        let bad = |m: String| Err(SegmentError::Params(m));
+        if p.k == 0 {
+            return bad("k cannot be 0".into());
+        }
+        if p.n_init == 0 {
+            return bad("n_init cannot be 0".into());
+        }
+        if p.max_iter == 0 {
+            return bad("max_iter cannot be 0".into());
+        }
+        if !(p.tol >= 0.0 && p.tol.is_finite()) {
+            return bad(format!("tol must be >= 0, got {}", p.tol));
+        }
+        if let KMeansAlgorithm::MiniBatch { batch_size: 0 } = p.algorithm {
+            return bad("batch_size cannot be 0".into());
+        }
+        Ok(p)
+    }
+
+    fn check(self) -> Result<KMeansValidParams, SegmentError> {
+        self.check_ref()?;
+        Ok(self.0)
+    }
 }
 
 /// A fitted K-means model; only a fitted model can assign points.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KMeansModel {
     /// `(k, p)` in the space the model was fitted in.
     pub centroids: Array2<f64>,
-}
-
-/// The fit and its training-set assignment.
-#[derive(Debug, Clone)]
-pub struct KMeansFit {
-    pub model: KMeansModel,
-    pub labels: Array1<usize>,
-    /// Squared Euclidean distance of each row to its centroid.
-    pub sq_dist: Array1<f64>,
-    /// Sum of squared distances (scikit-learn's `inertia_`).
+    /// Sum of squared distances of the training rows (scikit-learn's `inertia_`).
     pub inertia: f64,
+    /// Iterations (Lloyd) or batches (mini-batch) of the best run.
+    pub n_iter: u64,
+    /// Empty clusters re-seeded with far points during the best run.
+    pub relocated: usize,
 }
 
-impl KMeansParams {
-    fn check(&self, rows: usize) -> Result<(), SegmentError> {
-        if self.k == 0 {
-            return Err(SegmentError::Params("k cannot be 0".into()));
+impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, SegmentError> for KMeansValidParams {
+    type Object = KMeansModel;
+
+    fn fit(&self, data: &DatasetBase<ArrayBase<D, Ix2>, T>) -> Result<KMeansModel, SegmentError> {
+        let x = data.records().view();
+        let (n, k) = (x.nrows(), self.k);
+        if k > n {
+            return Err(SegmentError::TooFewRows { k, rows: n });
         }
-        if self.k > rows {
-            return Err(SegmentError::TooFewRows { k: self.k, rows });
+        let cols = Columns::new(x);
+        let mut rng = Xoshiro256Plus::seed_from_u64(self.seed);
+        match self.algorithm {
+            KMeansAlgorithm::Lloyd => {
+                let tol = tolerance(&cols, self.tol);
+                let mut best: Option<KMeansModel> = None;
+                for _ in 0..self.n_init {
+                    let init = kmeans_plus_plus(&cols, k, &mut rng);
+                    let run = lloyd(&cols, init, self.max_iter, tol);
+                    // Strictly lower inertia wins, so the first of equal runs is kept.
+                    if best.as_ref().is_none_or(|b| run.inertia < b.inertia) {
+                        best = Some(run);
+                    }
+                }
+                best.ok_or_else(|| SegmentError::Params("n_init cannot be 0".into()))
+            }
+            KMeansAlgorithm::MiniBatch { batch_size } => Ok(minibatch(&cols, self, batch_size, &mut rng)),
         }
-        if self.n_init == 0 {
-            return Err(SegmentError::Params("n_init cannot be 0".into()));
-        }
-        if self.max_iter == 0 {
-            return Err(SegmentError::Params("max_iter cannot be 0".into()));
-        }
-        if !(self.tol > 0.0 && self.tol.is_finite()) {
-            return Err(SegmentError::Params(format!("tol must be > 0, got {}", self.tol)));
-        }
-        Ok(())
+    }
+}
+
+impl<D: Data<Elem = f64>> PredictInplace<ArrayBase<D, Ix2>, Array1<usize>> for KMeansModel {
+    fn predict_inplace(&self, x: &ArrayBase<D, Ix2>, y: &mut Array1<usize>) {
+        let (labels, _) = self.assign(x.view());
+        y.assign(&labels);
     }
 
-    pub fn fit(&self, x: ArrayView2<f64>) -> Result<KMeansFit, SegmentError> {
-        self.check(x.nrows())?;
-        let data = DatasetBase::from(x.to_owned());
-        let fitted = KMeans::params_with_rng(self.k, Xoshiro256Plus::seed_from_u64(self.seed))
-            .n_runs(self.n_init)
-            .max_n_iterations(self.max_iter)
-            .tolerance(self.tol)
-            .fit(&data)
-            .map_err(|e| SegmentError::Fit(format!("k-means with k = {}: {e}", self.k)))?;
-        let model = KMeansModel {
-            centroids: fitted.centroids().clone(),
-        };
-        let (labels, sq_dist) = model.assign(x);
-        let mut counts = vec![0usize; self.k];
-        labels.iter().for_each(|&l| counts[l] += 1);
-        // An empty cluster means k is too large for this data; never publish it silently.
-        if let Some(c) = counts.iter().position(|&n| n == 0) {
-            return Err(SegmentError::EmptyCluster { k: self.k, cluster: c });
-        }
-        let inertia = sq_dist.sum();
-        Ok(KMeansFit {
-            model,
-            labels,
-            sq_dist,
-            inertia,
-        })
+    fn default_target(&self, x: &ArrayBase<D, Ix2>) -> Array1<usize> {
+        Array1::zeros(x.nrows())
     }
 }
 
 impl KMeansModel {
-    /// Nearest centroid (lowest index on ties) and squared distance for each row.
+    /// Nearest centroid (lowest index on ties) and exact squared distance for each row.
     pub fn assign(&self, x: ArrayView2<f64>) -> (Array1<usize>, Array1<f64>) {
-        let mut labels = Array1::zeros(x.nrows());
-        let mut d2 = Array1::zeros(x.nrows());
-        for (i, row) in x.axis_iter(Axis(0)).enumerate() {
-            let (mut best, mut best_d) = (0, f64::INFINITY);
-            for (c, centroid) in self.centroids.axis_iter(Axis(0)).enumerate() {
-                let d: f64 = row.iter().zip(centroid.iter()).map(|(a, b)| (a - b) * (a - b)).sum();
-                if d < best_d {
-                    best = c;
-                    best_d = d;
+        let cols = Columns::new(x);
+        let c = Centres::new(&self.centroids);
+        let mut labels = vec![0usize; cols.n];
+        let mut d2 = vec![0.0; cols.n];
+        labels.par_chunks_mut(BLOCK).zip(d2.par_chunks_mut(BLOCK)).enumerate().for_each(|(b, (lab, d))| {
+            let start = b * BLOCK;
+            nearest(&cols, &c, start, lab, &mut vec![0.0; lab.len()]);
+            for (r, (&l, out)) in lab.iter().zip(d.iter_mut()).enumerate() {
+                *out = cols.sq_dist(start + r, c.row(l));
+            }
+        });
+        (Array1::from(labels), Array1::from(d2))
+    }
+}
+
+/// The data held feature-major: feature `j` of row `i` is `data[j * n + i]`, so a block of rows
+/// of one feature is a contiguous slice.
+struct Columns {
+    n: usize,
+    p: usize,
+    data: Vec<f64>,
+    /// ‖x_i‖², for exact distances from the ‖c‖² − 2·x·c form.
+    norms: Vec<f64>,
+}
+
+impl Columns {
+    fn new(x: ArrayView2<f64>) -> Columns {
+        let (n, p) = x.dim();
+        let data: Vec<f64> = x.t().iter().copied().collect();
+        let norms = (0..n).map(|i| (0..p).map(|j| data[j * n + i] * data[j * n + i]).sum()).collect();
+        Columns { n, p, data, norms }
+    }
+
+    fn col(&self, j: usize, rows: std::ops::Range<usize>) -> &[f64] {
+        &self.data[j * self.n + rows.start..j * self.n + rows.end]
+    }
+
+    fn get(&self, i: usize, j: usize) -> f64 {
+        self.data[j * self.n + i]
+    }
+
+    fn sq_dist(&self, i: usize, c: &[f64]) -> f64 {
+        c.iter().enumerate().map(|(j, cj)| (self.get(i, j) - cj).powi(2)).sum()
+    }
+}
+
+/// Centroids row-major with their squared norms.
+struct Centres {
+    p: usize,
+    data: Vec<f64>,
+    norms: Vec<f64>,
+}
+
+impl Centres {
+    fn new(c: &Array2<f64>) -> Centres {
+        let data: Vec<f64> = c.iter().copied().collect();
+        Self::from_vec(data, c.ncols())
+    }
+
+    fn from_vec(data: Vec<f64>, p: usize) -> Centres {
+        let norms = data.chunks(p).map(|r| r.iter().map(|v| v * v).sum()).collect();
+        Centres { p, data, norms }
+    }
+
+    fn k(&self) -> usize {
+        self.norms.len()
+    }
+
+    fn row(&self, c: usize) -> &[f64] {
+        &self.data[c * self.p..(c + 1) * self.p]
+    }
+
+    fn to_array(&self) -> Array2<f64> {
+        Array2::from_shape_vec((self.k(), self.p), self.data.clone()).expect("k * p centre values")
+    }
+}
+
+/// Labels the rows `start..start + labels.len()` with their nearest centre; `best` receives
+/// ‖c‖² − 2·x·c of that centre (add ‖x‖² for the squared distance).
+fn nearest(cols: &Columns, c: &Centres, start: usize, labels: &mut [usize], best: &mut [f64]) {
+    let rows = start..start + labels.len();
+    let mut score = vec![0.0; labels.len()];
+    best.fill(f64::INFINITY);
+    for k in 0..c.k() {
+        score.fill(c.norms[k]);
+        for (j, &cj) in c.row(k).iter().enumerate() {
+            let m = -2.0 * cj;
+            for (s, &x) in score.iter_mut().zip(cols.col(j, rows.clone())) {
+                *s += m * x;
+            }
+        }
+        for ((l, b), &s) in labels.iter_mut().zip(best.iter_mut()).zip(&score) {
+            if s < *b {
+                *b = s;
+                *l = k;
+            }
+        }
+    }
+}
+
+/// Per-block result of one assignment + accumulation pass.
+struct BlockSums {
+    sums: Vec<f64>,
+    counts: Vec<usize>,
+    changed: bool,
+}
+
+/// One Lloyd pass: assign every row to its nearest centre and sum the rows per centre.
+/// Returns the sums and counts reduced in block order, and whether any label changed.
+fn assign_and_sum(cols: &Columns, c: &Centres, labels: &mut [usize], d2: &mut [f64]) -> BlockSums {
+    let (k, p) = (c.k(), cols.p);
+    let blocks: Vec<BlockSums> = labels
+        .par_chunks_mut(BLOCK)
+        .zip(d2.par_chunks_mut(BLOCK))
+        .enumerate()
+        .map(|(b, (lab, d))| {
+            let start = b * BLOCK;
+            let before = lab.to_vec();
+            nearest(cols, c, start, lab, d);
+            let mut out = BlockSums {
+                sums: vec![0.0; k * p],
+                counts: vec![0; k],
+                changed: before != lab,
+            };
+            for (r, (&l, dr)) in lab.iter().zip(d.iter_mut()).enumerate() {
+                *dr = (*dr + cols.norms[start + r]).max(0.0);
+                out.counts[l] += 1;
+                for j in 0..p {
+                    out.sums[l * p + j] += cols.get(start + r, j);
                 }
             }
-            labels[i] = best;
-            d2[i] = best_d;
-        }
-        (labels, d2)
+            out
+        })
+        .collect();
+    let mut total = BlockSums {
+        sums: vec![0.0; k * p],
+        counts: vec![0; k],
+        changed: false,
+    };
+    for b in blocks {
+        total.sums.iter_mut().zip(&b.sums).for_each(|(t, s)| *t += s);
+        total.counts.iter_mut().zip(&b.counts).for_each(|(t, s)| *t += s);
+        total.changed |= b.changed;
     }
+    total
+}
+
+/// scikit-learn's `_tolerance`: `tol` times the mean per-feature variance.
+fn tolerance(cols: &Columns, tol: f64) -> f64 {
+    let n = cols.n as f64;
+    let var: f64 = (0..cols.p)
+        .map(|j| {
+            let x = cols.col(j, 0..cols.n);
+            let mean = x.iter().sum::<f64>() / n;
+            x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n
+        })
+        .sum();
+    var / cols.p as f64 * tol
+}
+
+/// Greedy k-means++ (scikit-learn's `_kmeans_plusplus`): each new centre is the best of
+/// 2 + ⌊ln k⌋ candidates drawn with probability ∝ D(x)², the one that lowers the potential most.
+fn kmeans_plus_plus(cols: &Columns, k: usize, rng: &mut Xoshiro256Plus) -> Centres {
+    let (n, p) = (cols.n, cols.p);
+    let trials = 2 + (k as f64).ln() as usize;
+    let row = |i: usize| (0..p).map(|j| cols.get(i, j)).collect::<Vec<f64>>();
+    let mut centres = row(rng.gen_range(0..n));
+    let mut closest = sq_dists_to(cols, &centres, None);
+    let mut pot = ordered_sum(&closest);
+    for _ in 1..k {
+        let mut cum = Vec::with_capacity(n);
+        let mut acc = 0.0;
+        for d in &closest {
+            acc += d;
+            cum.push(acc);
+        }
+        let mut best: Option<(f64, usize, Vec<f64>)> = None;
+        for _ in 0..trials {
+            let target = rng.r#gen::<f64>() * pot;
+            let id = cum.partition_point(|&c| c < target).min(n - 1);
+            let d = sq_dists_to(cols, &row(id), Some(&closest));
+            let cand_pot = ordered_sum(&d);
+            if best.as_ref().is_none_or(|b| cand_pot < b.0) {
+                best = Some((cand_pot, id, d));
+            }
+        }
+        let (cand_pot, id, d) = best.expect("at least two trials");
+        pot = cand_pot;
+        closest = d;
+        centres.extend(row(id));
+    }
+    Centres::from_vec(centres, p)
+}
+
+/// Squared distance of every row to `c`, capped by `cap` when given.
+fn sq_dists_to(cols: &Columns, c: &[f64], cap: Option<&[f64]>) -> Vec<f64> {
+    let mut out = vec![0.0; cols.n];
+    out.par_chunks_mut(BLOCK).enumerate().for_each(|(b, d)| {
+        let (start, len) = (b * BLOCK, d.len());
+        for (j, &cj) in c.iter().enumerate() {
+            for (o, &x) in d.iter_mut().zip(cols.col(j, start..start + len)) {
+                *o += (x - cj) * (x - cj);
+            }
+        }
+        if let Some(cap) = cap {
+            d.iter_mut().zip(&cap[start..]).for_each(|(o, &m)| *o = o.min(m));
+        }
+    });
+    out
+}
+
+/// Sum in fixed blocks reduced in order: the same bits whatever the thread count.
+fn ordered_sum(v: &[f64]) -> f64 {
+    let parts: Vec<f64> = v.par_chunks(BLOCK).map(|c| c.iter().sum()).collect();
+    parts.iter().sum()
+}
+
+/// Lloyd iterations from `centres` (scikit-learn's `_kmeans_single_lloyd`).
+fn lloyd(cols: &Columns, mut centres: Centres, max_iter: u64, tol: f64) -> KMeansModel {
+    let (n, p, k) = (cols.n, cols.p, centres.k());
+    let mut labels = vec![usize::MAX; n];
+    let mut d2 = vec![0.0; n];
+    let mut relocated = 0;
+    let mut n_iter = 0;
+    for it in 0..max_iter {
+        n_iter = it + 1;
+        let mut s = assign_and_sum(cols, &centres, &mut labels, &mut d2);
+        relocated += relocate_empty(cols, &mut s, &labels, &d2);
+        let mut shift = 0.0;
+        let mut next = centres.data.clone();
+        for c in 0..k {
+            // A cluster left empty even after relocation (k > distinct rows) keeps its centre.
+            if s.counts[c] == 0 {
+                continue;
+            }
+            for j in 0..p {
+                let v = s.sums[c * p + j] / s.counts[c] as f64;
+                shift += (v - centres.data[c * p + j]).powi(2);
+                next[c * p + j] = v;
+            }
+        }
+        centres = Centres::from_vec(next, p);
+        // Labels unchanged since the previous pass: the centres are a fixed point.
+        if it > 0 && !s.changed {
+            break;
+        }
+        if shift <= tol {
+            break;
+        }
+    }
+    let model = KMeansModel {
+        centroids: centres.to_array(),
+        inertia: 0.0,
+        n_iter,
+        relocated,
+    };
+    let inertia = final_inertia(cols, &model);
+    KMeansModel { inertia, ..model }
+}
+
+/// scikit-learn's `_relocate_empty_clusters_dense`: each empty cluster takes one of the rows
+/// farthest from their current centre, which leaves its old cluster. Returns how many moved.
+fn relocate_empty(cols: &Columns, s: &mut BlockSums, labels: &[usize], d2: &[f64]) -> usize {
+    let empty: Vec<usize> = (0..s.counts.len()).filter(|&c| s.counts[c] == 0).collect();
+    if empty.is_empty() {
+        return 0;
+    }
+    let p = cols.p;
+    // Farthest first; ties by row index so the choice is deterministic.
+    let mut far: Vec<usize> = (0..cols.n).collect();
+    let m = empty.len().min(cols.n);
+    far.select_nth_unstable_by(m - 1, |&a, &b| d2[b].total_cmp(&d2[a]).then(a.cmp(&b)));
+    far.truncate(m);
+    far.sort_by(|&a, &b| d2[b].total_cmp(&d2[a]).then(a.cmp(&b)));
+    let mut moved = 0;
+    for (&c, &i) in empty.iter().zip(&far) {
+        let old = labels[i];
+        if s.counts[old] <= 1 {
+            continue;
+        }
+        for j in 0..p {
+            let x = cols.get(i, j);
+            s.sums[old * p + j] -= x;
+            s.sums[c * p + j] = x;
+        }
+        s.counts[old] -= 1;
+        s.counts[c] = 1;
+        moved += 1;
+    }
+    moved
+}
+
+fn final_inertia(cols: &Columns, model: &KMeansModel) -> f64 {
+    let c = Centres::new(&model.centroids);
+    let mut labels = vec![0usize; cols.n];
+    let mut d2 = vec![0.0; cols.n];
+    labels.par_chunks_mut(BLOCK).zip(d2.par_chunks_mut(BLOCK)).enumerate().for_each(|(b, (lab, d))| {
+        let start = b * BLOCK;
+        nearest(cols, &c, start, lab, d);
+        for (r, (&l, out)) in lab.iter().zip(d.iter_mut()).enumerate() {
+            *out = cols.sq_dist(start + r, c.row(l));
+        }
+    });
+    ordered_sum(&d2)
+}
+
+/// Mini-batch K-means (Sculley 2010, as scikit-learn's `MiniBatchKMeans`): k-means++ on a
+/// sample of 3 × batch_size rows (best of `n_init` by inertia on that sample), then batches
+/// drawn with replacement move each centre to the running mean of the rows it has won.
+/// Stops after `max_iter` epochs or when the smoothed batch inertia has not improved for
+/// [`MAX_NO_IMPROVEMENT`] batches.
+fn minibatch(cols: &Columns, params: &KMeansValidParams, batch_size: usize, rng: &mut Xoshiro256Plus) -> KMeansModel {
+    let (n, p, k) = (cols.n, cols.p, params.k);
+    let init_size = (3 * batch_size).max(3 * k).min(n);
+    let mut init_rows: Vec<usize> = rand::seq::index::sample(rng, n, init_size).into_vec();
+    init_rows.sort_unstable();
+    let sample = subset(cols, &init_rows);
+    let mut centres: Option<(f64, Centres)> = None;
+    for _ in 0..params.n_init {
+        let c = kmeans_plus_plus(&sample, k, rng);
+        let inertia = final_inertia(&sample, &KMeansModel {
+            centroids: c.to_array(),
+            inertia: 0.0,
+            n_iter: 0,
+            relocated: 0,
+        });
+        if centres.as_ref().is_none_or(|b| inertia < b.0) {
+            centres = Some((inertia, c));
+        }
+    }
+    let mut centres = centres.expect("n_init >= 1").1;
+    let batch = batch_size.min(n);
+    let steps = (params.max_iter as usize).saturating_mul(n).div_ceil(batch).max(1);
+    let alpha = (2.0 * batch as f64 / (n as f64 + 1.0)).min(1.0);
+    let (mut ewa, mut best_ewa, mut stale) = (f64::NAN, f64::INFINITY, 0usize);
+    let mut counts = vec![0usize; k];
+    let mut relocated = 0;
+    let mut n_iter = 0;
+    for step in 0..steps {
+        n_iter = step as u64 + 1;
+        let rows: Vec<usize> = (0..batch).map(|_| rng.gen_range(0..n)).collect();
+        let b = subset(cols, &rows);
+        let mut labels = vec![0usize; batch];
+        let mut d2 = vec![0.0; batch];
+        let s = assign_and_sum(&b, &centres, &mut labels, &mut d2);
+        let batch_inertia = ordered_sum(&d2) / batch as f64;
+        let mut next = centres.data.clone();
+        for c in 0..k {
+            if s.counts[c] == 0 {
+                continue;
+            }
+            let (old, add) = (counts[c] as f64, s.counts[c] as f64);
+            for j in 0..p {
+                next[c * p + j] = (centres.data[c * p + j] * old + s.sums[c * p + j]) / (old + add);
+            }
+            counts[c] += s.counts[c];
+        }
+        // A centre that has won nothing after a few batches is re-seeded on the farthest row of
+        // this batch (scikit-learn reassigns low-count centres at random).
+        if step >= MAX_NO_IMPROVEMENT {
+            for c in 0..k {
+                if counts[c] == 0 {
+                    let far = (0..batch).max_by(|&a, &z| d2[a].total_cmp(&d2[z]).then(z.cmp(&a))).unwrap_or(0);
+                    for j in 0..p {
+                        next[c * p + j] = b.get(far, j);
+                    }
+                    d2[far] = 0.0;
+                    relocated += 1;
+                }
+            }
+        }
+        centres = Centres::from_vec(next, p);
+        ewa = if ewa.is_nan() { batch_inertia } else { ewa * (1.0 - alpha) + batch_inertia * alpha };
+        if ewa < best_ewa {
+            best_ewa = ewa;
+            stale = 0;
+        } else {
+            stale += 1;
+            if stale >= MAX_NO_IMPROVEMENT {
+                break;
+            }
+        }
+    }
+    let model = KMeansModel {
+        centroids: centres.to_array(),
+        inertia: 0.0,
+        n_iter,
+        relocated,
+    };
+    let inertia = final_inertia(cols, &model);
+    KMeansModel { inertia, ..model }
+}
+
+fn subset(cols: &Columns, rows: &[usize]) -> Columns {
+    let (n, p) = (rows.len(), cols.p);
+    let mut data = Vec::with_capacity(n * p);
+    for j in 0..p {
+        data.extend(rows.iter().map(|&i| cols.get(i, j)));
+    }
+    let norms = rows.iter().map(|&i| cols.norms[i]).collect();
+    Columns { n, p, data, norms }
 }
 
 #[cfg(test)]
@@ -116,40 +576,111 @@ mod tests {
     use super::*;
     use ndarray::array;
 
-    fn params(k: usize) -> KMeansParams {
-        KMeansParams {
-            k,
-            n_init: 4,
-            max_iter: 100,
-            tol: 1e-6,
-            seed: 7,
+    fn fit(x: &Array2<f64>, params: KMeansParams) -> Result<KMeansModel, SegmentError> {
+        params.fit(&DatasetBase::from(x.clone()))
+    }
+
+    fn blobs(n: usize, centers: &[[f64; 2]], seed: u64) -> Array2<f64> {
+        let mut rng = Xoshiro256Plus::seed_from_u64(seed);
+        Array2::from_shape_fn((n, 2), |(i, j)| centers[i % centers.len()][j] + rng.gen_range(-1.0..1.0))
+    }
+
+    /// Plain Lloyd on row-major data, written for clarity: the fast path must agree with it.
+    fn reference_lloyd(x: &Array2<f64>, mut c: Array2<f64>, iters: usize) -> Array2<f64> {
+        for _ in 0..iters {
+            let mut sums = Array2::<f64>::zeros(c.dim());
+            let mut counts = vec![0usize; c.nrows()];
+            for row in x.rows() {
+                let best = (0..c.nrows())
+                    .min_by(|&a, &b| {
+                        let da: f64 = row.iter().zip(c.row(a)).map(|(x, y)| (x - y).powi(2)).sum();
+                        let db: f64 = row.iter().zip(c.row(b)).map(|(x, y)| (x - y).powi(2)).sum();
+                        da.total_cmp(&db)
+                    })
+                    .unwrap();
+                counts[best] += 1;
+                let mut s = sums.row_mut(best);
+                s += &row;
+            }
+            for (ci, &cnt) in counts.iter().enumerate() {
+                if cnt > 0 {
+                    let mean = sums.row(ci).mapv(|v| v / cnt as f64);
+                    c.row_mut(ci).assign(&mean);
+                }
+            }
         }
+        c
     }
 
     #[test]
     fn k_cannot_exceed_rows() {
         let x = array![[0.0], [1.0]];
-        let err = params(3).fit(x.view()).unwrap_err();
+        let err = fit(&x, KMeansParams::new(3, 1)).unwrap_err();
         assert_eq!(err.to_string(), "k = 3 is more than the 2 rows to cluster");
+    }
+
+    #[test]
+    fn k_cannot_be_zero() {
+        let err = fit(&array![[0.0]], KMeansParams::new(0, 1)).unwrap_err();
+        assert_eq!(err.to_string(), "invalid segmentation parameters: k cannot be 0");
     }
 
     #[test]
     fn separated_blobs_are_found_with_their_inertia() {
         let x = array![[0.0, 0.0], [0.0, 1.0], [10.0, 10.0], [10.0, 11.0]];
-        let fit = params(2).fit(x.view()).unwrap();
-        assert_eq!(fit.labels[0], fit.labels[1]);
-        assert_eq!(fit.labels[2], fit.labels[3]);
-        assert_ne!(fit.labels[0], fit.labels[2]);
+        let m = fit(&x, KMeansParams::new(2, 7).n_init(4)).unwrap();
+        let labels = m.predict(&x);
+        assert_eq!(labels[0], labels[1]);
+        assert_eq!(labels[2], labels[3]);
+        assert_ne!(labels[0], labels[2]);
         // Each point is 0.5 from its centroid: 4 × 0.25.
-        assert!((fit.inertia - 1.0).abs() < 1e-9, "{}", fit.inertia);
+        assert!((m.inertia - 1.0).abs() < 1e-9, "{}", m.inertia);
     }
 
     #[test]
-    fn same_seed_same_result() {
-        let x = Array2::from_shape_fn((200, 3), |(i, j)| ((i * 7 + j * 13) % 17) as f64);
-        let a = params(4).fit(x.view()).unwrap();
-        let b = params(4).fit(x.view()).unwrap();
-        assert_eq!(a.labels, b.labels);
-        assert_eq!(a.model.centroids, b.model.centroids);
+    fn fast_lloyd_equals_plain_lloyd() {
+        // 1,500 rows span several blocks, so the blocked reduction is exercised.
+        let x = blobs(1500, &[[0.0, 0.0], [3.0, 0.5], [1.0, 4.0], [5.0, 5.0]], 3);
+        let init = kmeans_plus_plus(&Columns::new(x.view()), 4, &mut Xoshiro256Plus::seed_from_u64(9));
+        let fast = lloyd(&Columns::new(x.view()), Centres::new(&init.to_array()), 5, 0.0);
+        let plain = reference_lloyd(&x, init.to_array(), 5);
+        let diff = (&fast.centroids - &plain).mapv(f64::abs).fold(0.0f64, |a, &b| a.max(b));
+        assert!(diff < 1e-9, "max centre difference {diff}");
+    }
+
+    #[test]
+    fn same_result_whatever_the_thread_count() {
+        let x = blobs(5000, &[[0.0, 0.0], [4.0, 0.0], [0.0, 4.0]], 5);
+        let run = |threads: usize, algorithm| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| fit(&x, KMeansParams::new(3, 11).n_init(2).algorithm(algorithm)).unwrap())
+        };
+        for algorithm in [KMeansAlgorithm::Lloyd, KMeansAlgorithm::MiniBatch { batch_size: 256 }] {
+            assert_eq!(run(1, algorithm), run(4, algorithm), "{algorithm:?}");
+        }
+    }
+
+    #[test]
+    fn empty_cluster_is_relocated_to_the_farthest_row() {
+        // Centre 1 starts far from every row, so the first pass leaves it empty.
+        let x = array![[0.0], [1.0], [2.0], [10.0]];
+        let cols = Columns::new(x.view());
+        let m = lloyd(&cols, Centres::new(&array![[1.0], [100.0]]), 10, 0.0);
+        assert_eq!(m.relocated, 1);
+        // The farthest row (10) takes the empty cluster: {0,1,2} and {10}.
+        let mut c: Vec<f64> = m.centroids.iter().copied().collect();
+        c.sort_by(f64::total_cmp);
+        assert_eq!(c, vec![1.0, 10.0]);
+        assert!((m.inertia - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn minibatch_inertia_is_close_to_lloyd() {
+        let x = blobs(20_000, &[[0.0, 0.0], [6.0, 0.0], [0.0, 6.0], [6.0, 6.0]], 8);
+        let full = fit(&x, KMeansParams::new(4, 1).n_init(3)).unwrap();
+        let mb = fit(&x, KMeansParams::new(4, 1).n_init(3).algorithm(KMeansAlgorithm::MiniBatch { batch_size: 1024 }))
+            .unwrap();
+        assert!(mb.inertia <= full.inertia * 1.02, "mini-batch {} vs lloyd {}", mb.inertia, full.inertia);
+        assert!(mb.inertia >= full.inertia * (1.0 - 1e-9));
     }
 }

@@ -1,19 +1,29 @@
-//! Segmentation: scale the feature matrix, cluster it, profile the clusters.
+//! Segmentation: prepare the features, cluster them, profile and name the clusters; RFM
+//! scores, lifecycle stages, value tiers and recommended actions.
 //!
-//! Pure: takes a matrix and a validated spec, returns assignments and tables as values.
-//! Segment ids are ordered by size (0 = largest, ties by centroid), so they do not depend on
-//! the arbitrary numbering of the clustering algorithm.
+//! 1. [`prep`]: impute, log1p, clip, scale, one-hot ([`prep::PrepColumn`] records every fitted
+//!    number).
+//! 2. [`select_k`]: K-means ([`kmeans`]), mini-batch K-means, GMM or DBSCAN; k chosen by
+//!    silhouette with Calinski–Harabasz and Davies–Bouldin reported ([`metrics`]).
+//! 3. [`profile`]: segment ids ordered by size, profiles in original units, auto-names.
+//! 4. [`rfm`]: RFM quintiles and named segments, lifecycle stages, value tiers, actions.
+//!
+//! Everything here is pure: matrices and specs in, values out.
 
 mod kmeans;
+mod metrics;
+pub mod prep;
+pub mod profile;
+pub mod rfm;
 mod select_k;
+pub mod spec;
 
-use ndarray::{Array1, Array2, Axis};
+use ndarray::Array2;
 
-use crate::features::Scaler;
-use crate::job::{KChoice, SegmentationSpec};
-
-pub use kmeans::{KMeansFit, KMeansModel, KMeansParams};
-pub use select_k::{KScore, SILHOUETTE_SAMPLE, silhouette};
+pub use kmeans::{KMeansAlgorithm, KMeansModel, KMeansParams, KMeansValidParams};
+pub use profile::SegmentProfile;
+pub use select_k::KScore;
+pub use spec::{KChoice, Scale, SegmentationSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SegmentError {
@@ -25,150 +35,113 @@ pub enum SegmentError {
     TooFewRowsToChoose { min: usize, rows: usize },
     #[error("k-means with k = {k} left cluster {cluster} empty; lower k")]
     EmptyCluster { k: usize, cluster: usize },
+    #[error("feature '{column}' has {count} null value(s); set an imputation (impute = \"mean\", \"median\" or a number)")]
+    Nulls { column: String, count: usize },
+    #[error("feature '{column}' has {count} non-finite value(s) after preparation: {why}")]
+    NonFinite { column: String, count: usize, why: String },
     #[error("{0}")]
     Fit(String),
+    #[error(transparent)]
+    Linfa(#[from] linfa::Error),
 }
 
 impl SegmentError {
+    /// Errors the job file can fix (bad parameters) rather than the data.
     pub fn is_config(&self) -> bool {
         matches!(self, SegmentError::Params(_))
     }
 }
 
-/// Everything the segmentation stage publishes.
+/// Everything the clustering step publishes.
 #[derive(Debug, Clone)]
 pub struct Segmentation {
-    pub scaler: Scaler,
+    pub columns: Vec<prep::PrepColumn>,
+    /// Clusters found, not counting DBSCAN noise.
     pub k: usize,
-    /// Segment id per row, in the input row order.
-    pub segment: Array1<usize>,
-    /// Euclidean distance to the segment centroid, in the scaled space.
-    pub distance: Array1<f64>,
-    /// `(k, p)` centroids in the scaled space, row = segment id.
+    /// Segment id per row in input order; `-1` is DBSCAN noise.
+    pub segment: Vec<i32>,
+    /// Euclidean distance to the segment centroid in the prepared space (None for noise).
+    pub distance: Vec<Option<f64>>,
+    /// `(k, p)` centroids in the prepared space, row = segment id.
     pub centroids: Array2<f64>,
     pub k_selection: Vec<KScore>,
+    /// One per segment id (noise last).
     pub profiles: Vec<SegmentProfile>,
+    pub n_iter: u64,
+    pub relocated: usize,
 }
 
-/// One row of `segment_summary`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SegmentProfile {
-    pub segment_id: usize,
-    pub customers: usize,
-    pub share: f64,
-    /// Mean of each feature in original units.
-    pub means: Vec<f64>,
+/// Numeric features with NULL as NaN, plus categorical columns.
+pub struct Features<'a> {
+    pub x: &'a Array2<f64>,
+    pub categorical: &'a [Vec<Option<String>>],
 }
 
-pub fn segment(x: &Array2<f64>, spec: &SegmentationSpec) -> Result<Segmentation, SegmentError> {
-    let scaler = Scaler::fit(spec.scale, x);
-    let z = scaler.transform(x);
-    let base = KMeansParams {
-        k: 0,
-        n_init: spec.n_init,
-        max_iter: spec.max_iter,
-        tol: spec.tol,
-        seed: spec.seed,
-    };
-    let (fit, mut k_selection) = match spec.k {
-        KChoice::Fixed(k) => {
-            let fit = KMeansParams { k, ..base }.fit(z.view())?;
-            let silhouette = if k >= 2 { silhouette(&z, &fit.labels, spec.seed)? } else { f64::NAN };
-            let score = KScore {
-                k,
-                inertia: fit.inertia,
-                silhouette,
-                chosen: true,
-            };
-            (fit, vec![score])
-        }
-        KChoice::Range { min, max } => {
-            // The silhouette needs 2 <= k <= n - 1.
-            let top = max.min(x.nrows().saturating_sub(1));
-            if min > top {
-                return Err(SegmentError::TooFewRowsToChoose { min, rows: x.nrows() });
-            }
-            let ks: Vec<usize> = (min..=top).collect();
-            select_k::select_k(&z, &ks, base)?
-        }
-    };
+pub fn segment(f: &Features, spec: &SegmentationSpec) -> Result<Segmentation, SegmentError> {
+    let prepared = prep::prepare(&prep::Input {
+        names: &spec.features,
+        x: f.x,
+        prep: &spec.prep,
+        scale: spec.scale,
+        categorical_names: &spec.categorical,
+        categorical: f.categorical,
+    })?;
+    let (fit, mut k_selection) = select_k::fit(prepared.z.view(), spec)?;
     k_selection.sort_by_key(|s| s.k);
-    let k = fit.model.centroids.nrows();
-
-    // Renumber clusters by size (desc), then by centroid coordinates, for stable ids.
-    let mut counts = vec![0usize; k];
-    fit.labels.iter().for_each(|&l| counts[l] += 1);
-    let mut order: Vec<usize> = (0..k).collect();
-    order.sort_by(|&a, &b| {
-        counts[b].cmp(&counts[a]).then_with(|| {
-            let (ca, cb) = (fit.model.centroids.row(a), fit.model.centroids.row(b));
-            ca.iter().zip(cb.iter()).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
-        })
-    });
-    let mut new_id = vec![0usize; k];
-    for (new, &old) in order.iter().enumerate() {
-        new_id[old] = new;
-    }
-    let segment = fit.labels.mapv(|l| new_id[l]);
-    let centroids = fit.model.centroids.select(Axis(0), &order);
-    let distance = fit.sq_dist.mapv(f64::sqrt);
-    let profiles = profile(x, &segment, k);
+    let ordered = profile::order_by_size(&fit, &prepared.z);
+    let profiles = profile::profiles(f.x, &prepared, &ordered, spec);
     Ok(Segmentation {
-        scaler,
-        k,
-        segment,
-        distance,
-        centroids,
+        columns: prepared.columns,
+        k: ordered.centroids.nrows(),
+        segment: ordered.segment,
+        distance: ordered.distance,
+        centroids: ordered.centroids,
         k_selection,
         profiles,
+        n_iter: fit.n_iter,
+        relocated: fit.relocated,
     })
-}
-
-/// Size, share and feature means (original units) of each segment.
-pub fn profile(x: &Array2<f64>, segment: &Array1<usize>, k: usize) -> Vec<SegmentProfile> {
-    let n = x.nrows();
-    let p = x.ncols();
-    let mut sums = Array2::<f64>::zeros((k, p));
-    let mut counts = vec![0usize; k];
-    for (row, &s) in x.axis_iter(Axis(0)).zip(segment.iter()) {
-        counts[s] += 1;
-        let mut acc = sums.row_mut(s);
-        acc += &row;
-    }
-    (0..k)
-        .map(|s| SegmentProfile {
-            segment_id: s,
-            customers: counts[s],
-            share: counts[s] as f64 / n as f64,
-            means: sums.row(s).iter().map(|v| v / counts[s].max(1) as f64).collect(),
-        })
-        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::Scale;
+    use spec::{Algorithm, ColumnPrep, Impute};
 
     fn spec(k: KChoice) -> SegmentationSpec {
+        let p = ColumnPrep {
+            impute: Impute::None,
+            log1p: false,
+            clip: None,
+            low: "low".into(),
+            high: "high".into(),
+        };
         SegmentationSpec {
             view: "v".into(),
             id: "id".into(),
             features: vec!["a".into(), "b".into()],
+            prep: vec![p.clone(), p],
+            categorical: vec![],
             scale: Scale::ZScore,
+            algorithm: Algorithm::KMeans,
             k,
             seed: 3,
             n_init: 3,
             max_iter: 100,
             tol: 1e-6,
+            silhouette_sample: 20_000,
         }
+    }
+
+    fn run(x: &Array2<f64>, s: &SegmentationSpec) -> Result<Segmentation, SegmentError> {
+        segment(&Features { x, categorical: &[] }, s)
     }
 
     #[test]
     fn segment_zero_is_the_largest() {
         // 30 points near the origin, 10 far away.
         let x = Array2::from_shape_fn((40, 2), |(i, j)| if i < 30 { (i % 5 + j) as f64 * 0.1 } else { 50.0 + (i % 3) as f64 });
-        let s = segment(&x, &spec(KChoice::Fixed(2))).unwrap();
+        let s = run(&x, &spec(KChoice::Fixed(2))).unwrap();
         assert_eq!(s.profiles[0].customers, 30);
         assert_eq!(s.profiles[1].customers, 10);
         assert!(s.segment.iter().take(30).all(|&l| l == 0));
@@ -178,9 +151,46 @@ mod tests {
     #[test]
     fn range_is_capped_by_rows_and_sorted() {
         let x = Array2::from_shape_fn((5, 2), |(i, j)| (i * 3 + j) as f64);
-        let s = segment(&x, &spec(KChoice::Range { min: 2, max: 9 })).unwrap();
+        let s = run(&x, &spec(KChoice::Range { min: 2, max: 9 })).unwrap();
         let ks: Vec<usize> = s.k_selection.iter().map(|r| r.k).collect();
         assert_eq!(ks, vec![2, 3, 4]);
         assert_eq!(s.k_selection.iter().filter(|r| r.chosen).count(), 1);
+    }
+
+    #[test]
+    fn three_blobs_choose_three() {
+        let centers = [[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]];
+        let x = Array2::from_shape_fn((90, 2), |(i, j)| centers[i % 3][j] + ((i * 31 + j * 17) % 11) as f64 / 10.0);
+        let s = run(&x, &spec(KChoice::Range { min: 2, max: 5 })).unwrap();
+        assert_eq!(s.k, 3);
+        assert_eq!(s.k_selection.iter().filter(|s| s.chosen).map(|s| s.k).collect::<Vec<_>>(), vec![3]);
+    }
+
+    #[test]
+    fn dbscan_noise_gets_segment_minus_one() {
+        // Two dense groups and one far outlier.
+        let mut rows: Vec<[f64; 2]> = (0..20).map(|i| [(i % 5) as f64 * 0.1, (i / 5) as f64 * 0.1]).collect();
+        rows.extend((0..20).map(|i| [10.0 + (i % 5) as f64 * 0.1, (i / 5) as f64 * 0.1]));
+        rows.push([50.0, 50.0]);
+        let x = Array2::from_shape_fn((rows.len(), 2), |(i, j)| rows[i][j]);
+        let mut s = spec(KChoice::Fixed(2));
+        s.scale = Scale::None;
+        s.algorithm = Algorithm::Dbscan { eps: 0.5, min_points: 3 };
+        let seg = run(&x, &s).unwrap();
+        assert_eq!(seg.k, 2);
+        assert_eq!(seg.segment[40], -1);
+        assert_eq!(seg.distance[40], None);
+        assert_eq!(seg.profiles.last().map(|p| (p.segment_id, p.customers)), Some((-1, 1)));
+    }
+
+    #[test]
+    fn gmm_separates_two_blobs() {
+        let x = Array2::from_shape_fn((60, 2), |(i, j)| if i < 30 { 0.0 } else { 9.0 } + ((i * 7 + j * 3) % 5) as f64 * 0.2);
+        let mut s = spec(KChoice::Fixed(2));
+        s.algorithm = Algorithm::Gmm;
+        let seg = run(&x, &s).unwrap();
+        assert!(seg.segment[..30].iter().all(|&l| l == seg.segment[0]));
+        assert!(seg.segment[30..].iter().all(|&l| l == seg.segment[30]));
+        assert_ne!(seg.segment[0], seg.segment[30]);
     }
 }

@@ -1,105 +1,213 @@
-//! Choosing k: fit each candidate and keep the highest mean silhouette.
+//! Fitting the clustering algorithm and choosing k.
 //!
-//! Silhouette (Rousseeuw 1987): s(i) = (b − a) / max(a, b), where a is the mean distance from
-//! i to the other members of its cluster and b the lowest mean distance to another cluster;
-//! the score is the mean of s(i). It costs O(n²), so above `SILHOUETTE_SAMPLE` rows it is
-//! computed on a seeded random sample, as scikit-learn's `sample_size` does.
+//! With `k = { min, max }` every k is fitted and the highest silhouette wins (the smaller k
+//! on a tie). Each candidate is scored with the silhouette (on one seeded sample of
+//! `silhouette_sample` rows shared by all candidates, exact when n is not above it),
+//! Calinski–Harabasz and Davies–Bouldin, as scikit-learn computes them.
 
-use linfa::metrics::SilhouetteScore;
 use linfa::prelude::*;
-use ndarray::{Array1, Array2, Axis};
-use rand::seq::index::sample;
+use linfa_clustering::{Dbscan, GaussianMixtureModel};
+use ndarray::{Array2, ArrayView2, Axis};
 use rand_xoshiro::Xoshiro256Plus;
 use rand_xoshiro::rand_core::SeedableRng;
 
 use super::SegmentError;
-use super::kmeans::{KMeansFit, KMeansParams};
+use super::kmeans::{KMeansAlgorithm, KMeansParams};
+use super::metrics::{calinski_harabasz_score, davies_bouldin_score, sample_rows, silhouette_many};
+use super::spec::{Algorithm, KChoice, SegmentationSpec};
 
-/// Rows above which the silhouette is estimated on a sample.
-pub const SILHOUETTE_SAMPLE: usize = 5_000;
-
-/// One row of `segmentation_k_selection`.
+/// One row of `segmentation_k_selection`. Metrics are NaN where undefined (fewer than two
+/// clusters).
 #[derive(Debug, Clone, PartialEq)]
 pub struct KScore {
     pub k: usize,
     pub inertia: f64,
     pub silhouette: f64,
+    pub calinski_harabasz: f64,
+    pub davies_bouldin: f64,
     pub chosen: bool,
 }
 
-/// Fits every k in `ks` and returns the fit with the highest silhouette (the smaller k on a
-/// tie) plus the score table.
-pub fn select_k(
-    x: &Array2<f64>,
-    ks: &[usize],
-    base: KMeansParams,
-) -> Result<(KMeansFit, Vec<KScore>), SegmentError> {
-    let mut best: Option<(usize, KMeansFit)> = None;
-    let mut scores: Vec<KScore> = Vec::with_capacity(ks.len());
-    for &k in ks {
-        let fit = KMeansParams { k, ..base }.fit(x.view())?;
-        let silhouette = silhouette(x, &fit.labels, base.seed)?;
-        tracing::info!(k, inertia = fit.inertia, silhouette, "k-means candidate");
-        let better = best.as_ref().is_none_or(|(i, _)| silhouette > scores[*i].silhouette);
-        scores.push(KScore {
-            k,
-            inertia: fit.inertia,
-            silhouette,
-            chosen: false,
-        });
-        if better {
-            best = Some((scores.len() - 1, fit));
+/// A clustering of the prepared rows, in the algorithm's own numbering.
+#[derive(Debug, Clone)]
+pub struct Clustering {
+    /// `None` for DBSCAN noise.
+    pub labels: Vec<Option<usize>>,
+    /// `(k, p)`: K-means centroids, GMM means, or DBSCAN cluster means.
+    pub centroids: Array2<f64>,
+    pub inertia: f64,
+    pub n_iter: u64,
+    /// Empty K-means clusters re-seeded during the fit.
+    pub relocated: usize,
+}
+
+/// Fits `spec.algorithm` on `z` and returns the chosen clustering and the score table.
+pub fn fit(z: ArrayView2<f64>, spec: &SegmentationSpec) -> Result<(Clustering, Vec<KScore>), SegmentError> {
+    let n = z.nrows();
+    let ks: Vec<usize> = match (spec.algorithm, spec.k) {
+        (Algorithm::Dbscan { .. }, _) => vec![0],
+        (_, KChoice::Fixed(k)) => vec![k],
+        (_, KChoice::Range { min, max }) => {
+            // The silhouette needs 2 <= k <= n - 1.
+            let top = max.min(n.saturating_sub(1));
+            if min > top {
+                return Err(SegmentError::TooFewRowsToChoose { min, rows: n });
+            }
+            (min..=top).collect()
+        }
+    };
+    let mut fits = Vec::with_capacity(ks.len());
+    for &k in &ks {
+        let c = fit_one(z, spec, k)?;
+        tracing::info!(k = c.centroids.nrows(), inertia = c.inertia, iterations = c.n_iter, "clustering candidate");
+        fits.push(c);
+    }
+    let scores = score(z, &fits, spec)?;
+    // Highest silhouette, first (smallest k) on a tie; a lone candidate is chosen as is.
+    let mut best = 0;
+    for (i, s) in scores.iter().enumerate() {
+        if s.silhouette > scores[best].silhouette || scores[best].silhouette.is_nan() && !s.silhouette.is_nan() {
+            best = i;
         }
     }
-    let (i, fit) = best.ok_or_else(|| SegmentError::Params("no candidate k".into()))?;
-    scores[i].chosen = true;
-    Ok((fit, scores))
+    if ks.len() > 1 && scores[best].silhouette.is_nan() {
+        return Err(SegmentError::Fit("no candidate k has a defined silhouette".into()));
+    }
+    let mut scores = scores;
+    scores[best].chosen = true;
+    let chosen = fits.swap_remove(best);
+    Ok((chosen, scores))
 }
 
-/// Mean silhouette of `labels` on `x`, on a seeded sample above [`SILHOUETTE_SAMPLE`] rows.
-pub fn silhouette(x: &Array2<f64>, labels: &Array1<usize>, seed: u64) -> Result<f64, SegmentError> {
-    let (x, labels) = if x.nrows() > SILHOUETTE_SAMPLE {
-        let mut rng = Xoshiro256Plus::seed_from_u64(seed);
-        let mut idx = sample(&mut rng, x.nrows(), SILHOUETTE_SAMPLE).into_vec();
-        idx.sort_unstable();
-        (x.select(Axis(0), &idx), labels.select(Axis(0), &idx))
-    } else {
-        (x.clone(), labels.clone())
-    };
-    DatasetBase::new(x, labels)
-        .silhouette_score()
-        .map_err(|e| SegmentError::Fit(format!("silhouette: {e}")))
+fn fit_one(z: ArrayView2<f64>, spec: &SegmentationSpec, k: usize) -> Result<Clustering, SegmentError> {
+    let data = DatasetBase::from(z.to_owned());
+    match spec.algorithm {
+        Algorithm::KMeans | Algorithm::MiniBatchKMeans { .. } => {
+            let algorithm = match spec.algorithm {
+                Algorithm::MiniBatchKMeans { batch_size } => KMeansAlgorithm::MiniBatch { batch_size },
+                _ => KMeansAlgorithm::Lloyd,
+            };
+            let model = KMeansParams::new(k, spec.seed)
+                .n_init(spec.n_init)
+                .max_iter(spec.max_iter)
+                .tol(spec.tol)
+                .algorithm(algorithm)
+                .fit(&data)?;
+            let (labels, _) = model.assign(z);
+            let counts = counts(labels.iter().map(|&l| Some(l)), k);
+            // Never publish an empty segment; relocation makes this rare (k > distinct rows).
+            if let Some(cluster) = counts.iter().position(|&c| c == 0) {
+                return Err(SegmentError::EmptyCluster { k, cluster });
+            }
+            if model.relocated > 0 {
+                tracing::warn!(k, relocated = model.relocated, "k-means re-seeded empty clusters");
+            }
+            Ok(Clustering {
+                labels: labels.iter().map(|&l| Some(l)).collect(),
+                centroids: model.centroids,
+                inertia: model.inertia,
+                n_iter: model.n_iter,
+                relocated: model.relocated,
+            })
+        }
+        Algorithm::Gmm => {
+            if k > z.nrows() {
+                return Err(SegmentError::TooFewRows { k, rows: z.nrows() });
+            }
+            let gmm = GaussianMixtureModel::params_with_rng(k, Xoshiro256Plus::seed_from_u64(spec.seed))
+                .n_runs(spec.n_init as u64)
+                .max_n_iterations(spec.max_iter)
+                .tolerance(spec.tol)
+                .fit(&data)
+                .map_err(|e| SegmentError::Fit(format!("gaussian mixture with k = {k}: {e}")))?;
+            let labels = gmm.predict(&z.to_owned());
+            Ok(from_labels(z, labels.iter().map(|&l| Some(l)).collect(), k, 0))
+        }
+        Algorithm::Dbscan { eps, min_points } => {
+            let labels = Dbscan::params(min_points)
+                .tolerance(eps)
+                .transform(&z.to_owned())
+                .map_err(|e| SegmentError::Params(format!("dbscan: {e}")))?;
+            let k = labels.iter().flatten().map(|&l| l + 1).max().unwrap_or(0);
+            if k == 0 {
+                return Err(SegmentError::Fit(format!(
+                    "dbscan with eps = {eps} and min_points = {min_points} found no cluster; every row is noise"
+                )));
+            }
+            Ok(from_labels(z, labels.to_vec(), k, 0))
+        }
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ndarray::array;
+fn counts(labels: impl Iterator<Item = Option<usize>>, k: usize) -> Vec<usize> {
+    let mut c = vec![0usize; k];
+    labels.flatten().for_each(|l| c[l] += 1);
+    c
+}
 
-    #[test]
-    fn silhouette_of_two_tight_pairs() {
-        // a = 1 for every point; b = mean distance to the other pair.
-        let x = array![[0.0], [1.0], [10.0], [11.0]];
-        let labels = array![0, 0, 1, 1];
-        let b0 = (10.0 + 11.0) / 2.0;
-        let b1 = (9.0 + 10.0) / 2.0;
-        let expected = ((b0 - 1.0) / b0 + (b1 - 1.0) / b1) / 2.0;
-        assert!((silhouette(&x, &labels, 0).unwrap() - expected).abs() < 1e-12);
+/// Centroids as member means, and the inertia around them.
+fn from_labels(z: ArrayView2<f64>, labels: Vec<Option<usize>>, k: usize, n_iter: u64) -> Clustering {
+    let mut sums = Array2::<f64>::zeros((k, z.ncols()));
+    let counts = counts(labels.iter().copied(), k);
+    for (row, l) in z.axis_iter(Axis(0)).zip(&labels) {
+        if let Some(l) = l {
+            let mut s = sums.row_mut(*l);
+            s += &row;
+        }
     }
+    for (mut s, &c) in sums.axis_iter_mut(Axis(0)).zip(&counts) {
+        s.mapv_inplace(|v| v / c.max(1) as f64);
+    }
+    let inertia = z
+        .axis_iter(Axis(0))
+        .zip(&labels)
+        .filter_map(|(row, l)| l.map(|l| row.iter().zip(sums.row(l)).map(|(a, b)| (a - b).powi(2)).sum::<f64>()))
+        .sum();
+    Clustering {
+        labels,
+        centroids: sums,
+        inertia,
+        n_iter,
+        relocated: 0,
+    }
+}
 
-    #[test]
-    fn three_blobs_choose_three() {
-        let centers = [[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]];
-        let x = Array2::from_shape_fn((90, 2), |(i, j)| centers[i % 3][j] + ((i * 31 + j * 17) % 11) as f64 / 10.0);
-        let base = KMeansParams {
-            k: 0,
-            n_init: 3,
-            max_iter: 100,
-            tol: 1e-6,
-            seed: 1,
-        };
-        let (fit, scores) = select_k(&x, &[2, 3, 4, 5], base).unwrap();
-        assert_eq!(fit.model.centroids.nrows(), 3);
-        assert_eq!(scores.iter().filter(|s| s.chosen).map(|s| s.k).collect::<Vec<_>>(), vec![3]);
+fn distinct(labels: &[usize]) -> usize {
+    let mut seen: Vec<usize> = labels.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len()
+}
+
+/// Metrics of every candidate; DBSCAN noise rows are left out, as they belong to no cluster.
+fn score(z: ArrayView2<f64>, fits: &[Clustering], spec: &SegmentationSpec) -> Result<Vec<KScore>, SegmentError> {
+    let clustered: Vec<usize> = (0..z.nrows()).filter(|&i| fits.iter().all(|f| f.labels[i].is_some())).collect();
+    let zc = z.select(Axis(0), &clustered);
+    let labels: Vec<Vec<usize>> =
+        fits.iter().map(|f| clustered.iter().map(|&i| f.labels[i].unwrap_or_default()).collect()).collect();
+    let rows = sample_rows(clustered.len(), spec.silhouette_sample, spec.seed);
+    let zs = zc.select(Axis(0), &rows);
+    let sampled: Vec<Vec<usize>> = labels.iter().map(|l| rows.iter().map(|&i| l[i]).collect()).collect();
+    // A labeling with fewer than two clusters in the sample has no silhouette (NaN, published
+    // as NULL); the others are computed together so each distance is computed once.
+    let defined: Vec<usize> = (0..fits.len()).filter(|&t| distinct(&sampled[t]) >= 2 && distinct(&sampled[t]) < rows.len()).collect();
+    let refs: Vec<&[usize]> = defined.iter().map(|&t| sampled[t].as_slice()).collect();
+    let mut silhouettes = vec![f64::NAN; fits.len()];
+    if !refs.is_empty() {
+        let values = silhouette_many(zs.view(), &refs).map_err(|e| SegmentError::Fit(format!("silhouette: {e}")))?;
+        defined.iter().zip(values).for_each(|(&t, v)| silhouettes[t] = v);
     }
+    Ok(fits
+        .iter()
+        .zip(&labels)
+        .zip(silhouettes)
+        .map(|((f, l), silhouette)| KScore {
+            k: f.centroids.nrows(),
+            inertia: f.inertia,
+            silhouette,
+            calinski_harabasz: calinski_harabasz_score(zc.view(), l).unwrap_or(f64::NAN),
+            davies_bouldin: davies_bouldin_score(zc.view(), l).unwrap_or(f64::NAN),
+            chosen: false,
+        })
+        .collect())
 }

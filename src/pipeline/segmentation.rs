@@ -1,0 +1,276 @@
+//! The segmentation stage: load features, cluster, score RFM and tiers, stage the tables.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use serde::Serialize;
+
+use super::tables::{k_selection_batch, prep_batch, segment_actions_batch, segments_batch, summary_batch};
+use super::{ClvOutcome, Session, Stages, id_strings};
+use crate::error::Error;
+use crate::features;
+use crate::publish::Publisher;
+use crate::segment::profile::{SegmentAction, segment_actions};
+use crate::segment::rfm::{self, ActionKey, Lifecycle, ValueTier};
+use crate::segment::spec::RfmSpec;
+use crate::segment::{self, Segmentation, SegmentationSpec};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentationReport {
+    pub view: String,
+    pub customers: usize,
+    pub features: Vec<String>,
+    pub categorical: Vec<String>,
+    pub algorithm: String,
+    pub k: usize,
+    pub silhouette: f64,
+    pub inertia: f64,
+    pub iterations: u64,
+    /// Empty K-means clusters re-seeded with far rows (scikit-learn's rule) in the chosen fit.
+    pub empty_clusters_relocated: usize,
+    /// NULLs filled by imputation, per feature.
+    pub nulls_filled: BTreeMap<String, usize>,
+    /// The fitted preparation, also published as `segmentation_prep`.
+    pub preparation: Vec<PrepReport>,
+    /// Centroids in prepared units before scaling, row = segment id, columns as `preparation`.
+    pub centroids: Vec<Vec<f64>>,
+    pub rfm: Option<RfmReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PrepReport {
+    pub column: String,
+    pub fill_value: Option<f64>,
+    pub clip: Option<[f64; 2]>,
+    pub log1p: bool,
+    pub center: f64,
+    pub scale: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RfmReport {
+    pub view: String,
+    pub customers: usize,
+    /// Value-tier cut-offs on `value_column`.
+    pub value_high_from: f64,
+    pub value_low_below: f64,
+    pub lifecycle: BTreeMap<String, usize>,
+}
+
+/// Per customer of the segmentation (matrix row order); `None` where the RFM view lacks them.
+pub(super) struct RfmColumns {
+    pub r: Vec<Option<u8>>,
+    pub f: Vec<Option<u8>>,
+    pub m: Vec<Option<u8>>,
+    pub segment: Vec<Option<String>>,
+    pub stage: Vec<Option<Lifecycle>>,
+    pub tier: Vec<Option<ValueTier>>,
+}
+
+pub(super) async fn segmentation_stage(
+    s: &Session,
+    spec: &SegmentationSpec,
+    clv: Option<&ClvOutcome>,
+    publisher: &mut Publisher,
+    stages: &mut Stages,
+) -> Result<SegmentationReport, Error> {
+    let t = Instant::now();
+    let df = s.ctx.table(spec.view.as_str()).await.map_err(|e| Error::query(format!("view '{}'", spec.view), e))?;
+    let rows = publisher.stage("customer_features", df, std::slice::from_ref(&spec.id)).await?;
+    stages.record("customer_features", t, None, Some(rows));
+
+    let t = Instant::now();
+    let frame = features::load_frame(&s.ctx, &spec.view, &spec.id, &spec.features, &spec.categorical).await?;
+    stages.record("load_features", t, Some(rows), Some(frame.x.nrows() as u64));
+
+    let t = Instant::now();
+    let seg = segment::segment(
+        &segment::Features {
+            x: &frame.x,
+            categorical: &frame.categorical,
+        },
+        spec,
+    )?;
+    let chosen = seg.k_selection.iter().find(|r| r.chosen).cloned();
+    tracing::info!(k = seg.k, silhouette = chosen.as_ref().map(|c| c.silhouette), "segmentation fitted");
+    stages.record("segment", t, Some(frame.x.nrows() as u64), Some(seg.k as u64));
+
+    let ids = id_strings(&frame.ids)?;
+    let (rfm_cols, rfm_report) = match &s.job.rfm {
+        Some(r) => {
+            let t = Instant::now();
+            let (cols, report) = rfm_stage(s, r, &ids).await?;
+            stages.record("rfm", t, Some(report.customers as u64), Some(ids.len() as u64));
+            (Some(cols), Some(report))
+        }
+        None => (None, None),
+    };
+    let actions = segment_actions(
+        &seg.profiles,
+        &seg.segment,
+        rfm_cols.as_ref().map(|c| c.stage.as_slice()),
+        rfm_cols.as_ref().map(|c| c.tier.as_slice()),
+        &s.job.actions,
+    );
+
+    let t = Instant::now();
+    let id = vec![spec.id.clone()];
+    let mut out =
+        publisher.stage_batch("customer_segments", segments_batch(spec, &frame.ids, &seg, rfm_cols.as_ref()), &id).await?;
+    let clv_join = clv.map(|c| {
+        ids.iter().map(|id| c.by_id.get(id).map(|&i| (c.result.clv[i], c.result.p_alive[i]))).collect::<Vec<_>>()
+    });
+    let summary = summary_batch(&spec.features, &seg, &actions, clv_join.as_deref());
+    out += publisher.stage_batch("segment_summary", summary, &["segment_id".into()]).await?;
+    out += publisher.stage_batch("segmentation_k_selection", k_selection_batch(&seg), &["k".into()]).await?;
+    out += publisher.stage_batch("segmentation_prep", prep_batch(&seg.columns), &["column".into()]).await?;
+    let table = action_rows(&seg, &actions, rfm_cols.as_ref(), &s.job.actions);
+    let sort = ["segmentation".into(), "segment".into()];
+    out += publisher.stage_batch("segment_actions", segment_actions_batch(&table), &sort).await?;
+    stages.record("segment_tables", t, None, Some(out));
+
+    Ok(SegmentationReport {
+        view: spec.view.clone(),
+        customers: frame.x.nrows(),
+        features: spec.features.clone(),
+        categorical: spec.categorical.clone(),
+        algorithm: format!("{:?}", spec.algorithm),
+        k: seg.k,
+        silhouette: chosen.as_ref().map_or(f64::NAN, |c| c.silhouette),
+        inertia: chosen.as_ref().map_or(f64::NAN, |c| c.inertia),
+        iterations: seg.n_iter,
+        empty_clusters_relocated: seg.relocated,
+        nulls_filled: seg.columns.iter().filter(|c| c.category.is_none()).map(|c| (c.source.clone(), c.nulls_filled)).collect(),
+        preparation: seg
+            .columns
+            .iter()
+            .map(|c| PrepReport {
+                column: c.column.clone(),
+                fill_value: c.fill_value,
+                clip: c.clip_lower.zip(c.clip_upper).map(|(a, b)| [a, b]),
+                log1p: c.log1p,
+                center: c.center,
+                scale: c.scale,
+            })
+            .collect(),
+        centroids: segment::prep::unscale(&seg.centroids, &seg.columns).rows().into_iter().map(|r| r.to_vec()).collect(),
+        rfm: rfm_report,
+    })
+}
+
+/// RFM scores over the RFM view's customers, lifecycle stages and value tiers, aligned to the
+/// segmentation's customers.
+async fn rfm_stage(s: &Session, r: &RfmSpec, seg_ids: &[String]) -> Result<(RfmColumns, RfmReport), Error> {
+    let cols: Vec<String> =
+        ["recency_days", "frequency", "monetary", &r.age_column, &r.value_column].iter().map(|c| c.to_string()).collect();
+    let m = features::load_matrix(&s.ctx, &r.view, &r.id, &cols).await?;
+    let ids = id_strings(&m.ids)?;
+    let col = |j: usize| m.x.column(j).to_vec();
+    let (recency, frequency, monetary, age, value) = (col(0), col(1), col(2), col(3), col(4));
+    let rs = rfm::quintile_scores(&recency, false);
+    let fs = rfm::quintile_scores(&frequency, true);
+    let ms = rfm::quintile_scores(&monetary, true);
+    let (tiers, high_from, low_below) = rfm::value_tiers(&value, &r.value);
+    let stages: Vec<Lifecycle> = age.iter().zip(&recency).map(|(&a, &d)| rfm::lifecycle(a, d, &r.lifecycle)).collect();
+    let mut lifecycle = BTreeMap::new();
+    for st in &stages {
+        *lifecycle.entry(st.as_str().to_string()).or_insert(0) += 1;
+    }
+    let index: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let at: Vec<Option<usize>> = seg_ids.iter().map(|id| index.get(id.as_str()).copied()).collect();
+    let pick = |v: &[u8]| at.iter().map(|i| i.map(|i| v[i])).collect::<Vec<_>>();
+    let cols = RfmColumns {
+        r: pick(&rs),
+        f: pick(&fs),
+        m: pick(&ms),
+        segment: at
+            .iter()
+            .map(|i| i.and_then(|i| rfm::rfm_segment(&r.rules, rs[i], fs[i], ms[i]).map(str::to_string)))
+            .collect(),
+        stage: at.iter().map(|i| i.map(|i| stages[i])).collect(),
+        tier: at.iter().map(|i| i.map(|i| tiers[i])).collect(),
+    };
+    let missing = at.iter().filter(|i| i.is_none()).count();
+    if missing > 0 {
+        tracing::warn!(view = %r.view, missing, "customers of the segmentation are missing from the RFM view");
+    }
+    let report = RfmReport {
+        view: r.view.clone(),
+        customers: ids.len(),
+        value_high_from: high_from,
+        value_low_below: low_below,
+        lifecycle,
+    };
+    Ok((cols, report))
+}
+
+/// One row of `segment_actions`.
+pub(super) struct ActionRow {
+    pub segmentation: &'static str,
+    pub segment: String,
+    pub customers: usize,
+    pub key: Option<ActionKey>,
+    pub action: Option<String>,
+}
+
+fn stage_key(s: Lifecycle) -> ActionKey {
+    match s {
+        Lifecycle::New => ActionKey::New,
+        Lifecycle::Active => ActionKey::Loyal,
+        Lifecycle::Silent => ActionKey::Silent,
+        Lifecycle::Churned => ActionKey::Churned,
+    }
+}
+
+fn tier_key(t: ValueTier) -> ActionKey {
+    match t {
+        ValueTier::High => ActionKey::Champions,
+        ValueTier::Medium => ActionKey::Potential,
+        ValueTier::Low => ActionKey::LowValue,
+    }
+}
+
+/// The segment → recommended-action table over every segmentation: clusters, RFM segments,
+/// lifecycle stages and value tiers.
+fn action_rows(
+    seg: &Segmentation,
+    actions: &[SegmentAction],
+    rfm_cols: Option<&RfmColumns>,
+    spec: &crate::segment::spec::ActionsSpec,
+) -> Vec<ActionRow> {
+    let mut rows: Vec<ActionRow> = seg
+        .profiles
+        .iter()
+        .zip(actions)
+        .map(|(p, a)| ActionRow {
+            segmentation: "cluster",
+            segment: p.name.clone(),
+            customers: p.customers,
+            key: a.key,
+            action: a.action.clone(),
+        })
+        .collect();
+    let Some(c) = rfm_cols else { return rows };
+    let mut count = |segmentation: &'static str, names: Vec<String>, key: &dyn Fn(&str) -> Option<ActionKey>| {
+        let mut by: BTreeMap<String, usize> = BTreeMap::new();
+        names.into_iter().for_each(|n| *by.entry(n).or_insert(0) += 1);
+        for (name, customers) in by {
+            let k = key(&name);
+            rows.push(ActionRow {
+                segmentation,
+                action: spec.action(&name, k),
+                segment: name,
+                customers,
+                key: k,
+            });
+        }
+    };
+    count("rfm", c.segment.iter().flatten().cloned().collect(), &rfm::rfm_action_key);
+    count("lifecycle", c.stage.iter().flatten().map(|s| s.as_str().to_string()).collect(), &|n| {
+        Lifecycle::ALL.iter().find(|s| s.as_str() == n).map(|&s| stage_key(s))
+    });
+    count("value", c.tier.iter().flatten().map(|t| t.as_str().to_string()).collect(), &|n| {
+        ValueTier::ALL.iter().find(|t| t.as_str() == n).map(|&t| tier_key(t))
+    });
+    rows
+}

@@ -1,0 +1,165 @@
+//! Segment ids, profiles, readable names and recommended actions.
+//!
+//! Ids are ordered by size (0 = largest, ties by centroid), so they do not depend on the
+//! algorithm's arbitrary numbering; DBSCAN noise is -1. A segment's name comes from the
+//! features on which its members differ most from everyone, in standard deviations of the
+//! prepared feature, e.g. "frequent · high spend · recent".
+
+use ndarray::{Array2, Axis};
+
+use super::prep::{Prepared, unscale};
+use super::rfm::{self, ActionKey, Lifecycle, ValueTier};
+use super::select_k::Clustering;
+use super::spec::{ActionsSpec, SegmentationSpec};
+
+/// A feature joins the name when the segment mean is at least this many standard deviations
+/// from the overall mean.
+const NAME_MIN_Z: f64 = 0.5;
+/// At most this many features in a name.
+const NAME_MAX_TERMS: usize = 3;
+
+/// One row of `segment_summary`, before tiers and CLV are joined.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentProfile {
+    pub segment_id: i32,
+    pub name: String,
+    pub customers: usize,
+    pub share: f64,
+    /// Mean and median of each numeric feature in original units (NULLs skipped).
+    pub means: Vec<f64>,
+    pub medians: Vec<f64>,
+}
+
+pub(super) struct Ordered {
+    pub segment: Vec<i32>,
+    pub distance: Vec<Option<f64>>,
+    pub centroids: Array2<f64>,
+}
+
+/// Renumbers clusters by size (desc), then by centroid coordinates, and measures each row's
+/// distance to its centroid in the prepared space `z`.
+pub(super) fn order_by_size(c: &Clustering, z: &Array2<f64>) -> Ordered {
+    let k = c.centroids.nrows();
+    let mut counts = vec![0usize; k];
+    c.labels.iter().flatten().for_each(|&l| counts[l] += 1);
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&a, &b| {
+        counts[b].cmp(&counts[a]).then_with(|| {
+            let (ca, cb) = (c.centroids.row(a), c.centroids.row(b));
+            ca.iter().zip(cb.iter()).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
+        })
+    });
+    let mut new_id = vec![0i32; k];
+    for (new, &old) in order.iter().enumerate() {
+        new_id[old] = new as i32;
+    }
+    let distance = z
+        .axis_iter(Axis(0))
+        .zip(&c.labels)
+        .map(|(row, l)| l.map(|l| row.iter().zip(c.centroids.row(l)).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt()))
+        .collect();
+    Ordered {
+        segment: c.labels.iter().map(|l| l.map_or(-1, |l| new_id[l])).collect(),
+        distance,
+        centroids: c.centroids.select(Axis(0), &order),
+    }
+}
+
+/// Profiles of every segment id present (noise last), with auto-names.
+pub(super) fn profiles(x: &Array2<f64>, prepared: &Prepared, o: &Ordered, spec: &SegmentationSpec) -> Vec<SegmentProfile> {
+    let n = x.nrows();
+    let mut ids: Vec<i32> = (0..o.centroids.nrows() as i32).collect();
+    if o.segment.contains(&-1) {
+        ids.push(-1);
+    }
+    let p = spec.features.len();
+    let values = unscale(&prepared.z, &prepared.columns);
+    // Overall mean and std of each prepared numeric feature, for the name's z-scores.
+    let overall: Vec<(f64, f64)> = (0..p)
+        .map(|j| {
+            let c = values.column(j);
+            let mean = c.sum() / n as f64;
+            (mean, (c.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt())
+        })
+        .collect();
+    let mut out: Vec<SegmentProfile> = ids
+        .iter()
+        .map(|&id| {
+            let rows: Vec<usize> = (0..n).filter(|&i| o.segment[i] == id).collect();
+            let mut means = Vec::with_capacity(p);
+            let mut medians = Vec::with_capacity(p);
+            let mut terms: Vec<(f64, &str)> = Vec::new();
+            for j in 0..p {
+                let mut v: Vec<f64> = rows.iter().map(|&i| x[[i, j]]).filter(|v| !v.is_nan()).collect();
+                v.sort_by(f64::total_cmp);
+                means.push(if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 });
+                medians.push(rfm::quantile(&v, 0.5));
+                let m = rows.iter().map(|&i| values[[i, j]]).sum::<f64>() / rows.len().max(1) as f64;
+                let (mu, sd) = overall[j];
+                let z = if sd > 0.0 { (m - mu) / sd } else { 0.0 };
+                if z.abs() >= NAME_MIN_Z {
+                    terms.push((z, if z > 0.0 { &spec.prep[j].high } else { &spec.prep[j].low }));
+                }
+            }
+            terms.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
+            let name = if id == -1 {
+                "noise".to_string()
+            } else if terms.is_empty() {
+                "typical".to_string()
+            } else {
+                terms.iter().take(NAME_MAX_TERMS).map(|t| t.1).collect::<Vec<_>>().join(" · ")
+            };
+            SegmentProfile {
+                segment_id: id,
+                name,
+                customers: rows.len(),
+                share: rows.len() as f64 / n as f64,
+                means,
+                medians,
+            }
+        })
+        .collect();
+    // Names must tell segments apart: repeated names get the segment id.
+    let names: Vec<String> = out.iter().map(|p| p.name.clone()).collect();
+    for p in &mut out {
+        if names.iter().filter(|n| **n == p.name).count() > 1 {
+            p.name = format!("{} (segment {})", p.name, p.segment_id);
+        }
+    }
+    out
+}
+
+/// The dominant lifecycle stage and value tier of each segment and the action they imply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SegmentAction {
+    pub stage: Option<Lifecycle>,
+    pub tier: Option<ValueTier>,
+    pub key: Option<ActionKey>,
+    pub action: Option<String>,
+}
+
+/// Per profile: the action configured for its name, else the default for its dominant
+/// lifecycle stage and value tier ([`rfm::group_action_key`]).
+pub fn segment_actions(
+    profiles: &[SegmentProfile],
+    segment: &[i32],
+    stages: Option<&[Option<Lifecycle>]>,
+    tiers: Option<&[Option<ValueTier>]>,
+    actions: &ActionsSpec,
+) -> Vec<SegmentAction> {
+    profiles
+        .iter()
+        .map(|p| {
+            let members = || segment.iter().enumerate().filter(move |(_, s)| **s == p.segment_id).map(|(i, _)| i);
+            let stage = stages.and_then(|s| rfm::dominant(members().filter_map(|i| s[i])));
+            let tier = tiers.and_then(|t| rfm::dominant(members().filter_map(|i| t[i])));
+            let key = stage.zip(tier).map(|(s, t)| rfm::group_action_key(s, t));
+            SegmentAction {
+                stage,
+                tier,
+                key,
+                action: actions.action(&p.name, key),
+            }
+        })
+        .collect()
+}
