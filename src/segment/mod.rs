@@ -35,10 +35,13 @@ pub enum SegmentError {
     TooFewRowsToChoose { min: usize, rows: usize },
     #[error("k-means with k = {k} left cluster {cluster} empty; lower k")]
     EmptyCluster { k: usize, cluster: usize },
-    #[error("feature '{column}' has {count} null value(s); set an imputation (impute = \"mean\", \"median\" or a number)")]
-    Nulls { column: String, count: usize },
-    #[error("feature '{column}' has {count} non-finite value(s) after preparation: {why}")]
-    NonFinite { column: String, count: usize, why: String },
+    #[error(
+        "view '{view}': feature '{column}' has {count} null value(s); set an imputation \
+         ([segmentation] impute = \"mean\", \"median\" or a number)"
+    )]
+    Nulls { view: String, column: String, count: usize },
+    #[error("view '{view}': feature '{column}' has {count} non-finite value(s) after preparation: {why}")]
+    NonFinite { view: String, column: String, count: usize, why: String },
     #[error("{0}")]
     Fit(String),
     #[error(transparent)]
@@ -48,7 +51,7 @@ pub enum SegmentError {
 impl SegmentError {
     /// Errors the job file can fix (bad parameters) rather than the data.
     pub fn is_config(&self) -> bool {
-        matches!(self, SegmentError::Params(_))
+        matches!(self, SegmentError::Params(_) | SegmentError::TooFewRows { .. } | SegmentError::TooFewRowsToChoose { .. })
     }
 }
 
@@ -79,6 +82,7 @@ pub struct Features<'a> {
 
 pub fn segment(f: &Features, spec: &SegmentationSpec) -> Result<Segmentation, SegmentError> {
     let prepared = prep::prepare(&prep::Input {
+        view: &spec.view,
         names: &spec.features,
         x: f.x,
         prep: &spec.prep,

@@ -43,6 +43,7 @@ pub struct Prepared {
 
 /// Numeric input: `x` holds NaN where the source is NULL.
 pub struct Input<'a> {
+    pub view: &'a str,
     pub names: &'a [String],
     pub x: &'a Array2<f64>,
     pub prep: &'a [ColumnPrep],
@@ -56,7 +57,7 @@ pub fn prepare(input: &Input) -> Result<Prepared, SegmentError> {
     let mut out: Vec<Vec<f64>> = Vec::new();
     let mut columns = Vec::new();
     for (j, name) in input.names.iter().enumerate() {
-        let (values, col) = prepare_numeric(name, input.x.column(j), &input.prep[j], input.scale)?;
+        let (values, col) = prepare_numeric(input.view, name, input.x.column(j), &input.prep[j], input.scale)?;
         out.push(values);
         columns.push(col);
     }
@@ -87,6 +88,7 @@ pub fn prepare(input: &Input) -> Result<Prepared, SegmentError> {
 }
 
 fn prepare_numeric(
+    view: &str,
     name: &str,
     x: ArrayView1<f64>,
     prep: &ColumnPrep,
@@ -98,6 +100,7 @@ fn prepare_numeric(
     let (impute, fill) = match prep.impute {
         Impute::None if nulls > 0 => {
             return Err(SegmentError::Nulls {
+                view: view.to_string(),
                 column: name.to_string(),
                 count: nulls,
             });
@@ -118,6 +121,7 @@ fn prepare_numeric(
             format!("row {} becomes {} (log1p of a value below -1?)", bad + 1, v[bad])
         };
         return Err(SegmentError::NonFinite {
+            view: view.to_string(),
             column: name.to_string(),
             count: v.iter().filter(|a| !a.is_finite()).count(),
             why,
@@ -196,6 +200,7 @@ mod tests {
     fn run(x: &Array2<f64>, p: ColumnPrep, scale: Scale) -> Result<Prepared, SegmentError> {
         let names = vec!["a".to_string()];
         prepare(&Input {
+            view: "v",
             names: &names,
             x,
             prep: &[p],
@@ -219,7 +224,8 @@ mod tests {
         let err = run(&x, prep(Impute::None, false, None), Scale::None).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "feature 'a' has 1 null value(s); set an imputation (impute = \"mean\", \"median\" or a number)"
+            "view 'v': feature 'a' has 1 null value(s); set an imputation \
+             ([segmentation] impute = \"mean\", \"median\" or a number)"
         );
     }
 
@@ -227,7 +233,7 @@ mod tests {
     fn log1p_below_minus_one_is_an_error_naming_the_column() {
         let x = array![[0.0], [-2.0]];
         let err = run(&x, prep(Impute::None, true, None), Scale::None).unwrap_err().to_string();
-        assert!(err.starts_with("feature 'a' has 1 non-finite value(s) after preparation: row 2 becomes NaN"), "{err}");
+        assert!(err.starts_with("view 'v': feature 'a' has 1 non-finite value(s) after preparation: row 2 becomes NaN"), "{err}");
     }
 
     #[test]
@@ -254,6 +260,7 @@ mod tests {
         let x = array![[1.0, 5.0], [3.0, 5.0], [5.0, 5.0]];
         let names = vec!["a".to_string(), "b".to_string()];
         let p = prepare(&Input {
+            view: "v",
             names: &names,
             x: &x,
             prep: &[prep(Impute::None, false, None), prep(Impute::None, false, None)],
@@ -273,6 +280,7 @@ mod tests {
         let x = Array2::zeros((3, 0));
         let cats = vec![vec![Some("web".to_string()), None, Some("app".to_string())]];
         let p = prepare(&Input {
+            view: "v",
             names: &[],
             x: &x,
             prep: &[],

@@ -12,6 +12,8 @@ const TABLES: &[&str] = &[
     "customer_segments",
     "segment_summary",
     "segmentation_k_selection",
+    "segmentation_prep",
+    "segment_actions",
     "kpi_monthly_retention",
 ];
 
@@ -45,7 +47,19 @@ fn retail_job_publishes_hive_partitioned_tables() {
         let part = out.join(t).join("run_date=2025-12-31");
         assert_eq!(files_in(&part), ["_SUCCESS", "part-00000.parquet"], "{t}");
     }
-    assert_eq!(files_in(&out), ["_manifests", "customer_features", "customer_segments", "kpi_monthly_retention", "segment_summary", "segmentation_k_selection"]);
+        assert_eq!(
+        files_in(&out),
+        [
+            "_manifests",
+            "customer_features",
+            "customer_segments",
+            "kpi_monthly_retention",
+            "segment_actions",
+            "segment_summary",
+            "segmentation_k_selection",
+            "segmentation_prep"
+        ]
+    );
 
     // Every customer with an order by the run date, counted independently from the raw data.
     let d = dataset().display();

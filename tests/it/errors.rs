@@ -43,7 +43,7 @@ fn null_feature_names_the_column_and_publishes_nothing() {
     );
     let (code, _, err) = segvalue(&["run", &j.job(), "--run-date", "2025-12-31"]);
     assert_eq!(code, 1, "{err}");
-    assert!(err.contains("view 'feats': column 'spend' has") && err.contains("null value(s)"), "{err}");
+    assert!(err.contains("view 'feats': feature 'spend' has") && err.contains("null value(s); set an imputation"), "{err}");
     // Nothing was published and no staging is left behind.
     let out = j.out();
     let left: Vec<_> = walk(&out);
@@ -124,7 +124,7 @@ fn k_larger_than_the_rows_names_k() {
         &[("feats.sql", "SELECT customer_id, CAST(count(*) AS DOUBLE) AS n, sum(amount) AS spend FROM orders WHERE customer_id < 'C0000010' GROUP BY customer_id")],
         &SEGMENT.replace("k = 3", "k = 50"),
     );
-    let err = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
+    let err = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 2);
     assert!(err.contains("k = 50 is more than the") && err.contains("rows to cluster"), "{err}");
     assert!(!j.out().join("customer_features").exists());
 }

@@ -11,4 +11,5 @@ mod publish;
 mod quality;
 mod s3;
 mod sample;
+mod segmentation;
 mod validate;

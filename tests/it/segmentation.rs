@@ -1,0 +1,255 @@
+//! Segmentation through the binary, checked against scikit-learn and DuckDB.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Float64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::parquet::arrow::ArrowWriter;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+
+use crate::common::*;
+
+/// True number of blobs in [`blobs`].
+const TRUE_K: usize = 5;
+
+/// `n` points around five well-separated centres in 4 dimensions, some features NULL when
+/// `nulls` is set (every 50th row's x2).
+fn blobs(dir: &Path, n: usize, nulls: bool) {
+    let centres = [[0.0, 0.0, 0.0, 0.0], [8.0, 0.0, 0.0, 2.0], [0.0, 8.0, 1.0, 0.0], [8.0, 8.0, 8.0, 8.0], [-6.0, 3.0, -7.0, 5.0]];
+    let mut rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(2024);
+    let noise = Normal::new(0.0, 1.0).unwrap();
+    let mut cols: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(n); 4];
+    let mut channel = Vec::with_capacity(n);
+    for i in 0..n {
+        let c = &centres[rng.gen_range(0..TRUE_K)];
+        for (j, col) in cols.iter_mut().enumerate() {
+            let v = c[j] + noise.sample(&mut rng);
+            col.push(if nulls && j == 1 && i % 50 == 0 { None } else { Some(v) });
+        }
+        channel.push(["web", "app", "store"][i % 3]);
+    }
+    let mut fields = vec![Field::new("customer_id", DataType::Utf8, false)];
+    let mut arrays: Vec<Arc<dyn datafusion::arrow::array::Array>> =
+        vec![Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("B{i:06}"))))];
+    for (j, col) in cols.into_iter().enumerate() {
+        fields.push(Field::new(format!("x{}", j + 1), DataType::Float64, true));
+        arrays.push(Arc::new(Float64Array::from(col)));
+    }
+    fields.push(Field::new("channel", DataType::Utf8, false));
+    arrays.push(Arc::new(StringArray::from(channel)));
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let file = std::fs::File::create(dir.join("part-0.parquet")).unwrap();
+    let mut w = ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+/// A job clustering the blobs with `segmentation` (the keys after view/id/features).
+fn blobs_job(n: usize, nulls: bool, segmentation: &str) -> JobDir {
+    let j = JobDir::new(&[("points.sql", "SELECT * FROM blobs")], "");
+    let data = j.dir.path().join("blobs");
+    blobs(&data, n, nulls);
+    let toml = std::fs::read_to_string(j.job()).unwrap();
+    std::fs::write(
+        j.job(),
+        format!(
+            "{toml}\n[sources.blobs]\nurl = \"{}/\"\nformat = \"parquet\"\n\n[segmentation]\nview = \"points\"\nid = \"customer_id\"\n\
+             features = [\"x1\", \"x2\", \"x3\", \"x4\"]\n{segmentation}\n\n[output]\nroot = \"out\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    j
+}
+
+fn table(j: &JobDir, t: &str) -> String {
+    format!("{}/{t}/run_date=2025-12-31/part-00000.parquet", j.out().display())
+}
+
+fn python(args: &[&str]) -> serde_json::Value {
+    let python = std::env::var("SEGVALUE_PYTHON").expect("SEGVALUE_PYTHON is not set: run the tests with scripts/test.sh");
+    let out = std::process::Command::new(python).args(args).output().expect("python runs");
+    assert!(out.status.success(), "{args:?}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("json")
+}
+
+fn rel_eq(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol * b.abs().max(1e-300)
+}
+
+#[test]
+fn separated_blobs_choose_the_true_k_and_metrics_equal_sklearn() {
+    let j = blobs_job(3000, false, "scale = \"none\"\nk = { min = 2, max = 12 }\nn_init = 4\nseed = 5");
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    let rows = duckdb(&format!(
+        "SELECT k, inertia, silhouette, calinski_harabasz, davies_bouldin, chosen FROM read_parquet('{}') ORDER BY k",
+        table(&j, "segmentation_k_selection")
+    ));
+    assert_eq!(rows.len(), 11, "{rows:?}");
+    let chosen: Vec<&Vec<serde_json::Value>> = rows.iter().filter(|r| r[5] == true).collect();
+    assert_eq!(chosen.len(), 1);
+    let c = chosen[0];
+    assert_eq!(c[0].as_u64(), Some(TRUE_K as u64), "{rows:?}");
+    // The highest silhouette is the chosen one.
+    let best = rows.iter().map(|r| r[2].as_f64().unwrap()).fold(f64::MIN, f64::max);
+    assert_eq!(c[2].as_f64(), Some(best));
+
+    // scikit-learn on the published features and labels (n = 3000 <= silhouette_sample: exact).
+    let sk = python(&[
+        &format!("{ROOT}/tests/support/sklearn_check.py"),
+        &table(&j, "customer_features"),
+        &table(&j, "customer_segments"),
+        "customer_id",
+        "5",
+        "x1",
+        "x2",
+        "x3",
+        "x4",
+    ]);
+    assert_eq!(sk["rows"], 3000);
+    for (i, m) in [(2, "silhouette"), (3, "calinski_harabasz"), (4, "davies_bouldin")] {
+        let (ours, theirs) = (c[i].as_f64().unwrap(), sk[m].as_f64().unwrap());
+        assert!(rel_eq(ours, theirs, 1e-6), "{m}: segvalue {ours} vs scikit-learn {theirs}");
+    }
+    // Our K-means lands at least as low as scikit-learn's (within 0.1 %).
+    let (ours, theirs) = (c[1].as_f64().unwrap(), sk["sklearn_inertia"].as_f64().unwrap());
+    assert!(ours <= theirs * 1.001, "inertia: segvalue {ours} vs scikit-learn {theirs}");
+}
+
+#[test]
+fn minibatch_gmm_and_dbscan_find_the_blobs() {
+    for (algorithm, extra) in [
+        ("minibatch_kmeans", "k = 5\nbatch_size = 256"),
+        ("gmm", "k = 5\nn_init = 2"),
+        ("dbscan", "eps = 1.5\nmin_points = 10"),
+    ] {
+        let j = blobs_job(2000, false, &format!("scale = \"none\"\nalgorithm = \"{algorithm}\"\n{extra}"));
+        segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
+        // Five segments (besides DBSCAN noise) holding at least 95 % of the rows.
+        let sizes = duckdb(&format!(
+            "SELECT segment_id, count(*) FROM read_parquet('{}') WHERE segment_id >= 0 GROUP BY 1 ORDER BY 2 DESC",
+            table(&j, "customer_segments")
+        ));
+        assert_eq!(sizes.len(), TRUE_K, "{algorithm}: {sizes:?}");
+        let clustered: i64 = sizes.iter().map(|r| r[1].as_i64().unwrap()).sum();
+        assert!(clustered >= 1900, "{algorithm}: only {clustered} of 2000 rows clustered");
+        let names = duckdb(&format!("SELECT count(DISTINCT segment_name) FROM read_parquet('{}')", table(&j, "segment_summary")));
+        assert_eq!(names[0][0].as_i64(), duckdb(&format!("SELECT count(*) FROM read_parquet('{}')", table(&j, "segment_summary")))[0][0].as_i64());
+    }
+}
+
+#[test]
+fn imputation_fills_nulls_and_the_manifest_counts_them() {
+    let j = blobs_job(1000, true, "k = 5\nimpute = \"median\"\ncategorical = [\"channel\"]");
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    let nulls = duckdb(&format!("SELECT count(*) FROM read_parquet('{}') WHERE x2 IS NULL", table(&j, "customer_features")));
+    assert_eq!(nulls[0][0].as_i64(), Some(20));
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(j.out().join("_manifests/run_date=2025-12-31/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(manifest["segmentation"]["nulls_filled"]["x2"], 20);
+    assert_eq!(manifest["segmentation"]["nulls_filled"]["x1"], 0);
+    // The fill value is the median of the present values, as DuckDB computes it.
+    let prep = duckdb(&format!(
+        "SELECT p.fill_value, p.nulls_filled, (SELECT median(x2) FROM read_parquet('{}')) FROM read_parquet('{}') p WHERE p.column = 'x2'",
+        table(&j, "customer_features"),
+        table(&j, "segmentation_prep")
+    ));
+    assert!(rel_eq(prep[0][0].as_f64().unwrap(), prep[0][2].as_f64().unwrap(), 1e-12), "{prep:?}");
+    // One-hot columns: one per channel, in sorted order.
+    let onehot = duckdb(&format!(
+        "SELECT string_agg(category, ',' ORDER BY category) FROM read_parquet('{}') WHERE source_column = 'channel'",
+        table(&j, "segmentation_prep")
+    ));
+    assert_eq!(onehot[0][0], "app,store,web");
+}
+
+#[test]
+fn nulls_without_imputation_name_the_view_and_column() {
+    let j = blobs_job(200, true, "k = 3");
+    let line = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
+    assert!(line.contains("view 'points': feature 'x2' has 4 null value(s); set an imputation"), "{line}");
+    assert!(!j.out().join("customer_segments").exists());
+}
+
+#[test]
+fn bad_segmentation_configs_are_clear_errors() {
+    let cases = [
+        ("k = 3\nalgorithm = \"kmedoids\"", 2, "segmentation.algorithm: unknown algorithm 'kmedoids' (expected kmeans, minibatch_kmeans, dbscan or gmm)"),
+        ("k = 3\nscale = \"l2\"", 2, "segmentation.scale: unknown scale 'l2'"),
+        ("k = 3\n[segmentation.columns.x9]\nimpute = \"mean\"", 2, "segmentation.columns.x9: 'x9' is not in features"),
+        ("algorithm = \"dbscan\"", 2, "segmentation.eps: dbscan needs eps"),
+    ];
+    for (extra, code, expected) in cases {
+        let j = blobs_job(200, false, extra);
+        let line = fails(&["run", &j.job(), "--run-date", "2025-12-31"], code);
+        assert!(line.contains(expected), "{extra}: {line}");
+    }
+    // A feature the view does not have.
+    let j = blobs_job(200, false, "k = 3");
+    std::fs::write(j.job(), std::fs::read_to_string(j.job()).unwrap().replace("\"x4\"]", "\"x5\"]")).unwrap();
+    let line = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 2);
+    assert!(line.contains("view 'points': no column 'x5'"), "{line}");
+}
+
+#[test]
+fn rfm_scores_and_tiers_follow_the_documented_rules() {
+    let j = JobDir::retail(&format!(
+        "{}\n[rfm]\nview = \"customer_rfm\"\n[tiers]\nnew_days = 30\nsilent_days = 90\nchurned_days = 365\n\
+         value_column = \"spend_365d\"\n[output]\nroot = \"out\"\n",
+        retail_segmentation("3")
+    ));
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    // DuckDB recomputes every score from customer_features (same R, F, M columns as the RFM
+    // view): rank with ties sharing the lowest rank, score = 1 + floor(5 (rank − 1) / n); and
+    // the tiers from the thresholds and linear quantiles.
+    let bad = duckdb(&format!(
+        "WITH f AS (SELECT * FROM read_parquet('{f}')),
+         s AS (SELECT customer_id,
+                1 + floor(5 * (rank() OVER (ORDER BY recency_days DESC) - 1) / count(*) OVER ()) AS r,
+                1 + floor(5 * (rank() OVER (ORDER BY frequency) - 1) / count(*) OVER ()) AS f,
+                1 + floor(5 * (rank() OVER (ORDER BY monetary) - 1) / count(*) OVER ()) AS m,
+                CASE WHEN tenure_days <= 30 THEN 'new' WHEN recency_days > 365 THEN 'churned'
+                     WHEN recency_days > 90 THEN 'silent' ELSE 'active' END AS stage,
+                CASE WHEN spend_365d >= (SELECT quantile_cont(spend_365d, 0.8) FROM f) THEN 'high'
+                     WHEN spend_365d < (SELECT quantile_cont(spend_365d, 0.5) FROM f) THEN 'low'
+                     ELSE 'medium' END AS tier
+               FROM f)
+         SELECT count(*), count(*) FILTER (WHERE s.r IS DISTINCT FROM c.rfm_r OR s.f IS DISTINCT FROM c.rfm_f
+                    OR s.m IS DISTINCT FROM c.rfm_m OR c.rfm_cell <> concat(s.r::INT, s.f::INT, s.m::INT)
+                    OR s.stage <> c.lifecycle_stage OR s.tier <> c.value_tier)
+         FROM s JOIN read_parquet('{c}') c USING (customer_id)",
+        f = table(&j, "customer_features"),
+        c = table(&j, "customer_segments")
+    ));
+    assert!(bad[0][0].as_i64().unwrap() > 1000, "{bad:?}");
+    assert_eq!(bad[0][1].as_i64(), Some(0), "{bad:?}");
+    // Default names: R 5 and F 4-5 are Champions; R 1 and F 1-2 are Lost.
+    let wrong = duckdb(&format!(
+        "SELECT count(*) FROM read_parquet('{}') WHERE (rfm_r = 5 AND rfm_f >= 4) <> (rfm_segment = 'Champions')
+            OR (rfm_r = 1 AND rfm_f <= 2) <> (rfm_segment = 'Lost') OR rfm_segment IS NULL",
+        table(&j, "customer_segments")
+    ));
+    assert_eq!(wrong[0][0].as_i64(), Some(0));
+    // Every cluster has a recommended action, and so does every RFM segment.
+    let missing = duckdb(&format!(
+        "SELECT count(*) FROM read_parquet('{}') WHERE recommended_action IS NULL",
+        table(&j, "segment_actions")
+    ));
+    assert_eq!(missing[0][0].as_i64(), Some(0));
+}
+
+#[test]
+fn same_output_whatever_the_thread_count() {
+    let run = |threads: &str| {
+        let j = blobs_job(6000, false, "k = { min = 2, max = 6 }\nn_init = 3");
+        let (code, _, err) = segvalue_env(&["run", &j.job(), "--run-date", "2025-12-31"], &[("RAYON_NUM_THREADS", threads)]);
+        assert_eq!(code, 0, "{err}");
+        ["customer_segments", "segmentation_k_selection", "segment_summary"].map(|t| std::fs::read(table(&j, t)).unwrap())
+    };
+    assert!(run("1") == run("4"), "outputs differ between 1 and 4 threads");
+}
