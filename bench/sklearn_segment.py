@@ -1,0 +1,59 @@
+"""The Python peers for bench/segment.sh.
+
+  sklearn_segment.py data OUT_DIR N SEED
+      writes OUT_DIR/points/part-0.parquet: N rows, 6 features around 8 centres.
+  sklearn_segment.py fit POINTS_PARQUET
+      times scikit-learn's KMeans(k=8, n_init=1, lloyd) fit alone on the standardised features.
+  sklearn_segment.py job POINTS_PARQUET LABELS_PARQUET
+      the plain pandas + scikit-learn script: read, standardise, fit, 20k-sample silhouette,
+      write the labels. Prints timings and the inertia as JSON.
+"""
+import json
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+from sklearn.metrics import silhouette_score
+from sklearn.preprocessing import StandardScaler
+
+FEATURES = ["x1", "x2", "x3", "x4", "x5", "x6"]
+
+
+def data(out_dir, n, seed):
+    import os
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(-10, 10, size=(8, 6))
+    label = rng.integers(0, 8, size=n)
+    x = centres[label] + rng.normal(0, 2.0, size=(n, 6))
+    df = pd.DataFrame(x, columns=FEATURES)
+    df.insert(0, "customer_id", [f"P{i:08d}" for i in range(n)])
+    os.makedirs(f"{out_dir}/points", exist_ok=True)
+    df.to_parquet(f"{out_dir}/points/part-0.parquet", index=False)
+
+
+def kmeans():
+    return KMeans(n_clusters=8, n_init=1, algorithm="lloyd", random_state=0, max_iter=300, tol=1e-4)
+
+
+def fit(path):
+    x = StandardScaler().fit_transform(pd.read_parquet(path, columns=FEATURES).to_numpy())
+    t = time.perf_counter()
+    km = kmeans().fit(x)
+    print(json.dumps({"fit_seconds": time.perf_counter() - t, "inertia": float(km.inertia_), "n_iter": int(km.n_iter_)}))
+
+
+def job(path, labels_path):
+    t = time.perf_counter()
+    df = pd.read_parquet(path)
+    x = StandardScaler().fit_transform(df[FEATURES].to_numpy())
+    km = kmeans().fit(x)
+    s = silhouette_score(x, km.labels_, sample_size=20000, random_state=0)
+    pd.DataFrame({"customer_id": df["customer_id"], "segment_id": km.labels_}).to_parquet(labels_path, index=False)
+    print(json.dumps({"total_seconds": time.perf_counter() - t, "silhouette": float(s), "inertia": float(km.inertia_)}))
+
+
+if __name__ == "__main__":
+    cmd, *args = sys.argv[1:]
+    {"data": lambda: data(args[0], int(args[1]), int(args[2])), "fit": lambda: fit(args[0]), "job": lambda: job(*args)}[cmd]()

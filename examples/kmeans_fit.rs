@@ -1,0 +1,43 @@
+//! Times segvalue's K-means fit alone, for `bench/segment.sh`:
+//!
+//!     kmeans_fit POINTS_PARQUET K N_INIT SEED FEATURE...
+//!
+//! Reads the features, standardises them (population std, as scikit-learn's `StandardScaler`),
+//! fits Lloyd's K-means and prints `{"fit_seconds", "inertia", "n_iter"}` as JSON.
+
+use std::time::Instant;
+
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type};
+use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use linfa::prelude::*;
+use ndarray::{Array2, Axis};
+use segvalue::segment::KMeansParams;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [path, k, n_init, seed, features @ ..] = args.as_slice() else {
+        return Err("usage: kmeans_fit POINTS_PARQUET K N_INIT SEED FEATURE...".into());
+    };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path)?)?.build()?;
+    let mut cols: Vec<Vec<f64>> = vec![Vec::new(); features.len()];
+    for batch in reader {
+        let batch = batch?;
+        for (j, name) in features.iter().enumerate() {
+            let c = cast(batch.column_by_name(name).ok_or(format!("no column {name}"))?, &DataType::Float64)?;
+            cols[j].extend(c.as_primitive::<Float64Type>().values().iter());
+        }
+    }
+    let n = cols[0].len();
+    let mut x = Array2::from_shape_fn((n, cols.len()), |(i, j)| cols[j][i]);
+    let mean = x.mean_axis(Axis(0)).ok_or("no rows")?;
+    let std = x.std_axis(Axis(0), 0.0);
+    x = (x - &mean) / &std;
+
+    let t = Instant::now();
+    let model = KMeansParams::new(k.parse()?, seed.parse()?).n_init(n_init.parse()?).fit(&DatasetBase::from(x))?;
+    let seconds = t.elapsed().as_secs_f64();
+    println!(r#"{{"fit_seconds": {seconds}, "inertia": {}, "n_iter": {}}}"#, model.inertia, model.n_iter);
+    Ok(())
+}
