@@ -12,7 +12,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use linfa::prelude::*;
-use ndarray::{Array2, Axis};
+use ndarray::{Array2, Axis, ShapeBuilder};
 use segvalue::segment::KMeansParams;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,11 +29,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             cols[j].extend(c.as_primitive::<Float64Type>().values().iter());
         }
     }
+    // Column-major, as the columns arrive from Parquet (segvalue's pipeline does the same).
     let n = cols[0].len();
-    let mut x = Array2::from_shape_fn((n, cols.len()), |(i, j)| cols[j][i]);
-    let mean = x.mean_axis(Axis(0)).ok_or("no rows")?;
-    let std = x.std_axis(Axis(0), 0.0);
-    x = (x - &mean) / &std;
+    let p = cols.len();
+    let mut x = Array2::from_shape_vec((n, p).f(), cols.concat())?;
+    for mut c in x.axis_iter_mut(Axis(1)) {
+        let mean = c.sum() / n as f64;
+        let std = (c.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+        c.mapv_inplace(|v| (v - mean) / std);
+    }
 
     let t = Instant::now();
     let model = KMeansParams::new(k.parse()?, seed.parse()?).n_init(n_init.parse()?).fit(&DatasetBase::from(x))?;

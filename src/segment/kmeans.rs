@@ -11,6 +11,8 @@
 //! Determinism: blocks have a fixed size and their partial sums are reduced in block order, so
 //! the result depends on the seed only, never on the thread count.
 
+use std::ops::Range;
+
 use linfa::prelude::*;
 use linfa::{ParamGuard, traits::PredictInplace};
 use ndarray::{Array1, Array2, ArrayBase, ArrayView2, Data, Ix2};
@@ -168,41 +170,42 @@ impl<D: Data<Elem = f64>> PredictInplace<ArrayBase<D, Ix2>, Array1<usize>> for K
 impl KMeansModel {
     /// Nearest centroid (lowest index on ties) and exact squared distance for each row.
     pub fn assign(&self, x: ArrayView2<f64>) -> (Array1<usize>, Array1<f64>) {
-        let cols = Columns::new(x);
-        let c = Centres::new(&self.centroids);
-        let mut labels = vec![0usize; cols.n];
-        let mut d2 = vec![0.0; cols.n];
-        labels.par_chunks_mut(BLOCK).zip(d2.par_chunks_mut(BLOCK)).enumerate().for_each(|(b, (lab, d))| {
-            let start = b * BLOCK;
-            nearest(&cols, &c, start, lab, &mut vec![0.0; lab.len()]);
-            for (r, (&l, out)) in lab.iter().zip(d.iter_mut()).enumerate() {
-                *out = cols.sq_dist(start + r, c.row(l));
-            }
-        });
+        let mut labels = vec![0usize; x.nrows()];
+        let mut d2 = vec![0.0; x.nrows()];
+        assign_exact(&Columns::new(x), &Centres::new(&self.centroids), &mut labels, &mut d2);
         (Array1::from(labels), Array1::from(d2))
     }
 }
 
 /// The data held feature-major: feature `j` of row `i` is `data[j * n + i]`, so a block of rows
-/// of one feature is a contiguous slice.
-struct Columns {
+/// of one feature is a contiguous slice. Column-major input (as the feature columns arrive from
+/// Arrow) is borrowed, not copied.
+struct Columns<'a> {
     n: usize,
     p: usize,
-    data: Vec<f64>,
+    data: std::borrow::Cow<'a, [f64]>,
     /// ‖x_i‖², for exact distances from the ‖c‖² − 2·x·c form.
     norms: Vec<f64>,
 }
 
-impl Columns {
-    fn new(x: ArrayView2<f64>) -> Columns {
+impl<'a> Columns<'a> {
+    fn new(x: ArrayView2<'a, f64>) -> Columns<'a> {
         let (n, p) = x.dim();
-        let mut data = vec![0.0; n * p];
-        let mut norms = vec![0.0; n];
-        for (i, (row, norm)) in x.rows().into_iter().zip(norms.iter_mut()).enumerate() {
-            for (j, &v) in row.iter().enumerate() {
-                data[j * n + i] = v;
-                *norm += v * v;
+        let data: std::borrow::Cow<'a, [f64]> = match x.reversed_axes().to_slice() {
+            Some(s) => s.into(),
+            None => {
+                let mut data = vec![0.0; n * p];
+                for (i, row) in x.rows().into_iter().enumerate() {
+                    for (j, &v) in row.iter().enumerate() {
+                        data[j * n + i] = v;
+                    }
+                }
+                data.into()
             }
+        };
+        let mut norms = vec![0.0; n];
+        for c in data.chunks(n.max(1)) {
+            norms.iter_mut().zip(c).for_each(|(s, v)| *s += v * v);
         }
         Columns { n, p, data, norms }
     }
@@ -348,8 +351,9 @@ fn tolerance(cols: &Columns, tol: f64) -> f64 {
     let var: f64 = (0..cols.p)
         .map(|j| {
             let x = cols.col(j, 0..cols.n);
-            let mean = x.iter().sum::<f64>() / n;
-            x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n
+            let mean = ordered_sum(x) / n;
+            let dev: Vec<f64> = x.iter().map(|v| (v - mean).powi(2)).collect();
+            ordered_sum(&dev) / n
         })
         .sum();
     var / cols.p as f64 * tol
@@ -363,7 +367,10 @@ fn kmeans_plus_plus(cols: &Columns, k: usize, rng: &mut Xoshiro256Plus) -> Centr
     let trials = 2 + (k as f64).ln() as usize;
     let row = |i: usize| (0..p).map(|j| cols.get(i, j)).collect::<Vec<f64>>();
     let mut centres = row(rng.gen_range(0..n));
-    let (mut closest, mut pot) = candidate_dists(cols, &centres, None).best(0);
+    let mut dists = CandidateDists::new(n, trials);
+    dists.measure(cols, &centres, None);
+    let mut closest = vec![0.0; n];
+    let mut pot = dists.best_into(0, &mut closest);
     let mut cum = vec![0.0; n];
     for _ in 1..k {
         let mut acc = 0.0;
@@ -378,39 +385,69 @@ fn kmeans_plus_plus(cols: &Columns, k: usize, rng: &mut Xoshiro256Plus) -> Centr
             })
             .collect();
         let cands: Vec<f64> = ids.iter().flat_map(|&i| row(i)).collect();
-        let d = candidate_dists(cols, &cands, Some(&closest));
+        dists.measure(cols, &cands, Some(&closest));
         // Lowest potential wins; the first candidate on a tie.
-        let best = (0..trials).fold(0, |b, t| if d.pots[t] < d.pots[b] { t } else { b });
-        (closest, pot) = d.best(best);
+        let best = (0..trials).fold(0, |b, t| if dists.pots[t] < dists.pots[b] { t } else { b });
+        pot = dists.best_into(best, &mut closest);
         centres.extend(row(ids[best]));
     }
     Centres::from_vec(centres, p)
 }
 
-/// Per block of rows, the squared distances to each of `t` candidates (`t` runs of the block's
-/// length), and each candidate's potential (sum over rows, reduced in block order).
+/// Squared distances of every row to `t` candidates: per block of rows, `t` runs of the block's
+/// length. One buffer serves every round of k-means++, so no fresh pages are zeroed per round.
 struct CandidateDists {
-    blocks: Vec<Vec<f64>>,
+    buf: Vec<f64>,
+    t: usize,
+    /// Each candidate's potential (sum over rows, reduced in block order).
     pots: Vec<f64>,
 }
 
 impl CandidateDists {
-    /// Candidate `c`'s distances over all rows and its potential.
-    fn best(&self, c: usize) -> (Vec<f64>, f64) {
-        let t = self.pots.len();
-        let mut d = Vec::with_capacity(self.blocks.iter().map(|b| b.len() / t).sum());
-        for b in &self.blocks {
-            d.extend_from_slice(&b[c * b.len() / t..(c + 1) * b.len() / t]);
+    fn new(n: usize, trials: usize) -> CandidateDists {
+        CandidateDists {
+            buf: vec![0.0; n * trials],
+            t: 0,
+            pots: Vec::new(),
         }
-        (d, self.pots[c])
+    }
+
+    /// Measures the candidates in `cands` (row-major, `t × p`), capped by `cap` when given.
+    fn measure(&mut self, cols: &Columns, cands: &[f64], cap: Option<&[f64]>) {
+        let t = cands.len() / cols.p;
+        self.t = t;
+        let sums: Vec<Vec<f64>> = self.buf[..t * cols.n]
+            .par_chunks_mut(t * BLOCK)
+            .enumerate()
+            .map(|(b, d)| {
+                let rows = b * BLOCK..b * BLOCK + d.len() / t;
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2, checked just above.
+                    return unsafe { candidate_block_avx2(cols, cands, cap, rows, d) };
+                }
+                candidate_block(cols, cands, cap, rows, d)
+            })
+            .collect();
+        self.pots = vec![0.0; t];
+        sums.iter().for_each(|s| self.pots.iter_mut().zip(s).for_each(|(p, s)| *p += s));
+    }
+
+    /// Copies candidate `c`'s distances over all rows into `out` and returns its potential.
+    fn best_into(&self, c: usize, out: &mut [f64]) -> f64 {
+        let t = self.t;
+        for (b, chunk) in self.buf[..t * out.len()].chunks(t * BLOCK).enumerate() {
+            let len = chunk.len() / t;
+            out[b * BLOCK..b * BLOCK + len].copy_from_slice(&chunk[c * len..(c + 1) * len]);
+        }
+        self.pots[c]
     }
 }
 
-/// One block of [`candidate_dists`]: the distances (`t` runs) and their sums.
+/// One block of [`CandidateDists::measure`]: fills `d` and returns each candidate's sum.
 #[inline(always)]
-fn candidate_block(cols: &Columns, cands: &[f64], cap: Option<&[f64]>, rows: std::ops::Range<usize>) -> (Vec<f64>, Vec<f64>) {
+fn candidate_block(cols: &Columns, cands: &[f64], cap: Option<&[f64]>, rows: Range<usize>, d: &mut [f64]) -> Vec<f64> {
     let len = rows.len();
-    let mut d = vec![0.0; cands.len() / cols.p * len];
     for (ti, c) in cands.chunks(cols.p).enumerate() {
         // ‖x‖² + ‖c‖² − 2·x·c, as scikit-learn's `_euclidean_distances`: one multiply-add
         // per element instead of three operations.
@@ -428,46 +465,35 @@ fn candidate_block(cols: &Columns, cands: &[f64], cap: Option<&[f64]>, rows: std
             None => out.iter_mut().for_each(|o| *o = o.max(0.0)),
         }
     }
-    let sums = d.chunks(len).map(|r| r.iter().sum()).collect();
-    (d, sums)
+    d.chunks(len).map(lane_sum).collect()
 }
 
 /// [`candidate_block`] with 4-wide vectors (see [`nearest_avx2`]).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn candidate_block_avx2(cols: &Columns, cands: &[f64], cap: Option<&[f64]>, rows: std::ops::Range<usize>) -> (Vec<f64>, Vec<f64>) {
-    candidate_block(cols, cands, cap, rows)
-}
-
-/// Squared distances of every row to each candidate in `cands` (row-major, `t × p`), capped by
-/// `cap` when given.
-fn candidate_dists(cols: &Columns, cands: &[f64], cap: Option<&[f64]>) -> CandidateDists {
-    let (n, p) = (cols.n, cols.p);
-    let t = cands.len() / p;
-    let parts: Vec<(Vec<f64>, Vec<f64>)> = (0..n.div_ceil(BLOCK))
-        .into_par_iter()
-        .map(|b| {
-            let rows = b * BLOCK..((b + 1) * BLOCK).min(n);
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2, checked just above.
-                return unsafe { candidate_block_avx2(cols, cands, cap, rows) };
-            }
-            candidate_block(cols, cands, cap, rows)
-        })
-        .collect();
-    let mut pots = vec![0.0; t];
-    parts.iter().for_each(|(_, sums)| pots.iter_mut().zip(sums).for_each(|(p, s)| *p += s));
-    CandidateDists {
-        blocks: parts.into_iter().map(|(d, _)| d).collect(),
-        pots,
-    }
+fn candidate_block_avx2(cols: &Columns, cands: &[f64], cap: Option<&[f64]>, rows: Range<usize>, d: &mut [f64]) -> Vec<f64> {
+    candidate_block(cols, cands, cap, rows, d)
 }
 
 /// Sum in fixed blocks reduced in order: the same bits whatever the thread count.
 fn ordered_sum(v: &[f64]) -> f64 {
-    let parts: Vec<f64> = v.par_chunks(BLOCK).map(|c| c.iter().sum()).collect();
+    let parts: Vec<f64> = v.par_chunks(BLOCK).map(lane_sum).collect();
     parts.iter().sum()
+}
+
+/// Sum with eight independent accumulators: a fixed order (so the bits do not depend on the
+/// machine or thread count) that the CPU can pipeline, unlike one chain of dependent adds.
+#[inline(always)]
+fn lane_sum(v: &[f64]) -> f64 {
+    let mut acc = [0.0; 8];
+    let chunks = v.chunks_exact(8);
+    let rest: f64 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f64>() + rest
 }
 
 /// Lloyd iterations from `centres` (scikit-learn's `_kmeans_single_lloyd`).
@@ -503,14 +529,14 @@ fn lloyd(cols: &Columns, mut centres: Centres, max_iter: u64, tol: f64) -> KMean
             break;
         }
     }
-    let model = KMeansModel {
-        centroids: centres.to_array(),
-        inertia: 0.0,
+    let centroids = centres.to_array();
+    let inertia = final_inertia(cols, &centroids, &mut labels, &mut d2);
+    KMeansModel {
+        centroids,
+        inertia,
         n_iter,
         relocated,
-    };
-    let inertia = final_inertia(cols, &model);
-    KMeansModel { inertia, ..model }
+    }
 }
 
 /// scikit-learn's `_relocate_empty_clusters_dense`: each empty cluster takes one of the rows
@@ -545,18 +571,21 @@ fn relocate_empty(cols: &Columns, s: &mut BlockSums, labels: &[usize], d2: &[f64
     moved
 }
 
-fn final_inertia(cols: &Columns, model: &KMeansModel) -> f64 {
-    let c = Centres::new(&model.centroids);
-    let mut labels = vec![0usize; cols.n];
-    let mut d2 = vec![0.0; cols.n];
+/// Nearest centre and exact squared distance of every row, into `labels` and `d2`.
+fn assign_exact(cols: &Columns, c: &Centres, labels: &mut [usize], d2: &mut [f64]) {
     labels.par_chunks_mut(BLOCK).zip(d2.par_chunks_mut(BLOCK)).enumerate().for_each(|(b, (lab, d))| {
         let start = b * BLOCK;
-        nearest(cols, &c, start, lab, d);
+        nearest(cols, c, start, lab, d);
         for (r, (&l, out)) in lab.iter().zip(d.iter_mut()).enumerate() {
             *out = cols.sq_dist(start + r, c.row(l));
         }
     });
-    ordered_sum(&d2)
+}
+
+/// Inertia of `centroids` on all rows, using `labels` and `d2` as scratch.
+fn final_inertia(cols: &Columns, centroids: &Array2<f64>, labels: &mut [usize], d2: &mut [f64]) -> f64 {
+    assign_exact(cols, &Centres::new(centroids), labels, d2);
+    ordered_sum(d2)
 }
 
 /// Mini-batch K-means (Sculley 2010, as scikit-learn's `MiniBatchKMeans`): k-means++ on a
@@ -573,12 +602,7 @@ fn minibatch(cols: &Columns, params: &KMeansValidParams, batch_size: usize, rng:
     let mut centres: Option<(f64, Centres)> = None;
     for _ in 0..params.n_init {
         let c = kmeans_plus_plus(&sample, k, rng);
-        let inertia = final_inertia(&sample, &KMeansModel {
-            centroids: c.to_array(),
-            inertia: 0.0,
-            n_iter: 0,
-            relocated: 0,
-        });
+        let inertia = final_inertia(&sample, &c.to_array(), &mut vec![0; init_size], &mut vec![0.0; init_size]);
         if centres.as_ref().is_none_or(|b| inertia < b.0) {
             centres = Some((inertia, c));
         }
@@ -636,24 +660,29 @@ fn minibatch(cols: &Columns, params: &KMeansValidParams, batch_size: usize, rng:
             }
         }
     }
-    let model = KMeansModel {
-        centroids: centres.to_array(),
-        inertia: 0.0,
+    let centroids = centres.to_array();
+    let inertia = final_inertia(cols, &centroids, &mut vec![0; n], &mut vec![0.0; n]);
+    KMeansModel {
+        centroids,
+        inertia,
         n_iter,
         relocated,
-    };
-    let inertia = final_inertia(cols, &model);
-    KMeansModel { inertia, ..model }
+    }
 }
 
-fn subset(cols: &Columns, rows: &[usize]) -> Columns {
+fn subset(cols: &Columns, rows: &[usize]) -> Columns<'static> {
     let (n, p) = (rows.len(), cols.p);
     let mut data = Vec::with_capacity(n * p);
     for j in 0..p {
         data.extend(rows.iter().map(|&i| cols.get(i, j)));
     }
     let norms = rows.iter().map(|&i| cols.norms[i]).collect();
-    Columns { n, p, data, norms }
+    Columns {
+        n,
+        p,
+        data: data.into(),
+        norms,
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! [`PrepColumn`]s, which the run publishes, so a segmentation can be explained and
 //! reproduced. Quantiles use linear interpolation (numpy's default), like scikit-learn.
 
-use ndarray::{Array2, ArrayView1, Axis};
+use ndarray::{Array2, ArrayView1, Axis, ShapeBuilder};
 
 use super::SegmentError;
 use super::rfm::quantile;
@@ -82,8 +82,9 @@ pub fn prepare(input: &Input) -> Result<Prepared, SegmentError> {
             });
         }
     }
+    // Column-major, as the columns were built: K-means reads it without a copy.
     let p = out.len();
-    let z = Array2::from_shape_fn((n, p), |(i, j)| out[j][i]);
+    let z = Array2::from_shape_vec((n, p).f(), out.concat()).expect("n values per column");
     Ok(Prepared { z, columns })
 }
 
