@@ -7,7 +7,7 @@
 
 use ndarray::{Array2, Axis};
 
-use super::prep::{Prepared, unscale};
+use super::prep::{Prepared, quantile_of, unscale};
 use super::rfm::{self, ActionKey, Lifecycle, ValueTier};
 use super::select_k::Clustering;
 use super::spec::{ActionsSpec, SegmentationSpec};
@@ -91,9 +91,8 @@ pub(super) fn profiles(x: &Array2<f64>, prepared: &Prepared, o: &Ordered, spec: 
             let mut terms: Vec<(f64, &str)> = Vec::new();
             for j in 0..p {
                 let mut v: Vec<f64> = rows.iter().map(|&i| x[[i, j]]).filter(|v| !v.is_nan()).collect();
-                v.sort_by(f64::total_cmp);
                 means.push(if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 });
-                medians.push(rfm::quantile(&v, 0.5));
+                medians.push(quantile_of(&mut v, 0.5));
                 let m = rows.iter().map(|&i| values[[i, j]]).sum::<f64>() / rows.len().max(1) as f64;
                 let (mu, sd) = overall[j];
                 let z = if sd > 0.0 { (m - mu) / sd } else { 0.0 };

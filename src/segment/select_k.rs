@@ -80,7 +80,8 @@ pub fn fit(z: ArrayView2<f64>, spec: &SegmentationSpec) -> Result<(Clustering, V
 }
 
 fn fit_one(z: ArrayView2<f64>, spec: &SegmentationSpec, k: usize) -> Result<Clustering, SegmentError> {
-    let data = DatasetBase::from(z.to_owned());
+    // linfa's GMM and k-d tree need row-major data; the prepared matrix is column-major.
+    let data = DatasetBase::from(z.as_standard_layout().into_owned());
     match spec.algorithm {
         Algorithm::KMeans | Algorithm::MiniBatchKMeans { .. } => {
             let algorithm = match spec.algorithm {
@@ -120,13 +121,13 @@ fn fit_one(z: ArrayView2<f64>, spec: &SegmentationSpec, k: usize) -> Result<Clus
                 .tolerance(spec.tol)
                 .fit(&data)
                 .map_err(|e| SegmentError::Fit(format!("gaussian mixture with k = {k}: {e}")))?;
-            let labels = gmm.predict(&z.to_owned());
+            let labels = gmm.predict(data.records());
             Ok(from_labels(z, labels.iter().map(|&l| Some(l)).collect(), k, 0))
         }
         Algorithm::Dbscan { eps, min_points } => {
             let labels = Dbscan::params(min_points)
                 .tolerance(eps)
-                .transform(&z.to_owned())
+                .transform(data.records())
                 .map_err(|e| SegmentError::Params(format!("dbscan: {e}")))?;
             let k = labels.iter().flatten().map(|&l| l + 1).max().unwrap_or(0);
             if k == 0 {
