@@ -15,19 +15,14 @@ pairs="${2:-3}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/segvalue-target}"
 cargo build --release --locked -q
 bin="$CARGO_TARGET_DIR/release/segvalue"
-venv="${LIFETIMES_VENV:-$HOME/.cache/segvalue-lifetimes-venv}"
-if [ ! -x "$venv/bin/python" ] || ! cmp -s scripts/requirements-lifetimes.txt "$venv/.requirements"; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-lifetimes.txt
-    cp scripts/requirements-lifetimes.txt "$venv/.requirements"
-fi
+py=$(scripts/venv.sh scripts/requirements-lifetimes.txt "${LIFETIMES_VENV:-$HOME/.cache/segvalue-lifetimes-venv}")
 work=target/bench
 rm -rf "$work" && mkdir -p "$work"
 echo "generating $customers customers" >&2
 "$bin" generate --out "$work/data" --customers "$customers" --seed 1 >&2
 "$bin" -q run bench/jobs/clv_summary.toml --run-date 2025-12-31 >&2
 summary="$work/summary/customer_summary/run_date=2025-12-31"
-n=$("$venv/bin/python" -c "import pyarrow.parquet as pq, sys; print(pq.read_metadata(sys.argv[1] + '/part-00000.parquet').num_rows)" "$summary")
+n=$("$py" -c "import pyarrow.parquet as pq, sys; print(pq.read_metadata(sys.argv[1] + '/part-00000.parquet').num_rows)" "$summary")
 echo "summary: $n customers" >&2
 
 results="$work/results.jsonl"
@@ -37,7 +32,7 @@ for i in $(seq "$pairs"); do
     "$bin" -q run bench/jobs/clv_fit.toml --run-date 2025-12-31 >/dev/null
     s1=$(date +%s.%N)
     sv_fit=$(python3 -c "import json,sys; m=json.load(open(sys.argv[1])); print([s['seconds'] for s in m['stages'] if s['stage']=='clv_fit'][0])" "$work/clv/_manifests/run_date=2025-12-31/manifest.json")
-    lt=$("$venv/bin/python" bench/lifetimes_clv.py "$summary" "$work/lifetimes.parquet")
+    lt=$("$py" bench/lifetimes_clv.py "$summary" "$work/lifetimes.parquet")
     echo "{\"pair\": $i, \"segvalue_total\": $(python3 -c "print($s1 - $s0)"), \"segvalue_fit\": $sv_fit, \"lifetimes\": $lt}" >> "$results"
     echo "pair $i done" >&2
 done

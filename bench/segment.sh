@@ -17,13 +17,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/segvalue-target}"
 cargo build --release --locked -q --bin segvalue --example kmeans_fit
 bin="$CARGO_TARGET_DIR/release/segvalue"
 fit="$CARGO_TARGET_DIR/release/examples/kmeans_fit"
-venv="${BENCH_VENV:-$HOME/.cache/segvalue-bench-venv}"
-if [ ! -x "$venv/bin/python" ] || ! cmp -s scripts/requirements-bench.txt "$venv/.requirements"; then
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-bench.txt
-    cp scripts/requirements-bench.txt "$venv/.requirements"
-fi
-py="$venv/bin/python"
+py=$(scripts/venv.sh scripts/requirements-bench.txt "${BENCH_VENV:-$HOME/.cache/segvalue-bench-venv}")
 work=target/bench-segment
 rm -rf "$work" && mkdir -p "$work"
 echo "generating $rows points" >&2
