@@ -48,7 +48,7 @@ struct Sufficient {
 
 fn distinct(v: &[f64]) -> Vec<f64> {
     let mut d = v.to_vec();
-    d.sort_by(f64::total_cmp);
+    d.par_sort_unstable_by(f64::total_cmp);
     d.dedup();
     d
 }
@@ -61,9 +61,10 @@ impl Sufficient {
     fn new(x: &[f64], tx: &[f64], t: &[f64]) -> Sufficient {
         let (xs, txs, ts) = (distinct(x), distinct(tx), distinct(t));
         let mut keys: Vec<(u32, u32, u32)> = (0..x.len())
+            .into_par_iter()
             .map(|i| (index_of(&xs, x[i]), index_of(&txs, tx[i]), index_of(&ts, t[i])))
             .collect();
-        keys.sort_unstable();
+        keys.par_sort_unstable();
         let mut rows: Vec<(u32, u32, u32, f64)> = Vec::new();
         for k in keys {
             match rows.last_mut() {
@@ -155,6 +156,11 @@ impl Sufficient {
 
 /// Fits BG/NBD by maximum likelihood (L-BFGS on log-parameters, analytic gradient).
 pub fn fit(x: &[f64], tx: &[f64], t: &[f64], penalizer: f64) -> Result<BgNbdFit, ClvError> {
+    fit_from(x, tx, t, penalizer, true)
+}
+
+/// [`fit`], optionally without the subsample warm start (tests compare the two).
+fn fit_from(x: &[f64], tx: &[f64], t: &[f64], penalizer: f64, warm: bool) -> Result<BgNbdFit, ClvError> {
     // Without repeat purchases a and b do not enter the likelihood and r → 0: no estimate.
     if !x.iter().any(|&v| v > 0.0) {
         return Err(ClvError::Input("BG/NBD needs at least one customer with a repeat purchase".into()));
@@ -162,8 +168,7 @@ pub fn fit(x: &[f64], tx: &[f64], t: &[f64], penalizer: f64) -> Result<BgNbdFit,
     let data = Sufficient::new(x, tx, t);
     let max_t = t.iter().copied().fold(0.0, f64::max);
     let scale = if max_t > 0.0 { 1.0 / max_t } else { 1.0 };
-    let n = data.total;
-    let objective = |theta: &[f64]| {
+    let objective = |data: &Sufficient, theta: &[f64]| {
         let p = BgNbdParams {
             r: theta[0].exp(),
             alpha: theta[1].exp(),
@@ -171,9 +176,17 @@ pub fn fit(x: &[f64], tx: &[f64], t: &[f64], penalizer: f64) -> Result<BgNbdFit,
             b: theta[3].exp(),
         };
         let (ll, g) = data.log_likelihood(&p, scale);
-        super::penalized_objective(&[p.r, p.alpha, p.a, p.b], ll, &g, n, penalizer)
+        super::penalized_objective(&[p.r, p.alpha, p.a, p.b], ll, &g, data.total, penalizer)
     };
-    let (theta, iterations) = super::fit_positive("bgnbd", &["r", "alpha", "a", "b"], objective)?;
+    let start = match super::warm_start_step(x.len()).filter(|_| warm) {
+        Some(k) => {
+            let pick = |v: &[f64]| v.iter().step_by(k).copied().collect::<Vec<f64>>();
+            let sub = Sufficient::new(&pick(x), &pick(tx), &pick(t));
+            super::warm_start(|theta| objective(&sub, theta), 4)
+        }
+        None => vec![0.0; 4],
+    };
+    let (theta, iterations) = super::fit_positive("bgnbd", &["r", "alpha", "a", "b"], |theta| objective(&data, theta), start)?;
     let params = BgNbdParams {
         r: theta[0],
         alpha: theta[1] / scale,
@@ -213,6 +226,12 @@ impl BgNbdParams {
     /// are small whatever x is, so the series converges fast without overflow, and
     /// (1 − z)^(C−A−B) combines with ((α+T)/(α+T+h))^(r+x) into (1 − z)^(a−1).
     pub fn expected_purchases(&self, h: f64, x: f64, tx: f64, t: f64) -> f64 {
+        self.purchases_numerator(h, x, t) / self.purchases_denominator(x, tx, t)
+    }
+
+    /// Eq. 10's numerator, ((a+b+x−1)/(a−1)) · [1 − ((α+T)/(α+T+h))^(r+x) ₂F₁(…)]: it does not
+    /// depend on t_x, so customers sharing (x, T) share it (and its costly series).
+    pub fn purchases_numerator(&self, h: f64, x: f64, t: f64) -> f64 {
         let BgNbdParams { r, alpha, a, b } = *self;
         if h <= 0.0 {
             return 0.0;
@@ -222,12 +241,13 @@ impl BgNbdParams {
         let s = hyp2f1_series(c - (r + x), c - (b + x), c, z);
         let second = 1.0 - (1.0 - z).powf(a - 1.0) * s;
         let first = (a + b + x - 1.0) / (a - 1.0);
-        let denominator = if x > 0.0 {
-            1.0 + (a / (b + x - 1.0)) * ((alpha + t) / (alpha + tx)).powf(r + x)
-        } else {
-            1.0
-        };
-        first * second / denominator
+        first * second
+    }
+
+    /// Eq. 10's denominator, 1 + δ(x>0) · (a/(b+x−1)) · ((α+T)/(α+t_x))^(r+x).
+    pub fn purchases_denominator(&self, x: f64, tx: f64, t: f64) -> f64 {
+        let BgNbdParams { r, alpha, a, b } = *self;
+        if x > 0.0 { 1.0 + (a / (b + x - 1.0)) * ((alpha + t) / (alpha + tx)).powf(r + x) } else { 1.0 }
     }
 }
 
@@ -256,6 +276,49 @@ mod tests {
         for z in [0.1, 0.5, 0.9] {
             let exact = -(1.0f64 - z).ln() / z;
             assert!((hyp2f1_series(1.0, 1.0, 2.0, z) / exact - 1.0).abs() < 1e-13, "{z}");
+        }
+    }
+
+    /// Simulates the BG/NBD process (Fader, Hardie & Lee 2005, section 2) for `n` customers
+    /// observed for 52 weeks: purchases at rate λ ~ Gamma(r, α), dropping out after each
+    /// repeat purchase with probability p ~ Beta(a, b).
+    fn simulate(n: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        use rand::SeedableRng;
+        use rand_distr::{Beta, Distribution, Exp, Gamma};
+        let mut rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(4);
+        let (lambda, p) = (Gamma::new(0.9, 1.0 / 6.0).unwrap(), Beta::new(0.6, 3.0).unwrap());
+        let (mut x, mut tx, mut t) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..n {
+            let big_t = 52.0 - (i % 52) as f64 * 0.5;
+            let (l, pi) = (lambda.sample(&mut rng), p.sample(&mut rng));
+            let gap = Exp::new(l).unwrap();
+            let (mut now, mut count, mut last) = (0.0, 0.0, 0.0);
+            loop {
+                now += gap.sample(&mut rng);
+                if now > big_t {
+                    break;
+                }
+                count += 1.0;
+                last = now;
+                if rand::Rng::r#gen::<f64>(&mut rng) < pi {
+                    break;
+                }
+            }
+            x.push(count);
+            tx.push(last);
+            t.push(big_t);
+        }
+        (x, tx, t)
+    }
+
+    #[test]
+    fn warm_start_reaches_the_same_optimum() {
+        // Above 4 × WARM_START_ROWS customers, so `fit` starts from a subsample's optimum.
+        let (x, tx, t) = simulate(250_000);
+        let warm = fit(&x, &tx, &t, 0.0).unwrap().params;
+        let cold = fit_from(&x, &tx, &t, 0.0, false).unwrap().params;
+        for (w, c) in [(warm.r, cold.r), (warm.alpha, cold.alpha), (warm.a, cold.a), (warm.b, cold.b)] {
+            assert!((w / c - 1.0).abs() < 1e-6, "warm {warm:?} vs cold {cold:?}");
         }
     }
 

@@ -43,7 +43,7 @@ struct Data<'a> {
 impl<'a> Data<'a> {
     fn new(x: &'a [f64], m: &'a [f64]) -> Data<'a> {
         let mut xs = x.to_vec();
-        xs.sort_by(f64::total_cmp);
+        xs.par_sort_unstable_by(f64::total_cmp);
         let mut x_count: Vec<f64> = Vec::new();
         let mut distinct: Vec<f64> = Vec::new();
         for v in xs {
@@ -114,21 +114,34 @@ impl<'a> Data<'a> {
 
 /// Fits (p, q, γ) on repeat buyers: `x[i] > 0` and `m[i] > 0` for every i.
 pub fn fit(x: &[f64], m: &[f64], penalizer: f64) -> Result<GammaGammaFit, ClvError> {
+    fit_from(x, m, penalizer, true)
+}
+
+/// [`fit`], optionally without the subsample warm start (tests compare the two).
+fn fit_from(x: &[f64], m: &[f64], penalizer: f64, warm: bool) -> Result<GammaGammaFit, ClvError> {
     if x.is_empty() {
         return Err(ClvError::Input("Gamma-Gamma needs at least one customer with a repeat purchase".into()));
     }
-    let n = x.len() as f64;
     let data = Data::new(x, m);
-    let objective = |theta: &[f64]| {
+    let objective = |data: &Data, theta: &[f64]| {
         let pr = GammaGammaParams {
             p: theta[0].exp(),
             q: theta[1].exp(),
             gamma: theta[2].exp(),
         };
         let (ll, g) = data.log_likelihood(&pr);
-        super::penalized_objective(&[pr.p, pr.q, pr.gamma], ll, &g, n, penalizer)
+        super::penalized_objective(&[pr.p, pr.q, pr.gamma], ll, &g, data.x.len() as f64, penalizer)
     };
-    let (theta, iterations) = super::fit_positive("gamma_gamma", &["p", "q", "gamma"], objective)?;
+    let start = match super::warm_start_step(x.len()).filter(|_| warm) {
+        Some(k) => {
+            let pick = |v: &[f64]| v.iter().step_by(k).copied().collect::<Vec<f64>>();
+            let (sx, sm) = (pick(x), pick(m));
+            let sub = Data::new(&sx, &sm);
+            super::warm_start(|theta| objective(&sub, theta), 3)
+        }
+        None => vec![0.0; 3],
+    };
+    let (theta, iterations) = super::fit_positive("gamma_gamma", &["p", "q", "gamma"], |theta| objective(&data, theta), start)?;
     let params = GammaGammaParams {
         p: theta[0],
         q: theta[1],
@@ -159,6 +172,28 @@ impl GammaGammaParams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warm_start_reaches_the_same_optimum() {
+        use rand::SeedableRng;
+        use rand_distr::{Distribution, Gamma};
+        // Gamma-Gamma's generative story (Fader, Hardie & Lee 2005): ν ~ Gamma(q, γ) per
+        // customer, each of x orders ~ Gamma(p, ν); m̄ is their mean.
+        let mut rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(9);
+        let nu = Gamma::new(3.5, 1.0 / 20.0).unwrap();
+        let (mut x, mut m) = (Vec::new(), Vec::new());
+        for i in 0..250_000 {
+            let k = 1 + i % 6;
+            let z = Gamma::new(6.0, 1.0 / nu.sample(&mut rng)).unwrap();
+            x.push(k as f64);
+            m.push((0..k).map(|_| z.sample(&mut rng)).sum::<f64>() / k as f64);
+        }
+        let warm = fit(&x, &m, 0.0).unwrap().params;
+        let cold = fit_from(&x, &m, 0.0, false).unwrap().params;
+        for (w, c) in [(warm.p, cold.p), (warm.q, cold.q), (warm.gamma, cold.gamma)] {
+            assert!((w / c - 1.0).abs() < 1e-6, "warm {warm:?} vs cold {cold:?}");
+        }
+    }
 
     #[test]
     fn grouped_likelihood_equals_the_per_customer_formula() {

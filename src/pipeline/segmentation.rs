@@ -114,9 +114,9 @@ pub(super) async fn segmentation_stage(
     );
 
     let t = Instant::now();
-    let id = vec![spec.id.clone()];
-    let mut out =
-        publisher.stage_batch("customer_segments", segments_batch(spec, &frame.ids, &seg, rfm_cols.as_ref()), &id).await?;
+    // Rows are already in id order (the features were loaded sorted by id): no sort needed.
+    let batch = segments_batch(spec, &frame.ids, &seg, rfm_cols.as_ref());
+    let mut out = publisher.stage_batch("customer_segments", batch, &[]).await?;
     let clv_join = clv.map(|c| {
         ids.iter().map(|id| c.by_id.get(id).map(|&i| (c.result.clv[i], c.result.p_alive[i]))).collect::<Vec<_>>()
     });
