@@ -8,9 +8,10 @@
 //!    rules that filter or reject bad rows.
 //! 4. [`views`] — parse `sql/<dir>/*.sql`, order them by their table references, substitute
 //!    [`params`] and register each as a view.
-//! 5. [`features`] — stream the segmentation view into a matrix and scale it.
-//! 6. [`segment`] — cluster (k chosen by silhouette) and profile the segments; [`clv`] — fit
-//!    BG/NBD and Gamma-Gamma and value every customer.
+//! 5. [`features`] — stream the segmentation view into a matrix (NULLs kept for imputation).
+//! 6. [`segment`] — prepare the features, cluster them (k chosen by silhouette), profile and
+//!    name the segments, score RFM, lifecycle and value tiers and recommend actions; [`clv`] —
+//!    fit BG/NBD and Gamma-Gamma and value every customer.
 //! 7. [`publish`] — stage, commit and describe the output tables, through the [`privacy`]
 //!    rules (pseudonymised ids, dropped columns).
 //!
