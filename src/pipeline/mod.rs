@@ -338,8 +338,8 @@ async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publisher, stage
     };
 
     let t = Instant::now();
-    // Rows are already in id order (the summary was loaded sorted by id): no sort needed.
-    let mut rows = publisher.stage_batch("customer_clv", clv_batch(spec, &m, &summary, &result), &[]).await?;
+    let id = vec![spec.id.clone()];
+    let mut rows = publisher.stage_batch("customer_clv", clv_batch(spec, &m, &summary, &result), &id).await?;
     rows += publisher
         .stage_batch("clv_model", clv_model_batch(&result), &["model".into(), "parameter".into()])
         .await?;

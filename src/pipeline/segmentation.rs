@@ -114,9 +114,11 @@ pub(super) async fn segmentation_stage(
     );
 
     let t = Instant::now();
-    // Rows are already in id order (the features were loaded sorted by id): no sort needed.
+    // Sorted again although built in id order: the writer may repartition its input, and only
+    // the sort fixes the row order in the file whatever the partition count.
+    let id = vec![spec.id.clone()];
     let batch = segments_batch(spec, &frame.ids, &seg, rfm_cols.as_ref());
-    let mut out = publisher.stage_batch("customer_segments", batch, &[]).await?;
+    let mut out = publisher.stage_batch("customer_segments", batch, &id).await?;
     let clv_join = clv.map(|c| {
         ids.iter().map(|id| c.by_id.get(id).map(|&i| (c.result.clv[i], c.result.p_alive[i]))).collect::<Vec<_>>()
     });
