@@ -15,7 +15,8 @@
 //! 7. [`publish`] — stage, commit and describe the output tables, through the [`privacy`]
 //!    rules (pseudonymised ids, dropped columns).
 //!
-//! [`pipeline`] strings the stages together; [`generate`] draws the synthetic sample data.
+//! [`pipeline`] strings the stages together; [`generate`] draws the synthetic sample data;
+//! [`runs`] reports which published run dates are complete.
 //! The `segvalue` binary is a thin command-line layer over [`pipeline`].
 
 pub mod clv;
@@ -29,6 +30,7 @@ pub mod pipeline;
 pub mod privacy;
 pub mod publish;
 pub mod quality;
+pub mod runs;
 pub mod segment;
 pub mod sources;
 pub mod views;

@@ -79,6 +79,11 @@ enum Command {
         /// The view to explain (default: all, in dependency order).
         view: Option<String>,
     },
+    /// List the run dates published under an output root: complete or not, tables, rows.
+    Runs {
+        /// The output root (a local path or an object-store URL).
+        root: String,
+    },
     /// Write a synthetic dataset with known ground truth.
     Generate {
         /// Output directory.
@@ -210,6 +215,24 @@ async fn run(command: Command) -> anyhow::Result<()> {
                         println!("{}:\n{}", kinds.value(i), texts.value(i));
                     }
                 }
+            }
+        }
+        Command::Runs { root } => {
+            let runs = segvalue::runs::list_runs(&root).await.map_err(Error::from)?;
+            if runs.is_empty() {
+                eprintln!("no runs under {}", segvalue::job::redact(&root));
+            }
+            println!("run_date\tstatus\ttables\trows\trun_id\treason");
+            for r in runs {
+                let status = if r.incomplete.is_some() { "incomplete" } else { "complete" };
+                println!(
+                    "{}\t{status}\t{}\t{}\t{}\t{}",
+                    r.run_date,
+                    r.tables,
+                    r.rows,
+                    r.run_id.unwrap_or_default(),
+                    r.incomplete.unwrap_or_default()
+                );
             }
         }
         Command::Generate { out, customers, seed } => {

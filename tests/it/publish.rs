@@ -6,7 +6,15 @@ use std::time::Duration;
 
 use crate::common::*;
 
-const TABLES: &[&str] = &["customer_features", "customer_segments", "segment_summary", "segmentation_k_selection", "kpi_monthly_retention"];
+const TABLES: &[&str] = &[
+    "customer_features",
+    "customer_segments",
+    "segment_summary",
+    "segmentation_k_selection",
+    "segmentation_prep",
+    "segment_actions",
+    "kpi_monthly_retention",
+];
 const DATE: &str = "2025-12-31";
 
 fn job(engine: &str) -> JobDir {
@@ -102,4 +110,36 @@ fn concurrent_runs_of_one_date_do_not_corrupt_each_other() {
         let files: Vec<String> = std::fs::read_dir(partition(&j.out(), t)).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         assert_eq!(files.len(), 2, "{t}: {files:?}");
     }
+}
+
+#[test]
+fn runs_lists_each_date_and_flags_an_incomplete_one() {
+    let j = JobDir::retail(&format!("{}\n[output]\nroot = \"out\"\n", retail_segmentation("3")));
+    for date in ["2025-12-30", "2025-12-31"] {
+        segvalue_ok(&["run", &j.job(), "--run-date", date]);
+    }
+    let out = j.out();
+    let root = out.display().to_string();
+    let lines = |stdout: String| stdout.lines().skip(1).map(|l| l.split('\t').map(String::from).collect::<Vec<_>>()).collect::<Vec<_>>();
+    let runs = lines(segvalue_ok(&["runs", &root]));
+    assert_eq!(runs.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect::<Vec<_>>(), [("2025-12-30", "complete"), ("2025-12-31", "complete")]);
+    // Rows agree with DuckDB counting every table of the date.
+    for r in &runs {
+        let tables: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|t| !t.starts_with('_'))
+            .collect();
+        assert_eq!(r[2], tables.len().to_string());
+        let counted: i64 = tables
+            .iter()
+            .map(|t| duckdb(&format!("SELECT count(*) FROM read_parquet('{root}/{t}/run_date={}/*.parquet')", r[0]))[0][0].as_i64().unwrap())
+            .sum();
+        assert_eq!(r[3], counted.to_string(), "{r:?}");
+    }
+    // A table whose commit marker is missing makes its date incomplete, and says which.
+    std::fs::remove_file(out.join("customer_segments/run_date=2025-12-30/_SUCCESS")).unwrap();
+    let runs = lines(segvalue_ok(&["runs", &root]));
+    assert_eq!((runs[0][1].as_str(), runs[0][5].as_str()), ("incomplete", "table 'customer_segments' has no _SUCCESS"));
+    assert_eq!(runs[1][1], "complete");
 }
