@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::Layer;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use segvalue::error::EXIT_RUN_FAILED;
@@ -96,9 +97,11 @@ enum Command {
     },
 }
 
+mod progress;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli);
+    let progress = init_logging(&cli);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -106,7 +109,11 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_RUN_FAILED);
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let result = runtime.block_on(run(cli.command));
+    if let Some(p) = progress {
+        p.finish();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Our errors already carry their causes in one line; others get anyhow's chain.
@@ -120,8 +127,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(cli: &Cli) {
+/// Text or JSON logs on stderr; on a terminal (text, not `-q`) also a progress spinner,
+/// returned so it can be cleared at the end.
+fn init_logging(cli: &Cli) -> Option<progress::Progress> {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let level = match (cli.quiet, cli.verbose) {
         (true, _) => "warn",
         (_, 0) => "info",
@@ -129,14 +140,25 @@ fn init_logging(cli: &Cli) {
         _ => "trace",
     };
     // Our own crate at the chosen level; dependencies stay at warn unless RUST_LOG says otherwise.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("warn,segvalue={level}")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("warn,segvalue={level}")));
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     match cli.log_format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => {
+            tracing_subscriber::fmt().with_env_filter(filter()).with_writer(std::io::stderr).with_ansi(false).json().flatten_event(true).init();
+            None
+        }
+        LogFormat::Text if terminal && !cli.quiet => {
+            let p = progress::Progress::new();
+            let fmt = tracing_subscriber::fmt::layer().with_writer(p.clone()).with_ansi(true).with_target(false);
+            // The spinner sees the run's events at info level whatever -v says.
+            let bar = p.clone().with_filter(EnvFilter::new("warn,segvalue=info"));
+            tracing_subscriber::registry().with(fmt.with_filter(filter())).with(bar).init();
+            Some(p)
+        }
+        LogFormat::Text => {
+            tracing_subscriber::fmt().with_env_filter(filter()).with_writer(std::io::stderr).with_ansi(terminal).with_target(false).init();
+            None
+        }
     }
 }
 

@@ -314,6 +314,7 @@ async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publisher, stage
     let (m, summary, ids) = load_summary(&s.ctx, spec).await?;
     stages.record("clv_load", t, None, Some(summary.frequency.len() as u64));
     let t = Instant::now();
+    tracing::info!(model = "BG/NBD and Gamma-Gamma", customers = summary.frequency.len(), "fitting");
     let models = clv::fit(&summary, spec.penalizer)?;
     stages.record("clv_fit", t, Some(summary.frequency.len() as u64), Some(7));
     let t = Instant::now();

@@ -57,9 +57,10 @@ pub fn fit(z: ArrayView2<f64>, spec: &SegmentationSpec) -> Result<(Clustering, V
         }
     };
     let mut fits = Vec::with_capacity(ks.len());
-    for &k in &ks {
+    for (i, &k) in ks.iter().enumerate() {
         let c = fit_one(z, spec, k)?;
-        tracing::info!(k = c.centroids.nrows(), inertia = c.inertia, iterations = c.n_iter, "clustering candidate");
+        let (candidate, candidates) = (i + 1, ks.len());
+        tracing::info!(k = c.centroids.nrows(), candidate, candidates, inertia = c.inertia, iterations = c.n_iter, "clustering candidate");
         fits.push(c);
     }
     let scores = score(z, &fits, spec)?;

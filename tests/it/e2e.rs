@@ -209,3 +209,44 @@ fn same_seed_same_segments_whatever_the_thread_count() {
     ));
     assert_eq!(diff[0][0], 0);
 }
+
+/// On a terminal a run shows a progress spinner (driven by the run's own events); off a
+/// terminal the same run prints plain log lines only. `script` gives the run a pseudo-terminal.
+#[test]
+fn a_terminal_shows_progress_and_a_pipe_does_not() {
+    let j = JobDir::retail(&format!("{}\n[output]\nroot = \"out\"\n", retail_segmentation("{ min = 2, max = 4 }")));
+    let cmd = format!("{BIN} run {} --run-date 2025-12-31", j.job());
+    let out = std::process::Command::new("script").args(["-q", "-e", "-c", &cmd, "/dev/null"]).output().expect("script runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(tty.contains("clustering: k = 4 [####################] 3/3"), "no progress on the terminal:\n{tty}");
+    assert!(tty.contains("customer_segments\t"), "{tty}");
+    let (code, _, piped) = segvalue(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    assert_eq!(code, 0);
+    assert!(!piped.contains("clustering: k =") && !piped.contains('\u{1b}'), "progress or colours in a pipe:\n{piped}");
+}
+
+/// Schedulers parse stderr: with `--log-format json` every line is one JSON object, for a
+/// good run and for a failing one, and stage lines carry rows and seconds.
+#[test]
+fn json_logs_are_only_json_lines() {
+    let j = JobDir::retail(&format!("{}\n[output]\nroot = \"out\"\n", retail_segmentation("3")));
+    for (args, code) in [
+        (vec!["--log-format", "json", "run", &j.job(), "--run-date", "2025-12-31"], 0),
+        (vec!["--log-format", "json", "run", &j.job(), "--run-date", "2025-13-31"], 2),
+    ] {
+        let (got, _, stderr) = segvalue(&args);
+        assert_eq!(got, code, "{stderr}");
+        let lines: Vec<serde_json::Value> = stderr
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        assert!(!lines.is_empty());
+        if code == 0 {
+            let stage = lines.iter().find(|l| l["stage"] == "segment").expect("a segment stage line");
+            assert!(stage["seconds"].is_number() && stage["rows_in"].is_number(), "{stage}");
+        } else {
+            assert_eq!(lines.last().unwrap()["level"], "ERROR");
+        }
+    }
+}
