@@ -50,6 +50,17 @@ pub fn dataset() -> &'static Path {
     })
 }
 
+/// Tables of a retail run with segmentation and `publish_views = ["kpi_monthly_retention"]`.
+pub const RETAIL_TABLES: &[&str] = &[
+    "customer_features",
+    "customer_segments",
+    "segment_summary",
+    "segmentation_k_selection",
+    "segmentation_prep",
+    "segment_actions",
+    "kpi_monthly_retention",
+];
+
 /// The segmentation the integration tests run over the shipped retail views; `k` as written
 /// in the job file (`3` or `{ min = 2, max = 6 }`).
 pub fn retail_segmentation(k: &str) -> String {

@@ -7,15 +7,8 @@ use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::common::*;
 
-const TABLES: &[&str] = &[
-    "customer_features",
-    "customer_segments",
-    "segment_summary",
-    "segmentation_k_selection",
-    "segmentation_prep",
-    "segment_actions",
-    "kpi_monthly_retention",
-];
+/// The tables a retail run with segmentation and `publish_views = ["kpi_monthly_retention"]` publishes.
+const TABLES: &[&str] = RETAIL_TABLES;
 
 fn retail_job() -> JobDir {
     JobDir::retail(&format!(

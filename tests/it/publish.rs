@@ -6,15 +6,8 @@ use std::time::Duration;
 
 use crate::common::*;
 
-const TABLES: &[&str] = &[
-    "customer_features",
-    "customer_segments",
-    "segment_summary",
-    "segmentation_k_selection",
-    "segmentation_prep",
-    "segment_actions",
-    "kpi_monthly_retention",
-];
+/// The tables a retail run with segmentation and `publish_views = ["kpi_monthly_retention"]` publishes.
+const TABLES: &[&str] = RETAIL_TABLES;
 const DATE: &str = "2025-12-31";
 
 fn job(engine: &str) -> JobDir {
