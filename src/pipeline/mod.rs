@@ -24,7 +24,7 @@ use crate::{engine, sources};
 
 mod tables;
 mod segmentation;
-use segmentation::SegmentationReport;
+pub use segmentation::{PrepReport, RfmReport, SegmentationReport};
 use tables::{clv_batch, clv_model_batch, validation_batch};
 
 /// Staging older than this is from a run that died; see [`Publisher::remove_stale_staging`].

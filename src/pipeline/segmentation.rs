@@ -127,6 +127,11 @@ pub(super) async fn segmentation_stage(
     out += publisher.stage_batch("segmentation_k_selection", k_selection_batch(&seg), &["k".into()]).await?;
     out += publisher.stage_batch("segmentation_prep", prep_batch(&seg.columns), &["column".into()]).await?;
     let table = action_rows(&seg, &actions, rfm_cols.as_ref(), &s.job.actions);
+    // An [actions] entry that is neither an action key nor a segment of this run is most
+    // likely a typo; say so rather than ignore it silently.
+    for name in s.job.actions.by_segment.keys().filter(|n| !table.iter().any(|r| &r.segment == *n)) {
+        tracing::warn!(action = %name, "[actions] entry matches no action key and no segment of this run");
+    }
     let sort = ["segmentation".into(), "segment".into()];
     out += publisher.stage_batch("segment_actions", segment_actions_batch(&table), &sort).await?;
     stages.record("segment_tables", t, None, Some(out));
@@ -136,7 +141,7 @@ pub(super) async fn segmentation_stage(
         customers: frame.x.nrows(),
         features: spec.features.clone(),
         categorical: spec.categorical.clone(),
-        algorithm: format!("{:?}", spec.algorithm),
+        algorithm: spec.algorithm.name().to_string(),
         k: seg.k,
         silhouette: chosen.as_ref().map_or(f64::NAN, |c| c.silhouette),
         inertia: chosen.as_ref().map_or(f64::NAN, |c| c.inertia),

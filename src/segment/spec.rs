@@ -110,6 +110,18 @@ pub enum Algorithm {
     Gmm,
 }
 
+impl Algorithm {
+    /// The job-file name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Algorithm::KMeans => "kmeans",
+            Algorithm::MiniBatchKMeans { .. } => "minibatch_kmeans",
+            Algorithm::Dbscan { .. } => "dbscan",
+            Algorithm::Gmm => "gmm",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Impute {
     /// Nulls are an error naming the column.

@@ -200,7 +200,8 @@ fn bad_segmentation_configs_are_clear_errors() {
 fn rfm_scores_and_tiers_follow_the_documented_rules() {
     let j = JobDir::retail(&format!(
         "{}\n[rfm]\nview = \"customer_rfm\"\n[tiers]\nnew_days = 30\nsilent_days = 90\nchurned_days = 365\n\
-         value_column = \"spend_365d\"\n[output]\nroot = \"out\"\n",
+         value_column = \"spend_365d\"\n[actions]\nat_risk = \"call within a week\"\nLost = \"let them go\"\n\
+         [output]\nroot = \"out\"\n",
         retail_segmentation("3")
     ));
     segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
@@ -235,6 +236,17 @@ fn rfm_scores_and_tiers_follow_the_documented_rules() {
         table(&j, "customer_segments")
     ));
     assert_eq!(wrong[0][0].as_i64(), Some(0));
+    // [actions] replaces the text of a key and of one named segment.
+    let custom = duckdb(&format!(
+        "SELECT segment, recommended_action FROM read_parquet('{}')
+         WHERE segmentation = 'rfm' AND segment IN ('Lost', 'At risk', 'Can''t lose them') ORDER BY 1",
+        table(&j, "segment_actions")
+    ));
+    assert_eq!(
+        custom,
+        [["At risk", "call within a week"], ["Can't lose them", "call within a week"], ["Lost", "let them go"]]
+            .map(|r| r.map(serde_json::Value::from).to_vec())
+    );
     // Every cluster has a recommended action, and so does every RFM segment.
     let missing = duckdb(&format!(
         "SELECT count(*) FROM read_parquet('{}') WHERE recommended_action IS NULL",
