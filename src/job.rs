@@ -511,6 +511,22 @@ root = "out"
     }
 
     #[test]
+    fn rfm_segments_must_cover_every_cell() {
+        let seg = "[segmentation]\nview='v'\nid='c'\nfeatures=['a']\n";
+        let rfm = "[rfm]\nview='r'\n[[rfm.segments]]\nname='Top'\nr='4-5'\nf='1-5'\n";
+        let err = parse(&format!("{MINIMAL}\n{seg}{rfm}")).unwrap_err().to_string();
+        assert_eq!(err, "/jobs/t.toml: rfm.segments: cell 1-1-1 (r=1, f=1, m=1) matches no segment");
+        let ok = parse(&format!("{MINIMAL}\n{seg}{rfm}[[rfm.segments]]\nname='Rest'\nr='1-3'\nf='1-5'\n")).unwrap();
+        assert_eq!(ok.rfm.unwrap().rules.len(), 2);
+    }
+
+    #[test]
+    fn rfm_needs_a_segmentation() {
+        let err = parse(&format!("{MINIMAL}\n[rfm]\nview='r'\n")).unwrap_err().to_string();
+        assert_eq!(err, "/jobs/t.toml: rfm: RFM scores join the segmentation; add a [segmentation] section");
+    }
+
+    #[test]
     fn s3_urls_keep_their_bucket_and_gain_a_slash() {
         let u = resolve_location(Path::new("/x"), "s3://bucket/raw/orders", true).unwrap();
         assert_eq!(u.as_str(), "s3://bucket/raw/orders/");
