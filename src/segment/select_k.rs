@@ -81,8 +81,9 @@ pub fn fit(z: ArrayView2<f64>, spec: &SegmentationSpec) -> Result<(Clustering, V
 }
 
 fn fit_one(z: ArrayView2<f64>, spec: &SegmentationSpec, k: usize) -> Result<Clustering, SegmentError> {
-    // linfa's GMM and k-d tree need row-major data; the prepared matrix is column-major.
-    let data = DatasetBase::from(z.as_standard_layout().into_owned());
+    // linfa's GMM and k-d tree need row-major data; the prepared matrix is column-major, which
+    // our K-means reads in place, so only those two get a row-major copy.
+    let row_major = || z.as_standard_layout().into_owned();
     match spec.algorithm {
         Algorithm::KMeans | Algorithm::MiniBatchKMeans { .. } => {
             let algorithm = match spec.algorithm {
@@ -94,7 +95,7 @@ fn fit_one(z: ArrayView2<f64>, spec: &SegmentationSpec, k: usize) -> Result<Clus
                 .max_iter(spec.max_iter)
                 .tol(spec.tol)
                 .algorithm(algorithm)
-                .fit(&data)?;
+                .fit(&DatasetBase::from(z))?;
             let (labels, _) = model.assign(z);
             let counts = counts(labels.iter().map(|&l| Some(l)), k);
             // Never publish an empty segment; relocation makes this rare (k > distinct rows).
@@ -113,6 +114,7 @@ fn fit_one(z: ArrayView2<f64>, spec: &SegmentationSpec, k: usize) -> Result<Clus
             })
         }
         Algorithm::Gmm => {
+            let data = DatasetBase::from(row_major());
             if k > z.nrows() {
                 return Err(SegmentError::TooFewRows { k, rows: z.nrows() });
             }
@@ -128,7 +130,7 @@ fn fit_one(z: ArrayView2<f64>, spec: &SegmentationSpec, k: usize) -> Result<Clus
         Algorithm::Dbscan { eps, min_points } => {
             let labels = Dbscan::params(min_points)
                 .tolerance(eps)
-                .transform(data.records())
+                .transform(&row_major())
                 .map_err(|e| SegmentError::Params(format!("dbscan: {e}")))?;
             let k = labels.iter().flatten().map(|&l| l + 1).max().unwrap_or(0);
             if k == 0 {
@@ -184,7 +186,12 @@ fn distinct(labels: &[usize]) -> usize {
 /// Metrics of every candidate; DBSCAN noise rows are left out, as they belong to no cluster.
 fn score(z: ArrayView2<f64>, fits: &[Clustering], spec: &SegmentationSpec) -> Result<Vec<KScore>, SegmentError> {
     let clustered: Vec<usize> = (0..z.nrows()).filter(|&i| fits.iter().all(|f| f.labels[i].is_some())).collect();
-    let zc = z.select(Axis(0), &clustered);
+    // Only DBSCAN noise makes a subset; otherwise score the matrix as it is, without a copy.
+    let subset = (clustered.len() < z.nrows()).then(|| z.select(Axis(0), &clustered));
+    let zc = match &subset {
+        Some(s) => s.view(),
+        None => z.view(),
+    };
     let labels: Vec<Vec<usize>> =
         fits.iter().map(|f| clustered.iter().map(|&i| f.labels[i].unwrap_or_default()).collect()).collect();
     let rows = sample_rows(clustered.len(), spec.silhouette_sample, spec.seed);
@@ -192,7 +199,7 @@ fn score(z: ArrayView2<f64>, fits: &[Clustering], spec: &SegmentationSpec) -> Re
     let sampled: Vec<Vec<usize>> = labels.iter().map(|l| rows.iter().map(|&i| l[i]).collect()).collect();
     // A labeling with fewer than two clusters in the sample has no silhouette (NaN, published
     // as NULL); the others are computed together so each distance is computed once.
-    let defined: Vec<usize> = (0..fits.len()).filter(|&t| distinct(&sampled[t]) >= 2 && distinct(&sampled[t]) < rows.len()).collect();
+    let defined: Vec<usize> = (0..fits.len()).filter(|&t| (2..rows.len()).contains(&distinct(&sampled[t]))).collect();
     let refs: Vec<&[usize]> = defined.iter().map(|&t| sampled[t].as_slice()).collect();
     let mut silhouettes = vec![f64::NAN; fits.len()];
     if !refs.is_empty() {
@@ -207,8 +214,8 @@ fn score(z: ArrayView2<f64>, fits: &[Clustering], spec: &SegmentationSpec) -> Re
             k: f.centroids.nrows(),
             inertia: f.inertia,
             silhouette,
-            calinski_harabasz: calinski_harabasz_score(zc.view(), l).unwrap_or(f64::NAN),
-            davies_bouldin: davies_bouldin_score(zc.view(), l).unwrap_or(f64::NAN),
+            calinski_harabasz: calinski_harabasz_score(zc, l).unwrap_or(f64::NAN),
+            davies_bouldin: davies_bouldin_score(zc, l).unwrap_or(f64::NAN),
             chosen: false,
         })
         .collect())
