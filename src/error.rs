@@ -10,7 +10,7 @@
 //! | 2 | bad job file, bad SQL view, bad parameter or bad command-line arguments (nothing was read) |
 
 use crate::clv::ClvError;
-use crate::engine::StoreError;
+use crate::engine::{EngineError, StoreError};
 use crate::features::FeatureError;
 use crate::job::JobError;
 use crate::privacy::PrivacyError;
@@ -33,6 +33,8 @@ pub enum Error {
     View(#[from] ViewError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Engine(#[from] EngineError),
     #[error(transparent)]
     Source(#[from] SourceError),
     #[error(transparent)]
@@ -61,6 +63,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Job(_) | Error::View(_) | Error::Store(_) | Error::Privacy(_) | Error::Usage(_) => EXIT_BAD_JOB,
+            Error::Engine(e) if e.is_config() => EXIT_BAD_JOB,
             Error::Feature(e) if e.is_config() => EXIT_BAD_JOB,
             Error::Quality(e) if e.is_config() => EXIT_BAD_JOB,
             Error::Segment(e) if e.is_config() => EXIT_BAD_JOB,

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::clv::{ClvSpec, TimeUnit};
+use crate::engine::EngineMode;
 use crate::params::ParamValue;
 use crate::privacy::PrivacySpec;
 use crate::quality::SourceRules;
@@ -91,12 +92,27 @@ struct JobSection {
     sql_dir: String,
 }
 
-/// `[engine]`: DataFusion session settings (defaults: one partition per core, 8192 rows).
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `[engine]`: where the SQL runs and DataFusion session settings (defaults: embedded
+/// DataFusion, one partition per core, 8192 rows). `segvalue run --engine` overrides `mode`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct EngineSection {
+    pub mode: EngineMode,
     pub target_partitions: Option<usize>,
     pub batch_size: Option<usize>,
+    /// How long a Ballista run waits for the scheduler to have an executor.
+    pub executor_wait_secs: u64,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            mode: EngineMode::Local,
+            target_partitions: None,
+            batch_size: None,
+            executor_wait_secs: 60,
+        }
+    }
 }
 
 /// `[storage]`: retries for object stores (S3, GCS, Azure, HTTP) on 5xx answers, throttling

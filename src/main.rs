@@ -11,6 +11,7 @@ use datafusion::arrow::array::AsArray;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 use segvalue::error::EXIT_RUN_FAILED;
 use segvalue::params::{ParamValue, parse_cli_param};
+use segvalue::engine::{EngineMode, cluster};
 use segvalue::{Error, Job, generate, job, pipeline};
 
 #[derive(Parser)]
@@ -47,6 +48,11 @@ struct JobArgs {
     /// (10, 2.5, true, 2025-01-01), anything else is a string.
     #[arg(long = "param", value_name = "NAME=VALUE")]
     params: Vec<String>,
+    /// Where the SQL runs: local (embedded DataFusion), ballista://HOST:PORT (a Ballista
+    /// scheduler) or ballista-standalone (scheduler and executor in this process).
+    /// Default: `[engine] mode`, else local.
+    #[arg(long, value_parser = EngineMode::parse)]
+    engine: Option<EngineMode>,
 }
 
 #[derive(Subcommand)]
@@ -84,6 +90,39 @@ enum Command {
     Runs {
         /// The output root (a local path or an object-store URL).
         root: String,
+    },
+    /// Serve a Ballista scheduler (same version as this binary's engine) until stopped.
+    Scheduler {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        bind: std::net::SocketAddr,
+        /// Host name executors and drivers use to reach this scheduler (default: the bind address).
+        #[arg(long)]
+        external_host: Option<String>,
+    },
+    /// Serve a Ballista executor registered with a scheduler until stopped.
+    Executor {
+        /// The scheduler, HOST:PORT.
+        #[arg(long, default_value = "127.0.0.1:50050")]
+        scheduler: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind_host: String,
+        /// Host name the scheduler, other executors and drivers use to reach this executor.
+        #[arg(long)]
+        external_host: Option<String>,
+        /// Arrow Flight port (shuffle data and results).
+        #[arg(long, default_value_t = 50051)]
+        port: u16,
+        /// gRPC port (push-based scheduling).
+        #[arg(long, default_value_t = 50052)]
+        grpc_port: u16,
+        /// Tasks run at once; 0 = one per core.
+        #[arg(long, default_value_t = 0)]
+        concurrent_tasks: usize,
+        /// Directory for shuffle files (default: a temporary directory).
+        #[arg(long)]
+        work_dir: Option<PathBuf>,
     },
     /// Write a synthetic dataset with known ground truth.
     Generate {
@@ -164,7 +203,10 @@ fn init_logging(cli: &Cli) -> Option<progress::Progress> {
 
 /// Loads the job and the parameters; every failure here is a bad job or argument (exit 2).
 fn load(args: &JobArgs) -> Result<(Job, chrono::NaiveDate, Vec<(String, ParamValue)>), Error> {
-    let job = Job::load(&args.job)?;
+    let mut job = Job::load(&args.job)?;
+    if let Some(mode) = &args.engine {
+        job.engine.mode = mode.clone();
+    }
     let run_date = match &args.run_date {
         Some(s) => job::parse_run_date(s).map_err(Error::Usage)?,
         None => chrono::Utc::now().date_naive(),
@@ -256,6 +298,35 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     r.incomplete.unwrap_or_default()
                 );
             }
+        }
+        Command::Scheduler { bind, external_host } => {
+            cluster::run_scheduler(bind, external_host).await.map_err(Error::from)?;
+        }
+        Command::Executor {
+            scheduler,
+            bind_host,
+            external_host,
+            port,
+            grpc_port,
+            concurrent_tasks,
+            work_dir,
+        } => {
+            let (host, sport) = scheduler
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+                .ok_or_else(|| Error::Usage(format!("--scheduler '{scheduler}': expected HOST:PORT")))?;
+            cluster::run_executor(cluster::ExecutorArgs {
+                scheduler_host: host,
+                scheduler_port: sport,
+                bind_host,
+                external_host,
+                port,
+                grpc_port,
+                concurrent_tasks,
+                work_dir,
+            })
+            .await
+            .map_err(Error::from)?;
         }
         Command::Generate { out, customers, seed } => {
             if customers == 0 {

@@ -61,6 +61,9 @@ pub struct Publisher {
     run_date: NaiveDate,
     run_id: String,
     privacy: Privacy,
+    /// Frames to stage come from another session (a Ballista cluster): collect them here
+    /// before writing.
+    remote_input: bool,
     staged: Vec<TableReport>,
 }
 
@@ -87,8 +90,17 @@ impl Publisher {
             run_date,
             run_id: run_id.to_string(),
             privacy,
+            remote_input: false,
             staged: Vec::new(),
         })
+    }
+
+    /// Frames passed to [`Publisher::stage`] belong to a distributed session: their results
+    /// are streamed to this process and written by its own (local) session, so writing,
+    /// pseudonyms and sorting never depend on the cluster's file system or secrets.
+    pub fn with_remote_input(mut self, remote: bool) -> Publisher {
+        self.remote_input = remote;
+        self
     }
 
     fn child(&self, parts: &[&str]) -> ObjectPath {
@@ -113,6 +125,7 @@ impl Publisher {
             table: table.to_string(),
             message: one_line(e),
         };
+        let df = if self.remote_input { self.collect_here(df).await.map_err(|e| werr(&e))? } else { df };
         let df = self.privacy.apply(df).and_then(bi_types).map_err(|e| werr(&e))?;
         let sort: Vec<_> = sort_by
             .iter()
@@ -134,6 +147,13 @@ impl Publisher {
             location: redact(&self.url_of(&self.partition_dir(table))),
         });
         Ok(rows)
+    }
+
+    async fn collect_here(&self, df: DataFrame) -> datafusion::error::Result<DataFrame> {
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
+        self.ctx.read_table(Arc::new(table))
     }
 
     /// Stages a batch computed on the driver (model output).

@@ -47,7 +47,7 @@ pub async fn open(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVa
     let source_names: BTreeSet<String> = job.sources.iter().map(|s| s.name.clone()).collect();
     // Parse and order first: a broken SQL file fails before any data is touched.
     let ordered = views::order_views(views::load_views(&job.sql_dir)?, &source_names)?;
-    let ctx = engine::local_context(job)?;
+    let ctx = engine::context(job).await?;
     let raw_or_plain = |s: &crate::job::Source| {
         if job.quality.contains_key(&s.name) { quality::raw_name(&s.name) } else { s.name.clone() }
     };
@@ -146,7 +146,7 @@ pub struct Manifest {
     pub job: String,
     pub run_date: NaiveDate,
     pub segvalue_version: &'static str,
-    pub engine: &'static str,
+    pub engine: String,
     pub started_at: String,
     pub finished_at: String,
     pub output_root: String,
@@ -236,7 +236,11 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
     let dropped: u64 = quality_counts.iter().map(|c| c.rows).sum();
     stages.record("quality", t, None, Some(dropped));
 
-    let mut publisher = Publisher::new(&session.ctx, &job.output.root, run_date, &run_id, privacy)?;
+    // Files are written by this process; on Ballista, published views are computed on the
+    // cluster and streamed here (see `Publisher::stage`).
+    let writer = engine::local_context(job)?;
+    let mut publisher = Publisher::new(&writer, &job.output.root, run_date, &run_id, privacy)?
+        .with_remote_input(job.engine.mode.is_distributed());
     publisher.remove_stale_staging(STALE_STAGING).await;
     let result = compute_and_stage(&session, &mut publisher, &mut stages).await;
     let (segmentation, clv) = match result {
@@ -256,7 +260,7 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
         job: job.name.clone(),
         run_date,
         segvalue_version: env!("CARGO_PKG_VERSION"),
-        engine: "local",
+        engine: job.engine.mode.to_string(),
         started_at: started_at.to_rfc3339(),
         finished_at: chrono::Utc::now().to_rfc3339(),
         output_root: redact(job.output.root.as_str()),

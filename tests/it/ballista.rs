@@ -1,0 +1,211 @@
+//! The distributed engine for real: one `segvalue scheduler` and two `segvalue executor`
+//! processes on 127.0.0.1, the shipped job run through them, compared with the embedded engine.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+
+use crate::common::*;
+
+/// A port the OS says is free now (the child binds it a moment later).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Scheduler and executor processes, killed when dropped.
+struct Cluster {
+    port: u16,
+    children: Vec<Child>,
+    /// Each executor's shuffle directory.
+    work_dirs: Vec<PathBuf>,
+    _tmp: tempfile::TempDir,
+}
+
+impl Cluster {
+    fn start(executors: usize) -> Cluster {
+        let tmp = tempfile::Builder::new().prefix("segvalue-cluster-").tempdir().unwrap();
+        let port = free_port();
+        let dir = tmp.path().to_path_buf();
+        let log = |name: &str| std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        let scheduler = Command::new(BIN)
+            .args(["scheduler", "--bind", &format!("127.0.0.1:{port}")])
+            .stdout(log("scheduler"))
+            .stderr(log("scheduler.err"))
+            .spawn()
+            .unwrap();
+        let mut c = Cluster {
+            port,
+            children: vec![scheduler],
+            work_dirs: Vec::new(),
+            _tmp: tmp,
+        };
+        for i in 0..executors {
+            let work = dir.join(format!("executor-{i}"));
+            std::fs::create_dir_all(&work).unwrap();
+            let child = Command::new(BIN)
+                .args(["executor", "--scheduler", &format!("127.0.0.1:{port}"), "--bind-host", "127.0.0.1"])
+                .args(["--port", &free_port().to_string(), "--grpc-port", &free_port().to_string()])
+                .args(["--concurrent-tasks", "2", "--work-dir", work.to_str().unwrap()])
+                .stdout(log(&format!("executor-{i}")))
+                .stderr(log(&format!("executor-{i}.err")))
+                .spawn()
+                .unwrap();
+            c.children.push(child);
+            c.work_dirs.push(work);
+        }
+        c
+    }
+
+    fn engine(&self) -> String {
+        format!("ballista://127.0.0.1:{}", self.port)
+    }
+
+    /// Every child is still running (none crashed during the test).
+    fn assert_alive(&mut self) {
+        for child in &mut self.children {
+            assert!(child.try_wait().unwrap().is_none(), "a cluster process exited: {:?}", child.try_wait());
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn files_under(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| if e.path().is_dir() { files_under(&e.path()) } else { 1 })
+        .sum()
+}
+
+fn run_retail(out: &Path, engine: &str) {
+    let job = Path::new(ROOT).join("jobs/retail.toml");
+    segvalue_ok(&[
+        "run",
+        job.to_str().unwrap(),
+        "--run-date",
+        "2025-12-31",
+        "--output-root",
+        out.to_str().unwrap(),
+        "--engine",
+        engine,
+    ]);
+}
+
+fn table(out: &Path, name: &str) -> String {
+    format!("read_parquet('{}/{name}/run_date=2025-12-31/*.parquet')", out.display())
+}
+
+#[test]
+fn default_job_on_a_ballista_cluster_matches_the_embedded_engine() {
+    let mut cluster = Cluster::start(2);
+    let tmp = tempfile::tempdir().unwrap();
+    let (local, dist) = (tmp.path().join("local"), tmp.path().join("ballista"));
+    run_retail(&local, "local");
+    run_retail(&dist, &cluster.engine());
+    cluster.assert_alive();
+
+    // The executors did the work: both wrote shuffle files for the run's stages.
+    for w in &cluster.work_dirs {
+        assert!(files_under(w) > 0, "executor work dir {} is empty: the cluster did not run the job", w.display());
+    }
+
+    // customer_features: the same customers, every value equal up to summation order.
+    let (l, d) = (table(&local, "customer_features"), table(&dist, "customer_features"));
+    let columns: Vec<String> = duckdb(&format!("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {l})"))
+        .into_iter()
+        .map(|r| format!("{}\t{}", r[0].as_str().unwrap(), r[1].as_str().unwrap()))
+        .collect();
+    let dist_columns: Vec<String> = duckdb(&format!("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {d})"))
+        .into_iter()
+        .map(|r| format!("{}\t{}", r[0].as_str().unwrap(), r[1].as_str().unwrap()))
+        .collect();
+    assert_eq!(columns, dist_columns, "schemas differ");
+    let counts = duckdb(&format!(
+        "SELECT (SELECT count(*) FROM {l}), (SELECT count(*) FROM {d}), \
+         (SELECT count(*) FROM {l} a JOIN {d} b USING (customer_id))"
+    ));
+    let n = counts[0][0].as_i64().unwrap();
+    assert!(n > 1000, "{counts:?}");
+    assert_eq!(counts[0][1].as_i64(), Some(n), "row counts differ");
+    assert_eq!(counts[0][2].as_i64(), Some(n), "customer ids differ");
+    for c in &columns {
+        let (name, ty) = c.split_once('\t').unwrap();
+        if name == "customer_id" {
+            continue;
+        }
+        let numeric = ["DOUBLE", "FLOAT", "BIGINT", "INTEGER", "DECIMAL"].iter().any(|t| ty.starts_with(t));
+        let differ = if numeric {
+            format!(
+                "abs(CAST(a.\"{name}\" AS DOUBLE) - CAST(b.\"{name}\" AS DOUBLE)) > 1e-9 * greatest(1, abs(CAST(a.\"{name}\" AS DOUBLE))) \
+                 OR (a.\"{name}\" IS NULL) <> (b.\"{name}\" IS NULL)"
+            )
+        } else {
+            format!("a.\"{name}\" IS DISTINCT FROM b.\"{name}\"")
+        };
+        let bad = duckdb(&format!("SELECT count(*) FROM {l} a JOIN {d} b USING (customer_id) WHERE {differ}"));
+        assert_eq!(bad[0][0].as_i64(), Some(0), "column {name} ({ty}) differs between engines");
+    }
+
+    // Segment assignments agree customer by customer.
+    let seg = duckdb(&format!(
+        "SELECT count(*), count(*) FILTER (WHERE a.segment_id = b.segment_id AND a.rfm_segment = b.rfm_segment) \
+         FROM {} a JOIN {} b USING (customer_id)",
+        table(&local, "customer_segments"),
+        table(&dist, "customer_segments")
+    ));
+    assert_eq!(seg[0][0].as_i64(), Some(n));
+    assert_eq!(seg[0][1].as_i64(), Some(n), "segment assignments differ between engines");
+
+    // The manifest names the engine the run used.
+    let manifest = std::fs::read_to_string(dist.join("_manifests/run_date=2025-12-31/manifest.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(manifest["engine"], serde_json::json!(cluster.engine()));
+}
+
+#[test]
+fn a_scheduler_without_executors_fails_the_run_and_publishes_nothing() {
+    let cluster = Cluster::start(0);
+    let j = JobDir::retail(&format!("{}\n[engine]\nexecutor_wait_secs = 3\n\n[output]\nroot = \"out\"\n", retail_segmentation("3")));
+    let line = fails(&["run", &j.job(), "--run-date", "2025-12-31", "--engine", &cluster.engine()], 1);
+    assert!(line.contains(&cluster.engine()) && line.contains("executors"), "{line}");
+    assert!(!j.out().join("customer_features").exists(), "something was published");
+}
+
+#[test]
+fn unreachable_scheduler_is_a_clear_error() {
+    let j = JobDir::retail(&format!("{}\n[engine]\nexecutor_wait_secs = 1\n\n[output]\nroot = \"out\"\n", retail_segmentation("3")));
+    let engine = format!("ballista://127.0.0.1:{}", free_port());
+    let line = fails(&["run", &j.job(), "--run-date", "2025-12-31", "--engine", &engine], 1);
+    assert!(line.contains(&engine) && line.contains("cannot reach the scheduler"), "{line}");
+}
+
+#[test]
+fn bad_engine_is_a_usage_error() {
+    let (code, _, stderr) = segvalue(&["validate", "jobs/retail.toml", "--engine", "ballista://nohost"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("ballista://HOST:PORT"), "{stderr}");
+}
+
+#[test]
+fn standalone_engine_runs_in_process() {
+    let j = JobDir::retail(&format!("{}\n[output]\nroot = \"out\"\npublish_views = [\"kpi_monthly_retention\"]\n", retail_segmentation("3")));
+    let local = JobDir::retail(&format!("{}\n[output]\nroot = \"out\"\npublish_views = [\"kpi_monthly_retention\"]\n", retail_segmentation("3")));
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31", "--engine", "ballista-standalone"]);
+    segvalue_ok(&["run", &local.job(), "--run-date", "2025-12-31"]);
+    let q = |out: PathBuf| {
+        duckdb(&format!(
+            "SELECT count(*), sum(hash(customer_id, segment_id)) FROM {}",
+            table(&out, "customer_segments")
+        ))
+    };
+    assert_eq!(q(j.out()), q(local.out()));
+    let k = |out: PathBuf| duckdb(&format!("SELECT * FROM {} ORDER BY ALL", table(&out, "kpi_monthly_retention")));
+    assert_eq!(k(j.out()), k(local.out()));
+}
