@@ -49,6 +49,8 @@ pub enum Error {
     Clv(#[from] ClvError),
     #[error(transparent)]
     Publish(#[from] PublishError),
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
     /// A query over already-registered views failed while running.
     #[error("{context}: {}", one_line(source))]
     Query {

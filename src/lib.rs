@@ -30,6 +30,7 @@ pub mod pipeline;
 pub mod privacy;
 pub mod publish;
 pub mod quality;
+pub mod report;
 pub mod runs;
 pub mod segment;
 pub mod sources;

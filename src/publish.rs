@@ -245,6 +245,18 @@ impl Publisher {
         }
     }
 
+    /// Tables staged so far.
+    pub fn staged(&self) -> &[TableReport] {
+        &self.staged
+    }
+
+    /// Writes `<root>/_reports/run_date=D/report.html` in one put (atomic on every store).
+    pub async fn write_report(&self, html: &str) -> Result<String, PublishError> {
+        let path = self.child(&["_reports", &format!("run_date={}", self.run_date), "report.html"]);
+        self.store.put(&path, html.as_bytes().to_vec().into()).await.map_err(|e| self.store_err(&path, &e))?;
+        Ok(redact(&self.url_of(&path)))
+    }
+
     pub async fn write_manifest<T: Serialize>(&self, manifest: &T) -> Result<String, PublishError> {
         let path = self.child(&["_manifests", &format!("run_date={}", self.run_date), "manifest.json"]);
         let json = serde_json::to_vec_pretty(manifest).map_err(|e| self.store_err(&path, &e))?;

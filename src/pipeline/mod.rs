@@ -22,6 +22,7 @@ use crate::privacy::{Privacy, PrivacyError};
 use crate::quality::{self, QualityError, RuleCount};
 use crate::{engine, sources};
 
+mod report;
 mod tables;
 mod segmentation;
 pub use segmentation::{PrepReport, RfmReport, SegmentationReport};
@@ -196,6 +197,9 @@ struct ClvOutcome {
     by_id: std::collections::HashMap<String, usize>,
     result: ClvResult,
     report: ClvReport,
+    /// For the run report.
+    p_alive: crate::report::PAliveMatrix,
+    holdout: Option<Vec<crate::report::HoldoutBucket>>,
 }
 
 struct Stages(Vec<StageReport>);
@@ -243,35 +247,50 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
         .with_remote_input(job.engine.mode.is_distributed());
     publisher.remove_stale_staging(STALE_STAGING).await;
     let result = compute_and_stage(&session, &mut publisher, &mut stages).await;
-    let (segmentation, clv) = match result {
-        Ok(s) => s,
+    let computed = match result {
+        Ok(c) => c,
         Err(e) => {
             publisher.abandon().await;
             return Err(e);
         }
     };
 
-    let t = Instant::now();
-    let tables = publisher.commit().await?;
-    stages.record("commit", t, None, Some(tables.iter().map(|t| t.rows).sum()));
-
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         run_id,
         job: job.name.clone(),
         run_date,
         segvalue_version: env!("CARGO_PKG_VERSION"),
         engine: job.engine.mode.to_string(),
         started_at: started_at.to_rfc3339(),
-        finished_at: chrono::Utc::now().to_rfc3339(),
+        finished_at: String::new(),
         output_root: redact(job.output.root.as_str()),
         params: session.params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         inputs: inputs(&session),
         quality: quality_counts,
-        tables,
-        stages: stages.0,
-        segmentation,
-        clv,
+        tables: publisher.staged().to_vec(),
+        stages: Vec::new(),
+        segmentation: computed.segmentation,
+        clv: computed.clv,
     };
+    // Drawn before anything is committed: a report that cannot be drawn fails the run whole.
+    let t = Instant::now();
+    let data = report::report_data(&manifest, computed.charts, computed.p_alive, computed.holdout);
+    let html = match crate::report::render_html(&data) {
+        Ok(h) => h,
+        Err(e) => {
+            publisher.abandon().await;
+            return Err(e.into());
+        }
+    };
+    stages.record("report", t, None, Some(1));
+
+    let t = Instant::now();
+    manifest.tables = publisher.commit().await?;
+    stages.record("commit", t, None, Some(manifest.tables.iter().map(|t| t.rows).sum()));
+    let report_at = publisher.write_report(&html).await?;
+    tracing::info!(report = report_at, "run report written");
+    manifest.stages = stages.0;
+    manifest.finished_at = chrono::Utc::now().to_rfc3339();
     let at = publisher.write_manifest(&manifest).await?;
     tracing::info!(manifest = at, "run finished");
     Ok(manifest)
@@ -337,9 +356,12 @@ async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publisher, stage
         );
     }
 
-    let holdout = match spec.holdout_days {
-        Some(days) => Some(holdout_stage(s, spec, days, &summary, &ids, publisher, stages).await?),
-        None => None,
+    let (holdout, buckets) = match spec.holdout_days {
+        Some(days) => {
+            let (r, b) = holdout_stage(s, spec, days, &summary, &ids, publisher, stages).await?;
+            (Some(r), Some(report::holdout_buckets(&b)))
+        }
+        None => (None, None),
     };
 
     let t = Instant::now();
@@ -371,7 +393,14 @@ async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publisher, stage
         holdout,
     };
     let by_id = ids.into_iter().enumerate().map(|(i, id)| (id, i)).collect();
-    Ok(ClvOutcome { by_id, result, report })
+    let p_alive = report::p_alive_matrix(&result.bgnbd.params, &summary, &report.time_unit);
+    Ok(ClvOutcome {
+        by_id,
+        result,
+        report,
+        p_alive,
+        holdout: buckets,
+    })
 }
 
 /// Fits on data up to `run_date − days` and compares predicted with actual repeat purchases
@@ -384,7 +413,7 @@ async fn holdout_stage(
     full_ids: &[String],
     publisher: &mut Publisher,
     stages: &mut Stages,
-) -> Result<HoldoutReport, Error> {
+) -> Result<(HoldoutReport, Vec<clv::HoldoutBucket>), Error> {
     let t = Instant::now();
     let cal_end = s.run_date - chrono::Days::new(days as u64);
     let cal_session = open(&s.job, cal_end, &s.cli_params).await?;
@@ -413,21 +442,29 @@ async fn holdout_stage(
     tracing::info!(days, mae, total_actual = report.total_actual, total_predicted = report.total_predicted, "CLV holdout check");
     let rows = publisher.stage_batch("clv_validation", validation_batch(&buckets), &["bucket".into()]).await?;
     stages.record("clv_holdout", t, Some(cal_ids.len() as u64), Some(rows));
-    Ok(report)
+    Ok((report, buckets))
 }
 
-async fn compute_and_stage(
-    s: &Session,
-    publisher: &mut Publisher,
-    stages: &mut Stages,
-) -> Result<(Option<SegmentationReport>, Option<ClvReport>), Error> {
-    let mut report = None;
+/// What the stages hand to the manifest and the run report.
+#[derive(Default)]
+struct Computed {
+    segmentation: Option<SegmentationReport>,
+    clv: Option<ClvReport>,
+    charts: report::SegmentationCharts,
+    p_alive: Option<crate::report::PAliveMatrix>,
+    holdout: Option<Vec<crate::report::HoldoutBucket>>,
+}
+
+async fn compute_and_stage(s: &Session, publisher: &mut Publisher, stages: &mut Stages) -> Result<Computed, Error> {
+    let mut out = Computed::default();
     let clv = match &s.job.clv {
         Some(spec) => Some(clv_stage(s, spec, publisher, stages).await?),
         None => None,
     };
     if let Some(spec) = &s.job.segmentation {
-        report = Some(segmentation::segmentation_stage(s, spec, clv.as_ref(), publisher, stages).await?);
+        let (r, charts) = segmentation::segmentation_stage(s, spec, clv.as_ref(), publisher, stages).await?;
+        out.segmentation = Some(r);
+        out.charts = charts;
     }
     for name in &s.job.output.publish_views {
         let t = Instant::now();
@@ -437,6 +474,10 @@ async fn compute_and_stage(
         let rows = publisher.stage(name, df, &all).await?;
         stages.record(name, t, None, Some(rows));
     }
-    Ok((report, clv.map(|c| c.report)))
+    if let Some(c) = clv {
+        out.clv = Some(c.report);
+        out.p_alive = Some(c.p_alive);
+        out.holdout = c.holdout;
+    }
+    Ok(out)
 }
-

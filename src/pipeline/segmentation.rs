@@ -73,7 +73,7 @@ pub(super) async fn segmentation_stage(
     clv: Option<&ClvOutcome>,
     publisher: &mut Publisher,
     stages: &mut Stages,
-) -> Result<SegmentationReport, Error> {
+) -> Result<(SegmentationReport, super::report::SegmentationCharts), Error> {
     let t = Instant::now();
     let df = s.ctx.table(spec.view.as_str()).await.map_err(|e| Error::query(format!("view '{}'", spec.view), e))?;
     let rows = publisher.stage("customer_features", df, std::slice::from_ref(&spec.id)).await?;
@@ -123,6 +123,7 @@ pub(super) async fn segmentation_stage(
         ids.iter().map(|id| c.by_id.get(id).map(|&i| (c.result.clv[i], c.result.p_alive[i]))).collect::<Vec<_>>()
     });
     let summary = summary_batch(&spec.features, &seg, &actions, clv_join.as_deref());
+    let charts = super::report::segmentation_charts(&spec.features, &frame.x, &seg, clv_join.as_deref());
     out += publisher.stage_batch("segment_summary", summary, &["segment_id".into()]).await?;
     out += publisher.stage_batch("segmentation_k_selection", k_selection_batch(&seg), &["k".into()]).await?;
     out += publisher.stage_batch("segmentation_prep", prep_batch(&seg.columns), &["column".into()]).await?;
@@ -136,7 +137,7 @@ pub(super) async fn segmentation_stage(
     out += publisher.stage_batch("segment_actions", segment_actions_batch(&table), &sort).await?;
     stages.record("segment_tables", t, None, Some(out));
 
-    Ok(SegmentationReport {
+    let report = SegmentationReport {
         view: spec.view.clone(),
         customers: frame.x.nrows(),
         features: spec.features.clone(),
@@ -162,7 +163,8 @@ pub(super) async fn segmentation_stage(
             .collect(),
         centroids: segment::prep::unscale(&seg.centroids, &seg.columns).rows().into_iter().map(|r| r.to_vec()).collect(),
         rfm: rfm_report,
-    })
+    };
+    Ok((report, charts))
 }
 
 /// RFM scores over the RFM view's customers, lifecycle stages and value tiers, aligned to the

@@ -10,6 +10,7 @@ mod params;
 mod privacy;
 mod publish;
 mod quality;
+mod report;
 mod s3;
 mod sample;
 mod segmentation;

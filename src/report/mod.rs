@@ -1,0 +1,565 @@
+//! The run report: one self-contained HTML page with the charts inline as SVG.
+//!
+//! 1. The caller gathers a run's results into plain data ([`ReportData`]); nothing here reads
+//!    files or the clock, so the same input always gives byte-identical HTML.
+//! 2. [`render_html`] draws each chart with plotters' SVG backend (module `charts`) and wraps them,
+//!    with a table of key numbers, in a page with inline CSS.
+//!
+//! The page needs no network: no scripts, fonts, stylesheets or images are referenced. Text is
+//! drawn as SVG `<text>` in the viewer's own sans-serif font. plotters is built without its
+//! `ttf` feature, so it only estimates text widths (0.7 em per byte, an overestimate for
+//! sans-serif fonts); layouts below leave room accordingly.
+//!
+//! A section whose data is `None` or empty shows a short "not run in this job" line.
+
+mod charts;
+
+use std::fmt::Write as _;
+
+use charts::{BoxStats, box_stats};
+
+/// Everything the report shows for one run. Plain data: build it, then call [`render_html`].
+#[derive(Debug, Clone, Default)]
+pub struct ReportData {
+    /// Page title, e.g. "retail — run 2025-12-31".
+    pub title: String,
+    /// Ordered (label, value) pairs shown at the top: row counts, chosen k, model parameters,
+    /// data-quality counts, run id, engine…
+    pub key_numbers: Vec<(String, String)>,
+    pub k_selection: Option<KSelection>,
+    /// Customers per segment, in display order.
+    pub segments: Option<Vec<SegmentSize>>,
+    /// Feature z-scores per segment.
+    pub profile: Option<ProfileHeatmap>,
+    /// Each segment's customers' CLV values, summarised as box plots.
+    pub clv_by_segment: Option<Vec<SegmentValues>>,
+    pub p_alive: Option<PAliveMatrix>,
+    pub holdout: Option<Vec<HoldoutBucket>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KSelection {
+    pub rows: Vec<KRow>,
+    pub chosen_k: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct KRow {
+    pub k: usize,
+    pub inertia: f64,
+    pub silhouette: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SegmentSize {
+    pub id: i64,
+    pub name: String,
+    pub customers: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProfileHeatmap {
+    pub features: Vec<String>,
+    pub segments: Vec<String>,
+    /// `z[segment][feature]`.
+    pub z: Vec<Vec<f64>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SegmentValues {
+    pub name: String,
+    /// Non-finite values are ignored.
+    pub values: Vec<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PAliveMatrix {
+    /// Grid values, finite and strictly increasing.
+    pub frequency: Vec<f64>,
+    /// Grid values in `time_unit`, finite and strictly increasing.
+    pub recency: Vec<f64>,
+    /// `p[i_frequency][j_recency]` in [0, 1]; NaN marks an impossible cell, drawn blank.
+    pub p: Vec<Vec<f64>>,
+    /// e.g. "weeks"; used in the axis label.
+    pub time_unit: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct HoldoutBucket {
+    /// e.g. "0", "1", "7+".
+    pub label: String,
+    pub actual: f64,
+    pub predicted: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ReportError {
+    /// A chart could not be drawn: its input breaks a rule, or plotters failed.
+    #[error("report chart '{chart}': {message}")]
+    Chart { chart: &'static str, message: String },
+}
+
+/// Renders the whole page. Pure: no I/O, no clock, deterministic output.
+pub fn render_html(data: &ReportData) -> Result<String, ReportError> {
+    let title = if data.title.trim().is_empty() { "segvalue report" } else { data.title.as_str() };
+    let mut html = String::with_capacity(256 * 1024);
+    html.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
+    html.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
+    let _ = writeln!(html, "<title>{}</title>", escape(title));
+    let _ = writeln!(html, "<style>{CSS}</style>\n</head>\n<body>\n<main>");
+    let _ = writeln!(html, "<h1>{}</h1>", escape(title));
+
+    html.push_str("<section id=\"key-numbers\">\n<h2>Key numbers</h2>\n");
+    if data.key_numbers.is_empty() {
+        html.push_str("<p class=\"na\">No key numbers recorded.</p>\n");
+    } else {
+        html.push_str("<dl class=\"kv\">\n");
+        for (label, value) in &data.key_numbers {
+            let _ = writeln!(html, "<dt>{}</dt><dd>{}</dd>", escape(label), escape(value));
+        }
+        html.push_str("</dl>\n");
+    }
+    html.push_str("</section>\n");
+
+    section(&mut html, "k-selection", "Choosing k", k_selection_parts(data.k_selection.as_ref())?);
+    section(&mut html, "segment-sizes", "Segment sizes", segment_parts(data.segments.as_deref())?);
+    section(&mut html, "segment-profiles", "Segment profiles", profile_parts(data.profile.as_ref())?);
+    section(&mut html, "clv", "CLV by segment", clv_parts(data.clv_by_segment.as_deref())?);
+    section(&mut html, "p-alive", "P(alive) by frequency and recency", p_alive_parts(data.p_alive.as_ref())?);
+    section(&mut html, "holdout", "Holdout check", holdout_parts(data.holdout.as_deref())?);
+
+    html.push_str("</main>\n</body>\n</html>\n");
+    Ok(html)
+}
+
+/// A drawn section: caption (already escaped HTML), the SVG, and optional extra HTML.
+struct Parts {
+    caption: String,
+    svg: String,
+    extra: String,
+}
+
+fn section(html: &mut String, id: &str, heading: &str, parts: Option<Parts>) {
+    let _ = writeln!(html, "<section id=\"{id}\">\n<h2>{}</h2>", escape(heading));
+    match parts {
+        None => html.push_str("<p class=\"na\">Not run in this job.</p>\n"),
+        Some(p) => {
+            let _ = writeln!(html, "<p class=\"cap\">{}</p>", p.caption);
+            html.push_str("<figure>");
+            html.push_str(&p.svg);
+            html.push_str("</figure>\n");
+            html.push_str(&p.extra);
+        }
+    }
+    html.push_str("</section>\n");
+}
+
+fn k_selection_parts(k: Option<&KSelection>) -> Result<Option<Parts>, ReportError> {
+    let Some(k) = k.filter(|k| !k.rows.is_empty()) else {
+        return Ok(None);
+    };
+    Ok(Some(Parts {
+        caption: format!(
+            "Mean silhouette (higher is better, left axis) and inertia (within-cluster sum of \
+             squares, right axis) for each k tried; the dashed line marks the chosen k = {}.",
+            k.chosen_k
+        ),
+        svg: charts::k_selection(k)?,
+        extra: String::new(),
+    }))
+}
+
+fn segment_parts(s: Option<&[SegmentSize]>) -> Result<Option<Parts>, ReportError> {
+    let Some(s) = s.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let total = s.iter().fold(0u64, |a, x| a.saturating_add(x.customers));
+    Ok(Some(Parts {
+        caption: format!(
+            "Customers per segment, with each segment's share of the {} segmented customers.",
+            fmt_count(total)
+        ),
+        svg: charts::segment_sizes(s)?,
+        extra: String::new(),
+    }))
+}
+
+fn profile_parts(p: Option<&ProfileHeatmap>) -> Result<Option<Parts>, ReportError> {
+    let Some(p) = p.filter(|p| !p.features.is_empty() && !p.segments.is_empty()) else {
+        return Ok(None);
+    };
+    let (svg, zmax) = charts::profile_heatmap(p)?;
+    Ok(Some(Parts {
+        caption: format!(
+            "Mean z-score of each feature per segment (0 = the mean over all customers; red above, \
+             blue below); the colour saturates at ±{zmax}, the printed values do not."
+        ),
+        svg,
+        extra: String::new(),
+    }))
+}
+
+fn clv_parts(c: Option<&[SegmentValues]>) -> Result<Option<Parts>, ReportError> {
+    let Some(c) = c.filter(|c| !c.is_empty()) else {
+        return Ok(None);
+    };
+    let stats: Vec<Option<BoxStats>> = c.iter().map(|s| box_stats(&s.values)).collect();
+    let (svg, log) = charts::clv_boxes(c, &stats)?;
+    // The exact numbers behind the boxes, so they can be read without guessing from the axis.
+    let mut extra = String::from(
+        "<table class=\"num\">\n<tr><th>segment</th><th>customers</th><th>p5</th><th>Q1</th>\
+         <th>median</th><th>Q3</th><th>p95</th><th>mean</th></tr>\n",
+    );
+    for (seg, st) in c.iter().zip(&stats) {
+        let _ = write!(extra, "<tr><td>{}</td>", escape(&seg.name));
+        match st {
+            Some(b) => {
+                let _ = write!(extra, "<td>{}</td>", fmt_count(b.n as u64));
+                for v in [b.p5, b.q1, b.median, b.q3, b.p95, b.mean] {
+                    let _ = write!(extra, "<td>{}</td>", escape(&fmt_value(v)));
+                }
+            }
+            None => extra.push_str("<td>0</td><td colspan=\"6\">no finite values</td>"),
+        }
+        extra.push_str("</tr>\n");
+    }
+    extra.push_str("</table>\n");
+    Ok(Some(Parts {
+        caption: format!(
+            "Distribution of customer CLV per segment{}. Box: first to third quartile, line: median, \
+             dot: mean; whiskers: 5th to 95th percentile (values beyond them are not drawn).",
+            if log { ", on a log scale" } else { "" }
+        ),
+        svg,
+        extra,
+    }))
+}
+
+fn p_alive_parts(p: Option<&PAliveMatrix>) -> Result<Option<Parts>, ReportError> {
+    let Some(p) = p.filter(|p| !p.frequency.is_empty() && !p.recency.is_empty()) else {
+        return Ok(None);
+    };
+    Ok(Some(Parts {
+        caption: "Probability that a customer is still active, given the number of repeat purchases \
+                  (frequency) and the age at the last purchase (recency), from the BG/NBD model. \
+                  Blank cells are impossible combinations."
+            .to_string(),
+        svg: charts::p_alive(p)?,
+        extra: String::new(),
+    }))
+}
+
+fn holdout_parts(h: Option<&[HoldoutBucket]>) -> Result<Option<Parts>, ReportError> {
+    let Some(h) = h.filter(|h| !h.is_empty()) else {
+        return Ok(None);
+    };
+    Ok(Some(Parts {
+        caption: "Purchases in the holdout period, actual against predicted by the model fitted on \
+                  the calibration period, for each bucket of calibration-period purchases."
+            .to_string(),
+        svg: charts::holdout(h)?,
+        extra: String::new(),
+    }))
+}
+
+const CSS: &str = "\
+body{margin:0;background:#f6f7f9;color:#1d2430;font:14px/1.45 sans-serif}\
+main{max-width:980px;margin:0 auto;padding:24px 32px 48px}\
+h1{font-size:24px;margin:8px 0 20px}\
+h2{font-size:18px;margin:0 0 4px}\
+section{background:#fff;border:1px solid #dde1e7;border-radius:6px;padding:16px 20px;margin:0 0 20px}\
+p.cap{margin:0 0 10px;color:#4a5463}\
+p.na{margin:0;color:#7a8494;font-style:italic}\
+figure{margin:0}\
+svg{display:block;max-width:100%;height:auto}\
+dl.kv{display:grid;grid-template-columns:max-content 1fr max-content 1fr;gap:4px 16px;margin:8px 0 0}\
+dl.kv dt{color:#4a5463}\
+dl.kv dd{margin:0;font-weight:600;overflow-wrap:anywhere}\
+table.num{border-collapse:collapse;margin-top:12px;font-size:13px}\
+table.num th,table.num td{padding:3px 10px;border-bottom:1px solid #e6e9ee;text-align:right}\
+table.num th:first-child,table.num td:first-child{text-align:left}\
+";
+
+/// Escapes text for HTML element content and attribute values.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// 1234567 → "1,234,567".
+fn fmt_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A value for tables and labels: 4 significant digits, thousands as k/M/B, "–" if not finite.
+fn fmt_value(v: f64) -> String {
+    if !v.is_finite() {
+        return "–".to_string();
+    }
+    let a = v.abs();
+    let (scaled, suffix) = match a {
+        a if a >= 1e9 => (v / 1e9, "B"),
+        a if a >= 1e6 => (v / 1e6, "M"),
+        a if a >= 1e4 => (v / 1e3, "k"),
+        _ => (v, ""),
+    };
+    let sa = scaled.abs();
+    let decimals = if sa >= 1000.0 {
+        0
+    } else if sa >= 100.0 {
+        1
+    } else if sa >= 10.0 {
+        2
+    } else {
+        3
+    };
+    format!("{}{suffix}", trim_zeros(&format!("{scaled:.decimals$}")))
+}
+
+/// "1.500" → "1.5", "2.000" → "2", "-0" → "0".
+fn trim_zeros(s: &str) -> String {
+    let t = if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { s };
+    if t == "-0" { "0".to_string() } else { t.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> ReportData {
+        let names = ["A<b>&\"c'", "plain"];
+        ReportData {
+            title: "t".into(),
+            key_numbers: vec![("rows".into(), "10".into())],
+            k_selection: Some(KSelection {
+                rows: (2..6).map(|k| KRow { k, inertia: 100.0 / k as f64, silhouette: 0.1 * k as f64 }).collect(),
+                chosen_k: 3,
+            }),
+            segments: Some(
+                names
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| SegmentSize { id: i as i64, name: n.to_string(), customers: 5 })
+                    .collect(),
+            ),
+            profile: Some(ProfileHeatmap {
+                features: vec!["f1".into(), "f2".into()],
+                segments: names.map(String::from).to_vec(),
+                z: vec![vec![1.0, -1.0], vec![0.5, 2.5]],
+            }),
+            clv_by_segment: Some(
+                names.iter().map(|n| SegmentValues { name: n.to_string(), values: vec![1.0, 2.0, 3.0] }).collect(),
+            ),
+            p_alive: Some(PAliveMatrix {
+                frequency: vec![0.0, 1.0],
+                recency: vec![0.0, 1.0, 2.0],
+                p: vec![vec![1.0, 1.0, 1.0], vec![f64::NAN, 0.2, 0.9]],
+                time_unit: "days".into(),
+            }),
+            holdout: Some(vec![HoldoutBucket { label: "0".into(), actual: 0.1, predicted: 0.2 }]),
+        }
+    }
+
+    fn not_run(html: &str) -> usize {
+        html.matches("Not run in this job.").count()
+    }
+
+    #[test]
+    fn one_svg_per_drawn_chart() {
+        let html = render_html(&full()).unwrap();
+        assert_eq!(html.matches("<svg").count(), 6);
+        assert_eq!(not_run(&html), 0);
+
+        let partial = ReportData { profile: None, p_alive: None, ..full() };
+        let html = render_html(&partial).unwrap();
+        assert_eq!(html.matches("<svg").count(), 4);
+        assert_eq!(not_run(&html), 2);
+    }
+
+    #[test]
+    fn text_is_escaped_once_and_drawn_as_svg_text() {
+        let data = ReportData {
+            title: "<script>alert('x')</script> & co".into(),
+            key_numbers: vec![("a<b".into(), "\"q\" & 'p'".into())],
+            ..full()
+        };
+        let html = render_html(&data).unwrap();
+        assert!(!html.contains("<script>") && !html.contains("<b>"));
+        assert!(html.contains("<h1>&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; co</h1>"));
+        assert!(html.contains("<dt>a&lt;b</dt><dd>&quot;q&quot; &amp; &#39;p&#39;</dd>"));
+        // plotters escapes SVG text itself; the names must not be escaped twice.
+        assert!(html.contains(">\nA&lt;b&gt;&amp;&quot;c&apos;\n</text>"));
+        assert!(!html.contains("&amp;lt;"));
+    }
+
+    #[test]
+    fn page_needs_no_network() {
+        let html = render_html(&full()).unwrap();
+        for needle in ["http://", "https://", "src=", "url(", "@import", "<script", "<link"] {
+            assert!(!html.contains(needle), "{needle}");
+        }
+    }
+
+    #[test]
+    fn missing_or_empty_sections_say_not_run() {
+        let html = render_html(&ReportData::default()).unwrap();
+        assert_eq!(html.matches("<svg").count(), 0);
+        assert_eq!(not_run(&html), 6);
+
+        let empty = ReportData {
+            k_selection: Some(KSelection { rows: vec![], chosen_k: 3 }),
+            segments: Some(vec![]),
+            profile: Some(ProfileHeatmap { features: vec![], segments: vec!["s".into()], z: vec![vec![]] }),
+            clv_by_segment: Some(vec![]),
+            p_alive: Some(PAliveMatrix { frequency: vec![], recency: vec![], p: vec![], time_unit: String::new() }),
+            holdout: Some(vec![]),
+            ..ReportData::default()
+        };
+        assert_eq!(not_run(&render_html(&empty).unwrap()), 6);
+    }
+
+    #[test]
+    fn degenerate_numbers_still_draw() {
+        let (nan, inf) = (f64::NAN, f64::INFINITY);
+        let data = ReportData {
+            k_selection: Some(KSelection { rows: vec![KRow { k: 4, inertia: nan, silhouette: inf }], chosen_k: 9 }),
+            segments: Some(vec![SegmentSize { id: 7, name: String::new(), customers: 0 }]),
+            profile: Some(ProfileHeatmap {
+                features: vec!["a very long feature name that will not fit under its column".into(); 12],
+                segments: vec!["only".into()],
+                z: vec![vec![nan, inf, -inf, 0.0, 1e300, -1e-300, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]],
+            }),
+            clv_by_segment: Some(vec![
+                SegmentValues { name: "flat".into(), values: vec![7.0; 5] },
+                SegmentValues { name: "none".into(), values: vec![nan, inf] },
+                SegmentValues { name: "empty".into(), values: vec![] },
+            ]),
+            p_alive: Some(PAliveMatrix {
+                frequency: vec![3.0],
+                recency: vec![5.0],
+                p: vec![vec![nan]],
+                time_unit: "weeks".into(),
+            }),
+            holdout: Some(vec![HoldoutBucket { label: "7+".into(), actual: nan, predicted: -inf }]),
+            ..ReportData::default()
+        };
+        let html = render_html(&data).unwrap();
+        assert_eq!(html.matches("<svg").count(), 6);
+        assert!(html.contains("segment 7"));
+        assert!(html.contains("no finite values"));
+    }
+
+    #[test]
+    fn extreme_inputs_return_rather_than_panic() {
+        let big = f64::MAX;
+        let many: Vec<String> = (0..60).map(|i| format!("segment number {i} with a rather long name")).collect();
+        let data = ReportData {
+            k_selection: Some(KSelection {
+                rows: vec![
+                    KRow { k: 2, inertia: big, silhouette: -big },
+                    KRow { k: 3, inertia: -big, silhouette: big },
+                ],
+                chosen_k: 1_000_000,
+            }),
+            segments: Some(many.iter().map(|n| SegmentSize { id: 0, name: n.clone(), customers: u64::MAX }).collect()),
+            profile: Some(ProfileHeatmap {
+                features: vec!["f".into()],
+                segments: many.clone(),
+                z: vec![vec![1.0]; many.len()],
+            }),
+            clv_by_segment: Some(vec![SegmentValues { name: "x".into(), values: vec![-big, big, 0.0] }]),
+            p_alive: Some(PAliveMatrix {
+                frequency: vec![-big / 4.0, big / 4.0],
+                recency: vec![1e-300, 2e-300],
+                p: vec![vec![2.0, -1.0], vec![0.5, f64::NAN]],
+                time_unit: "<days>".into(),
+            }),
+            holdout: Some(vec![HoldoutBucket { label: "x".into(), actual: big, predicted: -big }]),
+            ..ReportData::default()
+        };
+        // Drawn badly, but drawn: no panic, no hang (plotters' own f64 tick search never ends on
+        // an infinite range, hence our own ticks on every axis).
+        let html = render_html(&data).unwrap();
+        assert_eq!(html.matches("<svg").count(), 6);
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        assert_eq!(render_html(&full()).unwrap(), render_html(&full()).unwrap());
+    }
+
+    #[test]
+    fn box_stats_match_hand_computed_quartiles() {
+        // Sorted 1..=10; type-7 quantile h = 9p: p5 at h = 0.45 → 1.45, Q1 at 2.25 → 3.25,
+        // median at 4.5 → 5.5, Q3 at 6.75 → 7.75, p95 at 8.55 → 9.55. Non-finite values ignored.
+        let v = [7.0, 3.0, f64::NAN, 10.0, 1.0, 9.0, 2.0, f64::INFINITY, 8.0, 5.0, 4.0, 6.0];
+        let b = box_stats(&v).unwrap();
+        let close = |a: f64, e: f64| (a - e).abs() < 1e-12;
+        assert_eq!(b.n, 10);
+        assert!(close(b.p5, 1.45) && close(b.q1, 3.25) && close(b.median, 5.5), "{b:?}");
+        assert!(close(b.q3, 7.75) && close(b.p95, 9.55) && close(b.mean, 5.5), "{b:?}");
+
+        let one = box_stats(&[4.0]).unwrap();
+        assert!([one.p5, one.q1, one.median, one.q3, one.p95, one.mean].iter().all(|&x| x == 4.0));
+        assert_eq!(box_stats(&[f64::NAN]), None);
+        assert_eq!(box_stats(&[]), None);
+    }
+
+    #[test]
+    fn p_alive_rows_must_match_the_grid() {
+        let mut data = ReportData { p_alive: full().p_alive, ..ReportData::default() };
+        data.p_alive.as_mut().unwrap().p[1].pop();
+        assert_eq!(
+            render_html(&data).unwrap_err().to_string(),
+            "report chart 'p_alive': p[1] has 2 values for 3 recency values"
+        );
+    }
+
+    #[test]
+    fn p_alive_grid_must_increase() {
+        let mut data = ReportData { p_alive: full().p_alive, ..ReportData::default() };
+        data.p_alive.as_mut().unwrap().recency = vec![0.0, 2.0, 2.0];
+        assert_eq!(
+            render_html(&data).unwrap_err().to_string(),
+            "report chart 'p_alive': recency[2] = 2 is not above recency[1] = 2; the grid must increase"
+        );
+    }
+
+    #[test]
+    fn profile_rows_must_match_features() {
+        let mut data = ReportData { profile: full().profile, ..ReportData::default() };
+        data.profile.as_mut().unwrap().z[0].push(0.0);
+        assert_eq!(
+            render_html(&data).unwrap_err().to_string(),
+            "report chart 'profile': z[0] has 3 values for 2 features"
+        );
+    }
+
+    #[test]
+    fn numbers_are_formatted_compactly() {
+        assert_eq!(fmt_count(1_234_567), "1,234,567");
+        assert_eq!(fmt_count(0), "0");
+        assert_eq!(
+            [fmt_value(0.25), fmt_value(12_345.0), fmt_value(-2.5e6), fmt_value(f64::NAN)],
+            ["0.25", "12.35k", "-2.5M", "–"]
+        );
+    }
+}
