@@ -40,10 +40,11 @@ fn retail_job_publishes_hive_partitioned_tables() {
         let part = out.join(t).join("run_date=2025-12-31");
         assert_eq!(files_in(&part), ["_SUCCESS", "part-00000.parquet"], "{t}");
     }
-        assert_eq!(
+    assert_eq!(
         files_in(&out),
         [
             "_manifests",
+            "_reports",
             "customer_features",
             "customer_segments",
             "kpi_monthly_retention",
