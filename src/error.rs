@@ -51,6 +51,8 @@ pub enum Error {
     Publish(#[from] PublishError),
     #[error(transparent)]
     Report(#[from] crate::report::ReportError),
+    #[error(transparent)]
+    Model(#[from] crate::models::ModelError),
     /// A query over already-registered views failed while running.
     #[error("{context}: {}", one_line(source))]
     Query {
@@ -66,6 +68,7 @@ impl Error {
         match self {
             Error::Job(_) | Error::View(_) | Error::Store(_) | Error::Privacy(_) | Error::Usage(_) => EXIT_BAD_JOB,
             Error::Engine(e) if e.is_config() => EXIT_BAD_JOB,
+            Error::Model(e) if !matches!(e, crate::models::ModelError::Unreadable { .. }) => EXIT_BAD_JOB,
             Error::Feature(e) if e.is_config() => EXIT_BAD_JOB,
             Error::Quality(e) if e.is_config() => EXIT_BAD_JOB,
             Error::Segment(e) if e.is_config() => EXIT_BAD_JOB,

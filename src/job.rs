@@ -83,6 +83,8 @@ struct ClvSection {
     holdout_days: Option<u32>,
     penalizer: Option<f64>,
     lifetime_periods: Option<f64>,
+    mode: Option<String>,
+    model_from: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -381,6 +383,8 @@ fn validate_clv(c: ClvSection) -> Result<ClvSpec, (&'static str, String)> {
     {
         return Err(("lifetime_periods", format!("must be a finite number > 0, got {l}")));
     }
+    let (mode, model_from) = crate::segment::spec::parse_model_mode(c.mode.as_deref(), c.model_from.as_deref())
+        .map_err(|(k, m)| (if k == "mode" { "mode" } else { "model_from" }, m))?;
     Ok(ClvSpec {
         view: c.view,
         id: c.id,
@@ -391,6 +395,8 @@ fn validate_clv(c: ClvSection) -> Result<ClvSpec, (&'static str, String)> {
         holdout_days: c.holdout_days,
         penalizer,
         lifetime_periods: c.lifetime_periods,
+        mode,
+        model_from,
     })
 }
 

@@ -25,6 +25,7 @@ pub mod error;
 pub mod features;
 pub mod generate;
 pub mod job;
+pub mod models;
 pub mod params;
 pub mod pipeline;
 pub mod privacy;

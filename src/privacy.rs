@@ -116,6 +116,7 @@ impl ScalarUDFImpl for PseudonymizeUdf {
 #[derive(Debug, Clone)]
 pub struct Privacy {
     udf: Option<ScalarUDF>,
+    key: Option<Pseudonymizer>,
     id_columns: Vec<String>,
     drop_columns: Vec<String>,
 }
@@ -123,17 +124,20 @@ pub struct Privacy {
 impl Privacy {
     /// Resolves the spec; reads the key when pseudonyms are on.
     pub fn new(spec: &PrivacySpec, default_id: &str) -> Result<Privacy, PrivacyError> {
-        let udf = if spec.pseudonymize_ids {
-            let key = Pseudonymizer::from_env(spec.key_env.as_deref().unwrap_or(DEFAULT_KEY_ENV))?;
-            Some(ScalarUDF::new_from_impl(PseudonymizeUdf {
-                signature: Signature::any(1, Volatility::Immutable),
-                inner: key,
-            }))
+        let key = if spec.pseudonymize_ids {
+            Some(Pseudonymizer::from_env(spec.key_env.as_deref().unwrap_or(DEFAULT_KEY_ENV))?)
         } else {
             None
         };
+        let udf = key.clone().map(|inner| {
+            ScalarUDF::new_from_impl(PseudonymizeUdf {
+                signature: Signature::any(1, Volatility::Immutable),
+                inner,
+            })
+        });
         Ok(Privacy {
             udf,
+            key,
             id_columns: spec.id_columns.clone().unwrap_or_else(|| vec![default_id.to_string()]),
             drop_columns: spec.drop_columns.clone(),
         })
@@ -143,6 +147,7 @@ impl Privacy {
     pub fn off() -> Privacy {
         Privacy {
             udf: None,
+            key: None,
             id_columns: Vec::new(),
             drop_columns: Vec::new(),
         }
@@ -150,6 +155,14 @@ impl Privacy {
 
     pub fn drop_columns(&self) -> &[String] {
         &self.drop_columns
+    }
+
+    /// `id` of column `column` as published tables show it (its pseudonym when pseudonyms are on).
+    pub fn published_id(&self, column: &str, id: &str) -> String {
+        match &self.key {
+            Some(k) if self.id_columns.iter().any(|c| c == column) => k.pseudonym(id),
+            _ => id.to_string(),
+        }
     }
 
     /// Drops forbidden columns and replaces id columns by their pseudonyms.

@@ -245,6 +245,14 @@ impl Publisher {
         }
     }
 
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    pub fn privacy(&self) -> &Privacy {
+        &self.privacy
+    }
+
     /// Tables staged so far.
     pub fn staged(&self) -> &[TableReport] {
         &self.staged
@@ -255,6 +263,65 @@ impl Publisher {
         let path = self.child(&["_reports", &format!("run_date={}", self.run_date), "report.html"]);
         self.store.put(&path, html.as_bytes().to_vec().into()).await.map_err(|e| self.store_err(&path, &e))?;
         Ok(redact(&self.url_of(&path)))
+    }
+
+    fn model_path(&self, date: NaiveDate) -> ObjectPath {
+        self.child(&[crate::models::DIR, &format!("run_date={date}"), crate::models::FILE])
+    }
+
+    /// Dates with a saved model, ascending.
+    pub async fn model_dates(&self) -> Result<Vec<NaiveDate>, PublishError> {
+        let dir = self.child(&[crate::models::DIR]);
+        let listing = self.store.list_with_delimiter(Some(&dir)).await.map_err(|e| self.store_err(&dir, &e))?;
+        let mut dates: Vec<NaiveDate> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename()?.strip_prefix("run_date=").and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()))
+            .collect();
+        dates.sort();
+        Ok(dates)
+    }
+
+    /// The model saved by the run of `date`, if there is one.
+    pub async fn read_model(&self, date: NaiveDate) -> Result<Option<crate::models::SavedModel>, crate::models::ModelError> {
+        let path = self.model_path(date);
+        let unreadable = |message: String| crate::models::ModelError::Unreadable {
+            location: redact(&self.url_of(&path)),
+            message,
+        };
+        let bytes = match self.store.get(&path).await {
+            Ok(r) => r.bytes().await.map_err(|e| unreadable(one_line(&e)))?,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(unreadable(one_line(&e))),
+        };
+        let model: crate::models::SavedModel = serde_json::from_slice(&bytes).map_err(|e| unreadable(one_line(&e)))?;
+        if model.format != crate::models::FORMAT {
+            return Err(unreadable(format!("format '{}', expected '{}'", model.format, crate::models::FORMAT)));
+        }
+        Ok(Some(model))
+    }
+
+    /// Writes `<root>/_models/run_date=D/model.json` in one put (atomic on every store).
+    pub async fn write_model(&self, model: &crate::models::SavedModel) -> Result<String, PublishError> {
+        let path = self.model_path(self.run_date);
+        let json = serde_json::to_vec_pretty(model).map_err(|e| self.store_err(&path, &e))?;
+        self.store.put(&path, json.into()).await.map_err(|e| self.store_err(&path, &e))?;
+        Ok(redact(&self.url_of(&path)))
+    }
+
+    /// Reads a table's published partition of `date`.
+    pub async fn read_published(&self, table: &str, date: NaiveDate) -> Result<Vec<RecordBatch>, PublishError> {
+        let file = self.child(&[table, &format!("run_date={date}")]).join(DATA_FILE);
+        let werr = |e: &dyn std::fmt::Display| PublishError::Write {
+            table: table.to_string(),
+            message: format!("reading run {date}: {}", one_line(e)),
+        };
+        let df = self
+            .ctx
+            .read_parquet(self.url_of(&file), datafusion::prelude::ParquetReadOptions::default())
+            .await
+            .map_err(|e| werr(&e))?;
+        df.collect().await.map_err(|e| werr(&e))
     }
 
     pub async fn write_manifest<T: Serialize>(&self, manifest: &T) -> Result<String, PublishError> {

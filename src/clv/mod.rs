@@ -72,6 +72,9 @@ pub struct ClvSpec {
     pub penalizer: f64,
     /// Expected lifetime for `clv_simple`, in `time_unit`; default from the fitted model.
     pub lifetime_periods: Option<f64>,
+    /// Refit every run, or predict with saved parameters.
+    pub mode: crate::segment::spec::ModelMode,
+    pub model_from: crate::segment::spec::ModelFrom,
 }
 
 /// Per-customer summary columns, in matching order.
@@ -154,6 +157,31 @@ pub fn fit(s: &Summary, penalizer: f64) -> Result<ClvModels, ClvError> {
         gamma_gamma: gg,
         frequency_monetary_corr: pearson(&rx, &rm),
     })
+}
+
+/// Saved parameters as fitted models for `s` (score-only runs): BG/NBD's log-likelihood is
+/// evaluated on today's customers; nothing is fitted, so iterations are 0.
+pub fn with_params(s: &Summary, b: BgNbdParams, g: GammaGammaParams) -> ClvModels {
+    let (rx, rm): (Vec<f64>, Vec<f64>) = (0..s.frequency.len())
+        .filter(|&i| s.frequency[i] > 0.0)
+        .map(|i| (s.frequency[i], s.monetary_value[i]))
+        .unzip();
+    ClvModels {
+        bgnbd: BgNbdFit {
+            params: b,
+            log_likelihood: b.log_likelihood(&s.frequency, &s.recency, &s.tenure),
+            iterations: 0,
+            customers: s.frequency.len(),
+            unique_tuples: 0,
+        },
+        gamma_gamma: GammaGammaFit {
+            params: g,
+            log_likelihood: f64::NAN,
+            iterations: 0,
+            customers: rx.len(),
+        },
+        frequency_monetary_corr: pearson(&rx, &rm),
+    }
 }
 
 /// Fits both models and predicts for every customer.

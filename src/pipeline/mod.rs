@@ -22,6 +22,7 @@ use crate::privacy::{Privacy, PrivacyError};
 use crate::quality::{self, QualityError, RuleCount};
 use crate::{engine, sources};
 
+mod history;
 mod report;
 mod tables;
 mod segmentation;
@@ -200,6 +201,7 @@ struct ClvOutcome {
     /// For the run report.
     p_alive: crate::report::PAliveMatrix,
     holdout: Option<Vec<crate::report::HoldoutBucket>>,
+    saved: crate::models::SavedClv,
 }
 
 struct Stages(Vec<StageReport>);
@@ -287,6 +289,18 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
     let t = Instant::now();
     manifest.tables = publisher.commit().await?;
     stages.record("commit", t, None, Some(manifest.tables.iter().map(|t| t.rows).sum()));
+    let model = crate::models::SavedModel {
+        format: crate::models::FORMAT.to_string(),
+        job: job.name.clone(),
+        run_date,
+        run_id: manifest.run_id.clone(),
+        segmentation: computed.saved_segmentation,
+        clv: computed.saved_clv,
+    };
+    if model.segmentation.is_some() || model.clv.is_some() {
+        let at = publisher.write_model(&model).await?;
+        tracing::info!(model = at, "model saved");
+    }
     let report_at = publisher.write_report(&html).await?;
     tracing::info!(report = report_at, "run report written");
     manifest.stages = stages.0;
@@ -338,7 +352,20 @@ async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publisher, stage
     stages.record("clv_load", t, None, Some(summary.frequency.len() as u64));
     let t = Instant::now();
     tracing::info!(model = "BG/NBD and Gamma-Gamma", customers = summary.frequency.len(), "fitting");
-    let models = clv::fit(&summary, spec.penalizer)?;
+    let time_unit = format!("{:?}", spec.time_unit).to_lowercase();
+    let (models, trained_on) = match spec.mode {
+        crate::segment::spec::ModelMode::Score => {
+            let model = history::find_model(publisher, s.run_date, spec.model_from).await?;
+            let (date, saved) = model
+                .as_ref()
+                .and_then(|m| m.clv.as_ref().map(|c| (m.run_date, c)))
+                .ok_or_else(|| history::missing("clv", publisher, s.run_date, spec.model_from))?;
+            let (b, g) = saved.params(date, &time_unit)?;
+            tracing::info!(model = %date, "CLV parameters from the saved model (mode = score)");
+            (clv::with_params(&summary, b, g), saved.trained_on)
+        }
+        crate::segment::spec::ModelMode::Refit => (clv::fit(&summary, spec.penalizer)?, s.run_date),
+    };
     stages.record("clv_fit", t, Some(summary.frequency.len() as u64), Some(7));
     let t = Instant::now();
     let result = clv::predict(&summary, spec, models)?;
@@ -394,12 +421,19 @@ async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publisher, stage
     };
     let by_id = ids.into_iter().enumerate().map(|(i, id)| (id, i)).collect();
     let p_alive = report::p_alive_matrix(&result.bgnbd.params, &summary, &report.time_unit);
+    let saved = crate::models::SavedClv {
+        trained_on,
+        time_unit,
+        bgnbd: report.bgnbd.params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        gamma_gamma: report.gamma_gamma.params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+    };
     Ok(ClvOutcome {
         by_id,
         result,
         report,
         p_alive,
         holdout: buckets,
+        saved,
     })
 }
 
@@ -453,6 +487,8 @@ struct Computed {
     charts: report::SegmentationCharts,
     p_alive: Option<crate::report::PAliveMatrix>,
     holdout: Option<Vec<crate::report::HoldoutBucket>>,
+    saved_segmentation: Option<crate::models::SavedSegmentation>,
+    saved_clv: Option<crate::models::SavedClv>,
 }
 
 async fn compute_and_stage(s: &Session, publisher: &mut Publisher, stages: &mut Stages) -> Result<Computed, Error> {
@@ -462,9 +498,10 @@ async fn compute_and_stage(s: &Session, publisher: &mut Publisher, stages: &mut 
         None => None,
     };
     if let Some(spec) = &s.job.segmentation {
-        let (r, charts) = segmentation::segmentation_stage(s, spec, clv.as_ref(), publisher, stages).await?;
+        let (r, charts, saved) = segmentation::segmentation_stage(s, spec, clv.as_ref(), publisher, stages).await?;
         out.segmentation = Some(r);
         out.charts = charts;
+        out.saved_segmentation = Some(saved);
     }
     for name in &s.job.output.publish_views {
         let t = Instant::now();
@@ -478,6 +515,7 @@ async fn compute_and_stage(s: &Session, publisher: &mut Publisher, stages: &mut 
         out.clv = Some(c.report);
         out.p_alive = Some(c.p_alive);
         out.holdout = c.holdout;
+        out.saved_clv = Some(c.saved);
     }
     Ok(out)
 }

@@ -6,13 +6,13 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::tables::{k_selection_batch, prep_batch, segment_actions_batch, segments_batch, summary_batch};
-use super::{ClvOutcome, Session, Stages, id_strings};
+use super::{ClvOutcome, Session, Stages, history, id_strings};
 use crate::error::Error;
 use crate::features;
 use crate::publish::Publisher;
 use crate::segment::profile::{SegmentAction, segment_actions};
 use crate::segment::rfm::{self, ActionKey, Lifecycle, ValueTier};
-use crate::segment::spec::RfmSpec;
+use crate::segment::spec::{ModelMode, RfmSpec};
 use crate::segment::{self, Segmentation, SegmentationSpec};
 
 #[derive(Debug, Clone, Serialize)]
@@ -35,6 +35,10 @@ pub struct SegmentationReport {
     /// Centroids in prepared units before scaling, row = segment id, columns as `preparation`.
     pub centroids: Vec<Vec<f64>>,
     pub rfm: Option<RfmReport>,
+    /// Score run, or refit aligned with the previous model (ids matched, fresh, vanished).
+    pub model: Option<super::history::ModelUse>,
+    /// Drift of the features against the model's training data (when there is a model).
+    pub drift: Option<super::history::DriftReport>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -73,7 +77,7 @@ pub(super) async fn segmentation_stage(
     clv: Option<&ClvOutcome>,
     publisher: &mut Publisher,
     stages: &mut Stages,
-) -> Result<(SegmentationReport, super::report::SegmentationCharts), Error> {
+) -> Result<(SegmentationReport, super::report::SegmentationCharts, crate::models::SavedSegmentation), Error> {
     let t = Instant::now();
     let df = s.ctx.table(spec.view.as_str()).await.map_err(|e| Error::query(format!("view '{}'", spec.view), e))?;
     let rows = publisher.stage("customer_features", df, std::slice::from_ref(&spec.id)).await?;
@@ -84,13 +88,37 @@ pub(super) async fn segmentation_stage(
     stages.record("load_features", t, Some(rows), Some(frame.x.nrows() as u64));
 
     let t = Instant::now();
-    let seg = segment::segment(
-        &segment::Features {
-            x: &frame.x,
-            categorical: &frame.categorical,
-        },
-        spec,
-    )?;
+    // Score runs use the chosen saved model; refits align ids with the newest earlier one.
+    let model = history::find_model(publisher, s.run_date, spec.model_from).await?;
+    let previous = model.as_ref().and_then(|m| m.segmentation.as_ref().map(|sg| (m.run_date, sg)));
+    let input = segment::Features {
+        x: &frame.x,
+        categorical: &frame.categorical,
+    };
+    let (seg, model_use) = match spec.mode {
+        ModelMode::Score => {
+            let (date, saved) =
+                previous.ok_or_else(|| history::missing("segmentation", publisher, s.run_date, spec.model_from))?;
+            let fitted = saved.fitted(date, &spec.features, &spec.categorical)?;
+            let used = history::ModelUse {
+                mode: "score",
+                model_run_date: Some(date),
+                matched: fitted.ids.clone(),
+                fresh: Vec::new(),
+                vanished: Vec::new(),
+            };
+            (segment::score(&input, spec, &fitted)?, Some(used))
+        }
+        ModelMode::Refit => {
+            let mut seg = segment::segment(&input, spec)?;
+            let used = match previous {
+                Some((date, saved)) if spec.align_ids => history::align_ids(saved, date, &mut seg)?,
+                _ => None,
+            };
+            (seg, used)
+        }
+    };
+    let drift = previous.map(|(_, saved)| history::drift(saved, &spec.features, &frame.x, &seg, spec.drift_warn_psi));
     let chosen = seg.k_selection.iter().find(|r| r.chosen).cloned();
     tracing::info!(k = seg.k, silhouette = chosen.as_ref().map(|c| c.silhouette), "segmentation fitted");
     stages.record("segment", t, Some(frame.x.nrows() as u64), Some(seg.k as u64));
@@ -122,6 +150,10 @@ pub(super) async fn segmentation_stage(
     let clv_join = clv.map(|c| {
         ids.iter().map(|id| c.by_id.get(id).map(|&i| (c.result.clv[i], c.result.p_alive[i]))).collect::<Vec<_>>()
     });
+    let transitions = history::transitions_batch(publisher, s.run_date, &spec.id, &ids, &seg, rfm_cols.as_ref()).await?;
+    out += publisher
+        .stage_batch("segment_transitions", transitions, &["segmentation".into(), "from_segment".into(), "to_segment".into()])
+        .await?;
     let summary = summary_batch(&spec.features, &seg, &actions, clv_join.as_deref());
     let charts = super::report::segmentation_charts(&spec.features, &frame.x, &seg, clv_join.as_deref());
     out += publisher.stage_batch("segment_summary", summary, &["segment_id".into()]).await?;
@@ -137,6 +169,11 @@ pub(super) async fn segmentation_stage(
     out += publisher.stage_batch("segment_actions", segment_actions_batch(&table), &sort).await?;
     stages.record("segment_tables", t, None, Some(out));
 
+    let (trained_on, reference) = match (spec.mode, previous) {
+        (ModelMode::Score, Some((_, saved))) => (saved.trained_on, Some(saved)),
+        _ => (s.run_date, None),
+    };
+    let saved = history::saved_segmentation(spec, &seg, &actions, &frame.x, trained_on, reference);
     let report = SegmentationReport {
         view: spec.view.clone(),
         customers: frame.x.nrows(),
@@ -163,8 +200,10 @@ pub(super) async fn segmentation_stage(
             .collect(),
         centroids: segment::prep::unscale(&seg.centroids, &seg.columns).rows().into_iter().map(|r| r.to_vec()).collect(),
         rfm: rfm_report,
+        model: model_use,
+        drift,
     };
-    Ok((report, charts))
+    Ok((report, charts, saved))
 }
 
 /// RFM scores over the RFM view's customers, lifecycle stages and value tiers, aligned to the

@@ -7,9 +7,13 @@
 //!    silhouette with Calinski–Harabasz and Davies–Bouldin reported ([`metrics`]).
 //! 3. [`profile`]: segment ids ordered by size, profiles in original units, auto-names.
 //! 4. [`rfm`]: RFM quintiles and named segments, lifecycle stages, value tiers, actions.
+//! 5. Across runs: [`score`] with a saved model, [`align`] ids with the previous model,
+//!    [`transitions`] between runs and [`drift`] of the features.
 //!
 //! Everything here is pure: matrices and specs in, values out.
 
+pub mod align;
+pub mod drift;
 mod kmeans;
 mod metrics;
 pub mod prep;
@@ -17,6 +21,7 @@ pub mod profile;
 pub mod rfm;
 mod select_k;
 pub mod spec;
+pub mod transitions;
 
 use ndarray::Array2;
 
@@ -107,6 +112,75 @@ pub fn segment(f: &Features, spec: &SegmentationSpec) -> Result<Segmentation, Se
     })
 }
 
+/// A fitted segmentation as saved between runs: enough to assign new rows without fitting.
+#[derive(Debug, Clone)]
+pub struct FittedModel {
+    pub columns: Vec<prep::PrepColumn>,
+    /// `(k, p)` in the prepared space; row `r` is segment `ids[r]`, named `names[r]`.
+    pub centroids: Array2<f64>,
+    pub ids: Vec<i32>,
+    pub names: Vec<String>,
+}
+
+/// Assigns each row to the nearest centroid of a saved model (score-only runs): the saved
+/// preparation, the saved ids and names, no fitting.
+pub fn score(f: &Features, spec: &SegmentationSpec, model: &FittedModel) -> Result<Segmentation, SegmentError> {
+    let z = prep::apply(&spec.view, &spec.features, f.x, &spec.categorical, f.categorical, &model.columns)?;
+    let kmeans = KMeansModel {
+        centroids: model.centroids.clone(),
+        inertia: 0.0,
+        n_iter: 0,
+        relocated: 0,
+    };
+    let (labels, d2) = kmeans.assign(z.view());
+    let ordered = profile::Ordered {
+        segment: labels.iter().map(|&l| l as i32).collect(),
+        distance: d2.iter().map(|d| Some(d.sqrt())).collect(),
+        centroids: model.centroids.clone(),
+    };
+    let prepared = prep::Prepared {
+        z,
+        columns: model.columns.clone(),
+    };
+    let profiles = profile::profiles(f.x, &prepared, &ordered, spec);
+    let mut seg = Segmentation {
+        columns: prepared.columns,
+        k: model.centroids.nrows(),
+        segment: ordered.segment,
+        distance: ordered.distance,
+        centroids: ordered.centroids,
+        k_selection: Vec::new(),
+        profiles,
+        n_iter: 0,
+        relocated: 0,
+    };
+    seg.relabel(&model.ids, Some(&model.names));
+    Ok(seg)
+}
+
+impl Segmentation {
+    /// Gives segment `i` (its id as fitted, `0..k`; centroid row `i`) the id `ids[i]` and,
+    /// when given, the name `names[i]`. Noise (−1) stays.
+    pub fn relabel(&mut self, ids: &[i32], names: Option<&[String]>) {
+        for s in self.segment.iter_mut().filter(|s| **s >= 0) {
+            *s = ids[*s as usize];
+        }
+        for p in self.profiles.iter_mut().filter(|p| p.segment_id >= 0) {
+            let i = p.segment_id as usize;
+            p.segment_id = ids[i];
+            if let Some(names) = names {
+                p.name = names[i].clone();
+            }
+        }
+    }
+
+    /// Current ids in centroid-row order.
+    pub fn ids(&self) -> Vec<i32> {
+        // Noise, if any, is the last profile.
+        self.profiles[..self.k].iter().map(|p| p.segment_id).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +208,10 @@ mod tests {
             max_iter: 100,
             tol: 1e-6,
             silhouette_sample: 20_000,
+            mode: spec::ModelMode::Refit,
+            model_from: spec::ModelFrom::Latest,
+            align_ids: true,
+            drift_warn_psi: 0.25,
         }
     }
 

@@ -200,6 +200,65 @@ pub fn quantile_of(v: &mut [f64], q: f64) -> f64 {
     quantile(&[a, b], t)
 }
 
+/// Prepares new rows with already fitted columns (a saved model): the same steps as
+/// [`prepare`] in the same order, so the training rows give the same bits. A NULL in a
+/// column fitted without imputation is an error; an unseen category is all zeros.
+pub fn apply(
+    view: &str,
+    names: &[String],
+    x: &Array2<f64>,
+    categorical_names: &[String],
+    categorical: &[Vec<Option<String>>],
+    columns: &[PrepColumn],
+) -> Result<Array2<f64>, SegmentError> {
+    let n = x.nrows();
+    let mut out: Vec<f64> = Vec::with_capacity(n * columns.len());
+    for c in columns {
+        match &c.category {
+            Some(cat) => {
+                let j = categorical_names.iter().position(|s| s == &c.source).ok_or_else(|| missing(view, &c.source))?;
+                out.extend(categorical[j].iter().map(|v| f64::from(u8::from(v.as_deref().unwrap_or(NULL_CATEGORY) == cat))));
+            }
+            None => {
+                let j = names.iter().position(|s| s == &c.source).ok_or_else(|| missing(view, &c.source))?;
+                let col = x.column(j);
+                let nulls = col.iter().filter(|v| v.is_nan()).count();
+                if nulls > 0 && c.fill_value.is_none() {
+                    return Err(SegmentError::Nulls {
+                        view: view.to_string(),
+                        column: c.source.clone(),
+                        count: nulls,
+                    });
+                }
+                for &a in col {
+                    let mut v = if a.is_nan() { c.fill_value.unwrap_or(f64::NAN) } else { a };
+                    if c.log1p {
+                        v = v.ln_1p();
+                    }
+                    if let (Some(l), Some(h)) = (c.clip_lower, c.clip_upper) {
+                        v = v.clamp(l, h);
+                    }
+                    out.push((v - c.center) / c.scale);
+                }
+            }
+        }
+    }
+    if let Some(bad) = out.iter().position(|v| !v.is_finite()) {
+        let c = &columns[bad / n.max(1)];
+        return Err(SegmentError::NonFinite {
+            view: view.to_string(),
+            column: c.source.clone(),
+            count: 1,
+            why: format!("row {} becomes {} with the saved preparation", bad % n.max(1) + 1, out[bad]),
+        });
+    }
+    Ok(Array2::from_shape_vec((n, columns.len()).f(), out).expect("n values per column"))
+}
+
+fn missing(view: &str, column: &str) -> SegmentError {
+    SegmentError::Params(format!("view '{view}' has no column '{column}' that the saved model was fitted on"))
+}
+
 /// Back to prepared (pre-scaling) units: z · scale + center, per column.
 pub fn unscale(z: &Array2<f64>, columns: &[PrepColumn]) -> Array2<f64> {
     let mut out = z.clone();

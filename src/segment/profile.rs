@@ -30,7 +30,7 @@ pub struct SegmentProfile {
     pub medians: Vec<f64>,
 }
 
-pub(super) struct Ordered {
+pub struct Ordered {
     pub segment: Vec<i32>,
     pub distance: Vec<Option<f64>>,
     pub centroids: Array2<f64>,

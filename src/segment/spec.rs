@@ -40,6 +40,10 @@ pub(crate) struct SegmentationSection {
     clip: Option<[f64; 2]>,
     #[serde(default)]
     columns: BTreeMap<String, ColumnSection>,
+    mode: Option<String>,
+    model_from: Option<String>,
+    align_ids: Option<bool>,
+    drift_warn_psi: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,6 +164,49 @@ pub struct SegmentationSpec {
     pub max_iter: u64,
     pub tol: f64,
     pub silhouette_sample: usize,
+    pub mode: ModelMode,
+    pub model_from: ModelFrom,
+    /// On refit, match new clusters to the previous model's (Kuhn–Munkres) and keep their ids.
+    pub align_ids: bool,
+    /// Warn (suggesting a refit) when a feature's PSI against the model's training data is above this.
+    pub drift_warn_psi: f64,
+}
+
+/// `mode`: fit a new model every run, or assign with a saved one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModelMode {
+    #[default]
+    Refit,
+    Score,
+}
+
+/// `model_from`: which saved model a score run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ModelFrom {
+    /// The newest saved model dated before the run date.
+    #[default]
+    Latest,
+    Date(chrono::NaiveDate),
+}
+
+/// Parses `mode` and `model_from` (shared by `[segmentation]` and `[clv]`).
+pub fn parse_model_mode(mode: Option<&str>, from: Option<&str>) -> Result<(ModelMode, ModelFrom), (String, String)> {
+    let mode = match mode.unwrap_or("refit") {
+        "refit" => ModelMode::Refit,
+        "score" => ModelMode::Score,
+        other => return Err(("mode".into(), format!("unknown mode '{other}' (expected refit or score)"))),
+    };
+    let from = match from {
+        None | Some("latest") => ModelFrom::Latest,
+        Some(d) => ModelFrom::Date(
+            chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                .map_err(|_| ("model_from".to_string(), format!("'{d}' is neither latest nor a YYYY-MM-DD date")))?,
+        ),
+    };
+    if from != ModelFrom::Latest && mode == ModelMode::Refit {
+        return Err(("model_from".into(), "only applies to mode = \"score\"".into()));
+    }
+    Ok((mode, from))
 }
 
 #[derive(Debug, Clone)]
@@ -310,6 +357,14 @@ pub(crate) fn validate_segmentation(s: SegmentationSection) -> Result<Segmentati
     if silhouette_sample < 2 {
         return invalid("silhouette_sample", format!("must be at least 2, got {silhouette_sample}"));
     }
+    let (mode, model_from) = parse_model_mode(s.mode.as_deref(), s.model_from.as_deref())?;
+    if mode == ModelMode::Score && !matches!(algorithm, Algorithm::KMeans | Algorithm::MiniBatchKMeans { .. }) {
+        return invalid("mode", "score assigns to the nearest saved centroid, so it needs algorithm kmeans or minibatch_kmeans");
+    }
+    let drift_warn_psi = s.drift_warn_psi.unwrap_or(0.25);
+    if !(drift_warn_psi.is_finite() && drift_warn_psi > 0.0) {
+        return invalid("drift_warn_psi", format!("must be a finite number > 0, got {drift_warn_psi}"));
+    }
     Ok(SegmentationSpec {
         view: s.view,
         id: s.id,
@@ -324,6 +379,10 @@ pub(crate) fn validate_segmentation(s: SegmentationSection) -> Result<Segmentati
         max_iter,
         tol,
         silhouette_sample,
+        mode,
+        model_from,
+        align_ids: s.align_ids.unwrap_or(true),
+        drift_warn_psi,
     })
 }
 

@@ -30,6 +30,8 @@ fn spec(penalizer: f64) -> ClvSpec {
         holdout_days: None,
         penalizer,
         lifetime_periods: None,
+        mode: Default::default(),
+        model_from: Default::default(),
     }
 }
 

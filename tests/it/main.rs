@@ -6,6 +6,7 @@ mod clv;
 mod common;
 mod e2e;
 mod errors;
+mod history;
 mod params;
 mod privacy;
 mod publish;

@@ -1,0 +1,259 @@
+//! Saved models: every run's fitted artefacts at `<root>/_models/run_date=D/model.json`, so
+//! later runs can score with them (`mode = "score"`), keep segment ids stable and measure
+//! drift. Plain, versioned JSON (format `segvalue-model/1`, documented in the README).
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use ndarray::Array2;
+use serde::{Deserialize, Serialize};
+
+use crate::clv::{BgNbdParams, GammaGammaParams};
+use crate::segment::FittedModel;
+use crate::segment::prep::PrepColumn;
+
+pub const FORMAT: &str = "segvalue-model/1";
+pub const DIR: &str = "_models";
+pub const FILE: &str = "model.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{what}: no saved model under {root}/{DIR}/ {when}; run with mode = \"refit\" first")]
+    Missing { what: &'static str, root: String, when: String },
+    #[error("{what}: the saved model of {date} does not fit this job: {message}")]
+    Incompatible { what: &'static str, date: NaiveDate, message: String },
+    #[error("{location}: unreadable saved model: {message}")]
+    Unreadable { location: String, message: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedModel {
+    pub format: String,
+    pub job: String,
+    /// The run that wrote this file.
+    pub run_date: NaiveDate,
+    pub run_id: String,
+    pub segmentation: Option<SavedSegmentation>,
+    pub clv: Option<SavedClv>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedSegmentation {
+    /// The run date whose data fitted the model (earlier than `run_date` after score runs).
+    pub trained_on: NaiveDate,
+    pub view: String,
+    pub features: Vec<String>,
+    pub categorical: Vec<String>,
+    pub algorithm: String,
+    /// Every prepared column, in matrix order: z = (step(x) − center) / scale.
+    pub preparation: Vec<SavedPrep>,
+    pub segments: Vec<SavedSegment>,
+    /// Per numeric feature, the training data's decile bins, for drift (PSI).
+    pub drift_reference: Vec<DriftReference>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedPrep {
+    pub column: String,
+    pub source: String,
+    pub category: Option<String>,
+    pub impute: String,
+    pub fill_value: Option<f64>,
+    pub log1p: bool,
+    pub clip_lower: Option<f64>,
+    pub clip_upper: Option<f64>,
+    pub center: f64,
+    pub scale: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedSegment {
+    pub id: i32,
+    pub name: String,
+    pub customers: usize,
+    pub action: Option<String>,
+    /// In the prepared space, one value per `preparation` column.
+    pub centroid: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DriftReference {
+    pub feature: String,
+    /// Interior bin edges (training deciles, duplicates merged).
+    pub edges: Vec<f64>,
+    /// Share of the training rows in each of the `edges.len() + 1` bins.
+    pub shares: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SavedClv {
+    pub trained_on: NaiveDate,
+    pub time_unit: String,
+    pub bgnbd: BTreeMap<String, f64>,
+    pub gamma_gamma: BTreeMap<String, f64>,
+}
+
+impl SavedPrep {
+    pub fn from_column(c: &PrepColumn) -> SavedPrep {
+        SavedPrep {
+            column: c.column.clone(),
+            source: c.source.clone(),
+            category: c.category.clone(),
+            impute: c.impute.to_string(),
+            fill_value: c.fill_value,
+            log1p: c.log1p,
+            clip_lower: c.clip_lower,
+            clip_upper: c.clip_upper,
+            center: c.center,
+            scale: c.scale,
+        }
+    }
+
+    fn to_column(&self) -> PrepColumn {
+        PrepColumn {
+            column: self.column.clone(),
+            source: self.source.clone(),
+            category: self.category.clone(),
+            impute: match self.impute.as_str() {
+                "mean" => "mean",
+                "median" => "median",
+                "constant" => "constant",
+                _ => "none",
+            },
+            fill_value: self.fill_value,
+            nulls_filled: 0,
+            log1p: self.log1p,
+            clip_lower: self.clip_lower,
+            clip_upper: self.clip_upper,
+            center: self.center,
+            scale: self.scale,
+        }
+    }
+}
+
+impl SavedSegmentation {
+    pub fn prep_columns(&self) -> Vec<PrepColumn> {
+        self.preparation.iter().map(SavedPrep::to_column).collect()
+    }
+
+    /// The model for [`crate::segment::score`], after checking it was fitted on `features`.
+    pub fn fitted(&self, date: NaiveDate, features: &[String], categorical: &[String]) -> Result<FittedModel, ModelError> {
+        let incompatible = |message: String| ModelError::Incompatible { what: "segmentation", date, message };
+        if self.features != features || self.categorical != categorical {
+            return Err(incompatible(format!(
+                "it was fitted on features [{}] (categorical [{}]), the job has [{}] ([{}])",
+                self.features.join(", "),
+                self.categorical.join(", "),
+                features.join(", "),
+                categorical.join(", ")
+            )));
+        }
+        let p = self.preparation.len();
+        if self.segments.is_empty() || self.segments.iter().any(|s| s.centroid.len() != p) {
+            return Err(incompatible(format!("its centroids do not have the {p} prepared columns")));
+        }
+        let flat: Vec<f64> = self.segments.iter().flat_map(|s| s.centroid.iter().copied()).collect();
+        Ok(FittedModel {
+            columns: self.prep_columns(),
+            centroids: Array2::from_shape_vec((self.segments.len(), p), flat).expect("k × p values"),
+            ids: self.segments.iter().map(|s| s.id).collect(),
+            names: self.segments.iter().map(|s| s.name.clone()).collect(),
+        })
+    }
+
+    /// This model's centroids moved into the prepared space of `columns` (another fit of the
+    /// same features): back to pre-scaling units with the saved center and scale, then scaled
+    /// with the new ones. `None` when the prepared columns differ.
+    pub fn centroids_in(&self, columns: &[PrepColumn]) -> Option<Vec<Vec<f64>>> {
+        let same = self.preparation.len() == columns.len()
+            && self.preparation.iter().zip(columns).all(|(a, b)| a.column == b.column && a.log1p == b.log1p);
+        same.then(|| {
+            self.segments
+                .iter()
+                .map(|s| {
+                    s.centroid
+                        .iter()
+                        .zip(self.preparation.iter().zip(columns))
+                        .map(|(z, (old, new))| (z * old.scale + old.center - new.center) / new.scale)
+                        .collect()
+                })
+                .collect()
+        })
+    }
+}
+
+impl SavedClv {
+    pub fn params(&self, date: NaiveDate, time_unit: &str) -> Result<(BgNbdParams, GammaGammaParams), ModelError> {
+        let incompatible = |message: String| ModelError::Incompatible { what: "clv", date, message };
+        if self.time_unit != time_unit {
+            return Err(incompatible(format!("it was fitted in {}, the job uses {time_unit}", self.time_unit)));
+        }
+        let get = |m: &BTreeMap<String, f64>, k: &str| {
+            m.get(k).copied().filter(|v| v.is_finite() && *v > 0.0).ok_or_else(|| incompatible(format!("parameter {k} is missing")))
+        };
+        let b = BgNbdParams {
+            r: get(&self.bgnbd, "r")?,
+            alpha: get(&self.bgnbd, "alpha")?,
+            a: get(&self.bgnbd, "a")?,
+            b: get(&self.bgnbd, "b")?,
+        };
+        let g = GammaGammaParams {
+            p: get(&self.gamma_gamma, "p")?,
+            q: get(&self.gamma_gamma, "q")?,
+            gamma: get(&self.gamma_gamma, "gamma")?,
+        };
+        Ok((b, g))
+    }
+}
+
+/// The bins of one training column for later PSI: deciles and the share in each bin.
+pub fn drift_reference(feature: &str, training: &[f64]) -> DriftReference {
+    let edges = crate::segment::drift::bin_edges(training, 10);
+    let shares = crate::segment::drift::bin_shares(&edges, training);
+    DriftReference {
+        feature: feature.to_string(),
+        edges,
+        shares,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prep(column: &str, center: f64, scale: f64) -> SavedPrep {
+        SavedPrep {
+            column: column.into(),
+            source: column.into(),
+            category: None,
+            impute: "none".into(),
+            fill_value: None,
+            log1p: false,
+            clip_lower: None,
+            clip_upper: None,
+            center,
+            scale,
+        }
+    }
+
+    #[test]
+    fn centroids_move_between_prepared_spaces() {
+        let saved = SavedSegmentation {
+            trained_on: NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+            view: "v".into(),
+            features: vec!["a".into()],
+            categorical: vec![],
+            algorithm: "kmeans".into(),
+            preparation: vec![prep("a", 10.0, 2.0)],
+            segments: vec![SavedSegment { id: 4, name: "x".into(), customers: 1, action: None, centroid: vec![1.5] }],
+            drift_reference: vec![],
+        };
+        // 1.5 · 2 + 10 = 13 in original units; (13 − 12) / 4 in the new space.
+        let new = SavedPrep { center: 12.0, scale: 4.0, ..prep("a", 0.0, 1.0) }.to_column();
+        assert_eq!(saved.centroids_in(&[new]), Some(vec![vec![0.25]]));
+        let other = prep("b", 0.0, 1.0).to_column();
+        assert_eq!(saved.centroids_in(&[other]), None);
+        let err = saved.fitted(saved.trained_on, &["b".into()], &[]).unwrap_err().to_string();
+        assert!(err.contains("fitted on features [a]") && err.contains("the job has [b]"), "{err}");
+    }
+}
