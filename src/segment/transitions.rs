@@ -228,25 +228,4 @@ mod tests {
             "customer id \"a\" appears more than once in the current run"
         );
     }
-
-    /// `cargo test --release -- --ignored --nocapture million`: prints the time, asserts nothing about it.
-    #[test]
-    #[ignore]
-    fn million_customers() {
-        let n = 1_000_000u64;
-        let prev: Vec<_> = (0..n)
-            .map(|i| (format!("cust-{i:08}"), format!("seg-{}", i % 7)))
-            .collect();
-        let cur: Vec<_> = (n / 10..n + n / 10)
-            .map(|i| (format!("cust-{i:08}"), format!("seg-{}", (i * 31) % 9)))
-            .collect();
-        let start = std::time::Instant::now();
-        let rows = transitions(&prev, &cur).unwrap();
-        let elapsed = start.elapsed();
-        assert_eq!(rows.iter().map(|r| r.customers).sum::<u64>(), n + n / 10);
-        println!(
-            "transitions over {n} + {n} customers: {} rows in {elapsed:?}",
-            rows.len()
-        );
-    }
 }

@@ -44,12 +44,14 @@ fn retail_job_publishes_hive_partitioned_tables() {
         files_in(&out),
         [
             "_manifests",
+            "_models",
             "_reports",
             "customer_features",
             "customer_segments",
             "kpi_monthly_retention",
             "segment_actions",
             "segment_summary",
+            "segment_transitions",
             "segmentation_k_selection",
             "segmentation_prep"
         ]
