@@ -121,6 +121,20 @@ fn score_run_reproduces_the_refit_and_transitions_add_up() {
     assert_eq!(m["segmentation"]["model"]["model_run_date"], "2025-12-31");
     // The model a score run saves still points at the training date.
     assert_eq!(model(&j.out(), "2025-12-31")["segmentation"]["trained_on"], "2025-12-31");
+
+    // The next day scores with the day before's model: its ids and names, nothing refitted.
+    run(&j, "2026-01-01", &[]);
+    let m = manifest(&j.out(), "2026-01-01");
+    assert_eq!(m["segmentation"]["model"]["model_run_date"], "2025-12-31");
+    let names = duckdb(&format!(
+        "SELECT DISTINCT segment_id, segment_name FROM read_parquet('{}/customer_segments/run_date=2026-01-01/*.parquet') ORDER BY 1",
+        j.out().display()
+    ));
+    let trained = duckdb(&format!(
+        "SELECT DISTINCT segment_id, segment_name FROM read_parquet('{}/customer_segments/run_date=2025-12-31/*.parquet') ORDER BY 1",
+        j.out().display()
+    ));
+    assert_eq!(names, trained);
 }
 
 #[test]
