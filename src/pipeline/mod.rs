@@ -402,7 +402,7 @@ async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publisher, stage
     let report = ClvReport {
         view: spec.view.clone(),
         customers: summary.frequency.len(),
-        time_unit: format!("{:?}", spec.time_unit).to_lowercase(),
+        time_unit: time_unit.clone(),
         bgnbd: model_report(
             &[("r", b.r), ("alpha", b.alpha), ("a", b.a), ("b", b.b)],
             result.bgnbd.log_likelihood,
