@@ -198,3 +198,28 @@ fn clv_score_run_uses_the_saved_parameters() {
     assert_eq!(m["clv"]["bgnbd"]["iterations"], 0);
     assert_eq!(model(&j.out(), "2025-12-31")["clv"]["trained_on"], "2025-12-30");
 }
+
+/// With pseudonyms on, transitions join this run's customers to the previous run's published
+/// pseudonyms: everyone present on both days is a mover or a stayer, not gone and new.
+#[test]
+fn transitions_join_on_pseudonyms() {
+    let j = retail("3", "\n[privacy]\npseudonymize_ids = true\n");
+    for date in ["2025-12-30", "2025-12-31"] {
+        let job = j.job();
+        let (code, _, stderr) =
+            segvalue_env(&["run", &job, "--run-date", date], &[("SEGVALUE_PSEUDONYM_KEY", "transitions-test-key")]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let seg = |d: &str| format!("read_parquet('{}/customer_segments/run_date={d}/*.parquet')", j.out().display());
+    let t = format!("read_parquet('{}/segment_transitions/run_date=2025-12-31/*.parquet')", j.out().display());
+    let row = &duckdb(&format!(
+        "SELECT (SELECT sum(customers) FROM {t} WHERE segmentation = 'cluster' AND from_segment IS NOT NULL AND to_segment IS NOT NULL), \
+                (SELECT count(*) FROM {a} JOIN {b} USING (customer_id)), \
+                (SELECT min(length(customer_id)) FROM {b})",
+        a = seg("2025-12-30"),
+        b = seg("2025-12-31"),
+    ))[0];
+    assert_eq!(row[2].as_i64(), Some(64), "ids are not pseudonyms");
+    assert!(row[1].as_i64().unwrap() > 1000);
+    assert_eq!(row[0].as_i64(), row[1].as_i64(), "customers in both runs are not matched");
+}
