@@ -311,9 +311,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             concurrent_tasks,
             work_dir,
         } => {
-            let (host, sport) = scheduler
-                .rsplit_once(':')
-                .and_then(|(h, p)| Some((h.to_string(), p.parse::<u16>().ok()?)))
+            let (host, sport) = segvalue::engine::parse_host_port(&scheduler)
                 .ok_or_else(|| Error::Usage(format!("--scheduler '{scheduler}': expected HOST:PORT")))?;
             cluster::run_executor(cluster::ExecutorArgs {
                 scheduler_host: host,

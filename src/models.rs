@@ -83,6 +83,9 @@ pub struct DriftReference {
     pub edges: Vec<f64>,
     /// Share of the training rows in each of the `edges.len() + 1` bins.
     pub shares: Vec<f64>,
+    /// Training rows where the feature was NULL (left out of the shares).
+    #[serde(default)]
+    pub missing: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -214,6 +217,7 @@ pub fn drift_reference(feature: &str, training: &[f64]) -> DriftReference {
         feature: feature.to_string(),
         edges,
         shares,
+        missing: training.iter().filter(|v| v.is_nan()).count(),
     }
 }
 

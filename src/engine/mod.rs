@@ -49,12 +49,8 @@ impl EngineMode {
             "ballista-standalone" => Ok(EngineMode::Standalone),
             _ => {
                 let rest = s.strip_prefix("ballista://").ok_or_else(bad)?;
-                let (host, port) = rest.trim_end_matches('/').rsplit_once(':').ok_or_else(bad)?;
-                let port = port.parse::<u16>().map_err(|_| bad())?;
-                if host.is_empty() || port == 0 {
-                    return Err(bad());
-                }
-                Ok(EngineMode::Ballista { host: host.to_string(), port })
+                let (host, port) = parse_host_port(rest.trim_end_matches('/')).ok_or_else(bad)?;
+                Ok(EngineMode::Ballista { host, port })
             }
         }
     }
@@ -62,6 +58,13 @@ impl EngineMode {
     pub fn is_distributed(&self) -> bool {
         !matches!(self, EngineMode::Local)
     }
+}
+
+/// `HOST:PORT` with a non-empty host and a port from 1 to 65535.
+pub fn parse_host_port(s: &str) -> Option<(String, u16)> {
+    let (host, port) = s.rsplit_once(':')?;
+    let port = port.parse::<u16>().ok().filter(|p| *p != 0)?;
+    (!host.is_empty()).then(|| (host.to_string(), port))
 }
 
 impl std::fmt::Display for EngineMode {

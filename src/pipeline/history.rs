@@ -126,7 +126,7 @@ pub(super) fn drift(reference: &SavedSegmentation, features: &[String], x: &Arra
             feature: r.feature.clone(),
             psi,
             bins: r.shares.len(),
-            missing_expected: 0,
+            missing_expected: r.missing,
             missing_actual: actual.iter().filter(|v| v.is_nan()).count(),
         });
     }

@@ -173,12 +173,6 @@ impl Segmentation {
             }
         }
     }
-
-    /// Current ids in centroid-row order.
-    pub fn ids(&self) -> Vec<i32> {
-        // Noise, if any, is the last profile.
-        self.profiles[..self.k].iter().map(|p| p.segment_id).collect()
-    }
 }
 
 #[cfg(test)]
