@@ -12,8 +12,11 @@
 //!    `Exp(mean 45 days)` tail after dropping out.
 //!
 //! Every customer has its own RNG stream derived from the seed, so the output depends only on
-//! `(customers, seed)`. [`generate`] is pure; [`write_dataset`] writes the Parquet files.
+//! `(customers, seed)`. [`generate`] is pure; [`write_dataset`] writes the Parquet files,
+//! drawing customers in parallel chunks so memory stays bounded at any size (the rows are the
+//! same as one [`generate`] call, whatever the thread count).
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -119,6 +122,11 @@ fn pick<R: Rng>(rng: &mut R, xs: &[&'static str]) -> &'static str {
 
 /// Draws the dataset. Pure and deterministic in `params`.
 pub fn generate(params: &TruthParams) -> Dataset {
+    build(params.clone(), draw(params, 0..params.customers))
+}
+
+/// Draws customers `range`; their order ids count from 1 within the range.
+fn draw(params: &TruthParams, range: Range<usize>) -> Columns {
     let epoch = params.start.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros();
     let start_days = params.start.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days();
     let horizon = (params.end - params.start).num_days() as f64 + 1.0;
@@ -133,7 +141,7 @@ pub fn generate(params: &TruthParams) -> Dataset {
 
     let mut c = Columns::default();
     let mut order_id = 0i64;
-    for i in 0..params.customers {
+    for i in range {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(params.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
         let id = format!("C{:07}", i + 1);
         let signup = (horizon * rng.r#gen::<f64>().powf(0.7)).floor().min(horizon - 1.0);
@@ -219,7 +227,7 @@ pub fn generate(params: &TruthParams) -> Dataset {
         c.t_buyer.push(!purchase_days.is_empty());
         c.t_alive.push(alive);
     }
-    build(params.clone(), c)
+    c
 }
 
 /// Microseconds from `start` to a time on day `floor(day)`; night owls act 20:00–02:00 (the
@@ -324,30 +332,67 @@ fn build(params: TruthParams, c: Columns) -> Dataset {
     }
 }
 
-/// Writes `<dir>/{customers,orders,sessions}/part-00000.parquet`, `<dir>/truth/customers.parquet`
-/// and `<dir>/truth/params.json`.
-pub fn write_dataset(dir: &Path, ds: &Dataset) -> std::io::Result<()> {
+/// Customers drawn per chunk: bounds memory (about 0.5M orders and 1.2M sessions per chunk).
+const CHUNK: usize = 100_000;
+
+/// Rows written per table.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Written {
+    pub customers: usize,
+    pub orders: usize,
+    pub sessions: usize,
+}
+
+/// Generates `params` and writes `<dir>/{customers,orders,sessions}/part-00000.parquet`,
+/// `<dir>/truth/customers.parquet` and `<dir>/truth/params.json`.
+///
+/// Chunks of customers are drawn in parallel and written in order, with order ids shifted to
+/// continue across chunks, so the files hold exactly the rows of [`generate`].
+pub fn write_dataset(dir: &Path, params: &TruthParams) -> std::io::Result<Written> {
+    write_chunks(dir, params, CHUNK)
+}
+
+fn write_chunks(dir: &Path, params: &TruthParams, chunk: usize) -> std::io::Result<Written> {
+    use rayon::prelude::*;
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(std::io::Error::other)?))
         // A fixed creator string keeps the files byte-identical across segvalue versions.
         .set_created_by("segvalue generate".into())
         .build();
-    for (table, batch) in [
-        ("customers", &ds.customers),
-        ("orders", &ds.orders),
-        ("sessions", &ds.sessions),
-        ("truth", &ds.truth),
-    ] {
-        let sub = dir.join(table);
-        std::fs::create_dir_all(&sub)?;
-        let name = if table == "truth" { "customers.parquet" } else { "part-00000.parquet" };
-        let file = std::fs::File::create(sub.join(name))?;
-        let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props.clone())).map_err(std::io::Error::other)?;
-        w.write(batch).map_err(std::io::Error::other)?;
+    let chunks: Vec<Range<usize>> =
+        (0..params.customers).step_by(chunk).map(|lo| lo..(lo + chunk).min(params.customers)).collect();
+    let mut writers: Vec<ArrowWriter<std::fs::File>> = Vec::new();
+    let mut written = Written::default();
+    for wave in chunks.chunks(rayon::current_num_threads().max(1)) {
+        let drawn: Vec<Columns> = wave.par_iter().map(|r| draw(params, r.clone())).collect();
+        for mut c in drawn {
+            let base = written.orders as i64;
+            c.o_id.iter_mut().for_each(|id| *id += base);
+            let ds = build(params.clone(), c);
+            let tables = [("customers", &ds.customers), ("orders", &ds.orders), ("sessions", &ds.sessions), ("truth", &ds.truth)];
+            if writers.is_empty() {
+                for (table, batch) in tables {
+                    let sub = dir.join(table);
+                    std::fs::create_dir_all(&sub)?;
+                    let name = if table == "truth" { "customers.parquet" } else { "part-00000.parquet" };
+                    let file = std::fs::File::create(sub.join(name))?;
+                    writers.push(ArrowWriter::try_new(file, batch.schema(), Some(props.clone())).map_err(std::io::Error::other)?);
+                }
+            }
+            for (w, (_, batch)) in writers.iter_mut().zip(tables) {
+                w.write(batch).map_err(std::io::Error::other)?;
+            }
+            written.customers += ds.customers.num_rows();
+            written.orders += ds.orders.num_rows();
+            written.sessions += ds.sessions.num_rows();
+        }
+    }
+    for w in writers {
         w.close().map_err(std::io::Error::other)?;
     }
-    let json = serde_json::to_string_pretty(&ds.params).map_err(std::io::Error::other)?;
-    std::fs::write(dir.join("truth").join("params.json"), json + "\n")
+    let json = serde_json::to_string_pretty(params).map_err(std::io::Error::other)?;
+    std::fs::write(dir.join("truth").join("params.json"), json + "\n")?;
+    Ok(written)
 }
 
 #[cfg(test)]
@@ -358,6 +403,23 @@ mod tests {
 
     fn to_datetime(micros: i64) -> Option<chrono::NaiveDateTime> {
         chrono::DateTime::from_timestamp_micros(micros).map(|d| d.naive_utc())
+    }
+
+    #[test]
+    fn chunked_files_hold_the_rows_of_one_draw() {
+        use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+        let params = TruthParams::new(250, 3);
+        let dir = tempfile::tempdir().unwrap();
+        let n = write_chunks(dir.path(), &params, 7).unwrap();
+        let whole = generate(&params);
+        for (table, expected) in [("customers", &whole.customers), ("orders", &whole.orders), ("sessions", &whole.sessions)] {
+            let file = std::fs::File::open(dir.path().join(table).join("part-00000.parquet")).unwrap();
+            let batches: Vec<RecordBatch> =
+                ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap().map(|b| b.unwrap()).collect();
+            let read = datafusion::arrow::compute::concat_batches(&expected.schema(), &batches).unwrap();
+            assert_eq!(&read, expected, "{table}");
+        }
+        assert_eq!((n.customers, n.orders), (250, whole.orders.num_rows()));
     }
 
     #[test]

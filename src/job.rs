@@ -104,6 +104,9 @@ pub struct EngineSection {
     pub batch_size: Option<usize>,
     /// How long a Ballista run waits for the scheduler to have an executor.
     pub executor_wait_secs: u64,
+    /// Compute an aggregating view read more than once in a run only once, held in memory
+    /// (local engine; see `views::CachedView`).
+    pub cache_views: bool,
 }
 
 impl Default for EngineSection {
@@ -113,6 +116,7 @@ impl Default for EngineSection {
             target_partitions: None,
             batch_size: None,
             executor_wait_secs: 60,
+            cache_views: true,
         }
     }
 }

@@ -330,14 +330,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             if customers == 0 {
                 return Err(Error::Usage("--customers must be at least 1".into()).into());
             }
-            let ds = generate::generate(&generate::TruthParams::new(customers, seed));
-            generate::write_dataset(&out, &ds).with_context(|| format!("writing {}", out.display()))?;
-            println!(
-                "customers\t{}\norders\t{}\nsessions\t{}",
-                ds.customers.num_rows(),
-                ds.orders.num_rows(),
-                ds.sessions.num_rows()
-            );
+            let n = generate::write_dataset(&out, &generate::TruthParams::new(customers, seed))
+                .with_context(|| format!("writing {}", out.display()))?;
+            println!("customers\t{}\norders\t{}\nsessions\t{}", n.customers, n.orders, n.sessions);
         }
     }
     Ok(())

@@ -12,7 +12,7 @@
 //! - `bad_amounts`: negative, NaN, infinite or null values in any of `columns`;
 //! - `future_timestamps`: `column` at or after the end of the run date.
 
-use datafusion::arrow::array::AsArray;
+use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::Int64Type;
 use datafusion::execution::context::SessionContext;
 use serde::{Deserialize, Serialize};
@@ -155,8 +155,29 @@ fn rules<'a>(r: &'a SourceRules, params: &Params) -> Vec<Rule<'a>> {
     out
 }
 
+/// How the filtering view removes duplicate ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dedupe {
+    /// `DISTINCT ON` over every row: what `validate`, `preview` and `explain` plan.
+    All,
+    /// The check found no id on more than one row, so the view only filters.
+    Nothing,
+    /// Only rows whose id is NULL or listed in this table (the ids the check found on more
+    /// than one row) go through `DISTINCT ON`; the rest pass unchanged. Same rows as [`All`]
+    /// without hashing every id: duplicates are rare, a full `DISTINCT ON` costs a
+    /// first-value aggregate per column over all rows.
+    ///
+    /// [`All`]: Dedupe::All
+    Only(String),
+}
+
+/// The hidden table holding `source`'s duplicated ids for [`Dedupe::Only`].
+pub fn duplicates_name(source: &str) -> String {
+    format!("__duplicated_{source}")
+}
+
 /// The SQL of the filtering view that replaces `source`.
-pub fn view_sql(source: &str, r: &SourceRules, params: &Params) -> String {
+pub fn view_sql(source: &str, r: &SourceRules, params: &Params, dedupe: &Dedupe) -> String {
     let raw = quote(&raw_name(source));
     let rules = rules(r, params);
     let drops: Vec<String> = rules
@@ -170,45 +191,116 @@ pub fn view_sql(source: &str, r: &SourceRules, params: &Params) -> String {
     } else {
         format!("SELECT * FROM {raw} WHERE {}", drops.join(" AND "))
     };
-    match &r.duplicate_ids {
-        Some(d) if d.action == Action::Drop => {
-            let id = quote(&d.column);
-            // Order by the timestamp rule's column when there is one, so "first" is the earliest.
-            let tie = r.future_timestamps.as_ref().map(|f| format!(", {}", quote(&f.column))).unwrap_or_default();
-            format!("SELECT DISTINCT ON ({id}) * FROM ({filtered}) ORDER BY {id}{tie}")
+    let Some(d) = r.duplicate_ids.as_ref().filter(|d| d.action == Action::Drop) else {
+        return filtered;
+    };
+    let id = quote(&d.column);
+    // Order by the timestamp rule's column when there is one, so "first" is the earliest.
+    let tie = r.future_timestamps.as_ref().map(|f| format!(", {}", quote(&f.column))).unwrap_or_default();
+    let distinct_on = |rows: &str| format!("SELECT DISTINCT ON ({id}) * FROM ({rows}) ORDER BY {id}{tie}");
+    match dedupe {
+        Dedupe::All => distinct_on(&filtered),
+        Dedupe::Nothing => filtered,
+        Dedupe::Only(table) => {
+            let dup = format!("EXISTS (SELECT 1 FROM {} d WHERE d.{id} = f.{id})", quote(table));
+            format!(
+                "SELECT * FROM ({filtered}) f WHERE f.{id} IS NOT NULL AND NOT {dup} \
+                 UNION ALL {}",
+                distinct_on(&format!("SELECT * FROM ({filtered}) f WHERE f.{id} IS NULL OR {dup}"))
+            )
         }
-        _ => filtered,
     }
 }
 
-/// Counts broken rows per rule on the raw source; fails on the first `error` rule with rows.
+/// What [`check`] found on one source.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub counts: Vec<RuleCount>,
+    /// With a `duplicate_ids` rule: the non-null ids on more than one raw row.
+    pub duplicated: Option<datafusion::arrow::record_batch::RecordBatch>,
+}
+
+impl Checked {
+    /// The dedupe the filtering view needs, registering the duplicated ids when there are any.
+    pub fn dedupe(&self, ctx: &SessionContext, source: &str) -> datafusion::error::Result<Dedupe> {
+        match &self.duplicated {
+            Some(ids) if ids.num_rows() > 0 => {
+                let name = duplicates_name(source);
+                let table = datafusion::datasource::MemTable::try_new(ids.schema(), vec![vec![ids.clone()]])?;
+                ctx.register_table(name.as_str(), std::sync::Arc::new(table))?;
+                Ok(Dedupe::Only(name))
+            }
+            _ => Ok(Dedupe::Nothing),
+        }
+    }
+}
+
+/// Counts broken rows per rule on the raw source, in one scan for the row rules and one
+/// grouping for duplicates; fails on the first `error` rule (in rule order) with rows.
 pub async fn check(
     ctx: &SessionContext,
     source: &str,
     r: &SourceRules,
     params: &Params,
-) -> Result<Vec<RuleCount>, QualityError> {
+) -> Result<Checked, QualityError> {
     let raw = quote(&raw_name(source));
-    let mut counts = Vec::new();
-    for rule in rules(r, params) {
-        let sql = match &rule.broken {
-            Some(p) => format!("SELECT count(*) FROM {raw} WHERE {p}"),
-            None => {
-                let c = quote(rule.columns[0]);
-                format!("SELECT count({c}) - count(DISTINCT {c}) FROM {raw}")
-            }
-        };
+    let rules = rules(r, params);
+    let query = |rule: &'static str, sql: String| async move {
         let qerr = |e: &dyn std::fmt::Display| QualityError::Query {
             source_name: source.to_string(),
-            rule: rule.name,
+            rule,
             message: one_line(e),
         };
         let batches = ctx.sql(&sql).await.map_err(|e| qerr(&e))?.collect().await.map_err(|e| qerr(&e))?;
-        let rows = batches
-            .first()
-            .and_then(|b| b.column(0).as_primitive_opt::<Int64Type>().map(|c| c.value(0)))
-            .unwrap_or(0)
-            .max(0) as u64;
+        let schema = batches.first().map(|b| b.schema());
+        match schema {
+            Some(schema) => datafusion::arrow::compute::concat_batches(&schema, &batches).map_err(|e| qerr(&e)),
+            None => Ok(datafusion::arrow::record_batch::RecordBatch::new_empty(std::sync::Arc::new(
+                datafusion::arrow::datatypes::Schema::empty(),
+            ))),
+        }
+    };
+    let row_rules: Vec<&Rule> = rules.iter().filter(|r| r.broken.is_some()).collect();
+    let mut rows_of: Vec<u64> = Vec::with_capacity(rules.len());
+    let row_counts = if row_rules.is_empty() {
+        None
+    } else {
+        let cols: Vec<String> = row_rules
+            .iter()
+            .map(|r| format!("count(*) FILTER (WHERE {})", r.broken.as_deref().unwrap_or("FALSE")))
+            .collect();
+        Some(query(row_rules[0].name, format!("SELECT {} FROM {raw}", cols.join(", "))).await?)
+    };
+    let mut duplicated = None;
+    let mut next_row_rule = 0;
+    for rule in &rules {
+        let rows = match &rule.broken {
+            Some(_) => {
+                let b = row_counts.as_ref().expect("row rules counted");
+                next_row_rule += 1;
+                b.column(next_row_rule - 1).as_primitive_opt::<Int64Type>().map_or(0, |c| c.value(0))
+            }
+            None => {
+                let c = quote(rule.columns[0]);
+                let ids = query(rule.name, format!("SELECT {c}, count(*) AS n FROM {raw} GROUP BY {c} HAVING count(*) > 1")).await?;
+                // Rows beyond the first per non-null id; NULL ids are the null_ids rule's business.
+                let mut extra = 0i64;
+                if ids.num_columns() == 2 {
+                    let n = ids.column(1).as_primitive::<Int64Type>();
+                    extra = (0..ids.num_rows()).filter(|&i| ids.column(0).is_valid(i)).map(|i| n.value(i) - 1).sum();
+                    duplicated = Some(ids.project(&[0]).map_err(|e| QualityError::Query {
+                        source_name: source.to_string(),
+                        rule: rule.name,
+                        message: one_line(&e),
+                    })?);
+                }
+                extra
+            }
+        };
+        rows_of.push(rows.max(0) as u64);
+    }
+    let mut counts = Vec::new();
+    for (rule, rows) in rules.into_iter().zip(rows_of) {
         if rows > 0 {
             tracing::warn!(source, rule = rule.name, rows, action = ?rule.action, "data-quality rule matched rows");
         }
@@ -228,5 +320,5 @@ pub async fn check(
             rows,
         });
     }
-    Ok(counts)
+    Ok(Checked { counts, duplicated })
 }

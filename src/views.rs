@@ -12,6 +12,11 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::view::ViewTable;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::tree_node::TreeNode;
+use datafusion::datasource::{MemTable, TableType, source_as_provider};
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_plan::{ExecutionPlan, collect_partitioned};
 use datafusion::execution::context::SessionContext;
 use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::Statement;
@@ -75,6 +80,8 @@ pub struct RegisteredView {
     pub name: String,
     pub path: PathBuf,
     pub schema: SchemaRef,
+    /// Computed once on first read and held in memory for the session ([`CachedView`]).
+    pub cached: bool,
 }
 
 /// Reads and parses every `*.sql` file directly in `dir`, sorted by file name.
@@ -233,20 +240,19 @@ fn join<'a>(names: impl Iterator<Item = &'a String>) -> String {
 }
 
 /// Substitutes parameters, plans and registers each view in order.
+///
+/// Views named in `cache` that aggregate (a GROUP BY or DISTINCT somewhere in their plan,
+/// views they read included) are registered as [`CachedView`]s.
 pub async fn register_views(
     ctx: &SessionContext,
     ordered: &[ViewFile],
     params: &Params,
+    cache: &BTreeSet<String>,
 ) -> Result<Vec<RegisteredView>, ViewError> {
     let state = ctx.state();
     let mut out = Vec::with_capacity(ordered.len());
     for v in ordered {
-        let mut stmt = v.statement.clone();
-        params.substitute(&mut stmt).map_err(|name| ViewError::UnknownParam {
-            file: v.path.clone(),
-            name,
-            defined: params.names().map(|n| format!("${n}")).collect::<Vec<_>>().join(", "),
-        })?;
+        let stmt = substituted(v, params)?;
         let plan_err = |source| ViewError::Plan {
             file: v.path.clone(),
             source,
@@ -256,15 +262,106 @@ pub async fn register_views(
             .await
             .map_err(plan_err)?;
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
-        let table = ViewTable::new(plan, Some(v.sql.clone()));
-        ctx.register_table(v.name.as_str(), Arc::new(table)).map_err(plan_err)?;
+        let cached = cache.contains(&v.name) && aggregates(&plan);
+        let table: Arc<dyn TableProvider> = if cached {
+            Arc::new(CachedView::new(v.name.clone(), plan))
+        } else {
+            Arc::new(ViewTable::new(plan, Some(v.sql.clone())))
+        };
+        ctx.register_table(v.name.as_str(), table).map_err(plan_err)?;
         out.push(RegisteredView {
             name: v.name.clone(),
             path: v.path.clone(),
             schema,
+            cached,
         });
     }
     Ok(out)
+}
+
+/// The view's statement with every `$name` replaced by its value.
+pub fn substituted(v: &ViewFile, params: &Params) -> Result<Statement, ViewError> {
+    let mut stmt = v.statement.clone();
+    params.substitute(&mut stmt).map_err(|name| ViewError::UnknownParam {
+        file: v.path.clone(),
+        name,
+        defined: params.names().map(|n| format!("${n}")).collect::<Vec<_>>().join(", "),
+    })?;
+    Ok(stmt)
+}
+
+/// Whether `plan` groups rows anywhere, looking through the views it reads.
+fn aggregates(plan: &LogicalPlan) -> bool {
+    plan.exists(|node| {
+        Ok(match node {
+            LogicalPlan::Aggregate(_) | LogicalPlan::Distinct(_) => true,
+            LogicalPlan::TableScan(scan) => source_as_provider(&scan.source).is_ok_and(|p| {
+                p.downcast_ref::<CachedView>().is_some() || p.get_logical_plan().is_some_and(|inner| aggregates(&inner))
+            }),
+            _ => false,
+        })
+    })
+    .unwrap_or(false)
+}
+
+/// A view computed in full on its first scan and served from memory afterwards.
+///
+/// Views are otherwise inlined into every query that reads them, so a per-customer view read
+/// by two stages (or by a stage and another view) would be aggregated from the orders twice.
+/// Only aggregating views are cached: they hold about one row per customer, which the model
+/// stages keep in memory anyway, while row-level views (cleaned orders) stay streamed.
+#[derive(Debug)]
+pub struct CachedView {
+    name: String,
+    plan: LogicalPlan,
+    schema: SchemaRef,
+    data: tokio::sync::OnceCell<Arc<MemTable>>,
+}
+
+impl CachedView {
+    fn new(name: String, plan: LogicalPlan) -> CachedView {
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        CachedView {
+            name,
+            plan,
+            schema,
+            data: tokio::sync::OnceCell::new(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl TableProvider for CachedView {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::View
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        let table = self
+            .data
+            .get_or_try_init(|| async {
+                let started = std::time::Instant::now();
+                let physical = state.create_physical_plan(&self.plan).await?;
+                let partitions = collect_partitioned(physical, state.task_ctx()).await?;
+                let rows: usize = partitions.iter().flatten().map(|b| b.num_rows()).sum();
+                tracing::debug!(view = self.name, rows, seconds = started.elapsed().as_secs_f64(), "view computed and cached");
+                // Physical batches may carry other nullability than the logical schema.
+                let schema = partitions.iter().flatten().next().map_or(self.schema.clone(), |b| b.schema());
+                MemTable::try_new(schema, partitions).map(Arc::new)
+            })
+            .await?;
+        table.scan(state, projection, filters, limit).await
+    }
 }
 
 /// Finds a registered view by name, with an error that lists the known ones.

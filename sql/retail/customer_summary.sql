@@ -15,8 +15,8 @@ spans AS (
 SELECT
     s.customer_id,
     CAST(s.purchase_days - 1 AS DOUBLE) AS frequency,
-    CAST(CAST(s.last_day AS INT) - CAST(s.first_day AS INT) AS DOUBLE) / 7.0 AS recency,
-    CAST(CAST($run_date AS INT) - CAST(s.first_day AS INT) AS DOUBLE) / 7.0 AS tenure,
+    CAST(s.last_day - s.first_day AS DOUBLE) / 7.0 AS recency,
+    CAST($run_date - s.first_day AS DOUBLE) / 7.0 AS tenure,
     COALESCE(CAST(AVG(CASE WHEN d.order_date > s.first_day THEN d.day_value END) AS DOUBLE), 0.0) AS monetary_value
 FROM spans s
 JOIN days d ON d.customer_id = s.customer_id

@@ -41,10 +41,28 @@ pub struct Session {
     cli_params: Vec<(String, ParamValue)>,
     /// In dependency order.
     pub views: Vec<RegisteredView>,
+    /// What the quality rules found, per source (empty unless opened for a run).
+    quality: Vec<(String, quality::Checked)>,
+    quality_seconds: f64,
 }
 
-/// Registers sources and plans every view, checking everything the job refers to.
+/// Registers sources and plans every view, checking everything the job refers to. Reads no
+/// data: `validate`, `preview` and `explain` use this.
 pub async fn open(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamValue)]) -> Result<Session, Error> {
+    open_with(job, run_date, cli_params, Open::Plan).await
+}
+
+/// What [`open_with`] does beyond planning.
+enum Open<'a> {
+    Plan,
+    /// Checks the quality rules first, so the filtering views can skip needless work, and
+    /// computes views the run reads more than once only once.
+    Run,
+    /// A second session of a run (the CLV holdout): reuses the run's quality findings.
+    Again(&'a Session),
+}
+
+async fn open_with(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamValue)], how: Open<'_>) -> Result<Session, Error> {
     let params = Params::new(run_date, &job.params, cli_params);
     let source_names: BTreeSet<String> = job.sources.iter().map(|s| s.name.clone()).collect();
     // Parse and order first: a broken SQL file fails before any data is touched.
@@ -54,17 +72,36 @@ pub async fn open(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVa
         if job.quality.contains_key(&s.name) { quality::raw_name(&s.name) } else { s.name.clone() }
     };
     sources::register_sources(&ctx, &job.sources, raw_or_plain).await?;
+    let t = Instant::now();
+    let mut checked = Vec::new();
     for (name, rules) in &job.quality {
-        let sql = quality::view_sql(name, rules, &params);
-        ctx.sql(&sql)
+        let bad_rule = |e: &dyn std::fmt::Display| QualityError::BadRule {
+            source_name: name.clone(),
+            message: crate::error::one_line(e),
+        };
+        // Planning the plain view first names a rule that does not fit the source.
+        ctx.sql(&quality::view_sql(name, rules, &params, &quality::Dedupe::All)).await.map_err(|e| bad_rule(&e))?;
+        let found = match &how {
+            Open::Plan => None,
+            Open::Run => Some(quality::check(&ctx, name, rules, &params).await?),
+            Open::Again(first) => first.quality.iter().find(|(n, _)| n == name).map(|(_, c)| c.clone()),
+        };
+        let dedupe = match &found {
+            Some(c) => c.dedupe(&ctx, name).map_err(|e| bad_rule(&e))?,
+            None => quality::Dedupe::All,
+        };
+        ctx.sql(&quality::view_sql(name, rules, &params, &dedupe))
             .await
             .and_then(|df| ctx.register_table(name.as_str(), df.into_view()))
-            .map_err(|e| QualityError::BadRule {
-                source_name: name.clone(),
-                message: crate::error::one_line(&e),
-            })?;
+            .map_err(|e| bad_rule(&e))?;
+        checked.extend(found.map(|c| (name.clone(), c)));
     }
-    let views = views::register_views(&ctx, &ordered, &params).await?;
+    let quality_seconds = t.elapsed().as_secs_f64();
+    let cache = match how {
+        Open::Run | Open::Again(_) if job.engine.cache_views && !job.engine.mode.is_distributed() => read_twice(job, &ordered),
+        _ => BTreeSet::new(),
+    };
+    let views = views::register_views(&ctx, &ordered, &params, &cache).await?;
 
     for name in &job.output.publish_views {
         let v = views::find(&views, name)?;
@@ -97,7 +134,26 @@ pub async fn open(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVa
         run_date,
         cli_params: cli_params.to_vec(),
         views,
+        quality: checked,
+        quality_seconds,
     })
+}
+
+/// Views a run reads more than once: from other views' SQL and from the stages.
+fn read_twice(job: &Job, ordered: &[views::ViewFile]) -> BTreeSet<String> {
+    let mut reads: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    let stage_reads = [
+        // The segmentation view is published as customer_features and loaded for the model.
+        job.segmentation.as_ref().map(|s| (s.view.as_str(), 2)),
+        job.rfm.as_ref().map(|r| (r.view.as_str(), 1)),
+        job.clv.as_ref().map(|c| (c.view.as_str(), 1)),
+    ];
+    let view_reads = ordered.iter().flat_map(|v| v.references.iter().map(|r| (r.as_str(), 1)));
+    let published = job.output.publish_views.iter().map(|v| (v.as_str(), 1));
+    for (name, n) in stage_reads.into_iter().flatten().chain(view_reads).chain(published) {
+        *reads.entry(name).or_default() += n;
+    }
+    reads.into_iter().filter(|(_, n)| *n > 1).map(|(name, _)| name.to_string()).collect()
 }
 
 /// The columns of a CLV summary view, in the order [`Summary`] takes them.
@@ -208,7 +264,10 @@ struct Stages(Vec<StageReport>);
 
 impl Stages {
     fn record(&mut self, stage: &str, started: Instant, rows_in: Option<u64>, rows_out: Option<u64>) {
-        let seconds = started.elapsed().as_secs_f64();
+        self.push(stage, started.elapsed().as_secs_f64(), rows_in, rows_out);
+    }
+
+    fn push(&mut self, stage: &str, seconds: f64, rows_in: Option<u64>, rows_out: Option<u64>) {
         tracing::info!(stage, seconds, rows_in, rows_out, "stage done");
         self.0.push(StageReport {
             stage: stage.to_string(),
@@ -231,16 +290,12 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
     let privacy = Privacy::new(&job.privacy, default_id)?;
 
     let t = Instant::now();
-    let session = open(job, run_date, cli_params).await?;
-    stages.record("plan", t, None, Some(session.views.len() as u64));
-
-    let t = Instant::now();
-    let mut quality_counts = Vec::new();
-    for (source, rules) in &job.quality {
-        quality_counts.extend(quality::check(&session.ctx, source, rules, &session.params).await?);
-    }
+    let session = open_with(job, run_date, cli_params, Open::Run).await?;
+    let quality_counts: Vec<RuleCount> = session.quality.iter().flat_map(|(_, c)| c.counts.clone()).collect();
     let dropped: u64 = quality_counts.iter().map(|c| c.rows).sum();
-    stages.record("quality", t, None, Some(dropped));
+    let plan_seconds = t.elapsed().as_secs_f64() - session.quality_seconds;
+    stages.push("plan", plan_seconds, None, Some(session.views.len() as u64));
+    stages.push("quality", session.quality_seconds, None, Some(dropped));
 
     // Files are written by this process; on Ballista, published views are computed on the
     // cluster and streamed here (see `Publisher::stage`).
@@ -450,7 +505,7 @@ async fn holdout_stage(
 ) -> Result<(HoldoutReport, Vec<clv::HoldoutBucket>), Error> {
     let t = Instant::now();
     let cal_end = s.run_date - chrono::Days::new(days as u64);
-    let cal_session = open(&s.job, cal_end, &s.cli_params).await?;
+    let cal_session = open_with(&s.job, cal_end, &s.cli_params, Open::Again(s)).await?;
     let (_, cal, cal_ids) = load_summary(&cal_session.ctx, spec).await?;
     let fitted = clv::fit(&cal, spec.penalizer)?;
     let index: std::collections::HashMap<&str, usize> = full_ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
