@@ -70,6 +70,12 @@ enum Command {
         #[command(flatten)]
         job: JobArgs,
     },
+    /// Print the SQL a run executes as one script (quality checks, views in dependency order,
+    /// parameters substituted), e.g. to run the same queries in DuckDB. Checks the quality rules.
+    Sql {
+        #[command(flatten)]
+        job: JobArgs,
+    },
     /// Print the first rows of one view.
     Preview {
         #[command(flatten)]
@@ -240,6 +246,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("{}\t{}\t{}", v.name, v.path.display(), cols.join(", "));
             }
             eprintln!("ok: {} views planned", session.views.len());
+        }
+        Command::Sql { job } => {
+            let (spec, run_date, params) = load(&job)?;
+            print!("{}", pipeline::script(&spec, run_date, &params).await?);
         }
         Command::Preview { job, view, limit } => {
             let (spec, run_date, params) = load(&job)?;

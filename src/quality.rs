@@ -212,6 +212,37 @@ pub fn view_sql(source: &str, r: &SourceRules, params: &Params, dedupe: &Dedupe)
     }
 }
 
+/// One query counting the rows each row rule (all but duplicates) matches.
+fn row_rules_sql(raw: &str, rules: &[Rule]) -> Option<String> {
+    let cols: Vec<String> = rules
+        .iter()
+        .filter_map(|r| r.broken.as_ref().map(|p| format!("count(*) FILTER (WHERE {p})")))
+        .collect();
+    (!cols.is_empty()).then(|| format!("SELECT {} FROM {raw}", cols.join(", ")))
+}
+
+/// The ids on more than one row, with their row counts.
+fn duplicates_sql(raw: &str, column: &str) -> String {
+    let c = quote(column);
+    format!("SELECT {c}, count(*) AS n FROM {raw} GROUP BY {c} HAVING count(*) > 1")
+}
+
+/// The statements [`check`] runs on `source` and, for [`Dedupe::Only`], the one creating the
+/// duplicated-ids table, as SQL text (for `segvalue sql`).
+pub fn check_script(source: &str, r: &SourceRules, params: &Params, dedupe: &Dedupe) -> Vec<String> {
+    let raw = quote(&raw_name(source));
+    let rules = rules(r, params);
+    let mut out: Vec<String> = row_rules_sql(&raw, &rules).into_iter().collect();
+    if let Some(d) = &r.duplicate_ids {
+        out.push(duplicates_sql(&raw, &d.column));
+        if let Dedupe::Only(table) = dedupe {
+            let c = quote(&d.column);
+            out.push(format!("CREATE TEMP TABLE {} AS SELECT {c} FROM ({})", quote(table), duplicates_sql(&raw, &d.column)));
+        }
+    }
+    out
+}
+
 /// What [`check`] found on one source.
 #[derive(Debug, Clone)]
 pub struct Checked {
@@ -221,17 +252,22 @@ pub struct Checked {
 }
 
 impl Checked {
-    /// The dedupe the filtering view needs, registering the duplicated ids when there are any.
-    pub fn dedupe(&self, ctx: &SessionContext, source: &str) -> datafusion::error::Result<Dedupe> {
+    /// The dedupe the filtering view needs.
+    pub fn dedupe_for(&self, source: &str) -> Dedupe {
         match &self.duplicated {
-            Some(ids) if ids.num_rows() > 0 => {
-                let name = duplicates_name(source);
-                let table = datafusion::datasource::MemTable::try_new(ids.schema(), vec![vec![ids.clone()]])?;
-                ctx.register_table(name.as_str(), std::sync::Arc::new(table))?;
-                Ok(Dedupe::Only(name))
-            }
-            _ => Ok(Dedupe::Nothing),
+            Some(ids) if ids.num_rows() > 0 => Dedupe::Only(duplicates_name(source)),
+            _ => Dedupe::Nothing,
         }
+    }
+
+    /// [`Checked::dedupe_for`], registering the duplicated ids when there are any.
+    pub fn dedupe(&self, ctx: &SessionContext, source: &str) -> datafusion::error::Result<Dedupe> {
+        let dedupe = self.dedupe_for(source);
+        if let (Dedupe::Only(name), Some(ids)) = (&dedupe, &self.duplicated) {
+            let table = datafusion::datasource::MemTable::try_new(ids.schema(), vec![vec![ids.clone()]])?;
+            ctx.register_table(name.as_str(), std::sync::Arc::new(table))?;
+        }
+        Ok(dedupe)
     }
 }
 
@@ -260,16 +296,10 @@ pub async fn check(
             ))),
         }
     };
-    let row_rules: Vec<&Rule> = rules.iter().filter(|r| r.broken.is_some()).collect();
     let mut rows_of: Vec<u64> = Vec::with_capacity(rules.len());
-    let row_counts = if row_rules.is_empty() {
-        None
-    } else {
-        let cols: Vec<String> = row_rules
-            .iter()
-            .map(|r| format!("count(*) FILTER (WHERE {})", r.broken.as_deref().unwrap_or("FALSE")))
-            .collect();
-        Some(query(row_rules[0].name, format!("SELECT {} FROM {raw}", cols.join(", "))).await?)
+    let row_counts = match (rules.iter().find(|r| r.broken.is_some()), row_rules_sql(&raw, &rules)) {
+        (Some(first), Some(sql)) => Some(query(first.name, sql).await?),
+        _ => None,
     };
     let mut duplicated = None;
     let mut next_row_rule = 0;
@@ -281,8 +311,7 @@ pub async fn check(
                 b.column(next_row_rule - 1).as_primitive_opt::<Int64Type>().map_or(0, |c| c.value(0))
             }
             None => {
-                let c = quote(rule.columns[0]);
-                let ids = query(rule.name, format!("SELECT {c}, count(*) AS n FROM {raw} GROUP BY {c} HAVING count(*) > 1")).await?;
+                let ids = query(rule.name, duplicates_sql(&raw, rule.columns[0])).await?;
                 // Rows beyond the first per non-null id; NULL ids are the null_ids rule's business.
                 let mut extra = 0i64;
                 if ids.num_columns() == 2 {

@@ -24,6 +24,8 @@ use crate::{engine, sources};
 
 mod history;
 mod report;
+mod script;
+pub use script::script;
 mod tables;
 mod segmentation;
 pub use segmentation::{PrepReport, RfmReport, SegmentationReport};
