@@ -107,6 +107,9 @@ pub struct EngineSection {
     /// Compute an aggregating view read more than once in a run only once, held in memory
     /// (local engine; see `views::CachedView`).
     pub cache_views: bool,
+    /// Plan `COUNT(DISTINCT x)` beside other aggregates as a join of two aggregates
+    /// (local engine; see `engine::distinct`).
+    pub distinct_rewrite: bool,
 }
 
 impl Default for EngineSection {
@@ -117,6 +120,7 @@ impl Default for EngineSection {
             batch_size: None,
             executor_wait_secs: 60,
             cache_views: true,
+            distinct_rewrite: true,
         }
     }
 }

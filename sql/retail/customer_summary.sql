@@ -17,7 +17,11 @@ SELECT
     CAST(s.purchase_days - 1 AS DOUBLE) AS frequency,
     CAST(s.last_day - s.first_day AS DOUBLE) / 7.0 AS recency,
     CAST($run_date - s.first_day AS DOUBLE) / 7.0 AS tenure,
-    COALESCE(CAST(AVG(CASE WHEN d.order_date > s.first_day THEN d.day_value END) AS DOUBLE), 0.0) AS monetary_value
+    -- The exact DECIMAL sum divided as DOUBLE, so every engine gets the same bits.
+    COALESCE(
+        CAST(SUM(CASE WHEN d.order_date > s.first_day THEN d.day_value END) AS DOUBLE)
+            / NULLIF(COUNT(CASE WHEN d.order_date > s.first_day THEN 1 END), 0),
+        0.0) AS monetary_value
 FROM spans s
 JOIN days d ON d.customer_id = s.customer_id
 GROUP BY s.customer_id, s.purchase_days, s.first_day, s.last_day

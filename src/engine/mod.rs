@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
@@ -21,6 +22,7 @@ use url::Url;
 use crate::job::{Job, StorageSection};
 
 pub mod cluster;
+pub mod distinct;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{url}: cannot set up object store: {message}")]
@@ -179,7 +181,12 @@ pub fn local_context(job: &Job) -> Result<SessionContext, StoreError> {
         url: String::new(),
         message: crate::error::one_line(&e),
     })?;
-    let ctx = SessionContext::new_with_config_rt(session_config(job), runtime);
+    let mut state = SessionStateBuilder::new().with_default_features().with_config(session_config(job)).with_runtime_env(runtime);
+    if job.engine.distinct_rewrite {
+        // Only over plain scans: the rewrite reads its input twice.
+        state = distinct::register_rule(state, distinct::MixedDistinctToJoin::scans_only());
+    }
+    let ctx = SessionContext::new_with_state(state.build());
     let urls = job.sources.iter().map(|s| &s.url).chain(std::iter::once(&job.output.root));
     register_stores(&ctx, urls, &job.storage)?;
     Ok(ctx)

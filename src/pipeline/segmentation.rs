@@ -209,11 +209,17 @@ pub(super) async fn segmentation_stage(
 /// RFM scores over the RFM view's customers, lifecycle stages and value tiers, aligned to the
 /// segmentation's customers.
 async fn rfm_stage(s: &Session, r: &RfmSpec, seg_ids: &[String]) -> Result<(RfmColumns, RfmReport), Error> {
-    let cols: Vec<String> =
-        ["recency_days", "frequency", "monetary", &r.age_column, &r.value_column].iter().map(|c| c.to_string()).collect();
+    let wanted = ["recency_days", "frequency", "monetary", &r.age_column, &r.value_column];
+    // Each column once: the age or value column may be one of the first three.
+    let mut cols: Vec<String> = Vec::new();
+    for c in wanted {
+        if !cols.iter().any(|x| x == c) {
+            cols.push(c.to_string());
+        }
+    }
     let m = features::load_matrix(&s.ctx, &r.view, &r.id, &cols).await?;
     let ids = id_strings(&m.ids)?;
-    let col = |j: usize| m.x.column(j).to_vec();
+    let col = |j: usize| m.x.column(cols.iter().position(|c| c == wanted[j]).expect("listed")).to_vec();
     let (recency, frequency, monetary, age, value) = (col(0), col(1), col(2), col(3), col(4));
     let rs = rfm::quintile_scores(&recency, false);
     let fs = rfm::quintile_scores(&frequency, true);

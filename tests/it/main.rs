@@ -15,4 +15,5 @@ mod report;
 mod s3;
 mod sample;
 mod segmentation;
+mod sql_engine;
 mod validate;

@@ -73,3 +73,46 @@ fn a_rule_on_a_missing_column_is_a_bad_job() {
     let err = fails(&["validate", &j.job()], 2);
     assert!(err.contains("source 'dirty': quality rules do not fit the source:") && err.contains("amt"), "{err}");
 }
+
+/// Duplicated ids whose copies differ (the earliest must win) and several NULL ids: the run,
+/// which sends only the duplicated ids through `DISTINCT ON`, keeps exactly the rows a full
+/// `DISTINCT ON` over all rows keeps, computed here by DuckDB.
+#[test]
+fn dedupe_of_the_duplicated_ids_keeps_the_rows_of_a_full_distinct_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dataset().display();
+    let raw = dir.path().join("part-00000.parquet");
+    duckdb(&format!(
+        "COPY (
+            SELECT * FROM read_parquet('{d}/orders/*.parquet')
+            UNION ALL (SELECT order_id, customer_id, order_ts - INTERVAL 1 HOUR, amount + 1, quantity, channel, category
+                       FROM read_parquet('{d}/orders/*.parquet') ORDER BY order_id LIMIT 5)
+            UNION ALL (SELECT order_id, customer_id, order_ts + INTERVAL 1 HOUR, amount + 2, quantity, channel, category
+                       FROM read_parquet('{d}/orders/*.parquet') ORDER BY order_id DESC LIMIT 5)
+            UNION ALL SELECT NULL, 'C0000001', TIMESTAMPTZ '2025-01-01 10:00:00+00' + i * INTERVAL 1 HOUR, 10.0 + i, 1, 'web', 'home' FROM range(3) t(i)
+            UNION ALL SELECT 9000011, 'C0000002', TIMESTAMPTZ '2025-02-01 10:00:00+00', -5.0, 1, 'web', 'home'
+         ) TO '{}' (FORMAT parquet)",
+        raw.display()
+    ));
+    let rules = r#"duplicate_ids = { column = "order_id", action = "drop" }
+bad_amounts = { columns = ["amount"], action = "drop" }
+future_timestamps = { column = "order_ts", action = "drop" }"#;
+    let j = job(rules, dir.path());
+    j.write_view("n_orders.sql", "SELECT * FROM dirty");
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    let ours = format!("{}/n_orders/*/*.parquet", j.out().display());
+    let full = format!(
+        "SELECT DISTINCT ON (order_id) * FROM read_parquet('{}')
+         WHERE NOT coalesce(amount < 0 OR isnan(amount), false) AND NOT coalesce(order_ts >= TIMESTAMPTZ '2026-01-01 00:00:00+00', false)
+         ORDER BY order_id, order_ts",
+        raw.display()
+    );
+    let got = duckdb(&format!(
+        "SELECT (SELECT count(*) FROM read_parquet('{ours}', hive_partitioning = false)), (SELECT count(*) FROM ({full})),
+                (SELECT count(*) FROM (SELECT * FROM read_parquet('{ours}', hive_partitioning = false) EXCEPT ALL {full})),
+                (SELECT count(*) FROM read_parquet('{ours}', hive_partitioning = false) WHERE order_id IS NULL)"
+    ));
+    assert_eq!(got[0][0], got[0][1], "row counts");
+    assert_eq!(got[0][2], 0, "rows differ from a full DISTINCT ON");
+    assert_eq!(got[0][3], 1, "the NULL ids collapse to one row, as DISTINCT ON does");
+}
