@@ -8,3 +8,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/segvalue-target}"
 SEGVALUE_PYTHON="$(scripts/peers.sh)"
 export SEGVALUE_PYTHON
 cargo test --release --locked "$@"
+# The benchmark harness at its smallest size: fails when segvalue's results disagree with DuckDB,
+# scikit-learn or lifetimes, never on speed. Skipped when only some tests were asked for.
+if [ $# -eq 0 ]; then
+    bench/run --size tiny
+fi
