@@ -34,6 +34,8 @@ def main(script, out_dir, views):
     con = duckdb.connect()
     con.execute(f"SET threads = {os.cpu_count()}")
     con.execute("SET TimeZone = 'UTC'")
+    # Spills next to the output, not in the current directory (the clone).
+    con.execute(f"SET temp_directory = {literal(os.path.join(out_dir, '.tmp'))}")
     for table, fmt, url in sources:
         path = url.removeprefix("file://").rstrip("/")
         reader = "read_parquet" if fmt == "parquet" else "read_csv"

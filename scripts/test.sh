@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command named in the README and run by CI. It installs what the tests need (the
-# Python peers), then runs every test with the one cargo profile used for building (release).
+# Python peers), then runs every test with the one cargo profile used for building (release),
+# then the smallest benchmark as a check that segvalue agrees with its peers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Outside the clone, so repeated CI runs on one machine reuse the build.
