@@ -1,4 +1,5 @@
-"""The peer side of bench/clv.sh: the same CLV work with lifetimes 0.11.3.
+"""The peer side of the CLV measurements in bench/harness.py (bench/run): the same CLV work
+with lifetimes 0.11.3.
 
 usage: lifetimes_clv.py SUMMARY_PARQUET_DIR OUT_PARQUET
 Prints one JSON line: fit seconds, total seconds and the fitted parameters.

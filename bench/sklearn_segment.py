@@ -1,4 +1,4 @@
-"""The Python peers for bench/segment.sh.
+"""The scikit-learn peers of the K-means measurements in bench/harness.py (bench/run).
 
   sklearn_segment.py data OUT_DIR N SEED
       writes OUT_DIR/points/part-0.parquet: N rows, 6 features around 8 centres.

@@ -1,4 +1,4 @@
-//! Times segvalue's K-means fit alone, for `bench/segment.sh`:
+//! Times segvalue's K-means fit alone, for `bench/harness.py` (`bench/run`):
 //!
 //!     kmeans_fit POINTS_PARQUET K N_INIT SEED FEATURE...
 //!

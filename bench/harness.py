@@ -1,0 +1,588 @@
+"""The benchmark harness behind bench/run: segvalue against its peers on the same generated input.
+
+  harness.py --size tiny|small|full --bin SEGVALUE --examples DIR --python VENV_PYTHON
+
+Every measurement alternates segvalue and the peer (A B A B ...) and reports the median of the
+per-pair ratios segvalue/peer: absolute seconds move on shared machines, ratios within one run
+hold. Measured:
+
+  a. feature SQL: the default job's views (quality rules included, no models) against the same
+     script run unchanged in DuckDB (`segvalue sql`, bench/duckdb_sql.py);
+  b. the RFM reference query of issue #10 over the raw orders, against DuckDB;
+  c. K-means against scikit-learn and BG/NBD + Gamma-Gamma against lifetimes 0.11.3;
+  d. the whole default job against the floor (examples/floor.rs: one plain DataFusion
+     aggregate over the orders), wall time and peak RSS;
+  e. scaling: seconds and peak RSS per million orders from (a) and (d).
+
+Correctness is checked along the way (same rows and column sums as DuckDB, K-means inertia,
+CLV parameters); a failed check exits 1 after results.json is written. Speed never fails.
+Raw timings and ratios go to target/bench/<size>/results.json; small and full also replace
+their block in BENCHMARKS.md.
+"""
+import argparse
+import datetime
+import importlib.metadata
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_DATE = "2025-12-31"
+ORDERS_PER_CUSTOMER = 4.8
+DATA_CACHE = Path.home() / ".cache" / "segvalue-bench-data"
+FEATURE_VIEWS = ["customer_features", "customer_summary", "kpi_monthly_retention"]
+# Sizes in orders for the SQL and whole-job measurements, in customers/points for the models.
+SIZES = {
+    "tiny": {"sql": [100_000], "job": [100_000], "model": 20_000, "pairs": 1},
+    "small": {"sql": [1_000_000, 10_000_000], "job": [1_000_000, 10_000_000], "model": 1_000_000, "pairs": 3},
+    "full": {
+        "sql": [1_000_000, 10_000_000, 20_000_000, 100_000_000],
+        "job": [1_000_000, 10_000_000, 100_000_000],
+        "model": 1_000_000,
+        "pairs": 3,
+    },
+}
+# Speed goals (ratio segvalue/peer, at most). None: no goal set, the figure is for reference.
+GOALS = {
+    "feature_sql": None,
+    "rfm_query": None,
+    "kmeans_fit": 0.5,
+    "kmeans_job": 1.0,  # strictly below
+    "clv_fit": 0.02,
+    "clv_job": 0.05,
+    "job_floor": 1.5,
+}
+INERTIA_RATIO_MAX = 1.001
+CLV_PARAM_RTOL = 1e-4
+FLOAT_RTOL = 1e-9
+# Known engine differences in the shipped SQL, checked to their bound instead of FLOAT_RTOL:
+# (view, column) -> (absolute bound per row, why). AVG over DECIMAL(18, 2) is DECIMAL(22, 6) in
+# DataFusion, truncated to 6 decimals, and DOUBLE in DuckDB, so each value may differ by < 1e-6.
+KNOWN_DIFFERENCES = {
+    ("customer_features", "avg_order_value"): (1e-6, "AVG(DECIMAL(18,2)): DataFusion truncates to 6 decimals, DuckDB returns DOUBLE"),
+    ("customer_summary", "monetary_value"): (1e-6, "AVG(DECIMAL(18,2)): DataFusion truncates to 6 decimals, DuckDB returns DOUBLE"),
+}
+JOB_RSS_GOAL_GB = 4.0
+JOB_RSS_GOAL_ORDERS = 100_000_000
+
+
+class Harness:
+    def __init__(self, args):
+        self.size = args.size
+        self.spec = SIZES[args.size]
+        self.pairs = self.spec["pairs"]
+        self.bin = args.bin
+        self.examples = Path(args.examples)
+        self.py = args.python
+        self.work = ROOT / "target" / "bench" / args.size
+        self.measurements = []
+        self.failures = []
+        self.scaling = []
+
+    # ---- running things -------------------------------------------------------------------
+
+    def run(self, cmd, what):
+        """Runs cmd under /usr/bin/time -v: wall seconds, peak RSS (kB) and stdout."""
+        with tempfile.NamedTemporaryFile("r", suffix=".time") as tv:
+            start = time.perf_counter()
+            p = subprocess.run(["/usr/bin/time", "-v", "-o", tv.name, *map(str, cmd)], capture_output=True, text=True)
+            wall = time.perf_counter() - start
+            usage = tv.read()
+        if p.returncode != 0:
+            sys.stderr.write(p.stderr)
+            raise RuntimeError(f"{what} failed (exit {p.returncode}): {' '.join(map(str, cmd))}")
+        rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", usage).group(1))
+        return {"wall": wall, "rss_kb": rss, "stdout": p.stdout}
+
+    def segvalue(self, *args, what="segvalue"):
+        return self.run([self.bin, "-q", *args], what)
+
+    def log(self, msg):
+        print(msg, file=sys.stderr, flush=True)
+
+    def check(self, ok, msg):
+        """A correctness check: reported at once, fails the run at the end."""
+        if not ok:
+            self.failures.append(msg)
+            self.log(f"CHECK FAILED: {msg}")
+        return ok
+
+    # ---- inputs ---------------------------------------------------------------------------
+
+    def dataset(self, customers):
+        """`segvalue generate --seed 1` for this many customers, cached across runs."""
+        d = DATA_CACHE / f"c{customers}"
+        if not (d / "truth" / "params.json").exists():
+            self.log(f"generating {customers:,} customers into {d}")
+            tmp = d.with_name(d.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(d, ignore_errors=True)
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            self.segvalue("generate", "--out", tmp, "--customers", customers, "--seed", 1, what="generate")
+            tmp.rename(d)
+        return d
+
+    @staticmethod
+    def parquet_rows(directory):
+        return sum(pq.read_metadata(f).num_rows for f in sorted(Path(directory).rglob("*.parquet")))
+
+    # ---- job files ------------------------------------------------------------------------
+
+    @staticmethod
+    def sections(text):
+        """The TOML text cut at each table header: [(top-level table name or None, text)]."""
+        out = [(None, [])]
+        for line in text.splitlines(keepends=True):
+            m = re.match(r"^\[([A-Za-z0-9_]+)[\].]", line)
+            if m:
+                out.append((m.group(1), []))
+            out[-1][1].append(line)
+        return [(name, "".join(lines)) for name, lines in out]
+
+    @staticmethod
+    def substitute(text, pattern, repl, count):
+        new, n = re.subn(pattern, repl, text, flags=re.M)
+        if n != count:
+            raise RuntimeError(f"job template: expected {count} match(es) of {pattern!r}, found {n}")
+        return new
+
+    def retail_job(self, data, keep=None, output=None):
+        """jobs/retail.toml pointed at a generated dataset; `keep` limits its top-level tables."""
+        text = (ROOT / "jobs" / "retail.toml").read_text()
+        text = self.substitute(text, r'^url = "\.\./data/sample/(\w+)/"', lambda m: f'url = "{data}/{m.group(1)}/"', 3)
+        text = self.substitute(text, r'^sql_dir = "\.\./sql/retail"', f'sql_dir = "{ROOT}/sql/retail"', 1)
+        if keep is not None:
+            text = "".join(body for name, body in self.sections(text) if name is None or name in keep)
+        if output is not None:
+            text = "".join(body for name, body in self.sections(text) if name != "output") + output
+        return text
+
+    def bench_job(self, template, sources, sql_dir):
+        """A bench/jobs template with absolute source URLs and SQL directory."""
+        text = (ROOT / "bench" / "jobs" / template).read_text()
+        for name, url in sources.items():
+            text = self.substitute(
+                text, rf'^(\[sources\.{name}\]\s*\n)url = "[^"]*"', lambda m, u=url: f'{m.group(1)}url = "{u}"', 1
+            )
+        return self.substitute(text, r'^sql_dir = "[^"]*"', f'sql_dir = "{sql_dir}"', 1)
+
+    def write(self, path, text):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    @staticmethod
+    def manifest(root):
+        return json.loads((Path(root) / "_manifests" / f"run_date={RUN_DATE}" / "manifest.json").read_text())
+
+    # ---- correctness: segvalue's Parquet against DuckDB's, read by DuckDB -----------------
+
+    def compare(self, label, view, ours_dir, theirs_file):
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        ours = f"read_parquet('{ours_dir}/*.parquet', hive_partitioning = false)"
+        theirs = f"read_parquet('{theirs_file}')"
+        cols_ours = con.execute(f"DESCRIBE SELECT * FROM {ours}").fetchall()
+        cols_theirs = [c[0] for c in con.execute(f"DESCRIBE SELECT * FROM {theirs}").fetchall()]
+        if not self.check([c[0] for c in cols_ours] == cols_theirs,
+                          f"{label}: columns differ: segvalue {[c[0] for c in cols_ours]}, DuckDB {cols_theirs}"):
+            return
+        exprs, kinds = ["count(*)"], ["rows"]
+        for name, typ, *_ in cols_ours:
+            q = '"' + name.replace('"', '""') + '"'
+            t = typ.upper()
+            if re.match(r"^(U?TINYINT|U?SMALLINT|U?INTEGER|U?BIGINT|U?HUGEINT)$", t):
+                exprs.append(f"sum(CAST({q} AS HUGEINT))")
+                kinds.append((name, "sum", "exact"))
+            elif t in ("DOUBLE", "FLOAT") or t.startswith("DECIMAL"):
+                exprs.append(f"sum(CAST({q} AS DOUBLE))")
+                kinds.append((name, "sum", "float"))
+            elif t.startswith(("DATE", "TIMESTAMP")):
+                # As text (UTC): timestamps with a time zone would need pytz in Python.
+                exprs += [f"CAST(min({q}) AS VARCHAR)", f"CAST(max({q}) AS VARCHAR)"]
+                kinds += [(name, "min", "exact"), (name, "max", "exact")]
+            else:
+                exprs.append(f"count(DISTINCT {q})")
+                kinds.append((name, "distinct", "exact"))
+        sql = "SELECT " + ", ".join(exprs) + " FROM {}"
+        a = con.execute(sql.format(ours)).fetchone()
+        b = con.execute(sql.format(theirs)).fetchone()
+        checked = []
+        for kind, x, y in zip(kinds, a, b):
+            what = "rows" if kind == "rows" else f"{kind[1]}({kind[0]})"
+            known = KNOWN_DIFFERENCES.get((view, kind[0])) if kind != "rows" else None
+            if known and kind[1] == "sum":
+                ok = x is not None and y is not None and abs(x - y) <= known[0] * a[0]
+                what += f" (known difference, within {known[0]:g} per row: {known[1]})"
+            elif kind != "rows" and kind[2] == "float":
+                ok = x == y or (x is not None and y is not None and abs(x - y) <= FLOAT_RTOL * max(abs(x), abs(y)))
+            else:
+                ok = x == y
+            self.check(ok, f"{label}: {what} segvalue {x!r} != DuckDB {y!r}")
+            checked.append(what)
+        con.close()
+        self.log(f"  {label}: {a[0]:,} rows; {len(checked) - 1} column aggregates compared")
+        return {"rows": a[0], "compared": checked}
+
+    # ---- a. and b.: SQL against DuckDB ------------------------------------------------------
+
+    def sql_vs_duckdb(self, key, title, orders_target, job_text, views, exact_note):
+        customers = round(orders_target / ORDERS_PER_CUSTOMER)
+        data = self.dataset(customers)
+        orders = self.parquet_rows(data / "orders")
+        work = self.work / key / label_orders(orders_target)
+        job = self.write(work / "job.toml", job_text(data, work))
+        script = work / "script.sql"
+        script.write_text(self.segvalue("sql", job, "--run-date", RUN_DATE, what="segvalue sql")["stdout"])
+        root, duck_out = work / "segvalue", work / "duckdb"
+        pairs = []
+        for i in range(1, self.pairs + 1):
+            shutil.rmtree(root, ignore_errors=True)
+            ours = self.segvalue("run", job, "--run-date", RUN_DATE, "--output-root", root, what=f"{key}: segvalue run")
+            shutil.rmtree(duck_out, ignore_errors=True)
+            peer = self.run([self.py, ROOT / "bench" / "duckdb_sql.py", script, duck_out, *views], f"{key}: DuckDB")
+            theirs = json.loads(peer["stdout"])
+            pairs.append({
+                "pair": i, "segvalue_seconds": ours["wall"], "segvalue_rss_kb": ours["rss_kb"],
+                "duckdb_seconds": theirs["seconds"], "duckdb_process_seconds": peer["wall"],
+                "duckdb_rss_kb": peer["rss_kb"], "ratio": ours["wall"] / theirs["seconds"],
+            })
+            self.log(f"{title}, {label_orders(orders_target)} orders, pair {i}: segvalue {ours['wall']:.2f} s, "
+                     f"DuckDB {theirs['seconds']:.2f} s")
+        checks = {v: self.compare(f"{title} {label_orders(orders_target)} {v}", v,
+                                  root / v / f"run_date={RUN_DATE}", duck_out / f"{v}.parquet") for v in views}
+        m = {
+            "measurement": key, "title": title, "size": f"{label_orders(orders_target)} orders",
+            "orders": orders, "customers": customers, "pairs": pairs, "checks": checks, "note": exact_note,
+            "segvalue": median(p["segvalue_seconds"] for p in pairs),
+            "peer": median(p["duckdb_seconds"] for p in pairs), "peer_name": "DuckDB",
+            "ratio": median(p["ratio"] for p in pairs), "goal": GOALS[key],
+            "segvalue_rss_kb": max(p["segvalue_rss_kb"] for p in pairs),
+        }
+        self.measurements.append(m)
+        return m
+
+    def feature_sql(self, orders_target):
+        def job(data, work):
+            publish = ", ".join(f'"{v}"' for v in FEATURE_VIEWS)
+            output = f'\n[output]\nroot = "{work}/segvalue"\npublish_views = [{publish}]\n'
+            text = self.retail_job(data, keep={"job", "sources", "quality"}, output=output)
+            return "# Generated by bench/harness.py: jobs/retail.toml's sources, quality rules and views, no models.\n" + text
+
+        m = self.sql_vs_duckdb("feature_sql", "feature SQL", orders_target, job, FEATURE_VIEWS,
+                               "quality rules + feature views; published: " + ", ".join(FEATURE_VIEWS))
+        self.scaling.append(scaling_row("feature SQL (segvalue)", m))
+
+    def rfm_query(self, orders_target):
+        def job(data, work):
+            return (
+                "# Generated by bench/harness.py: the RFM reference query (issue #10) over the raw orders.\n"
+                f'[job]\nname = "bench_rfm_query"\nsql_dir = "{ROOT}/bench/sql/rfm"\n\n'
+                f'[sources.orders]\nurl = "{data}/orders/"\nformat = "parquet"\n\n'
+                f'[output]\nroot = "{work}/segvalue"\npublish_views = ["rfm_query"]\n'
+            )
+
+        self.sql_vs_duckdb("rfm_query", "RFM query", orders_target, job, ["rfm_query"], "raw orders, no quality rules")
+
+    # ---- c. models ------------------------------------------------------------------------
+
+    def kmeans(self):
+        n = self.spec["model"]
+        work = self.work / "kmeans"
+        shutil.rmtree(work, ignore_errors=True)
+        self.run([self.py, ROOT / "bench" / "sklearn_segment.py", "data", work, n, 7], "K-means points")
+        points = work / "points" / "part-0.parquet"
+        job = self.write(work / "kmeans.toml", self.bench_job("kmeans.toml", {"points": f"{work}/points/"},
+                                                               f"{ROOT}/bench/sql/kmeans"))
+        features = ["x1", "x2", "x3", "x4", "x5", "x6"]
+        pairs = []
+        for i in range(1, self.pairs + 1):
+            ours_fit = json.loads(self.run([self.examples / "kmeans_fit", points, 8, 1, 0, *features], "kmeans_fit")["stdout"])
+            sk_fit = json.loads(self.run([self.py, ROOT / "bench" / "sklearn_segment.py", "fit", points], "sklearn fit")["stdout"])
+            ours_job = self.segvalue("run", job, "--run-date", RUN_DATE, "--output-root", work / "out", what="K-means job")
+            sk_job = self.run([self.py, ROOT / "bench" / "sklearn_segment.py", "job", points, work / "sklearn_labels.parquet"],
+                              "sklearn job")
+            sk_job_out = json.loads(sk_job["stdout"])
+            pairs.append({"pair": i, "ours_fit": ours_fit, "sk_fit": sk_fit, "ours_job": ours_job["wall"],
+                          "ours_job_rss_kb": ours_job["rss_kb"], "sk_job": sk_job_out, "sk_job_rss_kb": sk_job["rss_kb"]})
+            self.log(f"K-means, {n:,} points, pair {i}: fit {ours_fit['fit_seconds']:.3f} s vs "
+                     f"{sk_fit['fit_seconds']:.3f} s; whole job {ours_job['wall']:.2f} s vs {sk_job_out['total_seconds']:.2f} s")
+        stages = {s["stage"]: s["seconds"] for s in self.manifest(work / "out")["stages"]}
+        inertia = pairs[-1]["ours_fit"]["inertia"] / pairs[-1]["sk_fit"]["inertia"]
+        self.check(inertia <= INERTIA_RATIO_MAX,
+                   f"K-means inertia ratio segvalue/scikit-learn {inertia:.6f} > {INERTIA_RATIO_MAX}")
+        size = f"{n:,} points × 6"
+        common = {"size": size, "points": n, "peer_name": "scikit-learn", "pairs": pairs}
+        self.measurements += [
+            {**common, "measurement": "kmeans_fit", "title": "K-means fit (k = 8, n_init = 1, lloyd)",
+             "segvalue": median(p["ours_fit"]["fit_seconds"] for p in pairs),
+             "peer": median(p["sk_fit"]["fit_seconds"] for p in pairs),
+             "ratio": median(p["ours_fit"]["fit_seconds"] / p["sk_fit"]["fit_seconds"] for p in pairs),
+             "goal": GOALS["kmeans_fit"]},
+            {**common, "measurement": "kmeans_inertia", "title": "K-means inertia (correctness)",
+             "segvalue": pairs[-1]["ours_fit"]["inertia"], "peer": pairs[-1]["sk_fit"]["inertia"],
+             "ratio": inertia, "goal": INERTIA_RATIO_MAX, "unit": "", "check": True},
+            {**common, "measurement": "kmeans_job", "title": "segmentation job vs pandas + scikit-learn",
+             "segvalue": median(p["ours_job"] for p in pairs),
+             "peer": median(p["sk_job"]["total_seconds"] for p in pairs),
+             "ratio": median(p["ours_job"] / p["sk_job"]["total_seconds"] for p in pairs),
+             "goal": GOALS["kmeans_job"], "strict": True, "stages": stages},
+        ]
+
+    def clv(self):
+        n = self.spec["model"]
+        data = self.dataset(n)
+        work = self.work / "clv"
+        shutil.rmtree(work, ignore_errors=True)
+        summary_job = self.write(work / "clv_summary.toml", self.bench_job(
+            "clv_summary.toml", {s: f"{data}/{s}/" for s in ("customers", "orders", "sessions")}, f"{ROOT}/sql/retail"))
+        self.segvalue("run", summary_job, "--run-date", RUN_DATE, "--output-root", work / "summary", what="CLV summary job")
+        summary = work / "summary" / "customer_summary" / f"run_date={RUN_DATE}"
+        buyers = self.parquet_rows(summary)
+        fit_job = self.write(work / "clv_fit.toml", self.bench_job(
+            "clv_fit.toml", {"summary": f"{work}/summary/customer_summary/"}, f"{ROOT}/bench/sql/fit"))
+        pairs = []
+        for i in range(1, self.pairs + 1):
+            ours = self.segvalue("run", fit_job, "--run-date", RUN_DATE, "--output-root", work / "fit", what="CLV job")
+            manifest = self.manifest(work / "fit")
+            fit = [s["seconds"] for s in manifest["stages"] if s["stage"] == "clv_fit"][0]
+            lt = json.loads(self.run([self.py, ROOT / "bench" / "lifetimes_clv.py", summary, work / "lifetimes.parquet"],
+                                     "lifetimes")["stdout"])
+            pairs.append({"pair": i, "segvalue_total": ours["wall"], "segvalue_fit": fit, "lifetimes": lt,
+                          "stages": {s["stage"]: s["seconds"] for s in manifest["stages"]}})
+            self.log(f"CLV, {buyers:,} buyers, pair {i}: fit {fit:.3f} s vs {lt['fit_seconds']:.2f} s; "
+                     f"whole job {ours['wall']:.2f} s vs {lt['total_seconds']:.2f} s")
+        ours_params = {**manifest["clv"]["bgnbd"]["params"], **manifest["clv"]["gamma_gamma"]["params"]}
+        theirs = pairs[-1]["lifetimes"]["params"]
+        worst = max(abs(ours_params[k] - theirs[k]) / abs(theirs[k]) for k in theirs)
+        self.check(worst <= CLV_PARAM_RTOL,
+                   f"CLV parameters differ from lifetimes by {worst:.2e} relative (> {CLV_PARAM_RTOL}): "
+                   f"segvalue {ours_params}, lifetimes {theirs}")
+        common = {"size": f"{n:,} customers ({buyers:,} buyers)", "customers": n, "buyers": buyers,
+                  "peer_name": "lifetimes", "pairs": pairs}
+        self.measurements += [
+            {**common, "measurement": "clv_fit", "title": "CLV fit (BG/NBD + Gamma-Gamma)",
+             "segvalue": median(p["segvalue_fit"] for p in pairs),
+             "peer": median(p["lifetimes"]["fit_seconds"] for p in pairs),
+             "ratio": median(p["segvalue_fit"] / p["lifetimes"]["fit_seconds"] for p in pairs), "goal": GOALS["clv_fit"]},
+            {**common, "measurement": "clv_params", "title": "CLV parameters, largest relative difference (correctness)",
+             "segvalue": ours_params, "peer": theirs, "ratio": worst, "goal": CLV_PARAM_RTOL, "check": True},
+            {**common, "measurement": "clv_job", "title": "CLV job: read summary, fit, predict, write",
+             "segvalue": median(p["segvalue_total"] for p in pairs),
+             "peer": median(p["lifetimes"]["total_seconds"] for p in pairs),
+             "ratio": median(p["segvalue_total"] / p["lifetimes"]["total_seconds"] for p in pairs),
+             "goal": GOALS["clv_job"], "stages": pairs[-1]["stages"]},
+        ]
+
+    # ---- d. whole job against the floor ---------------------------------------------------
+
+    def whole_job(self, orders_target):
+        customers = round(orders_target / ORDERS_PER_CUSTOMER)
+        data = self.dataset(customers)
+        orders = self.parquet_rows(data / "orders")
+        work = self.work / "job" / label_orders(orders_target)
+        job = self.write(work / "retail.toml", "# Generated by bench/harness.py: jobs/retail.toml on generated data.\n"
+                         + self.retail_job(data))
+        root = work / "out"
+        pairs = []
+        for i in range(1, self.pairs + 1):
+            shutil.rmtree(root, ignore_errors=True)
+            ours = self.segvalue("run", job, "--run-date", RUN_DATE, "--output-root", root, what="default job")
+            floor = self.run([self.examples / "floor", f"{data}/orders/"], "floor")
+            pairs.append({"pair": i, "job_seconds": ours["wall"], "job_rss_kb": ours["rss_kb"],
+                          "floor_seconds": floor["wall"], "floor_rss_kb": floor["rss_kb"],
+                          "floor": json.loads(floor["stdout"]), "ratio": ours["wall"] / floor["wall"]})
+            self.log(f"whole job, {label_orders(orders_target)} orders, pair {i}: job {ours['wall']:.2f} s "
+                     f"({ours['rss_kb'] / 2**20:.2f} GB), floor {floor['wall']:.2f} s ({floor['rss_kb'] / 2**20:.2f} GB)")
+        stages = {s["stage"]: s["seconds"] for s in self.manifest(root)["stages"]}
+        size = f"{label_orders(orders_target)} orders"
+        job_rss, floor_rss = max(p["job_rss_kb"] for p in pairs), max(p["floor_rss_kb"] for p in pairs)
+        common = {"size": size, "orders": orders, "customers": customers, "peer_name": "floor", "pairs": pairs}
+        m = {**common, "measurement": "job_floor", "title": "whole default job vs floor",
+             "segvalue": median(p["job_seconds"] for p in pairs), "peer": median(p["floor_seconds"] for p in pairs),
+             "ratio": median(p["ratio"] for p in pairs), "goal": GOALS["job_floor"], "stages": stages,
+             "segvalue_rss_kb": job_rss}
+        rss_goal = JOB_RSS_GOAL_GB if orders_target >= JOB_RSS_GOAL_ORDERS else None
+        self.measurements += [m, {
+            **common, "measurement": "job_rss", "title": "whole default job, peak RSS (GB)", "unit": " GB",
+            "segvalue": job_rss / 2**20, "peer": floor_rss / 2**20, "ratio": job_rss / floor_rss,
+            "goal": rss_goal, "goal_on": "segvalue", "goal_text": f"job < {JOB_RSS_GOAL_GB:g} GB" if rss_goal else None}]
+        self.scaling.append(scaling_row("whole default job", m))
+
+    # ---- run and report -------------------------------------------------------------------
+
+    def main(self):
+        started = time.time()
+        self.work.mkdir(parents=True, exist_ok=True)
+        error = None
+        try:
+            for n in self.spec["sql"]:
+                self.feature_sql(n)
+                self.rfm_query(n)
+            self.kmeans()
+            self.clv()
+            for n in self.spec["job"]:
+                self.whole_job(n)
+        except Exception as e:  # a failed command is a failed check: record, report, exit 1
+            error = f"{type(e).__name__}: {e}"
+            self.failures.append(error)
+            self.log(f"FAILED: {error}")
+        info = environment(self.size)
+        results = {"size": self.size, "pairs": self.pairs, "run_date": RUN_DATE, **info,
+                   "seconds": time.time() - started, "measurements": self.measurements,
+                   "scaling": self.scaling, "failures": self.failures}
+        out = self.work / "results.json"
+        out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        report = markdown(results)
+        print(report)
+        self.log(f"raw timings and ratios: {out.relative_to(ROOT)}")
+        if self.failures:
+            self.log(f"{len(self.failures)} correctness check(s) failed:\n  " + "\n  ".join(self.failures))
+            return 1
+        if self.size in ("small", "full"):
+            update_benchmarks(self.size, report)
+            self.log(f"BENCHMARKS.md: bench:{self.size} block replaced")
+        return 0
+
+
+def median(xs):
+    return statistics.median(list(xs))
+
+
+def label_orders(n):
+    for unit, div in (("M", 1_000_000), ("k", 1_000)):
+        if n >= div and n % div == 0:
+            return f"{n // div}{unit}"
+    return str(n)
+
+
+def scaling_row(what, m):
+    per_m = m["orders"] / 1e6
+    return {"what": what, "size": m["size"], "orders": m["orders"], "seconds": m["segvalue"],
+            "seconds_per_m_orders": m["segvalue"] / per_m, "peak_rss_gb": m["segvalue_rss_kb"] / 2**20,
+            "peak_rss_mb_per_m_orders": m["segvalue_rss_kb"] / 1024 / per_m}
+
+
+def command(cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, check=True, cwd=ROOT).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def environment(size):
+    cpu = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
+    mem = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
+    rev = command(["git", "rev-parse", "--short", "HEAD"])
+    if command(["git", "status", "--porcelain", "--untracked-files=no"]):
+        rev += "-dirty"
+    versions = {"segvalue": rev, "rustc": command(["rustc", "--version"])}
+    for pkg in ("duckdb", "scikit-learn", "lifetimes", "pandas", "numpy", "pyarrow"):
+        try:
+            versions[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            versions[pkg] = "missing"
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": {"nproc": os.cpu_count(), "mem_total_gb": round(int(mem.group(1)) / 2**20, 1) if mem else None,
+                    "cpu": cpu.group(1).strip() if cpu else "unknown"},
+        "versions": versions,
+        "command": f"bench/run --size {size}",
+    }
+
+
+def fmt(v, unit=" s"):
+    if isinstance(v, dict):
+        return "(results.json)"
+    if isinstance(v, float):
+        return f"{v:.3f}{unit}" if v >= 0.01 or v == 0 else f"{v:.2e}{unit}"
+    return f"{v}{unit}"
+
+
+def met(m):
+    goal = m.get("goal")
+    if goal is None:
+        return "—", "—"
+    value = m["segvalue"] if m.get("goal_on") == "segvalue" else m["ratio"]
+    ok = value < goal if m.get("strict") else value <= goal
+    text = m.get("goal_text") or (f"< {goal:g}" if m.get("strict") else f"≤ {goal:g}")
+    return text, ("yes" if ok else "no")
+
+
+def markdown(r):
+    mach, v = r["machine"], r["versions"]
+    lines = [
+        f"Generated by `{r['command']}` on {r['date']}; {r['pairs']} pair(s) per measurement, alternating "
+        "segvalue and the peer; ratio = median of the per-pair ratios segvalue/peer.",
+        "",
+        f"- Machine: {mach['nproc']} cores ({mach['cpu']}), {mach['mem_total_gb']} GiB.",
+        f"- Versions: segvalue {v['segvalue']} (release profile), {v['rustc']}; DuckDB {v['duckdb']}, "
+        f"scikit-learn {v['scikit-learn']}, lifetimes {v['lifetimes']}, pandas {v['pandas']}, numpy {v['numpy']}, "
+        f"pyarrow {v['pyarrow']}.",
+        f"- Input: `segvalue generate --seed 1`, customers = orders / {ORDERS_PER_CUSTOMER}; run date {r['run_date']}. "
+        "DuckDB runs the script `segvalue sql` prints, unchanged; its seconds run from connecting to the last "
+        "Parquet file written. The floor is `examples/floor.rs`.",
+        "",
+        "| measurement | size | segvalue | peer | ratio (median of N pairs) | goal | met? |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in r["measurements"]:
+        goal, ok = met(m)
+        unit = m.get("unit", " s")
+        peer = f"{m['peer_name']} {fmt(m['peer'], unit)}".strip() if not isinstance(m["peer"], dict) else m["peer_name"]
+        ratio = fmt(m["ratio"], "")
+        if m.get("check"):
+            ok = "yes" if ok == "yes" else "**NO**"
+        lines.append(f"| {m['title']} | {m['size']} | {fmt(m['segvalue'], unit)} | {peer} | {ratio} | {goal} | {ok} |")
+    sql_checks = [m for m in r["measurements"] if m.get("checks")]
+    if sql_checks:
+        lines += ["", "SQL results checked against DuckDB (row counts, sums of numeric columns — integers exactly, "
+                  f"floats to {FLOAT_RTOL:g} relative — min/max of dates and timestamps, distinct counts of the rest): "
+                  + ("**mismatch, see the failures below**" if r["failures"] else "equal") + ". Known engine "
+                  "differences, checked to their bound instead: "
+                  + "; ".join(f"`{v}.{c}` (< {b:g} per row: {why})" for (v, c), (b, why) in KNOWN_DIFFERENCES.items())
+                  + "."]
+    stages = [m for m in r["measurements"] if m["measurement"] == "job_floor"]
+    for m in stages:
+        s = ", ".join(f"{k} {v:.2f}" for k, v in m["stages"].items())
+        lines.append(f"\nStage seconds of the default job at {m['size']} (last run): {s}.")
+    if r["scaling"]:
+        lines += ["", "| scaling | size | seconds | s per M orders | peak RSS | MB per M orders |", "|---|---|---|---|---|---|"]
+        for s in r["scaling"]:
+            lines.append(f"| {s['what']} | {s['size']} ({s['orders']:,}) | {s['seconds']:.2f} | "
+                         f"{s['seconds_per_m_orders']:.2f} | {s['peak_rss_gb']:.2f} GB | {s['peak_rss_mb_per_m_orders']:.0f} |")
+    if r["failures"]:
+        lines += ["", "**Failed checks:**", *[f"- {f}" for f in r["failures"]]]
+    return "\n".join(lines)
+
+
+def update_benchmarks(size, report):
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text()
+    begin, end = f"<!-- bench:{size}:begin -->", f"<!-- bench:{size}:end -->"
+    block = f"{begin}\n## Harness: `--size {size}` (generated, do not edit by hand)\n\n{report}\n{end}"
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
+    if pattern.search(text):
+        text = pattern.sub(lambda _: block, text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", choices=SIZES, required=True)
+    ap.add_argument("--bin", required=True, help="the release segvalue binary")
+    ap.add_argument("--examples", required=True, help="the release examples directory (kmeans_fit, floor)")
+    ap.add_argument("--python", required=True, help="the bench venv's python (peers)")
+    sys.exit(Harness(ap.parse_args()).main())
