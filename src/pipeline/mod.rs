@@ -44,7 +44,7 @@ pub struct Session {
     /// In dependency order.
     pub views: Vec<RegisteredView>,
     /// What the quality rules found, per source (empty unless opened for a run).
-    quality: Vec<(String, quality::Checked)>,
+    quality: Vec<(String, quality::Checked, quality::Dedupe)>,
     quality_seconds: f64,
 }
 
@@ -86,9 +86,12 @@ async fn open_with(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamV
         let found = match &how {
             Open::Plan => None,
             Open::Run => Some(quality::check(&ctx, name, rules, &params).await?),
-            Open::Again(first) => first.quality.iter().find(|(n, _)| n == name).map(|(_, c)| c.clone()),
+            Open::Again(first) => first.quality.iter().find(|(n, _, _)| n == name).map(|(_, c, _)| c.clone()),
         };
         let dedupe = match &found {
+            // A Ballista cluster gets the plain DISTINCT ON: the duplicated ids live in this
+            // process's memory, which executors cannot read.
+            Some(c) if job.engine.mode.is_distributed() && c.dedupe_for(name) != quality::Dedupe::Nothing => quality::Dedupe::All,
             Some(c) => c.dedupe(&ctx, name).map_err(|e| bad_rule(&e))?,
             None => quality::Dedupe::All,
         };
@@ -96,7 +99,7 @@ async fn open_with(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamV
             .await
             .and_then(|df| ctx.register_table(name.as_str(), df.into_view()))
             .map_err(|e| bad_rule(&e))?;
-        checked.extend(found.map(|c| (name.clone(), c)));
+        checked.extend(found.map(|c| (name.clone(), c, dedupe)));
     }
     let quality_seconds = t.elapsed().as_secs_f64();
     let cache = match how {
@@ -293,7 +296,7 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
 
     let t = Instant::now();
     let session = open_with(job, run_date, cli_params, Open::Run).await?;
-    let quality_counts: Vec<RuleCount> = session.quality.iter().flat_map(|(_, c)| c.counts.clone()).collect();
+    let quality_counts: Vec<RuleCount> = session.quality.iter().flat_map(|(_, c, _)| c.counts.clone()).collect();
     let dropped: u64 = quality_counts.iter().map(|c| c.rows).sum();
     let plan_seconds = t.elapsed().as_secs_f64() - session.quality_seconds;
     stages.push("plan", plan_seconds, None, Some(session.views.len() as u64));

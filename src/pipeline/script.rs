@@ -26,7 +26,7 @@ pub async fn script(job: &Job, run_date: NaiveDate, cli_params: &[(String, Param
         out.push(format!("-- source {table} {format} {}", redact(s.url.as_str())));
     }
     for (name, rules) in &job.quality {
-        let dedupe = session.quality.iter().find(|(n, _)| n == name).map_or(quality::Dedupe::All, |(_, c)| c.dedupe_for(name));
+        let dedupe = session.quality.iter().find(|(n, _, _)| n == name).map_or(quality::Dedupe::All, |(_, _, d)| d.clone());
         out.extend(quality::check_script(name, rules, &session.params, &dedupe).into_iter().map(|s| s + ";"));
         out.push(format!("CREATE VIEW {} AS {};", quote(name), quality::view_sql(name, rules, &session.params, &dedupe)));
     }
