@@ -308,7 +308,7 @@ pub async fn check(
             Some(_) => {
                 let b = row_counts.as_ref().expect("row rules counted");
                 next_row_rule += 1;
-                b.column(next_row_rule - 1).as_primitive_opt::<Int64Type>().map_or(0, |c| c.value(0))
+                b.columns().get(next_row_rule - 1).and_then(|c| c.as_primitive_opt::<Int64Type>()).filter(|c| !c.is_empty()).map_or(0, |c| c.value(0))
             }
             None => {
                 let ids = query(rule.name, duplicates_sql(&raw, rule.columns[0])).await?;
