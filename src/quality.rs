@@ -91,7 +91,8 @@ pub fn raw_name(source: &str) -> String {
     format!("__raw_{source}")
 }
 
-fn quote(c: &str) -> String {
+/// A quoted SQL identifier.
+pub(crate) fn quote(c: &str) -> String {
     format!("\"{}\"", c.replace('"', "\"\""))
 }
 
@@ -234,11 +235,11 @@ pub fn check_script(source: &str, r: &SourceRules, params: &Params, dedupe: &Ded
     let rules = rules(r, params);
     let mut out: Vec<String> = row_rules_sql(&raw, &rules).into_iter().collect();
     if let Some(d) = &r.duplicate_ids {
-        out.push(duplicates_sql(&raw, &d.column));
-        if let Dedupe::Only(table) = dedupe {
-            let c = quote(&d.column);
-            out.push(format!("CREATE TEMP TABLE {} AS SELECT {c} FROM ({})", quote(table), duplicates_sql(&raw, &d.column)));
-        }
+        // One grouping serves the count and, when ids repeat, the table of them.
+        out.push(match dedupe {
+            Dedupe::Only(table) => format!("CREATE TEMP TABLE {} AS {}", quote(table), duplicates_sql(&raw, &d.column)),
+            _ => duplicates_sql(&raw, &d.column),
+        });
     }
     out
 }

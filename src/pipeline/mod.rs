@@ -43,6 +43,8 @@ pub struct Session {
     cli_params: Vec<(String, ParamValue)>,
     /// In dependency order.
     pub views: Vec<RegisteredView>,
+    /// The view files behind `views`, same order.
+    files: Vec<views::ViewFile>,
     /// What the quality rules found, per source (empty unless opened for a run).
     quality: Vec<(String, quality::Checked, quality::Dedupe)>,
     quality_seconds: f64,
@@ -81,11 +83,14 @@ async fn open_with(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamV
             source_name: name.clone(),
             message: crate::error::one_line(e),
         };
-        // Planning the plain view first names a rule that does not fit the source.
-        ctx.sql(&quality::view_sql(name, rules, &params, &quality::Dedupe::All)).await.map_err(|e| bad_rule(&e))?;
         let found = match &how {
             Open::Plan => None,
-            Open::Run => Some(quality::check(&ctx, name, rules, &params).await?),
+            Open::Run => {
+                // Planning the plain view first names a rule that does not fit the source
+                // before the check queries it.
+                ctx.sql(&quality::view_sql(name, rules, &params, &quality::Dedupe::All)).await.map_err(|e| bad_rule(&e))?;
+                Some(quality::check(&ctx, name, rules, &params).await?)
+            }
             Open::Again(first) => first.quality.iter().find(|(n, _, _)| n == name).map(|(_, c, _)| c.clone()),
         };
         let dedupe = match &found {
@@ -139,6 +144,7 @@ async fn open_with(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamV
         run_date,
         cli_params: cli_params.to_vec(),
         views,
+        files: ordered,
         quality: checked,
         quality_seconds,
     })

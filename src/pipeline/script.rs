@@ -11,11 +11,11 @@ use super::{Open, open_with};
 use crate::error::Error;
 use crate::job::{Job, SourceFormat, redact};
 use crate::params::ParamValue;
-use crate::{quality, views};
+use crate::quality::{self, quote};
+use crate::views;
 
 pub async fn script(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamValue)]) -> Result<String, Error> {
     let session = open_with(job, run_date, cli_params, Open::Run).await?;
-    let quote = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
     let mut out = vec![format!("-- segvalue sql: job {}, run date {run_date}", job.name)];
     for s in &job.sources {
         let table = if job.quality.contains_key(&s.name) { quality::raw_name(&s.name) } else { s.name.clone() };
@@ -30,11 +30,9 @@ pub async fn script(job: &Job, run_date: NaiveDate, cli_params: &[(String, Param
         out.extend(quality::check_script(name, rules, &session.params, &dedupe).into_iter().map(|s| s + ";"));
         out.push(format!("CREATE VIEW {} AS {};", quote(name), quality::view_sql(name, rules, &session.params, &dedupe)));
     }
-    let source_names = job.sources.iter().map(|s| s.name.clone()).collect();
-    for v in views::order_views(views::load_views(&job.sql_dir)?, &source_names)? {
-        let cached = views::find(&session.views, &v.name)?.cached;
-        let kind = if cached { "TEMP TABLE" } else { "VIEW" };
-        out.push(format!("CREATE {kind} {} AS {};", quote(&v.name), views::substituted(&v, &session.params)?));
+    for (v, registered) in session.files.iter().zip(&session.views) {
+        let kind = if registered.cached { "TEMP TABLE" } else { "VIEW" };
+        out.push(format!("CREATE {kind} {} AS {};", quote(&v.name), views::substituted(v, &session.params)?));
     }
     Ok(out.join("\n") + "\n")
 }
