@@ -4,11 +4,12 @@
 //! parameters, column names) before any table is scanned; `validate`, `preview` and
 //! `explain` stop there. [`run`] then computes and publishes.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::time::Instant;
 
 use chrono::NaiveDate;
 use datafusion::execution::context::SessionContext;
+use datafusion::arrow::array::{Array, StringArray};
 use serde::Serialize;
 
 use crate::error::Error;
@@ -262,7 +263,8 @@ pub struct HoldoutReport {
 
 /// The CLV stage's results, kept for the segment summary.
 struct ClvOutcome {
-    by_id: std::collections::HashMap<String, usize>,
+    /// Customer ids, in the order of `result`'s columns.
+    ids: StringArray,
     result: ClvResult,
     report: ClvReport,
     /// For the run report.
@@ -378,14 +380,24 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
 
 /// Ids as strings, for matching customers across tables.
 fn id_strings(ids: &datafusion::arrow::array::ArrayRef) -> Result<Vec<String>, Error> {
-    use datafusion::arrow::array::{Array, AsArray};
-    let s = datafusion::arrow::compute::cast(ids, &datafusion::arrow::datatypes::DataType::Utf8)
-        .map_err(|e| Error::query("customer ids", e.into()))?;
-    let s = s.as_string::<i32>();
-    Ok((0..s.len()).map(|i| s.value(i).to_string()).collect())
+    let s = id_array(ids)?;
+    Ok(s.iter().map(|v| v.unwrap_or_default().to_string()).collect())
 }
 
-async fn load_summary(ctx: &SessionContext, spec: &ClvSpec) -> Result<(FeatureMatrix, Summary, Vec<String>), Error> {
+/// Customer ids as one Utf8 array: no allocation per customer, unlike [`id_strings`].
+fn id_array(ids: &datafusion::arrow::array::ArrayRef) -> Result<StringArray, Error> {
+    use datafusion::arrow::array::AsArray;
+    let s = datafusion::arrow::compute::cast(ids, &datafusion::arrow::datatypes::DataType::Utf8)
+        .map_err(|e| Error::query("customer ids", e.into()))?;
+    Ok(s.as_string::<i32>().clone())
+}
+
+/// Position of each id in `ids`.
+fn id_index(ids: &StringArray) -> HashMap<&str, usize> {
+    ids.iter().enumerate().map(|(i, id)| (id.unwrap_or_default(), i)).collect()
+}
+
+async fn load_summary(ctx: &SessionContext, spec: &ClvSpec) -> Result<(FeatureMatrix, Summary, StringArray), Error> {
     let cols = SUMMARY_COLUMNS.map(String::from);
     let m = features::load_matrix(ctx, &spec.view, &spec.id, &cols).await?;
     let col = |j: usize| m.x.column(j).to_vec();
@@ -395,8 +407,8 @@ async fn load_summary(ctx: &SessionContext, spec: &ClvSpec) -> Result<(FeatureMa
         tenure: col(2),
         monetary_value: col(3),
     };
-    let ids = id_strings(&m.ids)?;
-    summary.check(&|i| ids[i].clone()).map_err(|e| match e {
+    let ids = id_array(&m.ids)?;
+    summary.check(&|i| ids.value(i).to_string()).map_err(|e| match e {
         clv::ClvError::Input(msg) => clv::ClvError::Input(format!("view '{}': {msg}", spec.view)),
         other => other,
     })?;
@@ -485,7 +497,6 @@ async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publisher, stage
         lifetime_periods: result.lifetime_periods,
         holdout,
     };
-    let by_id = ids.into_iter().enumerate().map(|(i, id)| (id, i)).collect();
     let p_alive = report::p_alive_matrix(&result.bgnbd.params, &summary, &report.time_unit);
     let saved = crate::models::SavedClv {
         trained_on,
@@ -494,7 +505,7 @@ async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publisher, stage
         gamma_gamma: report.gamma_gamma.params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
     };
     Ok(ClvOutcome {
-        by_id,
+        ids,
         result,
         report,
         p_alive,
@@ -510,7 +521,7 @@ async fn holdout_stage(
     spec: &ClvSpec,
     days: u32,
     full: &Summary,
-    full_ids: &[String],
+    full_ids: &StringArray,
     publisher: &mut Publisher,
     stages: &mut Stages,
 ) -> Result<(HoldoutReport, Vec<clv::HoldoutBucket>), Error> {
@@ -519,14 +530,14 @@ async fn holdout_stage(
     let cal_session = open_with(&s.job, cal_end, &s.cli_params, Open::Again(s)).await?;
     let (_, cal, cal_ids) = load_summary(&cal_session.ctx, spec).await?;
     let fitted = clv::fit(&cal, spec.penalizer)?;
-    let index: std::collections::HashMap<&str, usize> = full_ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
+    let index = id_index(full_ids);
     let h = days as f64 * spec.time_unit.per_day();
     let b = fitted.bgnbd.params;
     let (mut actual, mut predicted) = (Vec::with_capacity(cal_ids.len()), Vec::with_capacity(cal_ids.len()));
-    for (i, id) in cal_ids.iter().enumerate() {
+    for (i, id) in cal_ids.iter().map(Option::unwrap_or_default).enumerate() {
         // Everyone known at the calibration end is in the full summary; repeat purchase days
         // after it are the difference of the two frequencies.
-        let full_x = index.get(id.as_str()).map_or(cal.frequency[i], |&j| full.frequency[j]);
+        let full_x = index.get(id).map_or(cal.frequency[i], |&j| full.frequency[j]);
         actual.push(full_x - cal.frequency[i]);
         predicted.push(b.expected_purchases(h, cal.frequency[i], cal.recency[i], cal.tenure[i]));
     }
