@@ -42,26 +42,24 @@ struct Data<'a> {
 
 impl<'a> Data<'a> {
     fn new(x: &'a [f64], m: &'a [f64]) -> Data<'a> {
-        let mut xs = x.to_vec();
-        xs.par_sort_unstable_by(f64::total_cmp);
-        let mut x_count: Vec<f64> = Vec::new();
-        let mut distinct: Vec<f64> = Vec::new();
-        for v in xs {
-            match distinct.last() {
-                Some(&d) if d == v => *x_count.last_mut().expect("same length") += 1.0,
-                _ => {
-                    distinct.push(v);
-                    x_count.push(1.0);
-                }
-            }
+        let (xs, index) = super::indexed(x);
+        let mut x_count = vec![0.0; xs.len()];
+        for i in index {
+            x_count[i as usize] += 1.0;
         }
+        // Fixed chunks summed in order: the sums do not depend on the thread count.
+        let sums: Vec<(f64, f64)> = x
+            .par_chunks(8192)
+            .zip(m.par_chunks(8192))
+            .map(|(xc, mc)| xc.iter().zip(mc).fold((0.0, 0.0), |(a, b), (&x, &m)| (a + x * (m.ln() + x.ln()), b + m.ln())))
+            .collect();
         Data {
             x,
             m,
-            xs: distinct,
+            xs,
             x_count,
-            sum_x_lnmx: x.iter().zip(m).map(|(&x, &m)| x * (m.ln() + x.ln())).sum(),
-            sum_ln_m: m.iter().map(|m| m.ln()).sum(),
+            sum_x_lnmx: sums.iter().map(|s| s.0).sum(),
+            sum_ln_m: sums.iter().map(|s| s.1).sum(),
         }
     }
 
@@ -139,7 +137,7 @@ fn fit_from(x: &[f64], m: &[f64], penalizer: f64, warm: bool) -> Result<GammaGam
             let sub = Data::new(&sx, &sm);
             super::warm_start(|theta| objective(&sub, theta), 3)
         }
-        None => vec![0.0; 3],
+        None => super::Start::cold(3),
     };
     let (theta, iterations) = super::fit_positive("gamma_gamma", &["p", "q", "gamma"], |theta| objective(&data, theta), start)?;
     let params = GammaGammaParams {

@@ -14,6 +14,7 @@ pub use optimize::{Minimum, minimize};
 
 use std::collections::HashMap;
 
+use foldhash::fast::FixedState;
 use rayon::prelude::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -201,7 +202,7 @@ pub fn predict(s: &Summary, spec: &ClvSpec, models: ClvModels) -> Result<ClvResu
     // The costly part of expected purchases (a ₂F₁ series per month) depends only on (x, T):
     // compute it once per distinct pair, in parallel; rayon keeps the order, so results do
     // not depend on the thread count.
-    let mut first: HashMap<[u64; 2], usize> = HashMap::with_capacity(n);
+    let mut first: HashMap<[u64; 2], usize, FixedState> = HashMap::with_capacity_and_hasher(n, FixedState::default());
     let mut unique: Vec<usize> = Vec::new();
     let slot: Vec<usize> = (0..n)
         .map(|i| {
@@ -213,22 +214,22 @@ pub fn predict(s: &Summary, spec: &ClvSpec, models: ClvModels) -> Result<ClvResu
         .collect();
     let per_pair: Vec<(f64, f64)> =
         unique.par_iter().map(|&i| discounted_numerators(&b, s.frequency[i], s.tenure[i], spec)).collect();
-    let rows: Vec<[f64; 5]> = (0..n)
-        .into_par_iter()
-        .map(|i| {
+    let (mut p_alive, mut expected, mut avg_value, mut clv, mut clv_simple) =
+        (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    (&mut p_alive, &mut expected, &mut avg_value, &mut clv, &mut clv_simple).into_par_iter().enumerate().for_each(
+        |(i, (p_alive, expected, avg_value, clv, clv_simple))| {
             let (x, tx, t, m) = (s.frequency[i], s.recency[i], s.tenure[i], s.monetary_value[i]);
-            let (discounted, expected) = per_pair[slot[i]];
+            let (discounted, numerator) = per_pair[slot[i]];
+            // P(alive) is 1 / eq. 10's denominator (compare eq. 11 of the 2008 note).
             let den = b.purchases_denominator(x, tx, t);
-            let (p_alive, expected, discounted) = (b.p_alive(x, tx, t), expected / den, discounted / den);
             let v = g.expected_avg_value(x, m);
             // Simple CLV = average order value × purchases per period × lifetime × margin.
             let aov = if x > 0.0 { m } else { g.population_mean() };
             let rate = if t > 0.0 { x / t } else { 0.0 };
-            [p_alive, expected, v, spec.margin * v * discounted, aov * rate * lifetime * spec.margin]
-        })
-        .collect();
-    let column = |k: usize| rows.iter().map(|r| r[k]).collect::<Vec<f64>>();
-    let (p_alive, expected, avg_value, clv, clv_simple) = (column(0), column(1), column(2), column(3), column(4));
+            (*p_alive, *expected, *avg_value) = (1.0 / den, numerator / den, v);
+            (*clv, *clv_simple) = (spec.margin * v * discounted / den, aov * rate * lifetime * spec.margin);
+        },
+    );
     let clv_decile = deciles(&clv);
     Ok(ClvResult {
         bgnbd: bg,
@@ -265,6 +266,27 @@ fn discounted_numerators(b: &BgNbdParams, x: f64, t: f64, spec: &ClvSpec) -> (f6
     (total, prev)
 }
 
+/// The distinct values of `v` in ascending order, and each value's index into them. Periods
+/// and counts take few distinct values, so one hash lookup per customer replaces sorting them
+/// all (-0.0 is counted as 0.0).
+fn indexed(v: &[f64]) -> (Vec<f64>, Vec<u32>) {
+    let mut seen: HashMap<u64, u32, FixedState> = HashMap::default();
+    let first: Vec<u32> = v
+        .iter()
+        .map(|&x| {
+            let next = seen.len() as u32;
+            *seen.entry((x + 0.0).to_bits()).or_insert(next)
+        })
+        .collect();
+    let mut values: Vec<(f64, u32)> = seen.into_iter().map(|(bits, i)| (f64::from_bits(bits), i)).collect();
+    values.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let mut rank = vec![0u32; values.len()];
+    for (r, &(_, i)) in values.iter().enumerate() {
+        rank[i as usize] = r as u32;
+    }
+    (values.into_iter().map(|(v, _)| v).collect(), first.into_par_iter().map(|i| rank[i as usize]).collect())
+}
+
 /// The objective both fits minimise, as lifetimes does: the mean negative log-likelihood plus
 /// `penalizer · Σ θ²` over the natural parameters θ, with its gradient in log-parameters
 /// (d/d ln θ = θ · d/dθ).
@@ -283,28 +305,66 @@ fn warm_start_step(n: usize) -> Option<usize> {
     (n > 4 * WARM_START_ROWS).then(|| n.div_ceil(WARM_START_ROWS))
 }
 
-/// The log-parameters minimising `objective` (the same objective on a subsample) from θ = 1,
-/// or θ = 1 if that fit does not converge. Starting the full fit there leaves L-BFGS a few
-/// iterations on all the data instead of the whole path: the same optimum and tolerance,
-/// measured 4× fewer full-data evaluations on 845k customers (BENCHMARKS.md).
-fn warm_start<F>(objective: F, dim: usize) -> Vec<f64>
+/// Where a fit on all customers starts: the log-parameters minimising the same objective on a
+/// subsample (from θ = 1), and the objective's Hessian there. L-BFGS preconditioned with that
+/// Hessian ([`optimize::minimize_near`]) then needs a few evaluations on all the data: the same
+/// optimum and tolerance (BENCHMARKS.md). θ = 1 and no Hessian if the subsample fit fails.
+struct Start {
+    x: Vec<f64>,
+    hessian: Option<ndarray::Array2<f64>>,
+}
+
+impl Start {
+    fn cold(dim: usize) -> Start {
+        Start { x: vec![0.0; dim], hessian: None }
+    }
+}
+
+fn warm_start<F>(objective: F, dim: usize) -> Start
 where
     F: Fn(&[f64]) -> (f64, Vec<f64>),
 {
-    match minimize(objective, vec![0.0; dim], 2000) {
-        Ok(m) if m.converged && m.x.iter().all(|v| v.is_finite()) => m.x,
-        _ => vec![0.0; dim],
+    match minimize(&objective, vec![0.0; dim], 2000) {
+        Ok(m) if m.converged && m.x.iter().all(|v| v.is_finite()) => Start { hessian: hessian_at(&objective, &m.x), x: m.x },
+        _ => Start::cold(dim),
     }
+}
+
+/// The Hessian of `f` at `x` by central differences of its analytic gradient, symmetrised.
+fn hessian_at<F>(f: F, x: &[f64]) -> Option<ndarray::Array2<f64>>
+where
+    F: Fn(&[f64]) -> (f64, Vec<f64>),
+{
+    const STEP: f64 = 1e-4;
+    let d = x.len();
+    let mut h = ndarray::Array2::zeros((d, d));
+    for j in 0..d {
+        let at = |e: f64| {
+            let mut p = x.to_vec();
+            p[j] += e;
+            f(&p).1
+        };
+        let (up, down) = (at(STEP), at(-STEP));
+        for i in 0..d {
+            h[[i, j]] = (up[i] - down[i]) / (2.0 * STEP);
+        }
+    }
+    let h = (&h + &h.t()) / 2.0;
+    h.iter().all(|v| v.is_finite()).then_some(h)
 }
 
 /// Minimises `objective` over log-parameters from `start` and returns the natural parameters
 /// and the iteration count; a fit that does not converge or runs off to 0 or infinity is an
 /// error naming `model`.
-fn fit_positive<F>(model: &'static str, names: &[&'static str], objective: F, start: Vec<f64>) -> Result<(Vec<f64>, u64), ClvError>
+fn fit_positive<F>(model: &'static str, names: &[&'static str], objective: F, start: Start) -> Result<(Vec<f64>, u64), ClvError>
 where
     F: Fn(&[f64]) -> (f64, Vec<f64>),
 {
-    let m = minimize(objective, start, 2000).map_err(|message| ClvError::Fit { model, message })?;
+    let m = match &start.hessian {
+        Some(h) => optimize::minimize_near(objective, start.x, h, 2000),
+        None => minimize(objective, start.x, 2000),
+    }
+    .map_err(|message| ClvError::Fit { model, message })?;
     if !m.converged {
         return Err(ClvError::NotConverged {
             model,
@@ -330,10 +390,11 @@ fn check_degenerate(model: &'static str, params: &[(&'static str, f64)]) -> Resu
 /// Decile 1..=10 by rank (ties broken by position, so every decile has n/10 customers).
 fn deciles(v: &[f64]) -> Vec<i32> {
     let n = v.len();
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_by(|&i, &j| v[i].total_cmp(&v[j]).then(i.cmp(&j)));
+    let mut order: Vec<(f64, usize)> = v.iter().copied().zip(0..n).collect();
+    // (value, position) is a total order: an unstable sort is deterministic.
+    order.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     let mut out = vec![0; n];
-    for (rank, &i) in order.iter().enumerate() {
+    for (rank, &(_, i)) in order.iter().enumerate() {
         out[i] = (rank * 10 / n.max(1)) as i32 + 1;
     }
     out
