@@ -53,6 +53,8 @@ SIZES = {
     },
     # Issue #10's reference size for the SQL alone (the views and the RFM query at 20M orders).
     "sql20m": {"sql": [20_000_000], "job": [], "model": None, "pairs": 3},
+    # The model stages alone at 1M customers: K-means and CLV against scikit-learn and lifetimes.
+    "models": {"sql": [], "job": [], "model": 1_000_000, "pairs": 3},
 }
 # Speed goals (ratio segvalue/peer, at most). None: no goal set, the figure is for reference.
 GOALS = {
