@@ -110,6 +110,24 @@ pub struct EngineSection {
     /// Plan `COUNT(DISTINCT x)` beside other aggregates as a join of two aggregates
     /// (local engine; see `engine::distinct`).
     pub distinct_rewrite: bool,
+    /// Memory for DataFusion's operators and the cached views, e.g. "4G" (units K, M, G);
+    /// sorts and aggregations spill to disk past it. Unlimited when absent (local engine).
+    pub memory_limit: Option<String>,
+}
+
+impl EngineSection {
+    /// `memory_limit` in bytes (checked when the job is loaded).
+    pub fn memory_limit_bytes(&self) -> Option<usize> {
+        self.memory_limit.as_deref().and_then(|v| parse_memory_limit(v).ok())
+    }
+}
+
+fn parse_memory_limit(v: &str) -> Result<usize, String> {
+    match datafusion::prelude::SessionContext::parse_capacity_limit("engine.memory_limit", v) {
+        Ok(0) => Err("must be more than 0".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{v}' is not a size such as \"512M\" or \"4G\" (units K, M, G)")),
+    }
 }
 
 impl Default for EngineSection {
@@ -121,6 +139,7 @@ impl Default for EngineSection {
             executor_wait_secs: 60,
             cache_views: true,
             distinct_rewrite: true,
+            memory_limit: None,
         }
     }
 }
@@ -290,6 +309,9 @@ impl Job {
             if v == Some(0) {
                 return Err(invalid(key, "must be at least 1".into()));
             }
+        }
+        if let Some(v) = &raw.engine.memory_limit {
+            parse_memory_limit(v).map_err(|m| invalid("engine.memory_limit", m))?;
         }
 
         let segmentation = raw

@@ -15,6 +15,8 @@ use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNode;
 use datafusion::datasource::{MemTable, TableType, source_as_provider};
+use datafusion::error::DataFusionError;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::{ExecutionPlan, collect_partitioned};
 use datafusion::execution::context::SessionContext;
@@ -315,7 +317,17 @@ pub struct CachedView {
     name: String,
     plan: LogicalPlan,
     schema: SchemaRef,
-    data: tokio::sync::OnceCell<Arc<MemTable>>,
+    data: tokio::sync::OnceCell<Cached>,
+}
+
+#[derive(Debug)]
+enum Cached {
+    /// The view's rows, with their bytes reserved in the session's memory pool until the
+    /// session ends.
+    Held { table: Arc<MemTable>, _reserved: MemoryReservation },
+    /// Larger than what the memory pool had left (`[engine] memory_limit`): every later read
+    /// computes the view again, as an uncached view would.
+    TooLarge,
 }
 
 impl CachedView {
@@ -347,20 +359,36 @@ impl TableProvider for CachedView {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        let table = self
+        // The read that computes the view is served from its rows even when they are not kept.
+        let mut computed: Option<MemTable> = None;
+        let cached = self
             .data
             .get_or_try_init(|| async {
                 let started = std::time::Instant::now();
                 let physical = state.create_physical_plan(&self.plan).await?;
                 let partitions = collect_partitioned(physical, state.task_ctx()).await?;
                 let rows: usize = partitions.iter().flatten().map(|b| b.num_rows()).sum();
-                tracing::debug!(view = self.name, rows, seconds = started.elapsed().as_secs_f64(), "view computed and cached");
+                let bytes: usize = partitions.iter().flatten().map(|b| b.get_array_memory_size()).sum();
+                tracing::debug!(view = self.name, rows, bytes, seconds = started.elapsed().as_secs_f64(), "view computed");
                 // Physical batches may carry other nullability than the logical schema.
                 let schema = partitions.iter().flatten().next().map_or(self.schema.clone(), |b| b.schema());
-                MemTable::try_new(schema, partitions).map(Arc::new)
+                let table = MemTable::try_new(schema, partitions)?;
+                let reservation = MemoryConsumer::new(format!("cached view {}", self.name)).register(&state.runtime_env().memory_pool);
+                Ok::<_, DataFusionError>(match reservation.try_grow(bytes) {
+                    Ok(()) => Cached::Held { table: Arc::new(table), _reserved: reservation },
+                    Err(_) => {
+                        tracing::warn!(view = self.name, bytes, "view too large for the memory limit; computed again on each read");
+                        computed = Some(table);
+                        Cached::TooLarge
+                    }
+                })
             })
             .await?;
-        table.scan(state, projection, filters, limit).await
+        match (computed, cached) {
+            (Some(table), _) => table.scan(state, projection, filters, limit).await,
+            (None, Cached::Held { table, .. }) => table.scan(state, projection, filters, limit).await,
+            (None, Cached::TooLarge) => ViewTable::new(self.plan.clone(), None).scan(state, projection, filters, limit).await,
+        }
     }
 }
 
@@ -375,6 +403,69 @@ pub fn find<'a>(views: &'a [RegisteredView], name: &str) -> Result<&'a Registere
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A session with a memory pool of `limit` bytes (unbounded when None) and a table `t`
+    /// of 20,000 rows over 10,000 ids.
+    fn session(limit: Option<usize>) -> SessionContext {
+        use datafusion::arrow::array::{Int64Array, RecordBatch};
+        use datafusion::execution::memory_pool::GreedyMemoryPool;
+        use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+        let mut rt = RuntimeEnvBuilder::new();
+        if let Some(limit) = limit {
+            rt = rt.with_memory_pool(Arc::new(GreedyMemoryPool::new(limit)));
+        }
+        let config = datafusion::prelude::SessionConfig::new().with_target_partitions(2);
+        let ctx = SessionContext::new_with_config_rt(config, rt.build_arc().unwrap());
+        let ids = Int64Array::from_iter_values((0..20_000).map(|i| i % 10_000));
+        let batch = RecordBatch::try_from_iter([("id", Arc::new(ids) as _)]).unwrap();
+        ctx.register_batch("t", batch).unwrap();
+        ctx
+    }
+
+    /// Registers `SELECT id, <1,000-character pad> FROM t GROUP BY id` as a cached view: the
+    /// grouping needs little memory, the 10 MB of rows it yields need more.
+    async fn padded_view(ctx: &SessionContext) -> Arc<dyn TableProvider> {
+        let sql = "SELECT id, repeat('x', 1000) AS pad FROM (SELECT id FROM t GROUP BY id)";
+        let plan = ctx.state().create_logical_plan(sql).await.unwrap();
+        let view: Arc<dyn TableProvider> = Arc::new(CachedView::new("padded".into(), plan));
+        ctx.register_table("padded", view.clone()).unwrap();
+        view
+    }
+
+    async fn read(ctx: &SessionContext) -> Vec<(i64, usize)> {
+        // Sorted here: a sort in the query would need more than the pool has.
+        let df = ctx.sql("SELECT id, length(pad) AS n FROM padded").await.unwrap();
+        let batches = df.collect().await.unwrap();
+        let mut rows = Vec::new();
+        for b in &batches {
+            let (ids, n) = (b.column(0).as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().unwrap(), b.column(1));
+            let n = datafusion::arrow::compute::cast(n, &datafusion::arrow::datatypes::DataType::Int64).unwrap();
+            let n = n.as_any().downcast_ref::<datafusion::arrow::array::Int64Array>().unwrap();
+            rows.extend((0..b.num_rows()).map(|i| (ids.value(i), n.value(i) as usize)));
+        }
+        rows.sort_unstable();
+        rows
+    }
+
+    #[tokio::test]
+    async fn a_cached_view_beyond_the_memory_limit_is_computed_again_with_the_same_rows() {
+        let expected: Vec<(i64, usize)> = (0..10_000).map(|i| (i, 1000)).collect();
+        for (limit, held) in [(None, true), (Some(4 << 20), false)] {
+            let ctx = session(limit);
+            let view = padded_view(&ctx).await;
+            assert_eq!(read(&ctx).await, expected, "first read, limit {limit:?}");
+            assert_eq!(read(&ctx).await, expected, "second read, limit {limit:?}");
+            let cached = view.downcast_ref::<CachedView>().unwrap().data.get();
+            match cached {
+                Some(Cached::Held { .. }) => assert!(held, "kept in memory under a {limit:?} limit"),
+                Some(Cached::TooLarge) => assert!(!held, "not kept without a limit"),
+                None => panic!("never computed"),
+            }
+            // What is kept is what the pool counts; nothing stays reserved otherwise.
+            let reserved = ctx.runtime_env().memory_pool.reserved();
+            assert_eq!(reserved > 10_000 * 1000, held, "{reserved} bytes reserved, limit {limit:?}");
+        }
+    }
 
     fn write(dir: &Path, name: &str, sql: &str) {
         std::fs::write(dir.join(name), sql).unwrap();

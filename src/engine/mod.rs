@@ -7,10 +7,12 @@
 //! logs or errors.
 
 use std::collections::BTreeSet;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool};
 use datafusion::execution::object_store::{DefaultObjectStoreRegistry, ObjectStoreRegistry};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::SessionConfig;
@@ -140,11 +142,23 @@ pub fn session_config(job: &Job) -> SessionConfig {
 /// so Ballista's scheduler and executors can read any bucket a job names without
 /// credentials travelling in the plan.
 pub fn runtime_env(storage: &StorageSection) -> datafusion::error::Result<Arc<RuntimeEnv>> {
+    Ok(Arc::new(runtime_builder(storage).build()?))
+}
+
+fn runtime_builder(storage: &StorageSection) -> RuntimeEnvBuilder {
     let registry = EnvStoreRegistry {
         inner: DefaultObjectStoreRegistry::new(),
         retry: *storage,
     };
-    Ok(Arc::new(RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(registry)).build()?))
+    RuntimeEnvBuilder::new().with_object_store_registry(Arc::new(registry))
+}
+
+/// `[engine] memory_limit` as a memory pool: sorts and aggregations share it fairly and spill
+/// to the OS temp directory past their share; an operator that cannot spill fails the run with
+/// an error naming the largest consumers, instead of the process being killed. Cached views
+/// count against it too (`views::CachedView`).
+fn memory_pool(limit: usize) -> Arc<dyn MemoryPool> {
+    Arc::new(TrackConsumersPool::new(FairSpillPool::new(limit), NonZeroUsize::new(5).expect("5 > 0")))
 }
 
 #[derive(Debug)]
@@ -177,7 +191,11 @@ impl ObjectStoreRegistry for EnvStoreRegistry {
 /// Builds the embedded DataFusion session for `job` and registers an object store for every
 /// bucket or container its sources and output root use.
 pub fn local_context(job: &Job) -> Result<SessionContext, StoreError> {
-    let runtime = runtime_env(&job.storage).map_err(|e| StoreError {
+    let mut runtime = runtime_builder(&job.storage);
+    if let Some(limit) = job.engine.memory_limit_bytes() {
+        runtime = runtime.with_memory_pool(memory_pool(limit));
+    }
+    let runtime = runtime.build_arc().map_err(|e| StoreError {
         url: String::new(),
         message: crate::error::one_line(&e),
     })?;

@@ -151,3 +151,30 @@ fn an_unknown_column_at_run_time_names_the_file() {
     assert!(err.contains("v.sql:") && err.contains("amout"), "{err}");
     assert!(!j.out().exists());
 }
+
+#[test]
+fn memory_limit_must_be_a_size() {
+    let j = JobDir::new(&[("v.sql", "SELECT 1 AS x")], "[engine]\nmemory_limit = \"lots\"\n\n[output]\nroot = \"out\"\n");
+    let line = fails(&["validate", &j.job()], 2);
+    assert!(line.contains("engine.memory_limit") && line.contains("'lots' is not a size"), "{line}");
+}
+
+#[test]
+fn a_job_beyond_its_memory_limit_fails_with_one_line_and_publishes_nothing() {
+    // 1 MB cannot hold the default views' aggregations: DataFusion refuses the allocation and
+    // the run ends cleanly instead of the process being killed.
+    let job = |limit: &str| {
+        JobDir::retail(&format!(
+            "[engine]\nmemory_limit = \"{limit}\"\n\n[output]\nroot = \"out\"\npublish_views = [\"customer_features\"]\n"
+        ))
+    };
+    let tight = job("1M");
+    let line = fails(&["run", &tight.job(), "--run-date", "2025-12-31"], 1);
+    assert!(line.contains("Resources exhausted"), "{line}");
+    let left = walk(&tight.out());
+    assert!(left.iter().all(|p| !p.ends_with(".parquet") && !p.ends_with("_SUCCESS")), "{left:?}");
+    // The same job with room publishes (the limit is what failed it).
+    let roomy = job("512M");
+    segvalue_ok(&["run", &roomy.job(), "--run-date", "2025-12-31"]);
+    assert!(walk(&roomy.out()).iter().any(|p| p.ends_with("customer_features/run_date=2025-12-31/part-00000.parquet")));
+}
