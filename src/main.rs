@@ -14,6 +14,9 @@ use segvalue::params::{ParamValue, parse_cli_param};
 use segvalue::engine::{EngineMode, cluster};
 use segvalue::{Error, Job, generate, job, pipeline};
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "segvalue", version, about = "Customer segmentation and lifetime value on DataFusion")]
 struct Cli {

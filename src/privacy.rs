@@ -158,10 +158,10 @@ impl Privacy {
     }
 
     /// `id` of column `column` as published tables show it (its pseudonym when pseudonyms are on).
-    pub fn published_id(&self, column: &str, id: &str) -> String {
+    pub fn published_id<'a>(&self, column: &str, id: &'a str) -> std::borrow::Cow<'a, str> {
         match &self.key {
-            Some(k) if self.id_columns.iter().any(|c| c == column) => k.pseudonym(id),
-            _ => id.to_string(),
+            Some(k) if self.id_columns.iter().any(|c| c == column) => k.pseudonym(id).into(),
+            _ => id.into(),
         }
     }
 

@@ -15,7 +15,6 @@ use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNode;
 use datafusion::datasource::{MemTable, TableType, source_as_provider};
-use datafusion::error::DataFusionError;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::{ExecutionPlan, collect_partitioned};
@@ -249,7 +248,7 @@ pub async fn register_views(
     ctx: &SessionContext,
     ordered: &[ViewFile],
     params: &Params,
-    cache: &BTreeSet<String>,
+    cache: &BTreeMap<String, usize>,
 ) -> Result<Vec<RegisteredView>, ViewError> {
     let state = ctx.state();
     let mut out = Vec::with_capacity(ordered.len());
@@ -264,9 +263,10 @@ pub async fn register_views(
             .await
             .map_err(plan_err)?;
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
-        let cached = cache.contains(&v.name) && aggregates(&plan);
-        let table: Arc<dyn TableProvider> = if cached {
-            Arc::new(CachedView::new(v.name.clone(), plan))
+        let reads = cache.get(&v.name).copied().filter(|_| aggregates(&plan));
+        let cached = reads.is_some();
+        let table: Arc<dyn TableProvider> = if let Some(reads) = reads {
+            Arc::new(CachedView::new(v.name.clone(), plan, reads))
         } else {
             Arc::new(ViewTable::new(plan, Some(v.sql.clone())))
         };
@@ -312,33 +312,55 @@ fn aggregates(plan: &LogicalPlan) -> bool {
 /// by two stages (or by a stage and another view) would be aggregated from the orders twice.
 /// Only aggregating views are cached: they hold about one row per customer, which the model
 /// stages keep in memory anyway, while row-level views (cleaned orders) stay streamed.
+///
+/// The run knows how often it reads each view; the rows are let go at the last planned read
+/// (that query still holds them until it finishes), so a per-customer view does not stay in
+/// memory through the model stages. A read beyond the plan computes the view again.
 #[derive(Debug)]
 pub struct CachedView {
     name: String,
     plan: LogicalPlan,
     schema: SchemaRef,
-    data: tokio::sync::OnceCell<Cached>,
+    data: tokio::sync::Mutex<Cached>,
 }
 
 #[derive(Debug)]
 enum Cached {
-    /// The view's rows, with their bytes reserved in the session's memory pool until the
-    /// session ends.
-    Held { table: Arc<MemTable>, _reserved: MemoryReservation },
+    /// Not computed yet; this many reads are planned.
+    Pending { reads: usize },
+    /// The view's rows, with their bytes reserved in the session's memory pool, until the
+    /// last of `reads_left` reads.
+    Held { table: Arc<MemTable>, reads_left: usize, _reserved: MemoryReservation },
     /// Larger than what the memory pool had left (`[engine] memory_limit`): every later read
     /// computes the view again, as an uncached view would.
     TooLarge,
+    /// Every planned read is done; a further one computes the view again.
+    Released,
 }
 
 impl CachedView {
-    fn new(name: String, plan: LogicalPlan) -> CachedView {
+    /// A view cached for `reads` reads (at least 2, or caching would not pay).
+    fn new(name: String, plan: LogicalPlan, reads: usize) -> CachedView {
         let schema = Arc::new(plan.schema().as_arrow().clone());
         CachedView {
             name,
             plan,
             schema,
-            data: tokio::sync::OnceCell::new(),
+            data: tokio::sync::Mutex::new(Cached::Pending { reads }),
         }
+    }
+
+    /// Runs the view's plan to completion.
+    async fn compute(&self, state: &dyn Session) -> datafusion::error::Result<(MemTable, usize)> {
+        let started = std::time::Instant::now();
+        let physical = state.create_physical_plan(&self.plan).await?;
+        let partitions = collect_partitioned(physical, state.task_ctx()).await?;
+        let rows: usize = partitions.iter().flatten().map(|b| b.num_rows()).sum();
+        let bytes: usize = partitions.iter().flatten().map(|b| b.get_array_memory_size()).sum();
+        tracing::debug!(view = self.name, rows, bytes, seconds = started.elapsed().as_secs_f64(), "view computed");
+        // Physical batches may carry other nullability than the logical schema.
+        let schema = partitions.iter().flatten().next().map_or(self.schema.clone(), |b| b.schema());
+        Ok((MemTable::try_new(schema, partitions)?, bytes))
     }
 }
 
@@ -359,36 +381,39 @@ impl TableProvider for CachedView {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
-        // The read that computes the view is served from its rows even when they are not kept.
-        let mut computed: Option<MemTable> = None;
-        let cached = self
-            .data
-            .get_or_try_init(|| async {
-                let started = std::time::Instant::now();
-                let physical = state.create_physical_plan(&self.plan).await?;
-                let partitions = collect_partitioned(physical, state.task_ctx()).await?;
-                let rows: usize = partitions.iter().flatten().map(|b| b.num_rows()).sum();
-                let bytes: usize = partitions.iter().flatten().map(|b| b.get_array_memory_size()).sum();
-                tracing::debug!(view = self.name, rows, bytes, seconds = started.elapsed().as_secs_f64(), "view computed");
-                // Physical batches may carry other nullability than the logical schema.
-                let schema = partitions.iter().flatten().next().map_or(self.schema.clone(), |b| b.schema());
-                let table = MemTable::try_new(schema, partitions)?;
+        let mut data = self.data.lock().await;
+        let serve: Arc<MemTable> = match &mut *data {
+            Cached::Pending { reads } => {
+                let reads_left = reads.saturating_sub(1);
+                let (table, bytes) = self.compute(state).await?;
+                let table = Arc::new(table);
                 let reservation = MemoryConsumer::new(format!("cached view {}", self.name)).register(&state.runtime_env().memory_pool);
-                Ok::<_, DataFusionError>(match reservation.try_grow(bytes) {
-                    Ok(()) => Cached::Held { table: Arc::new(table), _reserved: reservation },
+                *data = match reservation.try_grow(bytes) {
+                    _ if reads_left == 0 => Cached::Released,
+                    Ok(()) => Cached::Held { table: table.clone(), reads_left, _reserved: reservation },
                     Err(_) => {
                         tracing::warn!(view = self.name, bytes, "view too large for the memory limit; computed again on each read");
-                        computed = Some(table);
                         Cached::TooLarge
                     }
-                })
-            })
-            .await?;
-        match (computed, cached) {
-            (Some(table), _) => table.scan(state, projection, filters, limit).await,
-            (None, Cached::Held { table, .. }) => table.scan(state, projection, filters, limit).await,
-            (None, Cached::TooLarge) => ViewTable::new(self.plan.clone(), None).scan(state, projection, filters, limit).await,
-        }
+                };
+                // The read that computes the view is served from its rows even when they are not kept.
+                table
+            }
+            Cached::Held { table, reads_left, .. } => {
+                let table = table.clone();
+                *reads_left = reads_left.saturating_sub(1);
+                if *reads_left == 0 {
+                    tracing::debug!(view = self.name, "last planned read; rows released");
+                    *data = Cached::Released;
+                }
+                table
+            }
+            Cached::TooLarge | Cached::Released => {
+                return ViewTable::new(self.plan.clone(), None).scan(state, projection, filters, limit).await;
+            }
+        };
+        drop(data);
+        serve.scan(state, projection, filters, limit).await
     }
 }
 
@@ -424,10 +449,10 @@ mod tests {
 
     /// Registers `SELECT id, <1,000-character pad> FROM t GROUP BY id` as a cached view: the
     /// grouping needs little memory, the 10 MB of rows it yields need more.
-    async fn padded_view(ctx: &SessionContext) -> Arc<dyn TableProvider> {
+    async fn padded_view(ctx: &SessionContext, reads: usize) -> Arc<dyn TableProvider> {
         let sql = "SELECT id, repeat('x', 1000) AS pad FROM (SELECT id FROM t GROUP BY id)";
         let plan = ctx.state().create_logical_plan(sql).await.unwrap();
-        let view: Arc<dyn TableProvider> = Arc::new(CachedView::new("padded".into(), plan));
+        let view: Arc<dyn TableProvider> = Arc::new(CachedView::new("padded".into(), plan, reads));
         ctx.register_table("padded", view.clone()).unwrap();
         view
     }
@@ -447,24 +472,45 @@ mod tests {
         rows
     }
 
+    /// Held, TooLarge or Released, and the bytes the pool counts.
+    async fn state(ctx: &SessionContext, view: &Arc<dyn TableProvider>) -> (&'static str, usize) {
+        let held = match &*view.downcast_ref::<CachedView>().unwrap().data.lock().await {
+            Cached::Pending { .. } => "pending",
+            Cached::Held { .. } => "held",
+            Cached::TooLarge => "too large",
+            Cached::Released => "released",
+        };
+        (held, ctx.runtime_env().memory_pool.reserved())
+    }
+
     #[tokio::test]
     async fn a_cached_view_beyond_the_memory_limit_is_computed_again_with_the_same_rows() {
         let expected: Vec<(i64, usize)> = (0..10_000).map(|i| (i, 1000)).collect();
-        for (limit, held) in [(None, true), (Some(4 << 20), false)] {
-            let ctx = session(limit);
-            let view = padded_view(&ctx).await;
-            assert_eq!(read(&ctx).await, expected, "first read, limit {limit:?}");
-            assert_eq!(read(&ctx).await, expected, "second read, limit {limit:?}");
-            let cached = view.downcast_ref::<CachedView>().unwrap().data.get();
-            match cached {
-                Some(Cached::Held { .. }) => assert!(held, "kept in memory under a {limit:?} limit"),
-                Some(Cached::TooLarge) => assert!(!held, "not kept without a limit"),
-                None => panic!("never computed"),
-            }
-            // What is kept is what the pool counts; nothing stays reserved otherwise.
-            let reserved = ctx.runtime_env().memory_pool.reserved();
-            assert_eq!(reserved > 10_000 * 1000, held, "{reserved} bytes reserved, limit {limit:?}");
+        let ctx = session(Some(4 << 20));
+        let view = padded_view(&ctx, 2).await;
+        for read_no in 1..=2 {
+            assert_eq!(read(&ctx).await, expected, "read {read_no}");
+            // Nothing stays reserved when the rows are not kept.
+            assert_eq!(state(&ctx, &view).await, ("too large", 0), "after read {read_no}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_cached_view_is_let_go_at_its_last_planned_read_and_computed_again_after() {
+        let expected: Vec<(i64, usize)> = (0..10_000).map(|i| (i, 1000)).collect();
+        let ctx = session(None);
+        let view = padded_view(&ctx, 3).await;
+        for read_no in 1..=2 {
+            assert_eq!(read(&ctx).await, expected, "read {read_no}");
+            let (held, reserved) = state(&ctx, &view).await;
+            // What is kept is what the pool counts.
+            assert_eq!(held, "held", "after read {read_no}");
+            assert!(reserved > 10_000 * 1000, "{reserved} bytes reserved after read {read_no}");
+        }
+        assert_eq!(read(&ctx).await, expected, "the last planned read");
+        assert_eq!(state(&ctx, &view).await, ("released", 0));
+        assert_eq!(read(&ctx).await, expected, "a read beyond the plan");
+        assert_eq!(state(&ctx, &view).await, ("released", 0));
     }
 
     fn write(dir: &Path, name: &str, sql: &str) {

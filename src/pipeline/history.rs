@@ -180,9 +180,9 @@ pub(super) async fn transitions_batch(
     p: &Publisher,
     run_date: NaiveDate,
     id_column: &str,
-    ids: &[String],
+    ids: &StringArray,
     seg: &Segmentation,
-    rfm: Option<&RfmColumns>,
+    rfm: Option<&RfmColumns<'_>>,
 ) -> Result<RecordBatch, Error> {
     let runs = crate::runs::list_runs(p.root().as_str()).await?;
     let previous = runs
@@ -195,24 +195,28 @@ pub(super) async fn transitions_batch(
         Some(d) => p.read_published("customer_segments", d).await?,
         None => Vec::new(),
     };
-    let published: Vec<String> = ids.iter().map(|id| p.privacy().published_id(id_column, id)).collect();
-    let current = |labels: Vec<Option<String>>| -> Vec<(String, String)> {
-        published.iter().zip(labels).filter_map(|(id, l)| l.map(|l| (id.clone(), l))).collect()
-    };
-    let mut kinds: Vec<(&str, Vec<(String, String)>)> =
-        vec![("cluster", current(seg.segment.iter().map(|s| Some(s.to_string())).collect()))];
+    // Borrowed ids and labels throughout: at 20M customers an owned (id, label) pair per row
+    // and segmentation was several GB.
+    let published: Vec<std::borrow::Cow<str>> =
+        ids.iter().map(|id| p.privacy().published_id(id_column, id.unwrap_or_default())).collect();
+    let cluster_names: std::collections::HashMap<i32, String> =
+        seg.segment.iter().collect::<BTreeSet<_>>().into_iter().map(|&s| (s, s.to_string())).collect();
+    let mut kinds: Vec<(&str, Vec<Option<&str>>)> =
+        vec![("cluster", seg.segment.iter().map(|s| Some(cluster_names[s].as_str())).collect())];
     if let Some(r) = rfm {
-        kinds.push(("rfm", current(r.segment.clone())));
-        kinds.push(("lifecycle", current(r.stage.iter().map(|s| s.map(|s| s.as_str().to_string())).collect())));
+        kinds.push(("rfm", r.segment.clone()));
+        kinds.push(("lifecycle", r.stage.iter().map(|s| s.map(|s| s.as_str())).collect()));
     }
     let (mut kind, mut from, mut to, mut customers, mut share) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (name, now) in kinds {
+    for (name, labels) in kinds {
         let column = match name {
             "cluster" => "segment_id",
             "rfm" => "rfm_segment",
             _ => "lifecycle_stage",
         };
-        let before = previous_labels(&previous_rows, id_column, column);
+        let now: Vec<(&str, &str)> = published.iter().zip(labels).filter_map(|(id, l)| l.map(|l| (id.as_ref(), l))).collect();
+        let columns = previous_labels(&previous_rows, id_column, column);
+        let before = first_labels(&columns);
         let rows = transitions(&before, &now).map_err(|e| SegmentError::Fit(format!("segment transitions ({name}): {e}")))?;
         for t in rows {
             kind.push(name);
@@ -243,21 +247,25 @@ pub(super) async fn transitions_batch(
     Ok(RecordBatch::try_new(Arc::new(schema), cols).expect("columns match the schema"))
 }
 
-/// (id, label) pairs of one column of a previous `customer_segments` partition; a column the
-/// previous run did not publish gives none (everyone is new for that segmentation).
-fn previous_labels(batches: &[RecordBatch], id_column: &str, column: &str) -> Vec<(String, String)> {
-    let text = |b: &RecordBatch, name: &str| -> Option<ArrayRef> {
+/// (id, label) columns, as text, of one column of a previous `customer_segments` partition;
+/// a column the previous run did not publish gives none (everyone is new for that
+/// segmentation).
+fn previous_labels(batches: &[RecordBatch], id_column: &str, column: &str) -> Vec<(StringArray, StringArray)> {
+    let text = |b: &RecordBatch, name: &str| -> Option<StringArray> {
         let c = b.column_by_name(name)?;
-        datafusion::arrow::compute::cast(c, &DataType::Utf8).ok()
+        datafusion::arrow::compute::cast(c, &DataType::Utf8).ok().map(|c| c.as_string::<i32>().clone())
     };
+    batches.iter().filter_map(|b| Some((text(b, id_column)?, text(b, column)?))).collect()
+}
+
+/// The (id, label) pairs of [`previous_labels`], the first one of each id.
+fn first_labels(columns: &[(StringArray, StringArray)]) -> Vec<(&str, &str)> {
+    let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
-    let mut seen = BTreeSet::new();
-    for b in batches {
-        let (Some(ids), Some(labels)) = (text(b, id_column), text(b, column)) else { continue };
-        let (ids, labels) = (ids.as_string::<i32>(), labels.as_string::<i32>());
-        for i in 0..b.num_rows() {
-            if ids.is_valid(i) && labels.is_valid(i) && seen.insert(ids.value(i).to_string()) {
-                out.push((ids.value(i).to_string(), labels.value(i).to_string()));
+    for (ids, labels) in columns {
+        for i in 0..ids.len() {
+            if ids.is_valid(i) && labels.is_valid(i) && seen.insert(ids.value(i)) {
+                out.push((ids.value(i), labels.value(i)));
             }
         }
     }

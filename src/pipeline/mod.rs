@@ -4,7 +4,7 @@
 //! parameters, column names) before any table is scanned; `validate`, `preview` and
 //! `explain` stop there. [`run`] then computes and publishes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Instant;
 
 use chrono::NaiveDate;
@@ -110,7 +110,7 @@ async fn open_with(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamV
     let quality_seconds = t.elapsed().as_secs_f64();
     let cache = match how {
         Open::Run | Open::Again(_) if job.engine.cache_views && !job.engine.mode.is_distributed() => read_twice(job, &ordered),
-        _ => BTreeSet::new(),
+        _ => BTreeMap::new(),
     };
     let views = views::register_views(&ctx, &ordered, &params, &cache).await?;
 
@@ -151,9 +151,11 @@ async fn open_with(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamV
     })
 }
 
-/// Views a run reads more than once: from other views' SQL and from the stages.
-fn read_twice(job: &Job, ordered: &[views::ViewFile]) -> BTreeSet<String> {
-    let mut reads: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+/// Views a run reads more than once (from other views' SQL and from the stages), with the
+/// number of reads. A view read through an uncached view that is itself read twice is counted
+/// once: its rows are then let go early and computed again, never wrong.
+fn read_twice(job: &Job, ordered: &[views::ViewFile]) -> BTreeMap<String, usize> {
+    let mut reads: BTreeMap<&str, usize> = BTreeMap::new();
     let stage_reads = [
         // The segmentation view is published as customer_features and loaded for the model.
         job.segmentation.as_ref().map(|s| (s.view.as_str(), 2)),
@@ -165,7 +167,7 @@ fn read_twice(job: &Job, ordered: &[views::ViewFile]) -> BTreeSet<String> {
     for (name, n) in stage_reads.into_iter().flatten().chain(view_reads).chain(published) {
         *reads.entry(name).or_default() += n;
     }
-    reads.into_iter().filter(|(_, n)| *n > 1).map(|(name, _)| name.to_string()).collect()
+    reads.into_iter().filter(|(_, n)| *n > 1).map(|(name, n)| (name.to_string(), n)).collect()
 }
 
 /// The columns of a CLV summary view, in the order [`Summary`] takes them.
@@ -378,13 +380,7 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
     Ok(manifest)
 }
 
-/// Ids as strings, for matching customers across tables.
-fn id_strings(ids: &datafusion::arrow::array::ArrayRef) -> Result<Vec<String>, Error> {
-    let s = id_array(ids)?;
-    Ok(s.iter().map(|v| v.unwrap_or_default().to_string()).collect())
-}
-
-/// Customer ids as one Utf8 array: no allocation per customer, unlike [`id_strings`].
+/// Customer ids as one Utf8 array: no allocation per customer.
 fn id_array(ids: &datafusion::arrow::array::ArrayRef) -> Result<StringArray, Error> {
     use datafusion::arrow::array::AsArray;
     let s = datafusion::arrow::compute::cast(ids, &datafusion::arrow::datatypes::DataType::Utf8)

@@ -1,12 +1,13 @@
 //! The segmentation stage: load features, cluster, score RFM and tiers, stage the tables.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
+use datafusion::arrow::array::{Array, StringArray};
 use serde::Serialize;
 
 use super::tables::{k_selection_batch, prep_batch, segment_actions_batch, segments_batch, summary_batch};
-use super::{ClvOutcome, Session, Stages, history, id_strings};
+use super::{ClvOutcome, Session, Stages, history, id_array, id_index};
 use crate::error::Error;
 use crate::features;
 use crate::publish::Publisher;
@@ -62,11 +63,12 @@ pub struct RfmReport {
 }
 
 /// Per customer of the segmentation (matrix row order); `None` where the RFM view lacks them.
-pub(super) struct RfmColumns {
+pub(super) struct RfmColumns<'a> {
     pub r: Vec<Option<u8>>,
     pub f: Vec<Option<u8>>,
     pub m: Vec<Option<u8>>,
-    pub segment: Vec<Option<String>>,
+    /// Names borrowed from the job's RFM rules.
+    pub segment: Vec<Option<&'a str>>,
     pub stage: Vec<Option<Lifecycle>>,
     pub tier: Vec<Option<ValueTier>>,
 }
@@ -123,7 +125,7 @@ pub(super) async fn segmentation_stage(
     tracing::info!(k = seg.k, silhouette = chosen.as_ref().map(|c| c.silhouette), "segmentation fitted");
     stages.record("segment", t, Some(frame.x.nrows() as u64), Some(seg.k as u64));
 
-    let ids = id_strings(&frame.ids)?;
+    let ids = id_array(&frame.ids)?;
     let (rfm_cols, rfm_report) = match &s.job.rfm {
         Some(r) => {
             let t = Instant::now();
@@ -149,7 +151,7 @@ pub(super) async fn segmentation_stage(
     let mut out = publisher.stage_batch("customer_segments", batch, &id).await?;
     let clv_join = clv.map(|c| {
         let index = super::id_index(&c.ids);
-        ids.iter().map(|id| index.get(id.as_str()).map(|&i| (c.result.clv[i], c.result.p_alive[i]))).collect::<Vec<_>>()
+        ids.iter().map(|id| index.get(id.unwrap_or_default()).map(|&i| (c.result.clv[i], c.result.p_alive[i]))).collect::<Vec<_>>()
     });
     let transitions = history::transitions_batch(publisher, s.run_date, &spec.id, &ids, &seg, rfm_cols.as_ref()).await?;
     out += publisher
@@ -209,7 +211,7 @@ pub(super) async fn segmentation_stage(
 
 /// RFM scores over the RFM view's customers, lifecycle stages and value tiers, aligned to the
 /// segmentation's customers.
-async fn rfm_stage(s: &Session, r: &RfmSpec, seg_ids: &[String]) -> Result<(RfmColumns, RfmReport), Error> {
+async fn rfm_stage<'a>(s: &Session, r: &'a RfmSpec, seg_ids: &StringArray) -> Result<(RfmColumns<'a>, RfmReport), Error> {
     let wanted = ["recency_days", "frequency", "monetary", &r.age_column, &r.value_column];
     // Each column once: the age or value column may be one of the first three.
     let mut cols: Vec<String> = Vec::new();
@@ -219,7 +221,7 @@ async fn rfm_stage(s: &Session, r: &RfmSpec, seg_ids: &[String]) -> Result<(RfmC
         }
     }
     let m = features::load_matrix(&s.ctx, &r.view, &r.id, &cols).await?;
-    let ids = id_strings(&m.ids)?;
+    let ids = id_array(&m.ids)?;
     let col = |j: usize| m.x.column(cols.iter().position(|c| c == wanted[j]).expect("listed")).to_vec();
     let (recency, frequency, monetary, age, value) = (col(0), col(1), col(2), col(3), col(4));
     let rs = rfm::quintile_scores(&recency, false);
@@ -231,8 +233,8 @@ async fn rfm_stage(s: &Session, r: &RfmSpec, seg_ids: &[String]) -> Result<(RfmC
     for st in &stages {
         *lifecycle.entry(st.as_str().to_string()).or_insert(0) += 1;
     }
-    let index: HashMap<&str, usize> = ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect();
-    let at: Vec<Option<usize>> = seg_ids.iter().map(|id| index.get(id.as_str()).copied()).collect();
+    let index = id_index(&ids);
+    let at: Vec<Option<usize>> = seg_ids.iter().map(|id| index.get(id.unwrap_or_default()).copied()).collect();
     let pick = |v: &[u8]| at.iter().map(|i| i.map(|i| v[i])).collect::<Vec<_>>();
     let cols = RfmColumns {
         r: pick(&rs),
@@ -240,7 +242,7 @@ async fn rfm_stage(s: &Session, r: &RfmSpec, seg_ids: &[String]) -> Result<(RfmC
         m: pick(&ms),
         segment: at
             .iter()
-            .map(|i| i.and_then(|i| rfm::rfm_segment(&r.rules, rs[i], fs[i], ms[i]).map(str::to_string)))
+            .map(|i| i.and_then(|i| rfm::rfm_segment(&r.rules, rs[i], fs[i], ms[i])))
             .collect(),
         stage: at.iter().map(|i| i.map(|i| stages[i])).collect(),
         tier: at.iter().map(|i| i.map(|i| tiers[i])).collect(),
@@ -306,25 +308,25 @@ fn action_rows(
         })
         .collect();
     let Some(c) = rfm_cols else { return rows };
-    let mut count = |segmentation: &'static str, names: Vec<String>, key: &dyn Fn(&str) -> Option<ActionKey>| {
-        let mut by: BTreeMap<String, usize> = BTreeMap::new();
-        names.into_iter().for_each(|n| *by.entry(n).or_insert(0) += 1);
+    let mut count = |segmentation: &'static str, names: &mut dyn Iterator<Item = &str>, key: &dyn Fn(&str) -> Option<ActionKey>| {
+        let mut by: BTreeMap<&str, usize> = BTreeMap::new();
+        names.for_each(|n| *by.entry(n).or_insert(0) += 1);
         for (name, customers) in by {
-            let k = key(&name);
+            let k = key(name);
             rows.push(ActionRow {
                 segmentation,
-                action: spec.action(&name, k),
-                segment: name,
+                action: spec.action(name, k),
+                segment: name.to_string(),
                 customers,
                 key: k,
             });
         }
     };
-    count("rfm", c.segment.iter().flatten().cloned().collect(), &rfm::rfm_action_key);
-    count("lifecycle", c.stage.iter().flatten().map(|s| s.as_str().to_string()).collect(), &|n| {
+    count("rfm", &mut c.segment.iter().flatten().copied(), &rfm::rfm_action_key);
+    count("lifecycle", &mut c.stage.iter().flatten().map(|s| s.as_str()), &|n| {
         Lifecycle::ALL.iter().find(|s| s.as_str() == n).map(|&s| stage_key(s))
     });
-    count("value", c.tier.iter().flatten().map(|t| t.as_str().to_string()).collect(), &|n| {
+    count("value", &mut c.tier.iter().flatten().map(|t| t.as_str()), &|n| {
         ValueTier::ALL.iter().find(|t| t.as_str() == n).map(|&t| tier_key(t))
     });
     rows

@@ -27,7 +27,7 @@ pub(super) fn segments_batch(
     spec: &SegmentationSpec,
     ids: &ArrayRef,
     seg: &Segmentation,
-    rfm: Option<&RfmColumns>,
+    rfm: Option<&RfmColumns<'_>>,
 ) -> RecordBatch {
     let n = seg.segment.len();
     let names: HashMap<i32, &str> = seg.profiles.iter().map(|p| (p.segment_id, p.name.as_str())).collect();
@@ -59,7 +59,7 @@ pub(super) fn segments_batch(
             score(rfm.map(|r| &r.f)),
             score(rfm.map(|r| &r.m)),
             text(&cell),
-            text(&|i| rfm.and_then(|r| r.segment[i].clone())),
+            text(&|i| rfm.and_then(|r| r.segment[i]).map(str::to_string)),
             text(&|i| rfm.and_then(|r| r.stage[i]).map(|s| s.as_str().to_string())),
             text(&|i| rfm.and_then(|r| r.tier[i]).map(|t| t.as_str().to_string())),
         ],

@@ -12,7 +12,7 @@ use rand_xoshiro::Xoshiro256Plus;
 use rand_xoshiro::rand_core::SeedableRng;
 
 use super::SegmentError;
-use super::kmeans::{KMeansAlgorithm, KMeansParams};
+use super::kmeans::{KMeansAlgorithm, KMeansModel, KMeansParams};
 use super::metrics::{calinski_harabasz_score, davies_bouldin_score, sample_rows, silhouette_many};
 use super::spec::{Algorithm, KChoice, SegmentationSpec};
 
@@ -56,14 +56,46 @@ pub fn fit(z: ArrayView2<f64>, spec: &SegmentationSpec) -> Result<(Clustering, V
             (min..=top).collect()
         }
     };
-    let mut fits = Vec::with_capacity(ks.len());
+    // Each candidate is scored as soon as it is fitted and keeps only its labels on the
+    // silhouette sample: a full labelling of 20M rows is 0.3 GB, one per candidate k would not
+    // fit. The chosen K-means labelling is assigned again from its centroids, by the same
+    // nearest-centroid rule that gave it.
+    let forget = ks.len() > 1 && matches!(spec.algorithm, Algorithm::KMeans | Algorithm::MiniBatchKMeans { .. });
+    let mut sample: Option<(Vec<usize>, Array2<f64>)> = None;
+    let mut candidates = Vec::with_capacity(ks.len());
     for (i, &k) in ks.iter().enumerate() {
-        let c = fit_one(z, spec, k)?;
-        let (candidate, candidates) = (i + 1, ks.len());
-        tracing::info!(k = c.centroids.nrows(), candidate, candidates, inertia = c.inertia, iterations = c.n_iter, "clustering candidate");
-        fits.push(c);
+        let mut c = fit_one(z, spec, k)?;
+        let (candidate, candidates_n) = (i + 1, ks.len());
+        tracing::info!(k = c.centroids.nrows(), candidate, candidates = candidates_n, inertia = c.inertia, iterations = c.n_iter, "clustering candidate");
+        let scored = score(z, &c, spec, &mut sample);
+        if forget {
+            c.labels = Vec::new();
+        }
+        candidates.push((c, scored));
     }
-    let scores = score(z, &fits, spec)?;
+    let zs = sample.map(|(_, zs)| zs).unwrap_or_default();
+    // A labeling with fewer than two clusters in the sample has no silhouette (NaN, published
+    // as NULL); the others are computed together so each distance is computed once.
+    let defined: Vec<usize> =
+        (0..candidates.len()).filter(|&t| (2..zs.nrows()).contains(&distinct(&candidates[t].1.sampled))).collect();
+    let refs: Vec<&[usize]> = defined.iter().map(|&t| candidates[t].1.sampled.as_slice()).collect();
+    let mut silhouettes = vec![f64::NAN; candidates.len()];
+    if !refs.is_empty() {
+        let values = silhouette_many(zs.view(), &refs).map_err(|e| SegmentError::Fit(format!("silhouette: {e}")))?;
+        defined.iter().zip(values).for_each(|(&t, v)| silhouettes[t] = v);
+    }
+    let mut scores: Vec<KScore> = candidates
+        .iter()
+        .zip(silhouettes)
+        .map(|((f, s), silhouette)| KScore {
+            k: f.centroids.nrows(),
+            inertia: f.inertia,
+            silhouette,
+            calinski_harabasz: s.calinski_harabasz,
+            davies_bouldin: s.davies_bouldin,
+            chosen: false,
+        })
+        .collect();
     // Highest silhouette, first (smallest k) on a tie; a lone candidate is chosen as is.
     let mut best = 0;
     for (i, s) in scores.iter().enumerate() {
@@ -74,9 +106,17 @@ pub fn fit(z: ArrayView2<f64>, spec: &SegmentationSpec) -> Result<(Clustering, V
     if ks.len() > 1 && scores[best].silhouette.is_nan() {
         return Err(SegmentError::Fit("no candidate k has a defined silhouette".into()));
     }
-    let mut scores = scores;
     scores[best].chosen = true;
-    let chosen = fits.swap_remove(best);
+    let (mut chosen, _) = candidates.swap_remove(best);
+    if forget {
+        let model = KMeansModel {
+            centroids: chosen.centroids.clone(),
+            inertia: chosen.inertia,
+            n_iter: chosen.n_iter,
+            relocated: chosen.relocated,
+        };
+        chosen.labels = model.assign(z).0.iter().map(|&l| Some(l)).collect();
+    }
     Ok((chosen, scores))
 }
 
@@ -183,40 +223,33 @@ fn distinct(labels: &[usize]) -> usize {
     seen.len()
 }
 
-/// Metrics of every candidate; DBSCAN noise rows are left out, as they belong to no cluster.
-fn score(z: ArrayView2<f64>, fits: &[Clustering], spec: &SegmentationSpec) -> Result<Vec<KScore>, SegmentError> {
-    let clustered: Vec<usize> = (0..z.nrows()).filter(|&i| fits.iter().all(|f| f.labels[i].is_some())).collect();
+/// A candidate's metrics on every clustered row, and its labels on the silhouette sample.
+struct Scored {
+    calinski_harabasz: f64,
+    davies_bouldin: f64,
+    sampled: Vec<usize>,
+}
+
+/// Scores one candidate; DBSCAN noise rows are left out, as they belong to no cluster. The
+/// silhouette sample (its rows and their values) is drawn at the first candidate and shared:
+/// only DBSCAN leaves rows out, and it is always the only candidate.
+fn score(z: ArrayView2<f64>, c: &Clustering, spec: &SegmentationSpec, sample: &mut Option<(Vec<usize>, Array2<f64>)>) -> Scored {
+    let clustered: Vec<usize> = (0..z.nrows()).filter(|&i| c.labels[i].is_some()).collect();
     // Only DBSCAN noise makes a subset; otherwise score the matrix as it is, without a copy.
     let subset = (clustered.len() < z.nrows()).then(|| z.select(Axis(0), &clustered));
     let zc = match &subset {
         Some(s) => s.view(),
         None => z.view(),
     };
-    let labels: Vec<Vec<usize>> =
-        fits.iter().map(|f| clustered.iter().map(|&i| f.labels[i].unwrap_or_default()).collect()).collect();
-    let rows = sample_rows(clustered.len(), spec.silhouette_sample, spec.seed);
-    let zs = zc.select(Axis(0), &rows);
-    let sampled: Vec<Vec<usize>> = labels.iter().map(|l| rows.iter().map(|&i| l[i]).collect()).collect();
-    // A labeling with fewer than two clusters in the sample has no silhouette (NaN, published
-    // as NULL); the others are computed together so each distance is computed once.
-    let defined: Vec<usize> = (0..fits.len()).filter(|&t| (2..rows.len()).contains(&distinct(&sampled[t]))).collect();
-    let refs: Vec<&[usize]> = defined.iter().map(|&t| sampled[t].as_slice()).collect();
-    let mut silhouettes = vec![f64::NAN; fits.len()];
-    if !refs.is_empty() {
-        let values = silhouette_many(zs.view(), &refs).map_err(|e| SegmentError::Fit(format!("silhouette: {e}")))?;
-        defined.iter().zip(values).for_each(|(&t, v)| silhouettes[t] = v);
+    let labels: Vec<usize> = c.labels.iter().flatten().copied().collect();
+    let (rows, _) = sample.get_or_insert_with(|| {
+        let rows = sample_rows(clustered.len(), spec.silhouette_sample, spec.seed);
+        let zs = zc.select(Axis(0), &rows);
+        (rows, zs)
+    });
+    Scored {
+        calinski_harabasz: calinski_harabasz_score(zc, &labels).unwrap_or(f64::NAN),
+        davies_bouldin: davies_bouldin_score(zc, &labels).unwrap_or(f64::NAN),
+        sampled: rows.iter().map(|&i| labels[i]).collect(),
     }
-    Ok(fits
-        .iter()
-        .zip(&labels)
-        .zip(silhouettes)
-        .map(|((f, l), silhouette)| KScore {
-            k: f.centroids.nrows(),
-            inertia: f.inertia,
-            silhouette,
-            calinski_harabasz: calinski_harabasz_score(zc, l).unwrap_or(f64::NAN),
-            davies_bouldin: davies_bouldin_score(zc, l).unwrap_or(f64::NAN),
-            chosen: false,
-        })
-        .collect())
 }

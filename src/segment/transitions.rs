@@ -45,10 +45,7 @@ pub enum TransitionError {
 }
 
 /// previous/current: (customer id, segment label). Customers only in `current` are new (from = None), only in `previous` are gone (to = None).
-pub fn transitions(
-    previous: &[(String, String)],
-    current: &[(String, String)],
-) -> Result<Vec<Transition>, TransitionError> {
+pub fn transitions(previous: &[(&str, &str)], current: &[(&str, &str)]) -> Result<Vec<Transition>, TransitionError> {
     // Labels are few and repeat: intern them once so the per-customer work below moves small
     // integers instead of hashing label strings again when counting pairs.
     let mut labels = Labels::default();
@@ -56,7 +53,7 @@ pub fn transitions(
     // the duplicate check for free. Borrowed keys avoid copying a million ids.
     let mut by_customer: HashMap<&str, (Option<u32>, Option<u32>)> =
         HashMap::with_capacity_and_hasher(previous.len().max(current.len()), Default::default());
-    for (id, label) in previous {
+    for &(id, label) in previous {
         match by_customer.entry(id) {
             Entry::Occupied(_) => return Err(duplicate(Run::Previous, id)),
             Entry::Vacant(v) => {
@@ -64,7 +61,7 @@ pub fn transitions(
             }
         }
     }
-    for (id, label) in current {
+    for &(id, label) in current {
         match by_customer.entry(id) {
             Entry::Occupied(mut o) if o.get().1.is_none() => o.get_mut().1 = Some(labels.intern(label)),
             Entry::Occupied(_) => return Err(duplicate(Run::Current, id)),
@@ -121,8 +118,12 @@ fn duplicate(run: Run, id: &str) -> TransitionError {
 mod tests {
     use super::*;
 
-    fn run(rows: &[(&str, &str)]) -> Vec<(String, String)> {
-        rows.iter().map(|&(c, s)| (c.to_owned(), s.to_owned())).collect()
+    fn run<'a>(rows: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        rows.to_vec()
+    }
+
+    fn borrowed(rows: &[(String, String)]) -> Vec<(&str, &str)> {
+        rows.iter().map(|(c, s)| (c.as_str(), s.as_str())).collect()
     }
 
     fn row(from: Option<&str>, to: Option<&str>, customers: u64, share_of_from: f64) -> Transition {
@@ -170,7 +171,7 @@ mod tests {
         let label = |i: u64, salt: u64| format!("s{}", (i.wrapping_mul(2_654_435_761) ^ salt) % 5);
         let prev: Vec<_> = (0..2_000u64).map(|i| (format!("c{i}"), label(i, 1))).collect();
         let cur: Vec<_> = (500..3_000u64).map(|i| (format!("c{i}"), label(i, 7))).collect();
-        let rows = transitions(&prev, &cur).unwrap();
+        let rows = transitions(&borrowed(&prev), &borrowed(&cur)).unwrap();
 
         let mut segments: Vec<&String> = prev.iter().chain(&cur).map(|(_, s)| s).collect();
         segments.sort();
