@@ -150,7 +150,7 @@ pub(super) async fn segmentation_stage(
     let batch = segments_batch(spec, &frame.ids, &seg, rfm_cols.as_ref());
     let mut out = publisher.stage_batch("customer_segments", batch, &id).await?;
     let clv_join = clv.map(|c| {
-        let index = super::id_index(&c.ids);
+        let index = id_index(&c.ids);
         ids.iter().map(|id| index.get(id.unwrap_or_default()).map(|&i| (c.result.clv[i], c.result.p_alive[i]))).collect::<Vec<_>>()
     });
     let transitions = history::transitions_batch(publisher, s.run_date, &spec.id, &ids, &seg, rfm_cols.as_ref()).await?;
