@@ -388,13 +388,13 @@ impl TableProvider for CachedView {
                 let (table, bytes) = self.compute(state).await?;
                 let table = Arc::new(table);
                 let reservation = MemoryConsumer::new(format!("cached view {}", self.name)).register(&state.runtime_env().memory_pool);
-                *data = match reservation.try_grow(bytes) {
-                    _ if reads_left == 0 => Cached::Released,
-                    Ok(()) => Cached::Held { table: table.clone(), reads_left, _reserved: reservation },
-                    Err(_) => {
-                        tracing::warn!(view = self.name, bytes, "view too large for the memory limit; computed again on each read");
-                        Cached::TooLarge
-                    }
+                *data = if reads_left == 0 {
+                    Cached::Released
+                } else if reservation.try_grow(bytes).is_ok() {
+                    Cached::Held { table: table.clone(), reads_left, _reserved: reservation }
+                } else {
+                    tracing::warn!(view = self.name, bytes, "view too large for the memory limit; computed again on each read");
+                    Cached::TooLarge
                 };
                 // The read that computes the view is served from its rows even when they are not kept.
                 table

@@ -234,16 +234,18 @@ struct Scored {
 /// silhouette sample (its rows and their values) is drawn at the first candidate and shared:
 /// only DBSCAN leaves rows out, and it is always the only candidate.
 fn score(z: ArrayView2<f64>, c: &Clustering, spec: &SegmentationSpec, sample: &mut Option<(Vec<usize>, Array2<f64>)>) -> Scored {
-    let clustered: Vec<usize> = (0..z.nrows()).filter(|&i| c.labels[i].is_some()).collect();
+    let labels: Vec<usize> = c.labels.iter().flatten().copied().collect();
     // Only DBSCAN noise makes a subset; otherwise score the matrix as it is, without a copy.
-    let subset = (clustered.len() < z.nrows()).then(|| z.select(Axis(0), &clustered));
+    let subset = (labels.len() < z.nrows()).then(|| {
+        let clustered: Vec<usize> = (0..z.nrows()).filter(|&i| c.labels[i].is_some()).collect();
+        z.select(Axis(0), &clustered)
+    });
     let zc = match &subset {
         Some(s) => s.view(),
         None => z.view(),
     };
-    let labels: Vec<usize> = c.labels.iter().flatten().copied().collect();
     let (rows, _) = sample.get_or_insert_with(|| {
-        let rows = sample_rows(clustered.len(), spec.silhouette_sample, spec.seed);
+        let rows = sample_rows(labels.len(), spec.silhouette_sample, spec.seed);
         let zs = zc.select(Axis(0), &rows);
         (rows, zs)
     });
