@@ -80,9 +80,3 @@ impl Error {
         Error::Query { context: context.into(), source }
     }
 }
-
-/// DataFusion errors often span lines (schema listings, backtraces); logs and exit messages
-/// must stay one line per error.
-pub(crate) fn one_line(e: &dyn std::fmt::Display) -> String {
-    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
-}

@@ -13,7 +13,7 @@ use datafusion::logical_expr::ident;
 use futures::StreamExt;
 use ndarray::Array2;
 
-use crate::error::one_line;
+use crate::text::one_line;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureError {

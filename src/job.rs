@@ -5,14 +5,17 @@
 //! pipeline can trust. Nothing downstream re-validates the file.
 
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use serde::Deserialize;
 use url::Url;
 
+use crate::location::{absolute, normalize, resolve_location};
+use crate::names::check_name;
+
 use crate::clv::{ClvSpec, TimeUnit};
-use crate::engine::EngineMode;
+use crate::engine::{EngineConfig, EngineSection, StorageSection, parse_memory_limit};
 use crate::params::ParamValue;
 use crate::privacy::PrivacySpec;
 use crate::quality::SourceRules;
@@ -94,79 +97,6 @@ struct JobSection {
     sql_dir: String,
 }
 
-/// `[engine]`: where the SQL runs and DataFusion session settings (defaults: embedded
-/// DataFusion, one partition per core, 8192 rows). `segvalue run --engine` overrides `mode`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EngineSection {
-    pub mode: EngineMode,
-    pub target_partitions: Option<usize>,
-    pub batch_size: Option<usize>,
-    /// How long a Ballista run waits for the scheduler to have an executor.
-    pub executor_wait_secs: u64,
-    /// Compute an aggregating view read more than once in a run only once, held in memory
-    /// (local engine; see `views::CachedView`).
-    pub cache_views: bool,
-    /// Plan `COUNT(DISTINCT x)` beside other aggregates as a join of two aggregates
-    /// (local engine; see `engine::distinct`).
-    pub distinct_rewrite: bool,
-    /// Memory for DataFusion's operators and the cached views, e.g. "4G" (units K, M, G);
-    /// sorts and aggregations spill to disk past it. Unlimited when absent (local engine).
-    pub memory_limit: Option<String>,
-}
-
-impl EngineSection {
-    /// `memory_limit` in bytes (checked when the job is loaded).
-    pub fn memory_limit_bytes(&self) -> Option<usize> {
-        self.memory_limit.as_deref().and_then(|v| parse_memory_limit(v).ok())
-    }
-}
-
-fn parse_memory_limit(v: &str) -> Result<usize, String> {
-    match datafusion::prelude::SessionContext::parse_capacity_limit("engine.memory_limit", v) {
-        Ok(0) => Err("must be more than 0".into()),
-        Ok(n) => Ok(n),
-        Err(_) => Err(format!("'{v}' is not a size such as \"512M\" or \"4G\" (units K, M, G)")),
-    }
-}
-
-impl Default for EngineSection {
-    fn default() -> Self {
-        EngineSection {
-            mode: EngineMode::Local,
-            target_partitions: None,
-            batch_size: None,
-            executor_wait_secs: 60,
-            cache_views: true,
-            distinct_rewrite: true,
-            memory_limit: None,
-        }
-    }
-}
-
-/// `[storage]`: retries for object stores (S3, GCS, Azure, HTTP) on 5xx answers, throttling
-/// and dropped connections, with exponential backoff.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StorageSection {
-    pub max_retries: usize,
-    pub retry_timeout_secs: u64,
-    pub initial_backoff_ms: u64,
-    pub max_backoff_ms: u64,
-}
-
-impl Default for StorageSection {
-    /// object_store's own defaults.
-    fn default() -> Self {
-        StorageSection {
-            max_retries: 10,
-            retry_timeout_secs: 180,
-            initial_backoff_ms: 100,
-            max_backoff_ms: 15_000,
-        }
-    }
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SourceSection {
@@ -229,9 +159,6 @@ pub struct OutputSpec {
     pub root: Url,
     pub publish_views: Vec<String>,
 }
-
-/// Schemes a source or output URL may use; each maps to an `object_store` backend.
-pub const SUPPORTED_SCHEMES: &[&str] = &["file", "s3", "s3a", "gs", "az", "abfs", "abfss", "http", "https"];
 
 impl Job {
     /// Reads, parses and validates a job file.
@@ -369,6 +296,15 @@ impl Job {
         })
     }
 
+    /// What the engine needs: its settings and every location the run reads or writes.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            settings: self.engine.clone(),
+            storage: self.storage,
+            urls: self.sources.iter().map(|s| s.url.clone()).chain(std::iter::once(self.output.root.clone())).collect(),
+        }
+    }
+
     /// Replaces `[output] root`, e.g. from `--output-root`. Relative paths resolve against the
     /// current directory, as a user typing them expects.
     pub fn set_output_root(&mut self, root: &str) -> Result<(), JobError> {
@@ -413,7 +349,7 @@ fn validate_clv(c: ClvSection) -> Result<ClvSpec, (&'static str, String)> {
     {
         return Err(("lifetime_periods", format!("must be a finite number > 0, got {l}")));
     }
-    let (mode, model_from) = crate::segment::spec::parse_model_mode(c.mode.as_deref(), c.model_from.as_deref())
+    let (mode, model_from) = crate::model_mode::parse_model_mode(c.mode.as_deref(), c.model_from.as_deref())
         .map_err(|(k, m)| (if k == "mode" { "mode" } else { "model_from" }, m))?;
     Ok(ClvSpec {
         view: c.view,
@@ -428,90 +364,6 @@ fn validate_clv(c: ClvSection) -> Result<ClvSpec, (&'static str, String)> {
         mode,
         model_from,
     })
-}
-
-/// Names become SQL identifiers and path segments: keep them plain lower-case.
-pub fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
-        && name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!("'{name}' is not a valid name (use lower-case letters, digits and '_')"))
-    }
-}
-
-/// Resolves a source or output location to a URL. Local paths are relative to `base`.
-/// `dir` adds the trailing slash object stores need to treat the location as a prefix.
-pub fn resolve_location(base: &Path, s: &str, dir: bool) -> Result<Url, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("location is empty".into());
-    }
-    if s.contains("://") {
-        let mut url = Url::parse(s).map_err(|e| format!("invalid URL '{}': {e}", redact(s)))?;
-        if !SUPPORTED_SCHEMES.contains(&url.scheme()) {
-            return Err(format!(
-                "unsupported scheme '{}' (expected one of {})",
-                url.scheme(),
-                SUPPORTED_SCHEMES.join(", ")
-            ));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err("credentials must not be written in URLs; use the AWS_*/GOOGLE_*/AZURE_* environment".into());
-        }
-        if url.scheme() == "file" {
-            let path = url.to_file_path().map_err(|_| format!("invalid file URL '{s}'"))?;
-            return resolve_location(base, &path.to_string_lossy(), dir || s.ends_with('/'));
-        }
-        if dir && !url.path().ends_with('/') {
-            let p = format!("{}/", url.path());
-            url.set_path(&p);
-        }
-        return Ok(url);
-    }
-    let path = normalize(&base.join(s));
-    let as_dir = dir && (s.ends_with('/') || path.is_dir() || path.extension().is_none());
-    let url = if as_dir {
-        Url::from_directory_path(&path)
-    } else {
-        Url::from_file_path(&path)
-    };
-    url.map_err(|_| format!("invalid path '{}'", path.display()))
-}
-
-/// Removes user-info from a URL-like string before it is shown anywhere.
-pub fn redact(s: &str) -> String {
-    match Url::parse(s) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        _ => s.to_string(),
-    }
-}
-
-fn absolute(p: &Path) -> PathBuf {
-    let p = if p.as_os_str().is_empty() { Path::new(".") } else { p };
-    normalize(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
-}
-
-/// Lexical normalisation (`a/b/../c` → `a/c`) without touching the filesystem, so paths that
-/// do not exist yet (output roots) resolve too.
-fn normalize(p: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in p.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

@@ -297,7 +297,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Runs { root } => {
             let runs = segvalue::runs::list_runs(&root).await.map_err(Error::from)?;
             if runs.is_empty() {
-                eprintln!("no runs under {}", segvalue::job::redact(&root));
+                eprintln!("no runs under {}", segvalue::location::redact(&root));
             }
             println!("run_date\tstatus\ttables\trows\trun_id\treason");
             for r in runs {

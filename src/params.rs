@@ -103,7 +103,7 @@ impl std::fmt::Display for ParamValue {
 
 /// User parameter names must not shadow the built-ins.
 pub fn check_user_name(name: &str) -> Result<(), String> {
-    crate::job::check_name(name)?;
+    crate::names::check_name(name)?;
     if BUILT_IN.contains(&name) {
         return Err(format!("'{name}' is a built-in parameter and cannot be set"));
     }

@@ -30,8 +30,8 @@ use object_store::path::Path as ObjectPath;
 use serde::Serialize;
 use url::Url;
 
-use crate::error::one_line;
-use crate::job::redact;
+use crate::text::one_line;
+use crate::location::redact;
 use crate::privacy::Privacy;
 
 #[derive(Debug, thiserror::Error)]

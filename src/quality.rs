@@ -17,7 +17,7 @@ use datafusion::arrow::datatypes::Int64Type;
 use datafusion::execution::context::SessionContext;
 use serde::{Deserialize, Serialize};
 
-use crate::error::one_line;
+use crate::text::one_line;
 use crate::params::{Params, RUN_END_TS};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]

@@ -15,8 +15,9 @@ use object_store::path::Path as ObjectPath;
 use serde::Deserialize;
 
 use crate::engine::{StoreError, register_stores, store_base};
-use crate::error::one_line;
-use crate::job::{StorageSection, redact, resolve_location};
+use crate::text::one_line;
+use crate::engine::StorageSection;
+use crate::location::{redact, resolve_location};
 
 /// One run date under the root.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,8 +8,9 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions};
 
-use crate::error::one_line;
-use crate::job::{Source, SourceFormat, redact};
+use crate::text::one_line;
+use crate::job::{Source, SourceFormat};
+use crate::location::redact;
 
 #[derive(Debug, thiserror::Error)]
 #[error("source '{name}' ({url}): {message}")]

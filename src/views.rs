@@ -23,7 +23,7 @@ use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
-use crate::error::one_line;
+use crate::text::one_line;
 use crate::params::Params;
 
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +105,7 @@ pub fn load_views(dir: &Path) -> Result<Vec<ViewFile>, ViewError> {
 fn parse_view(path: &Path) -> Result<ViewFile, ViewError> {
     let file = path.to_path_buf();
     let name = path.file_stem().unwrap_or_default().to_string_lossy().to_string();
-    crate::job::check_name(&name).map_err(|message| ViewError::BadName {
+    crate::names::check_name(&name).map_err(|message| ViewError::BadName {
         file: file.clone(),
         message: format!("view file name: {message}"),
     })?;

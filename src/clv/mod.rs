@@ -17,6 +17,8 @@ use std::collections::HashMap;
 use foldhash::fast::FixedState;
 use rayon::prelude::*;
 
+use crate::stats::deciles;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClvError {
     #[error("invalid CLV input: {0}")]
@@ -74,8 +76,8 @@ pub struct ClvSpec {
     /// Expected lifetime for `clv_simple`, in `time_unit`; default from the fitted model.
     pub lifetime_periods: Option<f64>,
     /// Refit every run, or predict with saved parameters.
-    pub mode: crate::segment::spec::ModelMode,
-    pub model_from: crate::segment::spec::ModelFrom,
+    pub mode: crate::model_mode::ModelMode,
+    pub model_from: crate::model_mode::ModelFrom,
 }
 
 /// Per-customer summary columns, in matching order.
@@ -387,18 +389,6 @@ fn check_degenerate(model: &'static str, params: &[(&'static str, f64)]) -> Resu
     }
 }
 
-/// Decile 1..=10 by rank (ties broken by position, so every decile has n/10 customers).
-fn deciles(v: &[f64]) -> Vec<i32> {
-    let n = v.len();
-    let mut order: Vec<(f64, usize)> = v.iter().copied().zip(0..n).collect();
-    // (value, position) is a total order: an unstable sort is deterministic.
-    order.par_sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let mut out = vec![0; n];
-    for (rank, &(_, i)) in order.iter().enumerate() {
-        out[i] = (rank * 10 / n.max(1)) as i32 + 1;
-    }
-    out
-}
 
 fn pearson(x: &[f64], y: &[f64]) -> f64 {
     let n = x.len() as f64;
@@ -454,16 +444,6 @@ pub fn holdout(frequency_cal: &[f64], actual: &[f64], predicted: &[f64]) -> (Vec
 mod tests {
     use super::*;
 
-    #[test]
-    fn deciles_split_evenly_and_order_by_value() {
-        let v: Vec<f64> = (0..20).map(|i| (20 - i) as f64).collect();
-        let d = deciles(&v);
-        assert_eq!(d[0], 10);
-        assert_eq!(d[19], 1);
-        for k in 1..=10 {
-            assert_eq!(d.iter().filter(|&&x| x == k).count(), 2);
-        }
-    }
 
     #[test]
     fn negative_monetary_value_is_refused_naming_the_customer() {

@@ -24,23 +24,22 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 
-use super::{EngineError, EngineMode, register_stores, runtime_env, session_config};
-use crate::job::{Job, StorageSection};
+use super::{EngineConfig, EngineError, EngineMode, StorageSection, register_stores, runtime_env, session_config};
 
 fn cluster_err(engine: &EngineMode, e: impl std::fmt::Display) -> EngineError {
     EngineError::Cluster {
         engine: engine.to_string(),
-        message: crate::error::one_line(&e),
+        message: crate::text::one_line(&e),
     }
 }
 
 /// A driver session whose queries are planned here and executed by the scheduler at `url`.
-pub fn client_context(job: &Job, url: &str) -> Result<SessionContext, EngineError> {
-    let engine = &job.engine.mode;
-    let runtime = runtime_env(&job.storage).map_err(|e| cluster_err(engine, e))?;
+pub fn client_context(config: &EngineConfig, url: &str) -> Result<SessionContext, EngineError> {
+    let engine = &config.settings.mode;
+    let runtime = runtime_env(&config.storage).map_err(|e| cluster_err(engine, e))?;
     let state = SessionStateBuilder::new()
         .with_default_features()
-        .with_config(session_config(job).upgrade_for_ballista())
+        .with_config(session_config(&config.settings).upgrade_for_ballista())
         .with_runtime_env(runtime)
         .build()
         .upgrade_for_ballista(url.to_string())
@@ -48,8 +47,7 @@ pub fn client_context(job: &Job, url: &str) -> Result<SessionContext, EngineErro
     let ctx = SessionContext::new_with_state(state);
     // The driver lists source files while planning; build its stores now so a bad bucket
     // fails here, with the job's retry settings.
-    let urls = job.sources.iter().map(|s| &s.url).chain(std::iter::once(&job.output.root));
-    register_stores(&ctx, urls, &job.storage)?;
+    register_stores(&ctx, config.urls.iter(), &config.storage)?;
     Ok(ctx)
 }
 
@@ -68,7 +66,7 @@ pub async fn wait_for_executors(engine: &EngineMode, url: &str, max_wait: Durati
         let last = match client.get(format!("{url}/readyz")).send().await {
             Ok(r) if r.status().is_success() => return Ok(()),
             Ok(r) => r.text().await.unwrap_or_default().trim().to_string(),
-            Err(e) => format!("cannot reach the scheduler ({})", crate::error::one_line(&e)),
+            Err(e) => format!("cannot reach the scheduler ({})", crate::text::one_line(&e)),
         };
         if started.elapsed() >= max_wait {
             return Err(cluster_err(

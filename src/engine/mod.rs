@@ -21,10 +21,12 @@ use std::time::Duration;
 use object_store::{BackoffConfig, ObjectStore, RetryConfig};
 use url::Url;
 
-use crate::job::{Job, StorageSection};
 
 pub mod cluster;
+mod config;
 pub mod distinct;
+
+pub use config::{EngineConfig, EngineSection, StorageSection, parse_memory_limit};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{url}: cannot set up object store: {message}")]
@@ -108,31 +110,32 @@ impl EngineError {
 /// For Ballista the session plans on this driver and sends each query to the scheduler; it
 /// first waits (up to `[engine] executor_wait_secs`) for an executor to be registered, so a
 /// cluster without executors is an error and never a silent local run.
-pub async fn context(job: &Job) -> Result<SessionContext, EngineError> {
-    match &job.engine.mode {
-        EngineMode::Local => Ok(local_context(job)?),
+pub async fn context(config: &EngineConfig) -> Result<SessionContext, EngineError> {
+    let engine = &config.settings;
+    match &engine.mode {
+        EngineMode::Local => Ok(local_context(config)?),
         EngineMode::Ballista { host, port } => {
             let url = format!("http://{host}:{port}");
-            cluster::wait_for_executors(&job.engine.mode, &url, Duration::from_secs(job.engine.executor_wait_secs)).await?;
-            cluster::client_context(job, &url)
+            cluster::wait_for_executors(&engine.mode, &url, Duration::from_secs(engine.executor_wait_secs)).await?;
+            cluster::client_context(config, &url)
         }
         EngineMode::Standalone => {
             // Its executor is started with it, in this process.
-            let url = cluster::standalone(&job.storage).await?;
-            cluster::client_context(job, &url)
+            let url = cluster::standalone(&config.storage).await?;
+            cluster::client_context(config, &url)
         }
     }
 }
 
 /// The job's session settings (partitions, batch size), shared by every engine.
-pub fn session_config(job: &Job) -> SessionConfig {
+pub fn session_config(engine: &EngineSection) -> SessionConfig {
     let mut config = SessionConfig::new()
         .with_information_schema(false)
         .with_default_catalog_and_schema("segvalue", "public");
-    if let Some(n) = job.engine.target_partitions {
+    if let Some(n) = engine.target_partitions {
         config = config.with_target_partitions(n);
     }
-    if let Some(n) = job.engine.batch_size {
+    if let Some(n) = engine.batch_size {
         config = config.with_batch_size(n);
     }
     config
@@ -188,25 +191,24 @@ impl ObjectStoreRegistry for EnvStoreRegistry {
     }
 }
 
-/// Builds the embedded DataFusion session for `job` and registers an object store for every
+/// Builds the embedded DataFusion session and registers an object store for every
 /// bucket or container its sources and output root use.
-pub fn local_context(job: &Job) -> Result<SessionContext, StoreError> {
-    let mut runtime = runtime_builder(&job.storage);
-    if let Some(limit) = job.engine.memory_limit_bytes() {
+pub fn local_context(config: &EngineConfig) -> Result<SessionContext, StoreError> {
+    let mut runtime = runtime_builder(&config.storage);
+    if let Some(limit) = config.settings.memory_limit_bytes() {
         runtime = runtime.with_memory_pool(memory_pool(limit));
     }
     let runtime = runtime.build_arc().map_err(|e| StoreError {
         url: String::new(),
-        message: crate::error::one_line(&e),
+        message: crate::text::one_line(&e),
     })?;
-    let mut state = SessionStateBuilder::new().with_default_features().with_config(session_config(job)).with_runtime_env(runtime);
-    if job.engine.distinct_rewrite {
+    let mut state = SessionStateBuilder::new().with_default_features().with_config(session_config(&config.settings)).with_runtime_env(runtime);
+    if config.settings.distinct_rewrite {
         // Only over plain scans: the rewrite reads its input twice.
         state = distinct::register_rule(state, distinct::MixedDistinctToJoin::scans_only());
     }
     let ctx = SessionContext::new_with_state(state.build());
-    let urls = job.sources.iter().map(|s| &s.url).chain(std::iter::once(&job.output.root));
-    register_stores(&ctx, urls, &job.storage)?;
+    register_stores(&ctx, config.urls.iter(), &config.storage)?;
     Ok(ctx)
 }
 
@@ -255,7 +257,7 @@ fn retry_config(s: &StorageSection) -> RetryConfig {
 fn build_store(base: &Url, retry: RetryConfig) -> Result<Arc<dyn ObjectStore>, StoreError> {
     let err = |e: object_store::Error| StoreError {
         url: base.to_string(),
-        message: crate::error::one_line(&e),
+        message: crate::text::one_line(&e),
     };
     let store: Arc<dyn ObjectStore> = match base.scheme() {
         "s3" | "s3a" => {

@@ -19,7 +19,7 @@ use crate::publish::Publisher;
 use crate::segment::align::align;
 use crate::segment::drift::{FeatureDrift, ShareChange, bin_shares, psi_of_shares, share_changes};
 use crate::segment::profile::SegmentAction;
-use crate::segment::spec::ModelFrom;
+use crate::model_mode::ModelFrom;
 use crate::segment::transitions::transitions;
 use crate::segment::{SegmentError, Segmentation};
 
@@ -60,7 +60,7 @@ pub(super) async fn find_model(p: &Publisher, run_date: NaiveDate, from: ModelFr
 pub(super) fn missing(what: &'static str, p: &Publisher, run_date: NaiveDate, from: ModelFrom) -> Error {
     ModelError::Missing {
         what,
-        root: crate::job::redact(p.root().as_str().trim_end_matches('/')),
+        root: crate::location::redact(p.root().as_str().trim_end_matches('/')),
         when: match from {
             ModelFrom::Latest => format!("dated before {run_date}"),
             ModelFrom::Date(d) => format!("for run_date={d}"),

@@ -15,7 +15,8 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::clv::{self, ClvResult, ClvSpec, Summary};
 use crate::features::{self, FeatureMatrix};
-use crate::job::{Job, redact};
+use crate::job::Job;
+use crate::location::redact;
 use crate::params::{ParamValue, Params};
 use crate::publish::{Publisher, TableReport};
 use crate::views::{self, RegisteredView};
@@ -72,7 +73,7 @@ async fn open_with(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamV
     let source_names: BTreeSet<String> = job.sources.iter().map(|s| s.name.clone()).collect();
     // Parse and order first: a broken SQL file fails before any data is touched.
     let ordered = views::order_views(views::load_views(&job.sql_dir)?, &source_names)?;
-    let ctx = engine::context(job).await?;
+    let ctx = engine::context(&job.engine_config()).await?;
     let raw_or_plain = |s: &crate::job::Source| {
         if job.quality.contains_key(&s.name) { quality::raw_name(&s.name) } else { s.name.clone() }
     };
@@ -82,7 +83,7 @@ async fn open_with(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamV
     for (name, rules) in &job.quality {
         let bad_rule = |e: &dyn std::fmt::Display| QualityError::BadRule {
             source_name: name.clone(),
-            message: crate::error::one_line(e),
+            message: crate::text::one_line(e),
         };
         let found = match &how {
             Open::Plan => None,
@@ -314,7 +315,7 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
 
     // Files are written by this process; on Ballista, published views are computed on the
     // cluster and streamed here (see `Publisher::stage`).
-    let writer = engine::local_context(job)?;
+    let writer = engine::local_context(&job.engine_config())?;
     let mut publisher = Publisher::new(&writer, &job.output.root, run_date, &run_id, privacy)?
         .with_remote_input(job.engine.mode.is_distributed());
     publisher.remove_stale_staging(STALE_STAGING).await;
@@ -428,7 +429,7 @@ async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publisher, stage
     tracing::info!(model = "BG/NBD and Gamma-Gamma", customers = summary.frequency.len(), "fitting");
     let time_unit = format!("{:?}", spec.time_unit).to_lowercase();
     let (models, trained_on) = match spec.mode {
-        crate::segment::spec::ModelMode::Score => {
+        crate::model_mode::ModelMode::Score => {
             let model = history::find_model(publisher, s.run_date, spec.model_from).await?;
             let (date, saved) = model
                 .as_ref()
@@ -438,7 +439,7 @@ async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publisher, stage
             tracing::info!(model = %date, "CLV parameters from the saved model (mode = score)");
             (clv::with_params(&summary, b, g), saved.trained_on)
         }
-        crate::segment::spec::ModelMode::Refit => (clv::fit(&summary, spec.penalizer)?, s.run_date),
+        crate::model_mode::ModelMode::Refit => (clv::fit(&summary, spec.penalizer)?, s.run_date),
     };
     stages.record("clv_fit", t, Some(summary.frequency.len() as u64), Some(7));
     let t = Instant::now();

@@ -9,7 +9,8 @@ use chrono::NaiveDate;
 
 use super::{Open, open_with};
 use crate::error::Error;
-use crate::job::{Job, SourceFormat, redact};
+use crate::job::{Job, SourceFormat};
+use crate::location::redact;
 use crate::params::ParamValue;
 use crate::quality::{self, quote};
 use crate::views;

@@ -13,7 +13,8 @@ use crate::features;
 use crate::publish::Publisher;
 use crate::segment::profile::{SegmentAction, segment_actions};
 use crate::segment::rfm::{self, ActionKey, Lifecycle, ValueTier};
-use crate::segment::spec::{ModelMode, RfmSpec};
+use crate::model_mode::ModelMode;
+use crate::segment::spec::RfmSpec;
 use crate::segment::{self, Segmentation, SegmentationSpec};
 
 #[derive(Debug, Clone, Serialize)]

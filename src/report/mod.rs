@@ -16,7 +16,7 @@ mod charts;
 
 use std::fmt::Write as _;
 
-use charts::{BoxStats, box_stats};
+use crate::stats::{BoxStats, box_stats};
 
 /// Everything the report shows for one run. Plain data: build it, then call [`render_html`].
 #[derive(Debug, Clone, Default)]
@@ -506,22 +506,6 @@ mod tests {
         assert_eq!(render_html(&full()).unwrap(), render_html(&full()).unwrap());
     }
 
-    #[test]
-    fn box_stats_match_hand_computed_quartiles() {
-        // Sorted 1..=10; type-7 quantile h = 9p: p5 at h = 0.45 → 1.45, Q1 at 2.25 → 3.25,
-        // median at 4.5 → 5.5, Q3 at 6.75 → 7.75, p95 at 8.55 → 9.55. Non-finite values ignored.
-        let v = [7.0, 3.0, f64::NAN, 10.0, 1.0, 9.0, 2.0, f64::INFINITY, 8.0, 5.0, 4.0, 6.0];
-        let b = box_stats(&v).unwrap();
-        let close = |a: f64, e: f64| (a - e).abs() < 1e-12;
-        assert_eq!(b.n, 10);
-        assert!(close(b.p5, 1.45) && close(b.q1, 3.25) && close(b.median, 5.5), "{b:?}");
-        assert!(close(b.q3, 7.75) && close(b.p95, 9.55) && close(b.mean, 5.5), "{b:?}");
-
-        let one = box_stats(&[4.0]).unwrap();
-        assert!([one.p5, one.q1, one.median, one.q3, one.p95, one.mean].iter().all(|&x| x == 4.0));
-        assert_eq!(box_stats(&[f64::NAN]), None);
-        assert_eq!(box_stats(&[]), None);
-    }
 
     #[test]
     fn p_alive_rows_must_match_the_grid() {

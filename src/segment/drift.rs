@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
+use crate::stats::quantile;
+
 /// Floor for bin shares: an empty bin would make ln(a / e) infinite. 1e-4 (0.01 %) is the
 /// customary choice; it only affects empty bins, so identical samples still give exactly 0.
 pub const EPSILON: f64 = 1e-4;
@@ -49,7 +51,7 @@ pub fn bin_edges(training: &[f64], bins: usize) -> Vec<f64> {
     sorted.sort_unstable_by(f64::total_cmp);
     let mut edges: Vec<f64> = Vec::with_capacity(bins.saturating_sub(1));
     for i in 1..bins {
-        let q = quantile_linear(&sorted, i as f64 / bins as f64);
+        let q = quantile(&sorted, i as f64 / bins as f64);
         // Strictly increasing: drops duplicates (and any rounding wobble between equal values).
         if edges.last().is_none_or(|&last| q > last) {
             edges.push(q);
@@ -58,18 +60,6 @@ pub fn bin_edges(training: &[f64], bins: usize) -> Vec<f64> {
     edges
 }
 
-/// numpy.quantile(method="linear") on sorted, finite, non-empty data, including numpy's
-/// two-sided lerp so results match it to the last bit for the same `q`.
-fn quantile_linear(sorted: &[f64], q: f64) -> f64 {
-    let last = sorted.len() - 1;
-    let pos = q * last as f64;
-    let lo = (pos.floor() as usize).min(last);
-    let hi = (lo + 1).min(last);
-    let t = pos - lo as f64;
-    let (a, b) = (sorted[lo], sorted[hi]);
-    let diff = b - a;
-    if t >= 0.5 { b - diff * (1.0 - t) } else { a + diff * t }
-}
 
 /// PSI of `actual` against `expected` over the bins `(-∞, e0], (e0, e1], …, (e_last, ∞)`.
 /// NaN values are ignored; returns NaN if either sample has no other value.

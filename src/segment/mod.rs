@@ -202,8 +202,8 @@ mod tests {
             max_iter: 100,
             tol: 1e-6,
             silhouette_sample: 20_000,
-            mode: spec::ModelMode::Refit,
-            model_from: spec::ModelFrom::Latest,
+            mode: crate::model_mode::ModelMode::Refit,
+            model_from: crate::model_mode::ModelFrom::Latest,
             align_ids: true,
             drift_warn_psi: 0.25,
         }

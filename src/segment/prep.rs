@@ -9,7 +9,7 @@
 use ndarray::{Array2, ArrayView1, Axis, ShapeBuilder};
 
 use super::SegmentError;
-use super::rfm::quantile;
+use crate::stats::quantile_of;
 use super::spec::{ColumnPrep, Impute, Scale};
 
 /// Category for SQL NULL in a one-hot column.
@@ -181,24 +181,6 @@ fn fit_scale(kind: Scale, v: &[f64]) -> (f64, f64) {
     (center, if scale > 0.0 && scale.is_finite() { scale } else { 1.0 })
 }
 
-/// [`quantile`] (linear interpolation, numpy's default) by selection instead of a full sort:
-/// O(n) per call, which matters for medians of a million rows. Reorders `v`.
-pub fn quantile_of(v: &mut [f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    let h = (v.len() - 1) as f64 * q.clamp(0.0, 1.0);
-    let lo = h.floor() as usize;
-    let n = v.len();
-    let (_, &mut a, above) = v.select_nth_unstable_by(lo, f64::total_cmp);
-    if lo + 1 >= n || h == lo as f64 {
-        return a;
-    }
-    let b = above.iter().copied().fold(f64::INFINITY, f64::min);
-    // numpy's `_lerp`, including its form near the upper end, so results match bit for bit.
-    let t = h - lo as f64;
-    quantile(&[a, b], t)
-}
 
 /// Prepares new rows with already fitted columns (a saved model): the same steps as
 /// [`prepare`] in the same order, so the training rows give the same bits. A NULL in a
@@ -333,15 +315,6 @@ mod tests {
         assert_eq!((p.columns[0].clip_lower, p.columns[0].clip_upper), (Some(1.0), Some(9.0)));
     }
 
-    #[test]
-    fn selection_quantile_equals_the_sorted_one() {
-        let v: Vec<f64> = (0..101).map(|i| ((i * 37) % 101) as f64 / 3.0 + if i % 7 == 0 { 5.0 } else { 0.0 }).collect();
-        let mut sorted = v.clone();
-        sorted.sort_by(f64::total_cmp);
-        for q in [0.0, 0.01, 0.25, 0.333, 0.5, 0.75, 0.99, 1.0] {
-            assert_eq!(quantile_of(&mut v.clone(), q).to_bits(), quantile(&sorted, q).to_bits(), "q = {q}");
-        }
-    }
 
     #[test]
     fn robust_scale_uses_median_and_iqr() {

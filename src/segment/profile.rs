@@ -7,7 +7,8 @@
 
 use ndarray::{Array2, Axis};
 
-use super::prep::{Prepared, quantile_of, unscale};
+use super::prep::{Prepared, unscale};
+use crate::stats::{dominant, quantile_of};
 use super::rfm::{self, ActionKey, Lifecycle, ValueTier};
 use super::select_k::Clustering;
 use super::spec::{ActionsSpec, SegmentationSpec};
@@ -150,8 +151,8 @@ pub fn segment_actions(
         .iter()
         .map(|p| {
             let members = || segment.iter().enumerate().filter(move |(_, s)| **s == p.segment_id).map(|(i, _)| i);
-            let stage = stages.and_then(|s| rfm::dominant(members().filter_map(|i| s[i])));
-            let tier = tiers.and_then(|t| rfm::dominant(members().filter_map(|i| t[i])));
+            let stage = stages.and_then(|s| dominant(members().filter_map(|i| s[i])));
+            let tier = tiers.and_then(|t| dominant(members().filter_map(|i| t[i])));
             let key = stage.zip(tier).map(|(s, t)| rfm::group_action_key(s, t));
             SegmentAction {
                 stage,

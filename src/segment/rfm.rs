@@ -23,6 +23,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::stats::quantile;
+
 // ---------------------------------------------------------------------------------------------------------------
 // Quintile scores
 // ---------------------------------------------------------------------------------------------------------------
@@ -368,27 +370,6 @@ pub fn value_tiers(spend: &[f64], t: &ValueThresholds) -> (Vec<ValueTier>, f64, 
     (tiers, q_high, q_low)
 }
 
-/// numpy linear; sorted ascending; empty → NaN
-///
-/// The `q`-quantile of ascending `sorted` values as `numpy.quantile(x, q)` computes it by default: virtual
-/// index `h = (n − 1) · q`, interpolated linearly between `sorted[floor(h)]` and the next value. `q` is
-/// clamped to 0..=1; a NaN `q` gives NaN.
-pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let n = sorted.len();
-    if n == 0 || q.is_nan() {
-        return f64::NAN;
-    }
-    let h = (n - 1) as f64 * q.clamp(0.0, 1.0);
-    let lo = (h.floor() as usize).min(n - 1);
-    let hi = (lo + 1).min(n - 1);
-    let (a, b, t) = (sorted[lo], sorted[hi], h - lo as f64);
-    // numpy's _lerp: interpolate from the nearer end so that t = 1 gives exactly b.
-    if t >= 0.5 {
-        b - (b - a) * (1.0 - t)
-    } else {
-        a + (b - a) * t
-    }
-}
 
 // ---------------------------------------------------------------------------------------------------------------
 // Default actions
@@ -495,24 +476,6 @@ pub fn group_action_key(stage: Lifecycle, tier: ValueTier) -> ActionKey {
     }
 }
 
-/// Most common value (ties → the first in `ALL` order) — used to find a group's dominant stage / tier.
-///
-/// Ties go to the smallest value by `Ord`; for [`Lifecycle`], [`ValueTier`] and [`ActionKey`] the derived
-/// order is declaration order, which is `ALL` order. Empty input gives None.
-pub fn dominant<T: Copy + Ord>(values: impl IntoIterator<Item = T>) -> Option<T> {
-    let mut counts: BTreeMap<T, usize> = BTreeMap::new();
-    for v in values {
-        *counts.entry(v).or_insert(0) += 1;
-    }
-    // Ascending keys and a strict `>` keep the smallest of the tied values.
-    let mut best: Option<(T, usize)> = None;
-    for (v, c) in counts {
-        if best.is_none_or(|(_, bc)| c > bc) {
-            best = Some((v, c));
-        }
-    }
-    best.map(|(v, _)| v)
-}
 
 #[cfg(test)]
 mod tests {
@@ -826,71 +789,13 @@ mod tests {
         assert_eq!(Lifecycle::Silent.to_string(), "silent");
     }
 
-    // --- quantiles and value tiers ---
+    // --- value tiers ---
 
-    // From numpy 2.4.6:
-    //   x = [12.5, 0.0, 99.99, 42.0, 7.25, 63.1, 18.0, 250.0, 5.5, 31.4, 77.7]
-    //   [repr(float(np.quantile(x, q))) for q in (0.0, 0.1, 0.25, 0.33, 0.5, 0.62, 0.8, 0.85, 0.95, 1.0)]
-    //   y = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]
-    //   [repr(float(np.quantile(y, q))) for q in (0.5, 0.8, 1/3)];  np.quantile([7.0], 0.8)
+    // From numpy 2.4.6 (see `stats::tests`): the value list used there.
     const SPEND: [f64; 11] = [12.5, 0.0, 99.99, 42.0, 7.25, 63.1, 18.0, 250.0, 5.5, 31.4, 77.7];
-    const NUMPY_SPEND: [(f64, f64); 10] = [
-        (0.0, 0.0),
-        (0.1, 5.5),
-        (0.25, 9.875),
-        (0.33, 14.150000000000002),
-        (0.5, 31.4),
-        (0.62, 46.220000000000006),
-        (0.8, 77.7),
-        (0.85, 88.845),
-        (0.95, 174.995),
-        (1.0, 250.0),
-    ];
-    const NUMPY_Y: [(f64, f64); 3] = [(0.5, 3.5), (0.8, 5.6000000000000005), (1.0 / 3.0, 2.333333333333333)];
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() <= 1e-12 * b.abs().max(1.0)
-    }
-
-    fn sorted(v: &[f64]) -> Vec<f64> {
-        let mut s = v.to_vec();
-        s.sort_by(f64::total_cmp);
-        s
-    }
-
-    #[test]
-    fn quantile_matches_numpy_linear() {
-        let s = sorted(&SPEND);
-        for (q, expected) in NUMPY_SPEND {
-            assert!(
-                close(quantile(&s, q), expected),
-                "q = {q}: {} vs numpy {expected}",
-                quantile(&s, q)
-            );
-        }
-        let s = sorted(&[3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0]);
-        for (q, expected) in NUMPY_Y {
-            assert!(
-                close(quantile(&s, q), expected),
-                "q = {q}: {} vs numpy {expected}",
-                quantile(&s, q)
-            );
-        }
-        assert_eq!(quantile(&[7.0], 0.8), 7.0);
-    }
-
-    #[test]
-    fn quantile_interpolates_between_neighbours() {
-        // h = (5 - 1) · 0.3 = 1.2 -> 10 + 0.2 · (20 - 10) = 12.
-        assert!(close(quantile(&[0.0, 10.0, 20.0, 30.0, 40.0], 0.3), 12.0));
-    }
-
-    #[test]
-    fn quantile_of_nothing_is_nan() {
-        assert!(quantile(&[], 0.5).is_nan());
-        assert!(quantile(&[1.0, 2.0], f64::NAN).is_nan());
-        assert_eq!(quantile(&[1.0, 2.0], 1.5), 2.0); // clamped
-        assert_eq!(quantile(&[1.0, 2.0], -0.5), 1.0);
     }
 
     #[test]
@@ -1030,19 +935,5 @@ mod tests {
         assert_eq!(group_action_key(Lifecycle::Active, ValueTier::Low), A::LowValue);
     }
 
-    #[test]
-    fn dominant_is_the_most_common() {
-        use Lifecycle::*;
-        assert_eq!(dominant([Churned, Active, Churned, New]), Some(Churned));
-        assert_eq!(dominant(Vec::<Lifecycle>::new()), None);
-    }
 
-    #[test]
-    fn dominant_ties_go_to_the_first_in_all_order() {
-        use ValueTier::*;
-        // Low and Medium both appear twice; Medium comes first in ALL.
-        assert_eq!(dominant([Low, Medium, Low, High, Medium]), Some(Medium));
-        use Lifecycle::*;
-        assert_eq!(dominant([Churned, Silent, Silent, Churned]), Some(Silent));
-    }
 }
