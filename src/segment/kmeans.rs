@@ -21,7 +21,7 @@ use rand_xoshiro::Xoshiro256Plus;
 use rand_xoshiro::rand_core::SeedableRng;
 use rayon::prelude::*;
 
-use super::SegmentError;
+use super::error::SegmentError;
 
 /// Rows per block: 512 rows × a few features stay in L1/L2 while every centroid visits them.
 const BLOCK: usize = 512;
