@@ -41,7 +41,7 @@ pub(super) fn penalized_objective(theta: &[f64], log_likelihood: f64, gradient: 
 }
 
 /// Customers above which a fit starts from the optimum of a subsample (see [`warm_start`]).
-pub(super) const WARM_START_ROWS: usize = 50_000;
+const WARM_START_ROWS: usize = 50_000;
 
 /// The step of the deterministic subsample (every k-th customer) used for a warm start, when
 /// there are enough customers for one to pay off.
@@ -124,7 +124,7 @@ where
 
 /// Parameters driven to 0 or infinity mean the likelihood has no interior maximum for this
 /// data; report that instead of publishing meaningless values.
-pub(super) fn check_degenerate(model: &'static str, params: &[(&'static str, f64)]) -> Result<(), ClvError> {
+fn check_degenerate(model: &'static str, params: &[(&'static str, f64)]) -> Result<(), ClvError> {
     match params.iter().find(|(_, v)| !(1e-6..=1e6).contains(v)) {
         Some(&(parameter, value)) => Err(ClvError::Degenerate { model, parameter, value }),
         None => Ok(()),

@@ -54,6 +54,7 @@ pub fn with_params(s: &Summary, b: BgNbdParams, g: GammaGammaParams) -> ClvModel
     }
 }
 
+/// Pearson correlation of `x` and `y` (NaN for fewer than two pairs).
 fn pearson(x: &[f64], y: &[f64]) -> f64 {
     let n = x.len() as f64;
     if n < 2.0 {

@@ -9,7 +9,7 @@ use super::columns::{BLOCK, Centres, Columns, ordered_sum};
 
 /// Labels the rows `start..start + labels.len()` with their nearest centre; `best` receives
 /// ‖c‖² − 2·x·c of that centre (add ‖x‖² for the squared distance).
-pub(super) fn nearest(cols: &Columns, c: &Centres, start: usize, labels: &mut [usize], best: &mut [f64]) {
+fn nearest(cols: &Columns, c: &Centres, start: usize, labels: &mut [usize], best: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
