@@ -47,7 +47,6 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, SegmentError> for KMeansV
 #[cfg(test)]
 mod tests {
     use super::*;
-    use linfa::ParamGuard;
     use ndarray::{Array2, array};
     use rand::Rng;
 
