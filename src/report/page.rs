@@ -71,11 +71,11 @@ fn section(id: &str, heading: &str, parts: Option<&Parts>) -> Markup {
         section id=(id) {
             h2 { (heading) }
             @match parts {
-                None => p.na { "Not run in this job." },
-                Some(p) => {
-                    p.cap { (p.caption) }
-                    figure { (PreEscaped(&p.svg)) }
-                    @if let Some(extra) = &p.extra { (extra) }
+                None => { p.na { "Not run in this job." } }
+                Some(drawn) => {
+                    p.cap { (drawn.caption) }
+                    figure { (PreEscaped(&drawn.svg)) }
+                    @if let Some(extra) = &drawn.extra { (extra) }
                 }
             }
         }
