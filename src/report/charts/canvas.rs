@@ -120,3 +120,4 @@ pub(super) fn colour_bar(
     let (bx, by) = area.get_base_pixel();
     let style = anchored(text(LABEL, INK), HPos::Left, VPos::Bottom);
     area.draw(&Text::new(title.to_string(), (xs.start - bx, ys.start - by - 8), style))
+}
