@@ -8,6 +8,45 @@ fn report(out: &Path) -> String {
     std::fs::read_to_string(out.join("_reports/run_date=2025-12-31/report.html")).expect("report written")
 }
 
+/// The texts drawn in the SVG of the section with this id, in drawing order (plotters writes
+/// each `<text …>` element's content between newlines).
+fn svg_texts(html: &str, section: &str) -> Vec<String> {
+    let start = html.find(&format!("<section id=\"{section}\">")).unwrap_or_else(|| panic!("section {section}"));
+    let body = &html[start..];
+    let body = &body[..body.find("</section>").expect("section closed")];
+    body.split("<text")
+        .skip(1)
+        .map(|t| {
+            let (open, close) = (t.find('>').expect("text tag"), t.find("</text>").expect("text closed"));
+            t[open + 1..close].trim().to_string()
+        })
+        .collect()
+}
+
+/// A bar's label: "1,234 (56.7%)".
+fn is_bar_label(t: &str) -> bool {
+    let Some((count, share)) = t.split_once(" (") else { return false };
+    let share = share.strip_suffix("%)").unwrap_or("");
+    !count.is_empty()
+        && count.chars().all(|c| c.is_ascii_digit() || c == ',')
+        && share.split_once('.').is_some_and(|(a, b)| {
+            !a.is_empty() && a.chars().all(|c| c.is_ascii_digit()) && b.len() == 1 && b.chars().all(|c| c.is_ascii_digit())
+        })
+}
+
+/// 1234567 → "1,234,567".
+fn thousands(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[test]
 fn default_job_report_has_every_chart_from_the_run_data() {
     let out = tempfile::tempdir().unwrap();
@@ -30,19 +69,30 @@ fn default_job_report_has_every_chart_from_the_run_data() {
     assert!(html.contains(manifest["run_id"].as_str().unwrap()));
     let k = manifest["segmentation"]["k"].as_i64().unwrap();
     assert!(html.contains(&format!("chosen k = {k}")), "chosen k {k} not marked");
+    // Segments in display order: ids 0..k, then noise (-1) if any, as the segmentation lists them.
     let summary = duckdb(&format!(
-        "SELECT segment_name, customers FROM read_parquet('{}/segment_summary/*/*.parquet') ORDER BY segment_id",
+        "SELECT segment_name, customers FROM read_parquet('{}/segment_summary/*/*.parquet') \
+         ORDER BY segment_id < 0, segment_id",
         out.path().display()
     ));
     assert_eq!(summary.len() as i64, k);
     for row in &summary {
-        let (name, customers) = (row[0].as_str().unwrap(), row[1].as_i64().unwrap());
+        let name = row[0].as_str().unwrap();
         let escaped = name.replace('&', "&amp;").replace('<', "&lt;");
         assert!(html.contains(&escaped), "segment {name} missing");
-        let formatted = format!("{},{:03}", customers / 1000, customers % 1000);
-        let shown = if customers >= 1000 { formatted } else { customers.to_string() };
-        assert!(html.contains(&shown), "size {shown} of {name} missing");
     }
+    // Each size where it is drawn: the label at the end of its bar in the segment-size chart,
+    // "count (share%)", one per bar in display order.
+    let total: i64 = summary.iter().map(|r| r[1].as_i64().unwrap()).sum();
+    let expected: Vec<String> = summary
+        .iter()
+        .map(|r| {
+            let customers = r[1].as_i64().unwrap();
+            format!("{} ({:.1}%)", thousands(customers), 100.0 * customers as f64 / total as f64)
+        })
+        .collect();
+    let bar_labels: Vec<String> = svg_texts(&html, "segment-sizes").into_iter().filter(|t| is_bar_label(t)).collect();
+    assert_eq!(bar_labels, expected, "segment sizes drawn at the bars");
     let r = manifest["clv"]["bgnbd"]["params"]["r"].as_f64().unwrap();
     assert!(html.contains(&format!("r = {r:.4}")), "BG/NBD r = {r:.4} missing");
     for title in ["Choosing k", "Segment sizes", "Segment profiles", "CLV by segment", "P(alive)", "Holdout"] {

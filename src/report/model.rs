@@ -1,0 +1,77 @@
+//! The report's input: plain data describing one run, built by the caller (the pipeline) and
+//! drawn by `page` and `charts`. Nothing here draws or formats.
+
+/// Everything the report shows for one run. Plain data: build it, then call
+/// [`render_html`](super::render_html).
+#[derive(Debug, Clone, Default)]
+pub struct ReportData {
+    /// Page title, e.g. "retail — run 2025-12-31".
+    pub title: String,
+    /// Ordered (label, value) pairs shown at the top: row counts, chosen k, model parameters,
+    /// data-quality counts, run id, engine…
+    pub key_numbers: Vec<(String, String)>,
+    pub k_selection: Option<KSelection>,
+    /// Customers per segment, in display order.
+    pub segments: Option<Vec<SegmentSize>>,
+    /// Feature z-scores per segment.
+    pub profile: Option<ProfileHeatmap>,
+    /// Each segment's customers' CLV values, summarised as box plots.
+    pub clv_by_segment: Option<Vec<SegmentValues>>,
+    pub p_alive: Option<PAliveMatrix>,
+    pub holdout: Option<Vec<HoldoutBucket>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KSelection {
+    pub rows: Vec<KRow>,
+    pub chosen_k: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct KRow {
+    pub k: usize,
+    pub inertia: f64,
+    pub silhouette: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct SegmentSize {
+    pub id: i64,
+    pub name: String,
+    pub customers: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProfileHeatmap {
+    pub features: Vec<String>,
+    pub segments: Vec<String>,
+    /// `z[segment][feature]`.
+    pub z: Vec<Vec<f64>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SegmentValues {
+    pub name: String,
+    /// Non-finite values are ignored.
+    pub values: Vec<f64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PAliveMatrix {
+    /// Grid values, finite and strictly increasing.
+    pub frequency: Vec<f64>,
+    /// Grid values in `time_unit`, finite and strictly increasing.
+    pub recency: Vec<f64>,
+    /// `p[i_frequency][j_recency]` in [0, 1]; NaN marks an impossible cell, drawn blank.
+    pub p: Vec<Vec<f64>>,
+    /// e.g. "weeks"; used in the axis label.
+    pub time_unit: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct HoldoutBucket {
+    /// e.g. "0", "1", "7+".
+    pub label: String,
+    pub actual: f64,
+    pub predicted: f64,
+}
