@@ -60,6 +60,8 @@ def strip(text):
             out.append(c)
             i += 1
     text = "".join(out)
+    # `pub(in crate::a)` is a visibility, not a use of `crate::a`.
+    text = re.sub(r"pub\(in\s+[\w:]+\)", "pub", text)
     # Drop #[cfg(test)] items (a module, or a single fn/impl) by brace matching.
     while True:
         m = re.search(r"#\[cfg\(test\)\]", text)
