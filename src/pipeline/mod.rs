@@ -1,4 +1,4 @@
-//! The end-to-end run, one file per stage. A run ([`run`], in `run.rs`) goes:
+//! The end-to-end run, one file per stage. A run ([`run()`], in `run.rs`) goes:
 //!
 //! 1. `session.rs` — [`open`] the engine session: register the sources behind their quality
 //!    rules, plan every view and check the columns the stages need. Everything that can fail
