@@ -3,7 +3,7 @@
 //!
 //! Everything here is Ballista 55's own scheduler and executor; segvalue only supplies its
 //! session settings and an object-store registry that builds stores from each process's
-//! environment (see [`super::runtime_env`]). segvalue adds no SQL functions that run inside a
+//! environment (see [`super::stores`]). segvalue adds no SQL functions that run inside a
 //! plan (pseudonyms are applied on the driver while publishing, so the key never leaves it),
 //! so Ballista's default codecs and function registry cover every plan a job produces.
 
@@ -24,7 +24,11 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 
-use super::{EngineConfig, EngineError, EngineMode, StorageSection, register_stores, runtime_env, session_config};
+use super::config::{EngineConfig, StorageSection};
+use super::error::EngineError;
+use super::local::session_config;
+use super::mode::EngineMode;
+use super::stores::{register_stores, runtime_env};
 
 fn cluster_err(engine: &EngineMode, e: impl std::fmt::Display) -> EngineError {
     EngineError::Cluster {

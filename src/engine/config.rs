@@ -4,7 +4,7 @@
 use serde::Deserialize;
 use url::Url;
 
-use super::EngineMode;
+use super::mode::EngineMode;
 
 /// Everything [`super::context`] needs to open a session.
 #[derive(Debug, Clone)]

@@ -6,11 +6,6 @@ use std::process::{Child, Command};
 
 use crate::common::*;
 
-/// A port the OS says is free now (the child binds it a moment later).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Scheduler and executor processes, killed when dropped.
 struct Cluster {
     port: u16,
@@ -76,14 +71,6 @@ impl Drop for Cluster {
     }
 }
 
-fn files_under(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
-    entries
-        .flatten()
-        .map(|e| if e.path().is_dir() { files_under(&e.path()) } else { 1 })
-        .sum()
-}
-
 fn run_retail(out: &Path, engine: &str) {
     let job = Path::new(ROOT).join("jobs/retail.toml");
     segvalue_ok(&[
@@ -98,10 +85,6 @@ fn run_retail(out: &Path, engine: &str) {
     ]);
 }
 
-fn table(out: &Path, name: &str) -> String {
-    format!("read_parquet('{}/{name}/run_date=2025-12-31/*.parquet')", out.display())
-}
-
 #[test]
 fn default_job_on_a_ballista_cluster_matches_the_embedded_engine() {
     let mut cluster = Cluster::start(2);
@@ -113,11 +96,11 @@ fn default_job_on_a_ballista_cluster_matches_the_embedded_engine() {
 
     // The executors did the work: both wrote shuffle files for the run's stages.
     for w in &cluster.work_dirs {
-        assert!(files_under(w) > 0, "executor work dir {} is empty: the cluster did not run the job", w.display());
+        assert!(!files_under(w).is_empty(), "executor work dir {} is empty: the cluster did not run the job", w.display());
     }
 
     // customer_features: the same customers, every value equal up to summation order.
-    let (l, d) = (table(&local, "customer_features"), table(&dist, "customer_features"));
+    let (l, d) = (format!(\"read_parquet('{}')\", partition_glob(&local, "customer_features", \"2025-12-31\")), format!(\"read_parquet('{}')\", partition_glob(&dist, "customer_features", \"2025-12-31\")));
     let columns: Vec<String> = duckdb(&format!("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {l})"))
         .into_iter()
         .map(|r| format!("{}\t{}", r[0].as_str().unwrap(), r[1].as_str().unwrap()))
@@ -157,15 +140,14 @@ fn default_job_on_a_ballista_cluster_matches_the_embedded_engine() {
     let seg = duckdb(&format!(
         "SELECT count(*), count(*) FILTER (WHERE a.segment_id = b.segment_id AND a.rfm_segment = b.rfm_segment) \
          FROM {} a JOIN {} b USING (customer_id)",
-        table(&local, "customer_segments"),
-        table(&dist, "customer_segments")
+        format!(\"read_parquet('{}')\", partition_glob(&local, "customer_segments", \"2025-12-31\")),
+        format!(\"read_parquet('{}')\", partition_glob(&dist, "customer_segments", \"2025-12-31\"))
     ));
     assert_eq!(seg[0][0].as_i64(), Some(n));
     assert_eq!(seg[0][1].as_i64(), Some(n), "segment assignments differ between engines");
 
     // The manifest names the engine the run used.
-    let manifest = std::fs::read_to_string(dist.join("_manifests/run_date=2025-12-31/manifest.json")).unwrap();
-    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let manifest = manifest(&dist, "2025-12-31");
     assert_eq!(manifest["engine"], serde_json::json!(cluster.engine()));
 }
 
@@ -202,10 +184,10 @@ fn standalone_engine_runs_in_process() {
     let q = |out: PathBuf| {
         duckdb(&format!(
             "SELECT count(*), sum(hash(customer_id, segment_id)) FROM {}",
-            table(&out, "customer_segments")
+            format!(\"read_parquet('{}')\", partition_glob(&out, "customer_segments", \"2025-12-31\"))
         ))
     };
     assert_eq!(q(j.out()), q(local.out()));
-    let k = |out: PathBuf| duckdb(&format!("SELECT * FROM {} ORDER BY ALL", table(&out, "kpi_monthly_retention")));
+    let k = |out: PathBuf| duckdb(&format!("SELECT * FROM {} ORDER BY ALL", format!(\"read_parquet('{}')\", partition_glob(&out, "kpi_monthly_retention", \"2025-12-31\"))));
     assert_eq!(k(j.out()), k(local.out()));
 }

@@ -142,11 +142,63 @@ format = "parquet"
     }
 }
 
+/// The test venv's Python (DuckDB, pyarrow, scikit-learn, moto), from `scripts/test.sh`
+/// (SEGVALUE_PYTHON); without it the test fails rather than skips.
+pub fn python() -> String {
+    std::env::var("SEGVALUE_PYTHON").expect("SEGVALUE_PYTHON is not set: run the tests with scripts/test.sh, which installs the peers")
+}
+
+/// Every file under `dir`, recursively, sorted; none if `dir` does not exist.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(files_under(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The names in one directory, sorted.
+pub fn files_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A glob over every run date's Parquet files of one published table.
+pub fn table_glob(out: &Path, table: &str) -> String {
+    format!("{}/{table}/*/*.parquet", out.display())
+}
+
+/// A glob over one run date's Parquet files of one published table.
+pub fn partition_glob(out: &Path, table: &str, date: &str) -> String {
+    format!("{}/{table}/run_date={date}/*.parquet", out.display())
+}
+
+/// A run's manifest.
+pub fn manifest(out: &Path, date: &str) -> serde_json::Value {
+    let path = out.join(format!("_manifests/run_date={date}/manifest.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// A free TCP port on loopback for a server the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 /// Runs a DuckDB query in the test venv's Python and returns its rows as JSON values.
-/// The venv comes from `scripts/test.sh` (SEGVALUE_PYTHON); without it the test fails.
 pub fn duckdb(sql: &str) -> Vec<Vec<serde_json::Value>> {
-    let python = std::env::var("SEGVALUE_PYTHON")
-        .expect("SEGVALUE_PYTHON is not set: run the tests with scripts/test.sh, which installs DuckDB");
     let script = r#"
 import json, sys, duckdb, datetime, decimal
 def enc(v):
@@ -158,7 +210,7 @@ con.execute("SET TimeZone = 'UTC'")
 rows = con.sql(sys.argv[1]).fetchall()
 print(json.dumps([[enc(v) for v in r] for r in rows]))
 "#;
-    let out = Command::new(python).args(["-c", script, sql]).output().expect("python runs");
+    let out = Command::new(python()).args(["-c", script, sql]).output().expect("python runs");
     assert!(out.status.success(), "duckdb query failed: {sql}\n{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("json rows")
 }

@@ -17,19 +17,6 @@ fn retail_job() -> JobDir {
     ))
 }
 
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
-}
-
-fn glob(out: &Path, table: &str) -> String {
-    format!("{}/{table}/*/*.parquet", out.display())
-}
-
 #[test]
 fn retail_job_publishes_hive_partitioned_tables() {
     let j = retail_job();
@@ -65,14 +52,14 @@ fn retail_job_publishes_hive_partitioned_tables() {
         .as_i64()
         .unwrap();
     assert!(buyers > 1000, "{buyers}");
-    let count = |t: &str| duckdb(&format!("SELECT count(*) FROM read_parquet('{}')", glob(&out, t)))[0][0].as_i64().unwrap();
+    let count = |t: &str| duckdb(&format!("SELECT count(*) FROM read_parquet('{}')", table_glob(&out, t)))[0][0].as_i64().unwrap();
     assert_eq!(count("customer_features"), buyers);
     assert_eq!(count("customer_segments"), buyers);
 
     // DuckDB sees the partition column.
     let by_date = duckdb(&format!(
         "SELECT CAST(run_date AS VARCHAR), count(*) FROM read_parquet('{}', hive_partitioning = true) GROUP BY 1",
-        glob(&out, "customer_segments")
+        table_glob(&out, "customer_segments")
     ));
     assert_eq!(by_date, vec![vec![serde_json::json!("2025-12-31"), serde_json::json!(buyers)]]);
 
@@ -86,7 +73,7 @@ fn retail_job_publishes_hive_partitioned_tables() {
          WHERE d.frequency IS DISTINCT FROM f.frequency
             OR NOT abs(d.monetary - f.monetary) <= 1e-6
             OR d.recency_days IS DISTINCT FROM f.recency_days",
-        glob(&out, "customer_features")
+        table_glob(&out, "customer_features")
     ));
     assert_eq!(mismatches[0][0], 0);
 
@@ -96,16 +83,16 @@ fn retail_job_publishes_hive_partitioned_tables() {
                     FROM read_parquet('{}') f JOIN read_parquet('{}') s USING (customer_id) GROUP BY 1)
          SELECT count(*) FROM m JOIN read_parquet('{}') p USING (segment_id)
          WHERE m.n <> p.customers OR abs(m.r - p.mean_recency_days) > 1e-9",
-        glob(&out, "customer_features"),
-        glob(&out, "customer_segments"),
-        glob(&out, "segment_summary")
+        table_glob(&out, "customer_features"),
+        table_glob(&out, "customer_segments"),
+        table_glob(&out, "segment_summary")
     ));
     assert_eq!(profile_mismatch[0][0], 0);
 
     // One chosen k, the one with the best silhouette, and one summary row per segment.
     let k = duckdb(&format!(
         "SELECT k, silhouette = (SELECT max(silhouette) FROM read_parquet('{0}')) FROM read_parquet('{0}') WHERE chosen",
-        glob(&out, "segmentation_k_selection")
+        table_glob(&out, "segmentation_k_selection")
     ));
     assert_eq!(k.len(), 1);
     assert_eq!(k[0][1], true);
@@ -117,7 +104,7 @@ fn retail_job_publishes_hive_partitioned_tables() {
         "SELECT count(*) FILTER (WHERE months_since_first = 0 AND retention_rate <> 1.0),
                 sum(cohort_size) FILTER (WHERE months_since_first = 0)
          FROM read_parquet('{}')",
-        glob(&out, "kpi_monthly_retention")
+        table_glob(&out, "kpi_monthly_retention")
     ));
     assert_eq!(kpi[0], vec![serde_json::json!(0), serde_json::json!(buyers)]);
 
@@ -133,10 +120,7 @@ fn retail_job_publishes_hive_partitioned_tables() {
     assert_eq!(schema.field_with_name("customer_id").unwrap().data_type(), &DataType::Utf8);
 
     // The manifest records the row counts that were written.
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(out.join("_manifests/run_date=2025-12-31/manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest = manifest(&out, "2025-12-31");
     assert_eq!(manifest["run_date"], "2025-12-31");
     assert_eq!(manifest["job"], "test");
     let seg_rows = manifest["tables"].as_array().unwrap().iter().find(|t| t["table"] == "customer_segments").unwrap();
@@ -167,17 +151,17 @@ fn rerunning_a_date_replaces_its_partition_and_other_dates_add_one() {
     let j = retail_job();
     let out = j.out();
     segvalue_ok(&["run", &j.job(), "--run-date", "2025-06-30"]);
-    let first = duckdb(&format!("SELECT count(*) FROM read_parquet('{}')", glob(&out, "customer_segments")))[0][0].clone();
+    let first = duckdb(&format!("SELECT count(*) FROM read_parquet('{}')", table_glob(&out, "customer_segments")))[0][0].clone();
     segvalue_ok(&["run", &j.job(), "--run-date", "2025-06-30"]);
     assert_eq!(files_in(&out.join("customer_segments/run_date=2025-06-30")), ["_SUCCESS", "part-00000.parquet"]);
-    let again = duckdb(&format!("SELECT count(*) FROM read_parquet('{}')", glob(&out, "customer_segments")))[0][0].clone();
+    let again = duckdb(&format!("SELECT count(*) FROM read_parquet('{}')", table_glob(&out, "customer_segments")))[0][0].clone();
     assert_eq!(first, again);
     assert!(!out.join("_staging").exists() || files_in(&out.join("_staging")).is_empty());
 
     segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
     let dates = duckdb(&format!(
         "SELECT CAST(run_date AS VARCHAR), count(*) FROM read_parquet('{}', hive_partitioning = true) GROUP BY 1 ORDER BY 1",
-        glob(&out, "customer_segments")
+        table_glob(&out, "customer_segments")
     ));
     assert_eq!(dates.len(), 2);
     assert_eq!(dates[0][1], first);
@@ -200,8 +184,8 @@ fn same_seed_same_segments_whatever_the_thread_count() {
         "SELECT count(*) FROM read_parquet('{}') a FULL JOIN read_parquet('{}') b USING (customer_id)
          WHERE a.segment_id IS DISTINCT FROM b.segment_id
             OR a.distance_to_centroid IS DISTINCT FROM b.distance_to_centroid",
-        glob(&out.join("a"), "customer_segments"),
-        glob(&out.join("b"), "customer_segments")
+        table_glob(&out.join("a"), "customer_segments"),
+        table_glob(&out.join("b"), "customer_segments")
     ));
     assert_eq!(diff[0][0], 0);
 }

@@ -6,11 +6,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-fn manifest(out: &Path, date: &str) -> Value {
-    let text = std::fs::read_to_string(out.join(format!("_manifests/run_date={date}/manifest.json"))).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
 fn model(out: &Path, date: &str) -> Value {
     let text = std::fs::read_to_string(out.join(format!("_models/run_date={date}/model.json"))).expect("model saved");
     serde_json::from_str(&text).unwrap()

@@ -41,7 +41,7 @@ fn ids(root: &std::path::Path, table: &str) -> Vec<String> {
 
 /// HMAC-SHA256 of every buyer's id, computed by Python's standard library.
 fn expected_pseudonyms(key: &str) -> Vec<String> {
-    let python = std::env::var("SEGVALUE_PYTHON").expect("run the tests with scripts/test.sh");
+    let python = python();
     let script = format!(
         "import duckdb, hmac, hashlib\n\
          ids = [r[0] for r in duckdb.sql(\"SELECT DISTINCT customer_id FROM read_parquet('{}/orders/*.parquet')\").fetchall()]\n\

@@ -18,14 +18,6 @@ impl Drop for Server {
     }
 }
 
-fn python() -> String {
-    std::env::var("SEGVALUE_PYTHON").expect("SEGVALUE_PYTHON is not set: run the tests with scripts/test.sh")
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn start(args: &[&str], port: u16) -> Server {
     let child = Command::new(python()).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let server = Server(child);

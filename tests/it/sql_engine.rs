@@ -33,10 +33,6 @@ const PUBLISHED: &[&str] = &[
     "customer_clv",
 ];
 
-fn glob(out: &Path, table: &str) -> String {
-    format!("{}/{table}/*/*.parquet", out.display())
-}
-
 /// Rows in one table and not the other, both ways, compared value for value.
 fn differing_rows(a: &str, b: &str) -> i64 {
     duckdb(&format!(
@@ -54,7 +50,7 @@ fn cached_views_and_the_distinct_rewrite_change_no_value() {
     segvalue_ok(&["run", &fast.job(), "--run-date", "2025-12-31"]);
     segvalue_ok(&["run", &plain.job(), "--run-date", "2025-12-31"]);
     for table in PUBLISHED {
-        let (a, b) = (glob(&fast.out(), table), glob(&plain.out(), table));
+        let (a, b) = (table_glob(&fast.out(), table), table_glob(&plain.out(), table));
         let rows = duckdb(&format!("SELECT count(*) FROM read_parquet('{a}', hive_partitioning = false)"))[0][0].as_i64().unwrap();
         assert!(rows > 0, "{table} is empty");
         assert_eq!(differing_rows(&a, &b), 0, "{table} differs between the fast and the plain plans");
@@ -86,7 +82,7 @@ fn the_printed_script_gives_the_same_rows_in_duckdb() {
         ("kpi_monthly_retention", &["cohort_month", "months_since_first"]),
     ];
     for (view, key) in keys {
-        let ours = glob(&j.out(), view);
+        let ours = table_glob(&j.out(), view);
         let columns = duckdb(&format!("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM read_parquet('{ours}', hive_partitioning = false))"));
         // Numbers within 1e-9 relative (float sums may add up in another order), the rest exactly.
         let same: Vec<String> = columns

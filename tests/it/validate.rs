@@ -99,16 +99,19 @@ fn the_airflow_example_runs_a_dated_job_with_retries() {
     )
     .unwrap();
     let script = format!(
-        "import json, runpy, sys\nsys.path.insert(0, {stub:?})\nimport py_compile\npy_compile.compile({dag:?}, doraise=True)\n\
+        "import json, runpy, sys\nsys.path.insert(0, {stub:?})\nimport py_compile\npy_compile.compile({dag:?}, cfile={pyc:?}, doraise=True)\n\
          g = runpy.run_path({dag:?})\nd = g['dag']\n\
          print(json.dumps({{'retries': d.kw['default_args']['retries'], 'commands': [t.kw['bash_command'] for t in d.tasks]}}))",
         stub = stub.path().display().to_string(),
         dag = format!("{ROOT}/jobs/airflow_dag.py"),
+        pyc = stub.path().join("airflow_dag.pyc").display().to_string(),
     );
-    let out = std::process::Command::new(python).args(["-c", &script]).output().unwrap();
+    // -B and the explicit cfile: compiling the DAG must leave no __pycache__ in the repository.
+    let out = std::process::Command::new(python).args(["-B", "-c", &script]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["retries"], 3);
     let run = v["commands"][0].as_str().unwrap();
     assert!(run.ends_with(" --log-format json run /opt/segvalue/jobs/retail.toml --run-date {{ ds }}"), "{run}");
+    assert!(!std::path::Path::new(ROOT).join("jobs/__pycache__").exists(), "the test wrote jobs/__pycache__");
 }

@@ -1,0 +1,58 @@
+//! The embedded DataFusion session: the job's session settings, its memory pool and the
+//! `COUNT(DISTINCT)` rewrite.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionContext;
+use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool};
+use datafusion::prelude::SessionConfig;
+
+use super::config::{EngineConfig, EngineSection};
+use super::distinct;
+use super::error::StoreError;
+use super::stores::{register_stores, runtime_builder};
+
+/// The job's session settings (partitions, batch size), shared by every engine.
+pub fn session_config(engine: &EngineSection) -> SessionConfig {
+    let mut config = SessionConfig::new()
+        .with_information_schema(false)
+        .with_default_catalog_and_schema("segvalue", "public");
+    if let Some(n) = engine.target_partitions {
+        config = config.with_target_partitions(n);
+    }
+    if let Some(n) = engine.batch_size {
+        config = config.with_batch_size(n);
+    }
+    config
+}
+
+/// `[engine] memory_limit` as a memory pool: sorts and aggregations share it fairly and spill
+/// to the OS temp directory past their share; an operator that cannot spill fails the run with
+/// an error naming the largest consumers, instead of the process being killed. Cached views
+/// count against it too (`views::CachedView`).
+fn memory_pool(limit: usize) -> Arc<dyn MemoryPool> {
+    Arc::new(TrackConsumersPool::new(FairSpillPool::new(limit), NonZeroUsize::new(5).expect("5 > 0")))
+}
+
+/// Builds the embedded DataFusion session and registers an object store for every
+/// bucket or container its sources and output root use.
+pub fn local_context(config: &EngineConfig) -> Result<SessionContext, StoreError> {
+    let mut runtime = runtime_builder(&config.storage);
+    if let Some(limit) = config.settings.memory_limit_bytes() {
+        runtime = runtime.with_memory_pool(memory_pool(limit));
+    }
+    let runtime = runtime.build_arc().map_err(|e| StoreError {
+        url: String::new(),
+        message: crate::text::one_line(&e),
+    })?;
+    let mut state = SessionStateBuilder::new().with_default_features().with_config(session_config(&config.settings)).with_runtime_env(runtime);
+    if config.settings.distinct_rewrite {
+        // Only over plain scans: the rewrite reads its input twice.
+        state = distinct::register_rule(state, distinct::MixedDistinctToJoin::scans_only());
+    }
+    let ctx = SessionContext::new_with_state(state.build());
+    register_stores(&ctx, config.urls.iter(), &config.storage)?;
+    Ok(ctx)
+}
