@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use datafusion::arrow::array::StringArray;
+use datafusion::arrow::array::{Array, StringArray};
 use datafusion::execution::context::SessionContext;
 
 use super::ids::{id_array, id_index};

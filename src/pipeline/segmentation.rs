@@ -6,9 +6,9 @@ use std::time::Instant;
 use datafusion::arrow::array::{Array, StringArray};
 
 use super::clv::ClvOutcome;
-use super::history::{self, ModelUse};
+use super::history;
 use super::ids::{id_array, id_index};
-use super::manifest::{PrepReport, RfmReport, SegmentationReport, Stages};
+use super::manifest::{ModelUse, PrepReport, RfmReport, SegmentationReport, Stages};
 use super::rows::{ActionRow, RfmColumns};
 use super::session::Session;
 use super::tables::{k_selection_batch, prep_batch, segment_actions_batch, segments_batch, summary_batch};
