@@ -10,6 +10,7 @@
 //! | 2 | bad job file, bad SQL view, bad parameter or bad command-line arguments (nothing was read) |
 
 use crate::clv::ClvError;
+use crate::text::one_line;
 use crate::engine::{EngineError, StoreError};
 use crate::features::FeatureError;
 use crate::job::JobError;

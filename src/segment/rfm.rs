@@ -20,7 +20,6 @@
 //! Everything here is pure: values in, values out, no I/O, no global state. Bad configuration is
 //! reported as `Err(String)` by the `check*`/`parse*` functions; scoring functions never panic.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::stats::quantile;

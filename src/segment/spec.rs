@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use super::rfm::{self, ActionKey, LifecycleThresholds, RfmRule, ValueThresholds};
-use crate::model_mode::{ModelFrom, ModelMode};
+use crate::model_mode::{ModelFrom, ModelMode, parse_model_mode};
 use crate::names::check_name;
 
 type Invalid = (String, String);

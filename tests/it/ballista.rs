@@ -100,7 +100,7 @@ fn default_job_on_a_ballista_cluster_matches_the_embedded_engine() {
     }
 
     // customer_features: the same customers, every value equal up to summation order.
-    let (l, d) = (format!(\"read_parquet('{}')\", partition_glob(&local, "customer_features", \"2025-12-31\")), format!(\"read_parquet('{}')\", partition_glob(&dist, "customer_features", \"2025-12-31\")));
+    let (l, d) = (read_partition(&local, "customer_features", "2025-12-31"), read_partition(&dist, "customer_features", "2025-12-31"));
     let columns: Vec<String> = duckdb(&format!("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {l})"))
         .into_iter()
         .map(|r| format!("{}\t{}", r[0].as_str().unwrap(), r[1].as_str().unwrap()))
@@ -140,8 +140,8 @@ fn default_job_on_a_ballista_cluster_matches_the_embedded_engine() {
     let seg = duckdb(&format!(
         "SELECT count(*), count(*) FILTER (WHERE a.segment_id = b.segment_id AND a.rfm_segment = b.rfm_segment) \
          FROM {} a JOIN {} b USING (customer_id)",
-        format!(\"read_parquet('{}')\", partition_glob(&local, "customer_segments", \"2025-12-31\")),
-        format!(\"read_parquet('{}')\", partition_glob(&dist, "customer_segments", \"2025-12-31\"))
+        read_partition(&local, "customer_segments", "2025-12-31"),
+        read_partition(&dist, "customer_segments", "2025-12-31")
     ));
     assert_eq!(seg[0][0].as_i64(), Some(n));
     assert_eq!(seg[0][1].as_i64(), Some(n), "segment assignments differ between engines");
@@ -184,10 +184,10 @@ fn standalone_engine_runs_in_process() {
     let q = |out: PathBuf| {
         duckdb(&format!(
             "SELECT count(*), sum(hash(customer_id, segment_id)) FROM {}",
-            format!(\"read_parquet('{}')\", partition_glob(&out, "customer_segments", \"2025-12-31\"))
+            read_partition(&out, "customer_segments", "2025-12-31")
         ))
     };
     assert_eq!(q(j.out()), q(local.out()));
-    let k = |out: PathBuf| duckdb(&format!("SELECT * FROM {} ORDER BY ALL", format!(\"read_parquet('{}')\", partition_glob(&out, "kpi_monthly_retention", \"2025-12-31\"))));
+    let k = |out: PathBuf| duckdb(&format!("SELECT * FROM {} ORDER BY ALL", read_partition(&out, "kpi_monthly_retention", "2025-12-31")));
     assert_eq!(k(j.out()), k(local.out()));
 }

@@ -185,6 +185,11 @@ pub fn partition_glob(out: &Path, table: &str, date: &str) -> String {
     format!("{}/{table}/run_date={date}/*.parquet", out.display())
 }
 
+/// DuckDB's `read_parquet` over one run date of one published table.
+pub fn read_partition(out: &Path, table: &str, date: &str) -> String {
+    format!("read_parquet('{}')", partition_glob(out, table, date))
+}
+
 /// A run's manifest.
 pub fn manifest(out: &Path, date: &str) -> serde_json::Value {
     let path = out.join(format!("_manifests/run_date={date}/manifest.json"));
