@@ -19,7 +19,6 @@ use crate::publish::PublishError;
 use crate::quality::QualityError;
 use crate::segment::SegmentError;
 use crate::sources::SourceError;
-use crate::text::one_line;
 use crate::views::ViewError;
 
 /// Exit code for a run that failed after the job was accepted.
