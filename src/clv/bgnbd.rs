@@ -13,7 +13,8 @@
 use rayon::prelude::*;
 use statrs::function::gamma::{digamma, ln_gamma};
 
-use super::ClvError;
+use super::error::ClvError;
+use super::fitting;
 
 /// Fitted (or given) BG/NBD parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -48,7 +49,7 @@ struct Sufficient {
 
 impl Sufficient {
     fn new(x: &[f64], tx: &[f64], t: &[f64]) -> Sufficient {
-        let ((xs, xi), ((txs, txi), (ts, ti))) = rayon::join(|| super::indexed(x), || rayon::join(|| super::indexed(tx), || super::indexed(t)));
+        let ((xs, xi), ((txs, txi), (ts, ti))) = rayon::join(|| fitting::indexed(x), || rayon::join(|| fitting::indexed(tx), || fitting::indexed(t)));
         // One sortable key per customer: the three indices in 32 bits each.
         let mut keys: Vec<u128> = (0..x.len())
             .into_par_iter()
@@ -163,17 +164,17 @@ fn fit_from(x: &[f64], tx: &[f64], t: &[f64], penalizer: f64, warm: bool) -> Res
             b: theta[3].exp(),
         };
         let (ll, g) = data.log_likelihood(&p, scale);
-        super::penalized_objective(&[p.r, p.alpha, p.a, p.b], ll, &g, data.total, penalizer)
+        fitting::penalized_objective(&[p.r, p.alpha, p.a, p.b], ll, &g, data.total, penalizer)
     };
-    let start = match super::warm_start_step(x.len()).filter(|_| warm) {
+    let start = match fitting::warm_start_step(x.len()).filter(|_| warm) {
         Some(k) => {
             let pick = |v: &[f64]| v.iter().step_by(k).copied().collect::<Vec<f64>>();
             let sub = Sufficient::new(&pick(x), &pick(tx), &pick(t));
-            super::warm_start(|theta| objective(&sub, theta), 4)
+            fitting::warm_start(|theta| objective(&sub, theta), 4)
         }
-        None => super::Start::cold(4),
+        None => fitting::Start::cold(4),
     };
-    let (theta, iterations) = super::fit_positive("bgnbd", &["r", "alpha", "a", "b"], |theta| objective(&data, theta), start)?;
+    let (theta, iterations) = fitting::fit_positive("bgnbd", &["r", "alpha", "a", "b"], |theta| objective(&data, theta), start)?;
     let params = BgNbdParams {
         r: theta[0],
         alpha: theta[1] / scale,
@@ -315,10 +316,10 @@ mod tests {
         let objective = |theta: &[f64]| {
             let p = BgNbdParams { r: theta[0].exp(), alpha: theta[1].exp(), a: theta[2].exp(), b: theta[3].exp() };
             let (ll, g) = data.log_likelihood(&p, scale);
-            super::super::penalized_objective(&[p.r, p.alpha, p.a, p.b], ll, &g, data.total, 0.0)
+            super::super::fitting::penalized_objective(&[p.r, p.alpha, p.a, p.b], ll, &g, data.total, 0.0)
         };
         let theta = [warm.r.ln(), (warm.alpha * scale).ln(), warm.a.ln(), warm.b.ln()];
-        let mut h = super::super::hessian_at(&objective, &theta).unwrap();
+        let mut h = super::super::fitting::hessian_at(&objective, &theta).unwrap();
         let g = ndarray::Array2::from_shape_vec((4, 1), objective(&theta).1).unwrap();
         let step = linfa_linalg::cholesky::SolveC::solvec(&mut h, &g).unwrap();
         assert!(step.iter().all(|s| s.abs() < 1e-7), "Newton step from the warm fit: {step}");

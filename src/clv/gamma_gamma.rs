@@ -10,7 +10,8 @@
 use rayon::prelude::*;
 use statrs::function::gamma::{digamma, ln_gamma};
 
-use super::ClvError;
+use super::error::ClvError;
+use super::fitting;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GammaGammaParams {
@@ -42,7 +43,7 @@ struct Data<'a> {
 
 impl<'a> Data<'a> {
     fn new(x: &'a [f64], m: &'a [f64]) -> Data<'a> {
-        let (xs, index) = super::indexed(x);
+        let (xs, index) = fitting::indexed(x);
         let mut x_count = vec![0.0; xs.len()];
         for i in index {
             x_count[i as usize] += 1.0;
@@ -128,18 +129,18 @@ fn fit_from(x: &[f64], m: &[f64], penalizer: f64, warm: bool) -> Result<GammaGam
             gamma: theta[2].exp(),
         };
         let (ll, g) = data.log_likelihood(&pr);
-        super::penalized_objective(&[pr.p, pr.q, pr.gamma], ll, &g, data.x.len() as f64, penalizer)
+        fitting::penalized_objective(&[pr.p, pr.q, pr.gamma], ll, &g, data.x.len() as f64, penalizer)
     };
-    let start = match super::warm_start_step(x.len()).filter(|_| warm) {
+    let start = match fitting::warm_start_step(x.len()).filter(|_| warm) {
         Some(k) => {
             let pick = |v: &[f64]| v.iter().step_by(k).copied().collect::<Vec<f64>>();
             let (sx, sm) = (pick(x), pick(m));
             let sub = Data::new(&sx, &sm);
-            super::warm_start(|theta| objective(&sub, theta), 3)
+            fitting::warm_start(|theta| objective(&sub, theta), 3)
         }
-        None => super::Start::cold(3),
+        None => fitting::Start::cold(3),
     };
-    let (theta, iterations) = super::fit_positive("gamma_gamma", &["p", "q", "gamma"], |theta| objective(&data, theta), start)?;
+    let (theta, iterations) = fitting::fit_positive("gamma_gamma", &["p", "q", "gamma"], |theta| objective(&data, theta), start)?;
     let params = GammaGammaParams {
         p: theta[0],
         q: theta[1],

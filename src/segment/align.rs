@@ -15,7 +15,6 @@
 //! columns go to the lowest old index first (pinned in `ties_are_deterministic`). Distances that
 //! differ by less than the fixed-point resolution (1e-9) count as ties.
 
-use std::fmt;
 
 use pathfinding::prelude::{Matrix, kuhn_munkres_min};
 use thiserror::Error;
@@ -37,19 +36,11 @@ pub struct Alignment {
 }
 
 /// Which centroid set a validation error refers to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::Display)]
+#[strum(serialize_all = "lowercase")]
 pub enum Side {
     Old,
     New,
-}
-
-impl fmt::Display for Side {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Side::Old => "old",
-            Side::New => "new",
-        })
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Error)]

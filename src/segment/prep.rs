@@ -8,7 +8,7 @@
 
 use ndarray::{Array2, ArrayView1, Axis, ShapeBuilder};
 
-use super::SegmentError;
+use super::error::SegmentError;
 use crate::stats::quantile_of;
 use super::spec::{ColumnPrep, Impute, Scale};
 

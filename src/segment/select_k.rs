@@ -11,7 +11,7 @@ use ndarray::{Array2, ArrayView2, Axis};
 use rand_xoshiro::Xoshiro256Plus;
 use rand_xoshiro::rand_core::SeedableRng;
 
-use super::SegmentError;
+use super::error::SegmentError;
 use super::kmeans::{KMeansAlgorithm, KMeansModel, KMeansParams};
 use super::metrics::{calinski_harabasz_score, davies_bouldin_score, sample_rows, silhouette_many};
 use super::spec::{Algorithm, KChoice, SegmentationSpec};

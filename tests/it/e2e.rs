@@ -1,6 +1,5 @@
 //! The default pipeline end to end through the binary, read back by DataFusion and DuckDB.
 
-use std::path::Path;
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

@@ -133,7 +133,10 @@ fn k_larger_than_the_rows_names_k() {
 fn malformed_toml_names_the_file_and_line() {
     let j = JobDir::new(&[("v.sql", "SELECT 1 AS x")], "[output]\nroot = \"out\n");
     let err = fails(&["run", &j.job()], 2);
-    assert!(err.contains(&format!("{}:", j.job())), "{err}");
+    // The unterminated string's line, counted in the file as written.
+    let text = std::fs::read_to_string(j.job()).unwrap();
+    let line = text.lines().position(|l| l == "root = \"out").expect("fixture line") + 1;
+    assert!(err.contains(&format!("{}:{line}: ", j.job())), "{err}");
 }
 
 #[test]

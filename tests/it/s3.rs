@@ -1,7 +1,7 @@
 //! The default job against a real S3-compatible server (moto) on 127.0.0.1, with and without
 //! a fault-injecting proxy in front of it.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

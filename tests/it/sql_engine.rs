@@ -2,7 +2,6 @@
 //! rewrite and the narrowed dedupe give the same rows as the plain plans, and the script
 //! `segvalue sql` prints gives the same rows in DuckDB.
 
-use std::path::Path;
 
 use crate::common::*;
 

@@ -1,0 +1,132 @@
+//! What the BG/NBD and Gamma-Gamma fits share: the distinct-value index of a column, the
+//! penalised objective, the warm start from a subsample, and the checked minimisation over
+//! log-parameters.
+
+use std::collections::HashMap;
+
+use foldhash::fast::FixedState;
+use rayon::prelude::*;
+
+use super::error::ClvError;
+use super::optimize::{self, minimize};
+
+/// The distinct values of `v` in ascending order, and each value's index into them. Periods
+/// and counts take few distinct values, so one hash lookup per customer replaces sorting them
+/// all (-0.0 is counted as 0.0).
+pub(super) fn indexed(v: &[f64]) -> (Vec<f64>, Vec<u32>) {
+    let mut seen: HashMap<u64, u32, FixedState> = HashMap::default();
+    let first: Vec<u32> = v
+        .iter()
+        .map(|&x| {
+            let next = seen.len() as u32;
+            *seen.entry((x + 0.0).to_bits()).or_insert(next)
+        })
+        .collect();
+    let mut values: Vec<(f64, u32)> = seen.into_iter().map(|(bits, i)| (f64::from_bits(bits), i)).collect();
+    values.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let mut rank = vec![0u32; values.len()];
+    for (r, &(_, i)) in values.iter().enumerate() {
+        rank[i as usize] = r as u32;
+    }
+    (values.into_iter().map(|(v, _)| v).collect(), first.into_par_iter().map(|i| rank[i as usize]).collect())
+}
+
+/// The objective both fits minimise, as lifetimes does: the mean negative log-likelihood plus
+/// `penalizer · Σ θ²` over the natural parameters θ, with its gradient in log-parameters
+/// (d/d ln θ = θ · d/dθ).
+pub(super) fn penalized_objective(theta: &[f64], log_likelihood: f64, gradient: &[f64], n: f64, penalizer: f64) -> (f64, Vec<f64>) {
+    let value = -log_likelihood / n + penalizer * theta.iter().map(|v| v * v).sum::<f64>();
+    let grad = theta.iter().zip(gradient).map(|(t, g)| t * (-g / n + 2.0 * penalizer * t)).collect();
+    (value, grad)
+}
+
+/// Customers above which a fit starts from the optimum of a subsample (see [`warm_start`]).
+const WARM_START_ROWS: usize = 50_000;
+
+/// The step of the deterministic subsample (every k-th customer) used for a warm start, when
+/// there are enough customers for one to pay off.
+pub(super) fn warm_start_step(n: usize) -> Option<usize> {
+    (n > 4 * WARM_START_ROWS).then(|| n.div_ceil(WARM_START_ROWS))
+}
+
+/// Where a fit on all customers starts: the log-parameters minimising the same objective on a
+/// subsample (from θ = 1), and the objective's Hessian there. L-BFGS preconditioned with that
+/// Hessian ([`optimize::minimize_near`]) then needs a few evaluations on all the data: the same
+/// optimum and tolerance (BENCHMARKS.md). θ = 1 and no Hessian if the subsample fit fails.
+pub(super) struct Start {
+    x: Vec<f64>,
+    hessian: Option<ndarray::Array2<f64>>,
+}
+
+impl Start {
+    pub(super) fn cold(dim: usize) -> Start {
+        Start { x: vec![0.0; dim], hessian: None }
+    }
+}
+
+pub(super) fn warm_start<F>(objective: F, dim: usize) -> Start
+where
+    F: Fn(&[f64]) -> (f64, Vec<f64>),
+{
+    match minimize(&objective, vec![0.0; dim], 2000) {
+        Ok(m) if m.converged && m.x.iter().all(|v| v.is_finite()) => Start { hessian: hessian_at(&objective, &m.x), x: m.x },
+        _ => Start::cold(dim),
+    }
+}
+
+/// The Hessian of `f` at `x` by central differences of its analytic gradient, symmetrised.
+pub(super) fn hessian_at<F>(f: F, x: &[f64]) -> Option<ndarray::Array2<f64>>
+where
+    F: Fn(&[f64]) -> (f64, Vec<f64>),
+{
+    const STEP: f64 = 1e-4;
+    let d = x.len();
+    let mut h = ndarray::Array2::zeros((d, d));
+    for j in 0..d {
+        let at = |e: f64| {
+            let mut p = x.to_vec();
+            p[j] += e;
+            f(&p).1
+        };
+        let (up, down) = (at(STEP), at(-STEP));
+        for i in 0..d {
+            h[[i, j]] = (up[i] - down[i]) / (2.0 * STEP);
+        }
+    }
+    let h = (&h + &h.t()) / 2.0;
+    h.iter().all(|v| v.is_finite()).then_some(h)
+}
+
+/// Minimises `objective` over log-parameters from `start` and returns the natural parameters
+/// and the iteration count; a fit that does not converge or runs off to 0 or infinity is an
+/// error naming `model`.
+pub(super) fn fit_positive<F>(model: &'static str, names: &[&'static str], objective: F, start: Start) -> Result<(Vec<f64>, u64), ClvError>
+where
+    F: Fn(&[f64]) -> (f64, Vec<f64>),
+{
+    let m = match &start.hessian {
+        Some(h) => optimize::minimize_near(objective, start.x, h, 2000),
+        None => minimize(objective, start.x, 2000),
+    }
+    .map_err(|message| ClvError::Fit { model, message })?;
+    if !m.converged {
+        return Err(ClvError::NotConverged {
+            model,
+            iterations: m.iterations,
+            reason: m.reason,
+        });
+    }
+    let theta: Vec<f64> = m.x.iter().map(|v| v.exp()).collect();
+    let named: Vec<(&'static str, f64)> = names.iter().copied().zip(theta.iter().copied()).collect();
+    check_degenerate(model, &named)?;
+    Ok((theta, m.iterations))
+}
+
+/// Parameters driven to 0 or infinity mean the likelihood has no interior maximum for this
+/// data; report that instead of publishing meaningless values.
+fn check_degenerate(model: &'static str, params: &[(&'static str, f64)]) -> Result<(), ClvError> {
+    match params.iter().find(|(_, v)| !(1e-6..=1e6).contains(v)) {
+        Some(&(parameter, value)) => Err(ClvError::Degenerate { model, parameter, value }),
+        None => Ok(()),
+    }
+}

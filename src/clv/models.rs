@@ -1,0 +1,71 @@
+//! Both fitted models together ([`ClvModels`]): fitted on a summary ([`fit`]) or rebuilt from
+//! saved parameters ([`with_params`]).
+
+use super::bgnbd::{self, BgNbdFit, BgNbdParams};
+use super::error::ClvError;
+use super::gamma_gamma::{self, GammaGammaFit, GammaGammaParams};
+use super::summary::Summary;
+
+/// Both fitted models.
+#[derive(Debug, Clone)]
+pub struct ClvModels {
+    pub bgnbd: BgNbdFit,
+    pub gamma_gamma: GammaGammaFit,
+    pub frequency_monetary_corr: f64,
+}
+
+/// Fits BG/NBD on everyone and Gamma-Gamma on the repeat buyers.
+pub fn fit(s: &Summary, penalizer: f64) -> Result<ClvModels, ClvError> {
+    let bg = bgnbd::fit(&s.frequency, &s.recency, &s.tenure, penalizer)?;
+    let (rx, rm): (Vec<f64>, Vec<f64>) = (0..s.frequency.len())
+        .filter(|&i| s.frequency[i] > 0.0)
+        .map(|i| (s.frequency[i], s.monetary_value[i]))
+        .unzip();
+    let gg = gamma_gamma::fit(&rx, &rm, penalizer)?;
+    Ok(ClvModels {
+        bgnbd: bg,
+        gamma_gamma: gg,
+        frequency_monetary_corr: pearson(&rx, &rm),
+    })
+}
+
+/// Saved parameters as fitted models for `s` (score-only runs): BG/NBD's log-likelihood is
+/// evaluated on today's customers; nothing is fitted, so iterations are 0.
+pub fn with_params(s: &Summary, b: BgNbdParams, g: GammaGammaParams) -> ClvModels {
+    let (rx, rm): (Vec<f64>, Vec<f64>) = (0..s.frequency.len())
+        .filter(|&i| s.frequency[i] > 0.0)
+        .map(|i| (s.frequency[i], s.monetary_value[i]))
+        .unzip();
+    ClvModels {
+        bgnbd: BgNbdFit {
+            params: b,
+            log_likelihood: b.log_likelihood(&s.frequency, &s.recency, &s.tenure),
+            iterations: 0,
+            customers: s.frequency.len(),
+            unique_tuples: 0,
+        },
+        gamma_gamma: GammaGammaFit {
+            params: g,
+            log_likelihood: f64::NAN,
+            iterations: 0,
+            customers: rx.len(),
+        },
+        frequency_monetary_corr: pearson(&rx, &rm),
+    }
+}
+
+/// Pearson correlation of `x` and `y` (NaN for fewer than two pairs).
+fn pearson(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    if n < 2.0 {
+        return f64::NAN;
+    }
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx) * (a - mx);
+        syy += (b - my) * (b - my);
+    }
+    sxy / (sxx * syy).sqrt()
+}

@@ -1,0 +1,115 @@
+//! Per-customer predictions with fitted models ([`predict`], [`value`]): P(alive), expected
+//! purchases and spend, discounted CLV over the horizon and the simple CLV formula.
+
+use std::collections::HashMap;
+
+use foldhash::fast::FixedState;
+use rayon::prelude::*;
+
+use super::bgnbd::{BgNbdFit, BgNbdParams};
+use super::error::ClvError;
+use super::gamma_gamma::GammaGammaFit;
+use super::models::{ClvModels, fit};
+use super::spec::ClvSpec;
+use super::summary::Summary;
+use crate::stats::deciles;
+
+/// Everything the CLV stage publishes.
+#[derive(Debug, Clone)]
+pub struct ClvResult {
+    pub bgnbd: BgNbdFit,
+    pub gamma_gamma: GammaGammaFit,
+    /// Pearson correlation of frequency and monetary value among repeat buyers; Gamma-Gamma
+    /// assumes they are independent.
+    pub frequency_monetary_corr: f64,
+    pub p_alive: Vec<f64>,
+    pub expected_purchases: Vec<f64>,
+    pub expected_avg_value: Vec<f64>,
+    pub clv: Vec<f64>,
+    pub clv_simple: Vec<f64>,
+    /// 1 (lowest) … 10 (highest CLV).
+    pub clv_decile: Vec<i32>,
+    /// The lifetime `clv_simple` used, in `time_unit`.
+    pub lifetime_periods: f64,
+}
+
+/// Fits both models and predicts for every customer.
+pub fn value(s: &Summary, spec: &ClvSpec) -> Result<ClvResult, ClvError> {
+    predict(s, spec, fit(s, spec.penalizer)?)
+}
+
+/// Predicts for every customer with fitted models.
+pub fn predict(s: &Summary, spec: &ClvSpec, models: ClvModels) -> Result<ClvResult, ClvError> {
+    let ClvModels { bgnbd: bg, gamma_gamma: gg, frequency_monetary_corr: corr } = models;
+    let (b, g) = (bg.params, gg.params);
+
+    let n = s.frequency.len();
+    // clv_simple's lifetime: the configured one, else the population's expected time to drop
+    // out, 1 / (E[λ] · E[p]) = (α / r) · ((a + b) / a) periods.
+    let lifetime = spec.lifetime_periods.unwrap_or((b.alpha / b.r) * ((b.a + b.b) / b.a));
+    // The costly part of expected purchases (a ₂F₁ series per month) depends only on (x, T):
+    // compute it once per distinct pair, in parallel; rayon keeps the order, so results do
+    // not depend on the thread count.
+    let mut first: HashMap<[u64; 2], usize, FixedState> = HashMap::with_capacity_and_hasher(n, FixedState::default());
+    let mut unique: Vec<usize> = Vec::new();
+    let slot: Vec<usize> = (0..n)
+        .map(|i| {
+            *first.entry([s.frequency[i].to_bits(), s.tenure[i].to_bits()]).or_insert_with(|| {
+                unique.push(i);
+                unique.len() - 1
+            })
+        })
+        .collect();
+    let per_pair: Vec<(f64, f64)> =
+        unique.par_iter().map(|&i| discounted_numerators(&b, s.frequency[i], s.tenure[i], spec)).collect();
+    let (mut p_alive, mut expected, mut avg_value, mut clv, mut clv_simple) =
+        (vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+    (&mut p_alive, &mut expected, &mut avg_value, &mut clv, &mut clv_simple).into_par_iter().enumerate().for_each(
+        |(i, (p_alive, expected, avg_value, clv, clv_simple))| {
+            let (x, tx, t, m) = (s.frequency[i], s.recency[i], s.tenure[i], s.monetary_value[i]);
+            let (discounted, numerator) = per_pair[slot[i]];
+            // P(alive) is 1 / eq. 10's denominator (compare eq. 11 of the 2008 note).
+            let den = b.purchases_denominator(x, tx, t);
+            let v = g.expected_avg_value(x, m);
+            // Simple CLV = average order value × purchases per period × lifetime × margin.
+            let aov = if x > 0.0 { m } else { g.population_mean() };
+            let rate = if t > 0.0 { x / t } else { 0.0 };
+            (*p_alive, *expected, *avg_value) = (1.0 / den, numerator / den, v);
+            (*clv, *clv_simple) = (spec.margin * v * discounted / den, aov * rate * lifetime * spec.margin);
+        },
+    );
+    let clv_decile = deciles(&clv);
+    Ok(ClvResult {
+        bgnbd: bg,
+        gamma_gamma: gg,
+        frequency_monetary_corr: corr,
+        p_alive,
+        expected_purchases: expected,
+        expected_avg_value: avg_value,
+        clv,
+        clv_simple,
+        clv_decile,
+        lifetime_periods: lifetime,
+    })
+}
+
+/// Σ_{m=1..M} v · (E[N(m)] − E[N(m−1)]) / (1 + d)^m, months of `per_month` periods: lifetimes'
+/// `_customer_lifetime_value`, before the margin.
+pub fn discounted_clv(b: &BgNbdParams, v: f64, x: f64, tx: f64, t: f64, spec: &ClvSpec) -> f64 {
+    v * discounted_numerators(b, x, t, spec).0 / b.purchases_denominator(x, tx, t)
+}
+
+/// Σ_{m=1..M} (U(m) − U(m−1)) / (1 + d)^m and U(M), where U is eq. 10's numerator
+/// ([`BgNbdParams::purchases_numerator`]); divided by the denominator, which does not depend
+/// on the horizon, they give the discounted purchases and E[N(M)].
+fn discounted_numerators(b: &BgNbdParams, x: f64, t: f64, spec: &ClvSpec) -> (f64, f64) {
+    let per_month = spec.time_unit.per_month();
+    let mut total = 0.0;
+    let mut prev = 0.0;
+    for month in 1..=spec.horizon_months {
+        let u = b.purchases_numerator(month as f64 * per_month, x, t);
+        total += (u - prev) / (1.0 + spec.monthly_discount_rate).powi(month as i32);
+        prev = u;
+    }
+    (total, prev)
+}

@@ -1,0 +1,44 @@
+//! The validated CLV settings ([`ClvSpec`]) and the time unit of the summaries ([`TimeUnit`]).
+
+use crate::model_mode::{ModelFrom, ModelMode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeUnit {
+    Days,
+    Weeks,
+}
+
+impl TimeUnit {
+    /// Periods per month, as lifetimes' `customer_lifetime_value` counts them.
+    pub fn per_month(self) -> f64 {
+        match self {
+            TimeUnit::Days => 30.0,
+            TimeUnit::Weeks => 4.345,
+        }
+    }
+
+    pub fn per_day(self) -> f64 {
+        match self {
+            TimeUnit::Days => 1.0,
+            TimeUnit::Weeks => 1.0 / 7.0,
+        }
+    }
+}
+
+/// Validated `[clv]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClvSpec {
+    pub view: String,
+    pub id: String,
+    pub time_unit: TimeUnit,
+    pub horizon_months: u32,
+    pub monthly_discount_rate: f64,
+    pub margin: f64,
+    pub holdout_days: Option<u32>,
+    pub penalizer: f64,
+    /// Expected lifetime for `clv_simple`, in `time_unit`; default from the fitted model.
+    pub lifetime_periods: Option<f64>,
+    /// Refit every run, or predict with saved parameters.
+    pub mode: ModelMode,
+    pub model_from: ModelFrom,
+}

@@ -1,0 +1,74 @@
+//! The per-customer summary both models read ([`Summary`]), and the input rules it must meet.
+//!
+//! Fader–Hardie summary, in `time_unit`: x = `frequency` (repeat purchase periods),
+//! t_x = `recency`, T = `tenure`, m̄ = `monetary_value` (mean repeat purchase value).
+
+use super::error::ClvError;
+
+/// Per-customer summary columns, in matching order.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub frequency: Vec<f64>,
+    pub recency: Vec<f64>,
+    pub tenure: Vec<f64>,
+    pub monetary_value: Vec<f64>,
+}
+
+impl Summary {
+    /// The input rules of the models, checked with the offending row and value in the error:
+    /// frequency is a whole number ≥ 0; 0 ≤ recency ≤ tenure; recency = 0 and
+    /// monetary_value = 0 when frequency = 0; monetary_value > 0 when frequency > 0.
+    pub fn check(&self, ids: &dyn Fn(usize) -> String) -> Result<(), ClvError> {
+        if self.frequency.is_empty() {
+            return Err(ClvError::Input("the summary view has no customers".into()));
+        }
+        for i in 0..self.frequency.len() {
+            let (x, tx, t, m) = (self.frequency[i], self.recency[i], self.tenure[i], self.monetary_value[i]);
+            let bad = |what: String| Err(ClvError::Input(format!("customer '{}': {what}", ids(i))));
+            if x < 0.0 || x.fract() != 0.0 {
+                return bad(format!("frequency {x} is not a whole number >= 0"));
+            }
+            if !(0.0..=t).contains(&tx) {
+                return bad(format!("recency {tx} must be between 0 and tenure {t}"));
+            }
+            if x == 0.0 && tx != 0.0 {
+                return bad(format!("recency {tx} must be 0 when frequency is 0"));
+            }
+            if m < 0.0 {
+                return bad(format!("monetary_value {m} is negative"));
+            }
+            if x > 0.0 && m == 0.0 {
+                return bad("monetary_value is 0 for a repeat buyer".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negative_monetary_value_is_refused_naming_the_customer() {
+        let s = Summary {
+            frequency: vec![1.0],
+            recency: vec![2.0],
+            tenure: vec![3.0],
+            monetary_value: vec![-5.0],
+        };
+        let err = s.check(&|_| "C1".to_string()).unwrap_err();
+        assert_eq!(err.to_string(), "invalid CLV input: customer 'C1': monetary_value -5 is negative");
+    }
+
+    #[test]
+    fn recency_cannot_exceed_tenure() {
+        let s = Summary {
+            frequency: vec![2.0],
+            recency: vec![4.0],
+            tenure: vec![3.0],
+            monetary_value: vec![5.0],
+        };
+        assert!(s.check(&|_| "C1".to_string()).unwrap_err().to_string().contains("recency 4 must be between 0 and tenure 3"));
+    }
+}

@@ -1,0 +1,72 @@
+//! `[clv]`: the raw section and its validation into [`ClvSpec`].
+
+use serde::Deserialize;
+
+use super::error::{At, Invalid, Problem};
+use super::model_mode::parse_model_mode;
+use super::value::{Choice, Name};
+use crate::clv::{ClvSpec, TimeUnit};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ClvSection {
+    view: String,
+    id: String,
+    time_unit: Option<String>,
+    horizon_months: Option<u32>,
+    monthly_discount_rate: Option<f64>,
+    margin: Option<f64>,
+    holdout_days: Option<u32>,
+    penalizer: Option<f64>,
+    lifetime_periods: Option<f64>,
+    mode: Option<String>,
+    model_from: Option<String>,
+}
+
+impl Choice for TimeUnit {
+    const WHAT: &'static str = "time unit";
+    const WORDS: &'static [(&'static str, Self)] = &[("weeks", TimeUnit::Weeks), ("days", TimeUnit::Days)];
+}
+
+pub(super) fn validate_clv(c: ClvSection) -> Result<ClvSpec, Invalid> {
+    Name::check(&c.view).at("clv.view")?;
+    let time_unit = TimeUnit::parse_or(c.time_unit.as_deref(), TimeUnit::Weeks).at("clv.time_unit")?;
+    let horizon_months = c.horizon_months.unwrap_or(12);
+    if horizon_months == 0 {
+        return Err(Invalid::new("clv.horizon_months", Problem::AtLeastOne));
+    }
+    let rate = c.monthly_discount_rate.unwrap_or(0.01);
+    if !(rate.is_finite() && rate >= 0.0) {
+        return Err(Invalid::new("clv.monthly_discount_rate", Problem::Negative(rate)));
+    }
+    let margin = c.margin.unwrap_or(1.0);
+    if !(margin.is_finite() && margin > 0.0) {
+        return Err(Invalid::new("clv.margin", Problem::NotPositive(margin)));
+    }
+    let penalizer = c.penalizer.unwrap_or(0.0);
+    if !(penalizer.is_finite() && penalizer >= 0.0) {
+        return Err(Invalid::new("clv.penalizer", Problem::Negative(penalizer)));
+    }
+    if c.holdout_days == Some(0) {
+        return Err(Invalid::new("clv.holdout_days", Problem::AtLeastOne));
+    }
+    if let Some(l) = c.lifetime_periods
+        && !(l.is_finite() && l > 0.0)
+    {
+        return Err(Invalid::new("clv.lifetime_periods", Problem::NotPositive(l)));
+    }
+    let (mode, model_from) = parse_model_mode("clv", c.mode.as_deref(), c.model_from.as_deref())?;
+    Ok(ClvSpec {
+        view: c.view,
+        id: c.id,
+        time_unit,
+        horizon_months,
+        monthly_discount_rate: rate,
+        margin,
+        holdout_days: c.holdout_days,
+        penalizer,
+        lifetime_periods: c.lifetime_periods,
+        mode,
+        model_from,
+    })
+}

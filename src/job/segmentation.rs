@@ -1,0 +1,292 @@
+//! `[segmentation]` (with `[segmentation.columns.<feature>]`): the raw section and its
+//! validation into [`SegmentationSpec`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Deserialize;
+
+use super::error::{At, Invalid, Problem};
+use super::model_mode::parse_model_mode;
+use super::value::{Choice, Name};
+use crate::model_mode::ModelMode;
+use crate::segment::spec::{Algorithm, ColumnPrep, Impute, KChoice, Scale, SegmentationSpec};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SegmentationSection {
+    view: String,
+    id: String,
+    features: Vec<String>,
+    #[serde(default)]
+    categorical: Vec<String>,
+    scale: Option<String>,
+    algorithm: Option<String>,
+    k: Option<toml::Value>,
+    seed: Option<u64>,
+    n_init: Option<usize>,
+    max_iter: Option<u64>,
+    tol: Option<f64>,
+    silhouette_sample: Option<usize>,
+    batch_size: Option<usize>,
+    eps: Option<f64>,
+    min_points: Option<usize>,
+    covariance: Option<String>,
+    impute: Option<toml::Value>,
+    transform: Option<String>,
+    clip: Option<[f64; 2]>,
+    #[serde(default)]
+    columns: BTreeMap<String, ColumnSection>,
+    mode: Option<String>,
+    model_from: Option<String>,
+    align_ids: Option<bool>,
+    drift_warn_psi: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ColumnSection {
+    impute: Option<toml::Value>,
+    transform: Option<String>,
+    clip: Option<[f64; 2]>,
+    /// Words for the segment auto-name when the centroid is low / high on this feature.
+    low: Option<String>,
+    high: Option<String>,
+}
+
+impl Choice for Scale {
+    const WHAT: &'static str = "scale";
+    const WORDS: &'static [(&'static str, Self)] =
+        &[("zscore", Scale::ZScore), ("minmax", Scale::MinMax), ("robust", Scale::Robust), ("none", Scale::None)];
+}
+
+/// `algorithm` before its parameters are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AlgorithmName {
+    KMeans,
+    MiniBatchKMeans,
+    Dbscan,
+    Gmm,
+}
+
+impl Choice for AlgorithmName {
+    const WHAT: &'static str = "algorithm";
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("kmeans", AlgorithmName::KMeans),
+        ("minibatch_kmeans", AlgorithmName::MiniBatchKMeans),
+        ("dbscan", AlgorithmName::Dbscan),
+        ("gmm", AlgorithmName::Gmm),
+    ];
+}
+
+/// `transform`: `log1p` or nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transform {
+    None,
+    Log1p,
+}
+
+impl Choice for Transform {
+    const WHAT: &'static str = "transform";
+    const WORDS: &'static [(&'static str, Self)] = &[("none", Transform::None), ("log1p", Transform::Log1p)];
+}
+
+fn parse_log1p(t: Option<&str>) -> Result<bool, Problem> {
+    Ok(Transform::parse_or(t, Transform::None)? == Transform::Log1p)
+}
+
+pub(super) fn validate_segmentation(s: SegmentationSection) -> Result<SegmentationSpec, Invalid> {
+    let key = |k: &str| format!("segmentation.{k}");
+    let invalid = |k: &str, p: Problem| Err(Invalid::new(key(k), p));
+    Name::check(&s.view).at(key("view"))?;
+    if s.features.is_empty() && s.categorical.is_empty() {
+        return invalid("features", "at least one feature column is required".into());
+    }
+    let mut seen = BTreeSet::new();
+    for (k, f) in s.features.iter().map(|f| ("features", f)).chain(s.categorical.iter().map(|f| ("categorical", f))) {
+        if !seen.insert(f) {
+            return invalid(k, format!("column '{f}' is listed twice").into());
+        }
+        if f == &s.id {
+            return invalid(k, format!("the id column '{f}' cannot be a feature").into());
+        }
+    }
+    if let Some(c) = s.columns.keys().find(|c| !s.features.contains(c)) {
+        return invalid(&format!("columns.{c}"), format!("'{c}' is not in features").into());
+    }
+    let default_impute = parse_impute(s.impute.as_ref()).at(key("impute"))?;
+    let default_log1p = parse_log1p(s.transform.as_deref()).at(key("transform"))?;
+    let default_clip = s.clip.map(check_clip).transpose().at(key("clip"))?;
+    let mut prep = Vec::with_capacity(s.features.len());
+    for f in &s.features {
+        let c = s.columns.get(f);
+        let col_key = |k: &str| key(&format!("columns.{f}.{k}"));
+        let impute = match c.and_then(|c| c.impute.as_ref()) {
+            Some(v) => parse_impute(Some(v)).at(col_key("impute"))?,
+            None => default_impute,
+        };
+        let log1p = match c.and_then(|c| c.transform.as_deref()) {
+            Some(t) => parse_log1p(Some(t)).at(col_key("transform"))?,
+            None => default_log1p,
+        };
+        let clip = match c.and_then(|c| c.clip) {
+            Some(q) => Some(check_clip(q).at(col_key("clip"))?),
+            None => default_clip,
+        };
+        let word = |w: Option<&String>, default: &str| w.cloned().unwrap_or_else(|| format!("{default} {f}"));
+        prep.push(ColumnPrep {
+            impute,
+            log1p,
+            clip,
+            low: word(c.and_then(|c| c.low.as_ref()), "low"),
+            high: word(c.and_then(|c| c.high.as_ref()), "high"),
+        });
+    }
+    let scale = Scale::parse_or(s.scale.as_deref(), Scale::ZScore).at(key("scale"))?;
+    let algorithm = match AlgorithmName::parse_or(s.algorithm.as_deref(), AlgorithmName::KMeans).at(key("algorithm"))? {
+        AlgorithmName::KMeans => Algorithm::KMeans,
+        AlgorithmName::MiniBatchKMeans => {
+            let batch_size = s.batch_size.unwrap_or(1024);
+            if batch_size == 0 {
+                return invalid("batch_size", Problem::AtLeastOne);
+            }
+            Algorithm::MiniBatchKMeans { batch_size }
+        }
+        AlgorithmName::Dbscan => {
+            let eps = s.eps.ok_or("dbscan needs eps (the neighbourhood radius)").at(key("eps"))?;
+            if !(eps.is_finite() && eps > 0.0) {
+                return invalid("eps", Problem::NotPositive(eps));
+            }
+            let min_points = s.min_points.unwrap_or(5);
+            if min_points == 0 {
+                return invalid("min_points", Problem::AtLeastOne);
+            }
+            Algorithm::Dbscan { eps, min_points }
+        }
+        AlgorithmName::Gmm => {
+            match s.covariance.as_deref().unwrap_or("full") {
+                "full" => {}
+                other => {
+                    let message = format!("unknown covariance type '{other}' (linfa-clustering implements full)");
+                    return invalid("covariance", message.into());
+                }
+            }
+            Algorithm::Gmm
+        }
+    };
+    for (k, present, ok) in [
+        ("batch_size", s.batch_size.is_some(), matches!(algorithm, Algorithm::MiniBatchKMeans { .. })),
+        ("eps", s.eps.is_some(), matches!(algorithm, Algorithm::Dbscan { .. })),
+        ("min_points", s.min_points.is_some(), matches!(algorithm, Algorithm::Dbscan { .. })),
+        ("covariance", s.covariance.is_some(), algorithm == Algorithm::Gmm),
+    ] {
+        if present && !ok {
+            return invalid(k, format!("does not apply to algorithm '{}'", algorithm.name()).into());
+        }
+    }
+    let k = match (s.k, algorithm) {
+        (Some(_), Algorithm::Dbscan { .. }) => return invalid("k", "dbscan finds the number of clusters itself".into()),
+        (None, _) => KChoice::Range { min: 2, max: 8 },
+        (Some(v), _) => parse_k(&v).at(key("k"))?,
+    };
+    let n_init = s.n_init.unwrap_or(10);
+    if n_init == 0 {
+        return invalid("n_init", "n_init must be at least 1".into());
+    }
+    let max_iter = s.max_iter.unwrap_or(300);
+    if max_iter == 0 {
+        return invalid("max_iter", "max_iter must be at least 1".into());
+    }
+    let tol = s.tol.unwrap_or(1e-4);
+    if !(tol.is_finite() && tol > 0.0) {
+        return invalid("tol", format!("tol must be a finite number > 0, got {tol}").into());
+    }
+    let silhouette_sample = s.silhouette_sample.unwrap_or(20_000);
+    if silhouette_sample < 2 {
+        return invalid("silhouette_sample", format!("must be at least 2, got {silhouette_sample}").into());
+    }
+    let (mode, model_from) = parse_model_mode("segmentation", s.mode.as_deref(), s.model_from.as_deref())?;
+    if mode == ModelMode::Score && !matches!(algorithm, Algorithm::KMeans | Algorithm::MiniBatchKMeans { .. }) {
+        return invalid(
+            "mode",
+            "score assigns to the nearest saved centroid, so it needs algorithm kmeans or minibatch_kmeans".into(),
+        );
+    }
+    let drift_warn_psi = s.drift_warn_psi.unwrap_or(0.25);
+    if !(drift_warn_psi.is_finite() && drift_warn_psi > 0.0) {
+        return invalid("drift_warn_psi", Problem::NotPositive(drift_warn_psi));
+    }
+    Ok(SegmentationSpec {
+        view: s.view,
+        id: s.id,
+        features: s.features,
+        prep,
+        categorical: s.categorical,
+        scale,
+        algorithm,
+        k,
+        seed: s.seed.unwrap_or(42),
+        n_init,
+        max_iter,
+        tol,
+        silhouette_sample,
+        mode,
+        model_from,
+        align_ids: s.align_ids.unwrap_or(true),
+        drift_warn_psi,
+    })
+}
+
+/// `impute`: a strategy word or a constant.
+fn parse_impute(v: Option<&toml::Value>) -> Result<Impute, Problem> {
+    match v {
+        None => Ok(Impute::None),
+        Some(toml::Value::String(s)) => match s.as_str() {
+            "none" => Ok(Impute::None),
+            "mean" => Ok(Impute::Mean),
+            "median" => Ok(Impute::Median),
+            // Not a `Choice`: the expected list names numbers too.
+            other => Err(format!("unknown imputation '{other}' (expected none, mean, median or a number)").into()),
+        },
+        Some(toml::Value::Integer(i)) => Ok(Impute::Constant(*i as f64)),
+        Some(toml::Value::Float(f)) if f.is_finite() => Ok(Impute::Constant(*f)),
+        Some(other) => Err(format!("expected none, mean, median or a finite number, got {other}").into()),
+    }
+}
+
+fn check_clip([lo, hi]: [f64; 2]) -> Result<(f64, f64), Problem> {
+    if (0.0..=1.0).contains(&lo) && (0.0..=1.0).contains(&hi) && lo < hi {
+        Ok((lo, hi))
+    } else {
+        Err(format!("expected two quantiles 0 <= lower < upper <= 1, got [{lo}, {hi}]").into())
+    }
+}
+
+/// `k`: a number, or `{ min = .., max = .. }` to choose by silhouette.
+fn parse_k(v: &toml::Value) -> Result<KChoice, Problem> {
+    let as_k = |v: &toml::Value, what: &str| -> Result<usize, String> {
+        match v.as_integer() {
+            Some(i) if i >= 1 => Ok(i as usize),
+            Some(i) => Err(format!("{what} must be at least 1, got {i}")),
+            None => Err(format!("{what} must be an integer, got {v}")),
+        }
+    };
+    match v {
+        toml::Value::Integer(_) => Ok(KChoice::Fixed(as_k(v, "k")?)),
+        toml::Value::Table(t) => {
+            if let Some(extra) = t.keys().find(|k| *k != "min" && *k != "max") {
+                return Err(format!("unknown key '{extra}' (expected min and max)").into());
+            }
+            let get = |key: &str| t.get(key).ok_or_else(|| format!("missing '{key}'"));
+            let min = as_k(get("min")?, "min")?;
+            let max = as_k(get("max")?, "max")?;
+            if min < 2 {
+                return Err(format!("min must be at least 2 for silhouette selection, got {min}").into());
+            }
+            if max < min {
+                return Err(format!("max ({max}) must not be below min ({min})").into());
+            }
+            Ok(KChoice::Range { min, max })
+        }
+        other => Err(format!("expected an integer or {{ min = .., max = .. }}, got {other}").into()),
+    }
+}

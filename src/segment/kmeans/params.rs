@@ -1,0 +1,90 @@
+//! K-means settings: the algorithm ([`KMeansAlgorithm`]), unchecked [`KMeansParams`] and the
+//! checked [`KMeansValidParams`] that alone can be fitted (linfa's `ParamGuard`).
+
+use linfa::ParamGuard;
+
+use crate::segment::error::SegmentError;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KMeansAlgorithm {
+    /// Full passes until the labels stop changing or the centres move less than `tol`.
+    Lloyd,
+    /// Random batches of `batch_size` rows with per-centre learning rates.
+    MiniBatch { batch_size: usize },
+}
+
+/// Checked K-means settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KMeansValidParams {
+    pub(super) k: usize,
+    pub(super) n_init: usize,
+    pub(super) max_iter: u64,
+    pub(super) tol: f64,
+    pub(super) seed: u64,
+    pub(super) algorithm: KMeansAlgorithm,
+}
+
+/// Unchecked K-means settings (defaults as scikit-learn: 10 inits, 300 iterations, tol 1e-4).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KMeansParams(KMeansValidParams);
+
+impl KMeansParams {
+    pub fn new(k: usize, seed: u64) -> Self {
+        KMeansParams(KMeansValidParams {
+            k,
+            n_init: 10,
+            max_iter: 300,
+            tol: 1e-4,
+            seed,
+            algorithm: KMeansAlgorithm::Lloyd,
+        })
+    }
+    pub fn n_init(mut self, n: usize) -> Self {
+        self.0.n_init = n;
+        self
+    }
+    pub fn max_iter(mut self, n: u64) -> Self {
+        self.0.max_iter = n;
+        self
+    }
+    /// Relative to the mean feature variance, as scikit-learn's `tol`.
+    pub fn tol(mut self, tol: f64) -> Self {
+        self.0.tol = tol;
+        self
+    }
+    pub fn algorithm(mut self, algorithm: KMeansAlgorithm) -> Self {
+        self.0.algorithm = algorithm;
+        self
+    }
+}
+
+impl ParamGuard for KMeansParams {
+    type Checked = KMeansValidParams;
+    type Error = SegmentError;
+
+    fn check_ref(&self) -> Result<&KMeansValidParams, SegmentError> {
+        let p = &self.0;
+        let bad = |m: String| Err(SegmentError::Params(m));
+        if p.k == 0 {
+            return bad("k cannot be 0".into());
+        }
+        if p.n_init == 0 {
+            return bad("n_init cannot be 0".into());
+        }
+        if p.max_iter == 0 {
+            return bad("max_iter cannot be 0".into());
+        }
+        if !(p.tol >= 0.0 && p.tol.is_finite()) {
+            return bad(format!("tol must be >= 0, got {}", p.tol));
+        }
+        if let KMeansAlgorithm::MiniBatch { batch_size: 0 } = p.algorithm {
+            return bad("batch_size cannot be 0".into());
+        }
+        Ok(p)
+    }
+
+    fn check(self) -> Result<KMeansValidParams, SegmentError> {
+        self.check_ref()?;
+        Ok(self.0)
+    }
+}
