@@ -15,9 +15,13 @@
 //! 7. [`publish`] — stage, commit and describe the output tables, through the [`privacy`]
 //!    rules (pseudonymised ids, dropped columns).
 //!
-//! [`pipeline`] strings the stages together; [`generate`] draws the synthetic sample data;
-//! [`runs`] reports which published run dates are complete.
-//! The `segvalue` binary is a thin command-line layer over [`pipeline`].
+//! [`pipeline`] strings the stages together, one file per stage: [`pipeline::open`] does
+//! steps 2–4 (all that can fail because of the job, before any data is read),
+//! [`pipeline::run`] the rest and writes the manifest, [`pipeline::script`] prints the SQL a
+//! run executes. [`generate`] draws the synthetic sample data; [`runs`] reports which
+//! published run dates are complete; [`error`] maps every stage's error to an exit code.
+//! The `segvalue` binary (`src/main.rs`, `src/cli/`) is a thin command-line layer over
+//! [`pipeline`]: arguments, logging, the progress display and printing.
 
 pub mod clv;
 pub mod engine;

@@ -42,9 +42,28 @@ pub enum PrivacyError {
 }
 
 /// HMAC-SHA256 with a secret key. `Debug` never shows the key.
-#[derive(Clone, PartialEq, Eq, Hash)]
+///
+/// The HMAC is keyed once here and cloned for each id: keying hashes the key into the inner
+/// and outer pads, work a clone skips. Equality and hashing go by the key (the keyed state
+/// has neither).
+#[derive(Clone)]
 pub struct Pseudonymizer {
     key: Vec<u8>,
+    keyed: Hmac<Sha256>,
+}
+
+impl PartialEq for Pseudonymizer {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Pseudonymizer {}
+
+impl std::hash::Hash for Pseudonymizer {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
 }
 
 impl std::fmt::Debug for Pseudonymizer {
@@ -55,7 +74,10 @@ impl std::fmt::Debug for Pseudonymizer {
 
 impl Pseudonymizer {
     pub fn new(key: &[u8]) -> Pseudonymizer {
-        Pseudonymizer { key: key.to_vec() }
+        Pseudonymizer {
+            key: key.to_vec(),
+            keyed: Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length"),
+        }
     }
 
     /// Reads the key from `var`; a missing or empty variable is an error naming it.
@@ -68,9 +90,9 @@ impl Pseudonymizer {
 
     /// `hex(HMAC-SHA256(key, id))`, 64 lower-case hex digits.
     pub fn pseudonym(&self, id: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any length");
+        let mut mac = self.keyed.clone();
         mac.update(id.as_bytes());
-        mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(mac.finalize().into_bytes())
     }
 }
 
@@ -199,6 +221,16 @@ mod tests {
             p.pseudonym("what do ya want for nothing?"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn one_key_gives_the_same_pseudonym_every_time() {
+        let p = Pseudonymizer::new(b"Jefe");
+        let first = p.pseudonym("what do ya want for nothing?");
+        assert_eq!(p.pseudonym("another id").len(), 64);
+        assert_eq!(p.pseudonym("what do ya want for nothing?"), first);
+        assert_eq!(p, Pseudonymizer::new(b"Jefe"));
+        assert_ne!(p, Pseudonymizer::new(b"other"));
     }
 
     #[test]

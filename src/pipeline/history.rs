@@ -10,40 +10,18 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use ndarray::Array2;
-use serde::Serialize;
 
-use super::segmentation::RfmColumns;
+use super::manifest::{DriftReport, ModelUse};
+use super::rows::RfmColumns;
 use crate::error::Error;
 use crate::models::{ModelError, SavedModel, SavedSegment, SavedSegmentation, drift_reference};
 use crate::publish::Publisher;
 use crate::segment::align::align;
-use crate::segment::drift::{FeatureDrift, ShareChange, bin_shares, psi_of_shares, share_changes};
+use crate::segment::drift::{FeatureDrift, bin_shares, psi_of_shares, share_changes};
 use crate::segment::profile::SegmentAction;
 use crate::model_mode::ModelFrom;
 use crate::segment::transitions::transitions;
 use crate::segment::{SegmentError, Segmentation};
-
-/// How this run's segmentation relates to saved models; recorded in the manifest.
-#[derive(Debug, Clone, Serialize)]
-pub struct ModelUse {
-    pub mode: &'static str,
-    /// Score runs: the saved model used. Refits: the previous model ids were aligned with.
-    pub model_run_date: Option<NaiveDate>,
-    /// Ids kept from that model, ids new in this run, and its ids no cluster matched.
-    pub matched: Vec<i32>,
-    pub fresh: Vec<i32>,
-    pub vanished: Vec<i32>,
-}
-
-/// Feature drift against a model's training data and segment share changes; in the manifest.
-#[derive(Debug, Clone, Serialize)]
-pub struct DriftReport {
-    /// The run date whose data trained the reference model.
-    pub against_trained_on: NaiveDate,
-    pub warn_psi: f64,
-    pub features: Vec<FeatureDrift>,
-    pub share_changes: Vec<ShareChange>,
-}
 
 /// The saved model a run uses: for `Latest`, the newest one dated before `run_date`.
 pub(super) async fn find_model(p: &Publisher, run_date: NaiveDate, from: ModelFrom) -> Result<Option<SavedModel>, Error> {

@@ -115,7 +115,7 @@ pub(super) fn holdout_buckets(buckets: &[clv::HoldoutBucket]) -> Vec<HoldoutBuck
 
 /// The page's data: key numbers from the manifest plus the stages' charts.
 pub(super) fn report_data(
-    m: &super::Manifest,
+    m: &super::manifest::Manifest,
     charts: SegmentationCharts,
     p_alive: Option<PAliveMatrix>,
     holdout: Option<Vec<HoldoutBucket>>,

@@ -7,7 +7,7 @@
 
 use chrono::NaiveDate;
 
-use super::{Open, open_with};
+use super::session::{Open, open_with};
 use crate::error::Error;
 use crate::job::{Job, SourceFormat};
 use crate::location::redact;

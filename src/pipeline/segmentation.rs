@@ -4,10 +4,14 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use datafusion::arrow::array::{Array, StringArray};
-use serde::Serialize;
 
+use super::clv::ClvOutcome;
+use super::history;
+use super::ids::{id_array, id_index};
+use super::manifest::{ModelUse, PrepReport, RfmReport, SegmentationReport, Stages};
+use super::rows::{ActionRow, RfmColumns};
+use super::session::Session;
 use super::tables::{k_selection_batch, prep_batch, segment_actions_batch, segments_batch, summary_batch};
-use super::{ClvOutcome, Session, Stages, history, id_array, id_index};
 use crate::error::Error;
 use crate::features;
 use crate::publish::Publisher;
@@ -16,63 +20,6 @@ use crate::segment::rfm::{self, ActionKey, Lifecycle, ValueTier};
 use crate::model_mode::ModelMode;
 use crate::segment::spec::RfmSpec;
 use crate::segment::{self, Segmentation, SegmentationSpec};
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SegmentationReport {
-    pub view: String,
-    pub customers: usize,
-    pub features: Vec<String>,
-    pub categorical: Vec<String>,
-    pub algorithm: String,
-    pub k: usize,
-    pub silhouette: f64,
-    pub inertia: f64,
-    pub iterations: u64,
-    /// Empty K-means clusters re-seeded with far rows (scikit-learn's rule) in the chosen fit.
-    pub empty_clusters_relocated: usize,
-    /// NULLs filled by imputation, per feature.
-    pub nulls_filled: BTreeMap<String, usize>,
-    /// The fitted preparation, also published as `segmentation_prep`.
-    pub preparation: Vec<PrepReport>,
-    /// Centroids in prepared units before scaling, row = segment id, columns as `preparation`.
-    pub centroids: Vec<Vec<f64>>,
-    pub rfm: Option<RfmReport>,
-    /// Score run, or refit aligned with the previous model (ids matched, fresh, vanished).
-    pub model: Option<super::history::ModelUse>,
-    /// Drift of the features against the model's training data (when there is a model).
-    pub drift: Option<super::history::DriftReport>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PrepReport {
-    pub column: String,
-    pub fill_value: Option<f64>,
-    pub clip: Option<[f64; 2]>,
-    pub log1p: bool,
-    pub center: f64,
-    pub scale: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct RfmReport {
-    pub view: String,
-    pub customers: usize,
-    /// Value-tier cut-offs on `value_column`.
-    pub value_high_from: f64,
-    pub value_low_below: f64,
-    pub lifecycle: BTreeMap<String, usize>,
-}
-
-/// Per customer of the segmentation (matrix row order); `None` where the RFM view lacks them.
-pub(super) struct RfmColumns<'a> {
-    pub r: Vec<Option<u8>>,
-    pub f: Vec<Option<u8>>,
-    pub m: Vec<Option<u8>>,
-    /// Names borrowed from the job's RFM rules.
-    pub segment: Vec<Option<&'a str>>,
-    pub stage: Vec<Option<Lifecycle>>,
-    pub tier: Vec<Option<ValueTier>>,
-}
 
 pub(super) async fn segmentation_stage(
     s: &Session,
@@ -103,7 +50,7 @@ pub(super) async fn segmentation_stage(
             let (date, saved) =
                 previous.ok_or_else(|| history::missing("segmentation", publisher, s.run_date, spec.model_from))?;
             let fitted = saved.fitted(date, &spec.features, &spec.categorical)?;
-            let used = history::ModelUse {
+            let used = ModelUse {
                 mode: "score",
                 model_run_date: Some(date),
                 matched: fitted.ids.clone(),
@@ -260,15 +207,6 @@ async fn rfm_stage<'a>(s: &Session, r: &'a RfmSpec, seg_ids: &StringArray) -> Re
         lifecycle,
     };
     Ok((cols, report))
-}
-
-/// One row of `segment_actions`.
-pub(super) struct ActionRow {
-    pub segmentation: &'static str,
-    pub segment: String,
-    pub customers: usize,
-    pub key: Option<ActionKey>,
-    pub action: Option<String>,
 }
 
 fn stage_key(s: Lifecycle) -> ActionKey {

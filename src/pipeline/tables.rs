@@ -7,7 +7,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
 use std::collections::HashMap;
 
-use super::segmentation::{ActionRow, RfmColumns};
+use super::rows::{ActionRow, RfmColumns};
 use crate::clv::{ClvResult, ClvSpec, HoldoutBucket, Summary};
 use crate::features::FeatureMatrix;
 use crate::segment::prep::PrepColumn;
