@@ -46,7 +46,7 @@ fn null_feature_names_the_column_and_publishes_nothing() {
     assert!(err.contains("view 'feats': feature 'spend' has") && err.contains("null value(s); set an imputation"), "{err}");
     // Nothing was published and no staging is left behind.
     let out = j.out();
-    let left: Vec<_> = walk(&out);
+    let left: Vec<String> = files_under(&out).iter().map(|p| p.display().to_string()).collect();
     assert!(left.iter().all(|p| !p.ends_with(".parquet") && !p.ends_with("_SUCCESS")), "{left:?}");
 }
 
@@ -65,21 +65,6 @@ fn missing_source_names_the_source() {
     let (code, _, err) = segvalue(&["run", &j.job(), "--run-date", "2025-12-31"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("source 'extra' (file://") && err.contains("does/not/exist/"), "{err}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p.display().to_string());
-            }
-        }
-    }
-    out
 }
 
 fn one_source_job(dir: &std::path::Path) -> JobDir {
@@ -174,10 +159,10 @@ fn a_job_beyond_its_memory_limit_fails_with_one_line_and_publishes_nothing() {
     let tight = job("1M");
     let line = fails(&["run", &tight.job(), "--run-date", "2025-12-31"], 1);
     assert!(line.contains("Resources exhausted"), "{line}");
-    let left = walk(&tight.out());
+    let left: Vec<String> = files_under(&tight.out()).iter().map(|p| p.display().to_string()).collect();
     assert!(left.iter().all(|p| !p.ends_with(".parquet") && !p.ends_with("_SUCCESS")), "{left:?}");
     // The same job with room publishes (the limit is what failed it).
     let roomy = job("512M");
     segvalue_ok(&["run", &roomy.job(), "--run-date", "2025-12-31"]);
-    assert!(walk(&roomy.out()).iter().any(|p| p.ends_with("customer_features/run_date=2025-12-31/part-00000.parquet")));
+    assert!(files_under(&roomy.out()).iter().any(|p| p.ends_with("customer_features/run_date=2025-12-31/part-00000.parquet")));
 }

@@ -100,7 +100,7 @@ fn concurrent_runs_of_one_date_do_not_corrupt_each_other() {
     segvalue_ok(&["run", &lone.job(), "--run-date", DATE]);
     assert_eq!(snapshot(&j.out()), snapshot(&lone.out()));
     for t in TABLES {
-        let files: Vec<String> = std::fs::read_dir(partition(&j.out(), t)).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let files = files_in(&partition(&j.out(), t));
         assert_eq!(files.len(), 2, "{t}: {files:?}");
     }
 }
@@ -118,11 +118,7 @@ fn runs_lists_each_date_and_flags_an_incomplete_one() {
     assert_eq!(runs.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect::<Vec<_>>(), [("2025-12-30", "complete"), ("2025-12-31", "complete")]);
     // Rows agree with DuckDB counting every table of the date.
     for r in &runs {
-        let tables: Vec<String> = std::fs::read_dir(&out)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|t| !t.starts_with('_'))
-            .collect();
+        let tables: Vec<String> = files_in(&out).into_iter().filter(|t| !t.starts_with('_')).collect();
         assert_eq!(r[2], tables.len().to_string());
         let counted: i64 = tables
             .iter()

@@ -45,8 +45,7 @@ fn drop_rules_filter_and_count_every_broken_row() {
     let got = duckdb(&format!("SELECT n, ids FROM read_parquet('{}/n_orders/*/*.parquet')", j.out().display()));
     assert_eq!(got[0], vec![clean.clone(), clean]);
 
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(j.out().join("_manifests/run_date=2025-12-31/manifest.json")).unwrap()).unwrap();
+    let manifest = manifest(&j.out(), "2025-12-31");
     let count = |rule: &str| {
         manifest["quality"].as_array().unwrap().iter().find(|r| r["rule"] == rule).unwrap()["rows"].as_i64().unwrap()
     };

@@ -63,9 +63,7 @@ fn default_job_report_has_every_chart_from_the_run_data() {
 
     // Drawn from this run: its id, its chosen k, each segment's name and size, and the
     // fitted BG/NBD parameters, as the published tables and manifest give them.
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.path().join("_manifests/run_date=2025-12-31/manifest.json")).unwrap())
-            .unwrap();
+    let manifest = manifest(out.path(), "2025-12-31");
     assert!(html.contains(manifest["run_id"].as_str().unwrap()));
     let k = manifest["segmentation"]["k"].as_i64().unwrap();
     assert!(html.contains(&format!("chosen k = {k}")), "chosen k {k} not marked");

@@ -69,9 +69,8 @@ fn table(j: &JobDir, t: &str) -> String {
     format!("{}/{t}/run_date=2025-12-31/part-00000.parquet", j.out().display())
 }
 
-fn python(args: &[&str]) -> serde_json::Value {
-    let python = std::env::var("SEGVALUE_PYTHON").expect("SEGVALUE_PYTHON is not set: run the tests with scripts/test.sh");
-    let out = std::process::Command::new(python).args(args).output().expect("python runs");
+fn python_json(args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(crate::common::python()).args(args).output().expect("python runs");
     assert!(out.status.success(), "{args:?}\n{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("json")
 }
@@ -98,7 +97,7 @@ fn separated_blobs_choose_the_true_k_and_metrics_equal_sklearn() {
     assert_eq!(c[2].as_f64(), Some(best));
 
     // scikit-learn on the published features and labels (n = 3000 <= silhouette_sample: exact).
-    let sk = python(&[
+    let sk = python_json(&[
         &format!("{ROOT}/tests/support/sklearn_check.py"),
         &table(&j, "customer_features"),
         &table(&j, "customer_segments"),
@@ -147,10 +146,7 @@ fn imputation_fills_nulls_and_the_manifest_counts_them() {
     segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
     let nulls = duckdb(&format!("SELECT count(*) FROM read_parquet('{}') WHERE x2 IS NULL", table(&j, "customer_features")));
     assert_eq!(nulls[0][0].as_i64(), Some(20));
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(j.out().join("_manifests/run_date=2025-12-31/manifest.json")).unwrap(),
-    )
-    .unwrap();
+    let manifest = manifest(&j.out(), "2025-12-31");
     assert_eq!(manifest["segmentation"]["nulls_filled"]["x2"], 20);
     assert_eq!(manifest["segmentation"]["nulls_filled"]["x1"], 0);
     // The fill value is the median of the present values, as DuckDB computes it.

@@ -81,7 +81,7 @@ fn the_shipped_job_validates() {
 /// builds.
 #[test]
 fn the_airflow_example_runs_a_dated_job_with_retries() {
-    let python = std::env::var("SEGVALUE_PYTHON").expect("SEGVALUE_PYTHON is not set: run the tests with scripts/test.sh");
+    let python = python();
     let stub = tempfile::tempdir().unwrap();
     let pkg = stub.path().join("airflow");
     std::fs::create_dir_all(pkg.join("operators")).unwrap();
