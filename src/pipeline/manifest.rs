@@ -134,7 +134,11 @@ pub struct SegmentationReport {
     pub algorithm: String,
     pub k: usize,
     pub silhouette: f64,
+    /// Inertia of the chosen k as `segmentation_k_selection` reports it (on the fit sample).
     pub inertia: f64,
+    /// Rows the clustering was fitted on: `fit_sample` rows when there are more customers,
+    /// else every customer (0 for a score run).
+    pub fit_rows: usize,
     pub iterations: u64,
     /// Empty K-means clusters re-seeded with far rows (scikit-learn's rule) in the chosen fit.
     pub empty_clusters_relocated: usize,

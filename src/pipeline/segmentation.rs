@@ -134,6 +134,7 @@ pub(super) async fn segmentation_stage(
         k: seg.k,
         silhouette: chosen.as_ref().map_or(f64::NAN, |c| c.silhouette),
         inertia: chosen.as_ref().map_or(f64::NAN, |c| c.inertia),
+        fit_rows: seg.fit_rows,
         iterations: seg.n_iter,
         empty_clusters_relocated: seg.relocated,
         nulls_filled: seg.columns.iter().filter(|c| c.category.is_none()).map(|c| (c.source.clone(), c.nulls_filled)).collect(),

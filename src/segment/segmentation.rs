@@ -24,6 +24,9 @@ pub struct Segmentation {
     pub profiles: Vec<SegmentProfile>,
     pub n_iter: u64,
     pub relocated: usize,
+    /// Rows the clustering was fitted on (`fit_sample` or every row; 0 when scored with a
+    /// saved model).
+    pub fit_rows: usize,
 }
 
 /// Numeric features with NULL as NaN, plus categorical columns.

@@ -83,6 +83,10 @@ pub struct SegmentationSpec {
     pub max_iter: u64,
     pub tol: f64,
     pub silhouette_sample: usize,
+    /// K-means, mini-batch and GMM candidates (and the k choice) are fitted on a seeded sample
+    /// of at most this many rows; every row is then assigned by the chosen model. With no more
+    /// rows than this, the fit uses every row, exactly as without a sample.
+    pub fit_sample: usize,
     pub mode: ModelMode,
     pub model_from: ModelFrom,
     /// On refit, match new clusters to the previous model's (Kuhn–Munkres) and keep their ids.
@@ -117,5 +121,37 @@ impl ActionsSpec {
         }
         let key = key?;
         Some(self.by_key.get(&key).cloned().unwrap_or_else(|| rfm::default_action(key).to_string()))
+    }
+}
+
+/// A two-feature K-means spec for unit tests (z-scored, seed 3, n_init 3).
+#[cfg(test)]
+pub(crate) fn test_spec(k: KChoice) -> SegmentationSpec {
+    let p = ColumnPrep {
+        impute: Impute::None,
+        log1p: false,
+        clip: None,
+        low: "low".into(),
+        high: "high".into(),
+    };
+    SegmentationSpec {
+        view: "v".into(),
+        id: "id".into(),
+        features: vec!["a".into(), "b".into()],
+        prep: vec![p.clone(), p],
+        categorical: vec![],
+        scale: Scale::ZScore,
+        algorithm: Algorithm::KMeans,
+        k,
+        seed: 3,
+        n_init: 3,
+        max_iter: 100,
+        tol: 1e-6,
+        silhouette_sample: 20_000,
+        fit_sample: 1_000_000,
+        mode: crate::model_mode::ModelMode::Refit,
+        model_from: crate::model_mode::ModelFrom::Latest,
+        align_ids: true,
+        drift_warn_psi: 0.25,
     }
 }

@@ -31,6 +31,7 @@ pub fn segment(f: &Features, spec: &SegmentationSpec) -> Result<Segmentation, Se
         profiles,
         n_iter: fit.n_iter,
         relocated: fit.relocated,
+        fit_rows: fit.fit_rows,
     })
 }
 
@@ -65,6 +66,7 @@ pub fn score(f: &Features, spec: &SegmentationSpec, model: &FittedModel) -> Resu
         profiles,
         n_iter: 0,
         relocated: 0,
+        fit_rows: 0,
     };
     seg.relabel(&model.ids, Some(&model.names));
     Ok(seg)
@@ -73,37 +75,8 @@ pub fn score(f: &Features, spec: &SegmentationSpec, model: &FittedModel) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::segment::spec::{Algorithm, ColumnPrep, Impute, KChoice, Scale};
+    use crate::segment::spec::{Algorithm, KChoice, Scale, test_spec as spec};
     use ndarray::Array2;
-
-    fn spec(k: KChoice) -> SegmentationSpec {
-        let p = ColumnPrep {
-            impute: Impute::None,
-            log1p: false,
-            clip: None,
-            low: "low".into(),
-            high: "high".into(),
-        };
-        SegmentationSpec {
-            view: "v".into(),
-            id: "id".into(),
-            features: vec!["a".into(), "b".into()],
-            prep: vec![p.clone(), p],
-            categorical: vec![],
-            scale: Scale::ZScore,
-            algorithm: Algorithm::KMeans,
-            k,
-            seed: 3,
-            n_init: 3,
-            max_iter: 100,
-            tol: 1e-6,
-            silhouette_sample: 20_000,
-            mode: crate::model_mode::ModelMode::Refit,
-            model_from: crate::model_mode::ModelFrom::Latest,
-            align_ids: true,
-            drift_warn_psi: 0.25,
-        }
-    }
 
     fn run(x: &Array2<f64>, s: &SegmentationSpec) -> Result<Segmentation, SegmentError> {
         segment(&Features { x, categorical: &[] }, s)

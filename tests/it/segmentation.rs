@@ -261,3 +261,27 @@ fn same_output_whatever_the_thread_count() {
     };
     assert!(run("1") == run("4"), "outputs differ between 1 and 4 threads");
 }
+
+#[test]
+fn fit_sample_at_the_row_count_changes_no_byte_and_a_sampled_fit_ignores_threads() {
+    let tables = ["customer_segments", "segmentation_k_selection", "segment_summary"];
+    let run = |extra: &str, threads: &str| {
+        let j = blobs_job(6000, false, &format!("k = {{ min = 2, max = 6 }}\nn_init = 3\n{extra}"));
+        let (code, _, err) = segvalue_env(&["run", &j.job(), "--run-date", "2025-12-31"], &[("RAYON_NUM_THREADS", threads)]);
+        assert_eq!(code, 0, "{err}");
+        let rows = duckdb(&format!("SELECT count(*) FROM read_parquet('{}')", table(&j, "customer_segments")))[0][0].as_i64();
+        let fit_rows = manifest(&j.out(), "2025-12-31")["segmentation"]["fit_rows"].as_i64();
+        (tables.map(|t| std::fs::read(table(&j, t)).unwrap()), rows, fit_rows)
+    };
+    // Not above fit_sample: every row is fitted, exactly as without the key.
+    let (default, rows, fit_rows) = run("", "4");
+    assert_eq!((rows, fit_rows), (Some(6000), Some(6000)));
+    let (exact, _, _) = run("fit_sample = 6000", "4");
+    assert!(default == exact, "fit_sample = rows changed a published table");
+    // Above it: fitted on 800 rows, every row assigned, the same bytes on 1 and 4 threads.
+    let (one, rows, fit_rows) = run("fit_sample = 800", "1");
+    assert_eq!((rows, fit_rows), (Some(6000), Some(800)));
+    let (four, _, _) = run("fit_sample = 800", "4");
+    assert!(one == four, "a sampled fit differs between 1 and 4 threads");
+    assert!(one != default, "fit_sample = 800 fitted every row");
+}
