@@ -15,6 +15,9 @@
 //! 7. [`publish`] — stage, commit and describe the output tables, through the [`privacy`]
 //!    rules (pseudonymised ids, dropped columns).
 //!
+//! [`functions`] puts the fitted models into SQL (P(alive), expected purchases and value, CLV,
+//! nearest centroid) so the engine, or a Ballista cluster, can apply them to every customer.
+//!
 //! [`pipeline`] strings the stages together, one file per stage: [`pipeline::open`] does
 //! steps 2–4 (all that can fail because of the job, before any data is read),
 //! [`pipeline::run`] the rest and writes the manifest, [`pipeline::script`] prints the SQL a
@@ -27,6 +30,7 @@ pub mod clv;
 pub mod engine;
 pub mod error;
 pub mod features;
+pub mod functions;
 pub mod generate;
 pub mod job;
 pub mod location;

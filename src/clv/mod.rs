@@ -30,6 +30,6 @@ pub use gamma_gamma::{GammaGammaFit, GammaGammaParams};
 pub use holdout::{HoldoutBucket, holdout};
 pub use models::{ClvModels, fit, with_params};
 pub use optimize::{Minimum, minimize};
-pub use predict::{ClvResult, discounted_clv, predict, value};
+pub use predict::{ClvResult, discounted_clv, discounted_numerators_over, predict, value};
 pub use spec::{ClvSpec, TimeUnit};
 pub use summary::Summary;

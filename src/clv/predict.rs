@@ -103,12 +103,17 @@ pub fn discounted_clv(b: &BgNbdParams, v: f64, x: f64, tx: f64, t: f64, spec: &C
 /// ([`BgNbdParams::purchases_numerator`]); divided by the denominator, which does not depend
 /// on the horizon, they give the discounted purchases and E[N(M)].
 fn discounted_numerators(b: &BgNbdParams, x: f64, t: f64, spec: &ClvSpec) -> (f64, f64) {
-    let per_month = spec.time_unit.per_month();
+    discounted_numerators_over(b, x, t, spec.time_unit.per_month(), spec.horizon_months, spec.monthly_discount_rate)
+}
+
+/// [`discounted_numerators`] with the horizon, the discount rate and the periods per month
+/// spelled out (for the SQL function `bgnbd_gg_clv`).
+pub fn discounted_numerators_over(b: &BgNbdParams, x: f64, t: f64, per_month: f64, horizon_months: u32, monthly_discount_rate: f64) -> (f64, f64) {
     let mut total = 0.0;
     let mut prev = 0.0;
-    for month in 1..=spec.horizon_months {
+    for month in 1..=horizon_months {
         let u = b.purchases_numerator(month as f64 * per_month, x, t);
-        total += (u - prev) / (1.0 + spec.monthly_discount_rate).powi(month as i32);
+        total += (u - prev) / (1.0 + monthly_discount_rate).powi(month as i32);
         prev = u;
     }
     (total, prev)

@@ -3,9 +3,10 @@
 //!
 //! Everything here is Ballista 55's own scheduler and executor; segvalue only supplies its
 //! session settings and an object-store registry that builds stores from each process's
-//! environment (see [`super::stores`]). segvalue adds no SQL functions that run inside a
-//! plan (pseudonyms are applied on the driver while publishing, so the key never leaves it),
-//! so Ballista's default codecs and function registry cover every plan a job produces.
+//! environment (see [`super::stores`]), and the model functions of [`crate::functions`] in
+//! every session and executor registry, so plans calling them run on the executors (their
+//! parameters travel as literals). Pseudonyms are applied on the driver while publishing, so the
+//! key never leaves it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -29,6 +30,7 @@ use super::error::EngineError;
 use super::local::session_config;
 use super::mode::EngineMode;
 use super::stores::{register_stores, runtime_env};
+use crate::functions::{executor_registry, with_functions};
 
 fn cluster_err(engine: &EngineMode, e: impl std::fmt::Display) -> EngineError {
     EngineError::Cluster {
@@ -41,8 +43,7 @@ fn cluster_err(engine: &EngineMode, e: impl std::fmt::Display) -> EngineError {
 pub fn client_context(config: &EngineConfig, url: &str) -> Result<SessionContext, EngineError> {
     let engine = &config.settings.mode;
     let runtime = runtime_env(&config.storage).map_err(|e| cluster_err(engine, e))?;
-    let state = SessionStateBuilder::new()
-        .with_default_features()
+    let state = with_functions(SessionStateBuilder::new().with_default_features())
         .with_config(session_config(&config.settings).upgrade_for_ballista())
         .with_runtime_env(runtime)
         .build()
@@ -89,8 +90,7 @@ pub async fn wait_for_executors(engine: &EngineMode, url: &str, max_wait: Durati
 /// The scheduler's session for planning stages: Ballista's defaults plus segvalue's stores.
 fn scheduler_session(storage: StorageSection) -> ballista_scheduler::scheduler_server::SessionBuilder {
     Arc::new(move |config: SessionConfig| {
-        Ok(SessionStateBuilder::new()
-            .with_default_features()
+        Ok(with_functions(SessionStateBuilder::new().with_default_features())
             .with_config(config)
             .with_runtime_env(runtime_env(&storage)?)
             .with_optimizer_rules(ballista_core::optimizer::ballista_default_optimizer_rules())
@@ -163,6 +163,8 @@ pub async fn run_executor(args: ExecutorArgs) -> Result<(), EngineError> {
         vcores: args.concurrent_tasks,
         work_dir: args.work_dir.map(|p| p.display().to_string()),
         override_config_producer: Some(config_producer()),
+        // The model functions (`crate::functions`) run here, in the plans the driver sends.
+        override_function_registry: Some(Arc::new(executor_registry())),
         override_runtime_producer: Some(executor_runtime(storage).map_err(|e| cluster_err(&engine, e))?),
         ..Default::default()
     };
@@ -189,7 +191,9 @@ pub async fn standalone(storage: &StorageSection) -> Result<String, EngineError>
             .map_err(|e| err(&e))?;
             let url = format!("http://localhost:{}", addr.port());
             let scheduler = connect(&url, Duration::from_secs(30)).await.map_err(|e| err(&e))?;
-            let state = SessionStateBuilder::new().with_default_features().with_runtime_env(runtime_env(&storage).map_err(|e| err(&e))?).build();
+            let state = with_functions(SessionStateBuilder::new().with_default_features())
+                .with_runtime_env(runtime_env(&storage).map_err(|e| err(&e))?)
+                .build();
             let slots = std::thread::available_parallelism().map_or(2, |n| n.get());
             ballista_executor::new_standalone_executor_from_builder(
                 scheduler,

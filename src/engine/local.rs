@@ -52,7 +52,7 @@ pub fn local_context(config: &EngineConfig) -> Result<SessionContext, StoreError
         // Only over plain scans: the rewrite reads its input twice.
         state = distinct::register_rule(state, distinct::MixedDistinctToJoin::scans_only());
     }
-    let ctx = SessionContext::new_with_state(state.build());
+    let ctx = SessionContext::new_with_state(crate::functions::with_functions(state).build());
     register_stores(&ctx, config.urls.iter(), &config.storage)?;
     Ok(ctx)
 }

@@ -12,17 +12,25 @@ struct Cluster {
     children: Vec<Child>,
     /// Each executor's shuffle directory.
     work_dirs: Vec<PathBuf>,
+    /// The directory of every process's log files.
+    logs: PathBuf,
     _tmp: tempfile::TempDir,
 }
 
 impl Cluster {
     fn start(executors: usize) -> Cluster {
+        Cluster::start_with_env(executors, &[])
+    }
+
+    /// [`Cluster::start`] with extra environment variables for every process.
+    fn start_with_env(executors: usize, env: &[(&str, &str)]) -> Cluster {
         let tmp = tempfile::Builder::new().prefix("segvalue-cluster-").tempdir().unwrap();
         let port = free_port();
         let dir = tmp.path().to_path_buf();
         let log = |name: &str| std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
         let scheduler = Command::new(BIN)
             .args(["scheduler", "--bind", &format!("127.0.0.1:{port}")])
+            .envs(env.iter().copied())
             .stdout(log("scheduler"))
             .stderr(log("scheduler.err"))
             .spawn()
@@ -31,8 +39,10 @@ impl Cluster {
             port,
             children: vec![scheduler],
             work_dirs: Vec::new(),
+            logs: PathBuf::new(),
             _tmp: tmp,
         };
+        c.logs = dir.clone();
         for i in 0..executors {
             let work = dir.join(format!("executor-{i}"));
             std::fs::create_dir_all(&work).unwrap();
@@ -40,6 +50,7 @@ impl Cluster {
                 .args(["executor", "--scheduler", &format!("127.0.0.1:{port}"), "--bind-host", "127.0.0.1"])
                 .args(["--port", &free_port().to_string(), "--grpc-port", &free_port().to_string()])
                 .args(["--concurrent-tasks", "2", "--work-dir", work.to_str().unwrap()])
+                .envs(env.iter().copied())
                 .stdout(log(&format!("executor-{i}")))
                 .stderr(log(&format!("executor-{i}.err")))
                 .spawn()
@@ -190,4 +201,25 @@ fn standalone_engine_runs_in_process() {
     assert_eq!(q(j.out()), q(local.out()));
     let k = |out: PathBuf| duckdb(&format!("SELECT * FROM {} ORDER BY ALL", read_partition(&out, "kpi_monthly_retention", "2025-12-31")));
     assert_eq!(k(j.out()), k(local.out()));
+}
+
+/// The model functions of a data engineer's view run on the executors, not on the driver, and
+/// give the published CLV to 1e-12.
+#[test]
+fn model_functions_run_on_the_executors() {
+    let published = crate::functions::clv_run();
+    let debug = [("RUST_LOG", "warn,segvalue=debug")];
+    let mut cluster = Cluster::start_with_env(2, &debug);
+    let dir = tempfile::tempdir().unwrap();
+    let job = crate::functions::scoring_job(dir.path(), &published.out());
+    let (code, _, driver_log) = segvalue_env(&["run", &job, "--run-date", "2025-12-31", "--engine", &cluster.engine()], &debug);
+    assert_eq!(code, 0, "{driver_log}");
+    crate::functions::assert_scored_equals_published(dir.path(), &published.out(), "ballista cluster");
+    cluster.assert_alive();
+    let evaluated = "model function evaluated";
+    assert!(driver_log.contains("DEBUG") && !driver_log.contains(evaluated), "the driver evaluated a model function:\n{driver_log}");
+    let on_executors: usize = (0..2)
+        .map(|i| std::fs::read_to_string(cluster.logs.join(format!("executor-{i}.err"))).unwrap_or_default().matches(evaluated).count())
+        .sum();
+    assert!(on_executors > 0, "no executor log shows a model function evaluated");
 }

@@ -5,6 +5,7 @@ mod ballista;
 mod clv;
 mod common;
 mod e2e;
+mod functions;
 mod errors;
 mod history;
 mod params;

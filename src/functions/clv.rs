@@ -1,0 +1,153 @@
+//! The lifetime-value closed forms as SQL functions, given fitted BG/NBD (Fader, Hardie & Lee
+//! 2005) and Gamma-Gamma (Fader, Hardie & Lee 2005, "RFM and CLV") parameters:
+//!
+//! | function | value |
+//! |---|---|
+//! | `bgnbd_p_alive(r, alpha, a, b, frequency, recency, tenure)` | P(alive), 1 / eq. 10's denominator |
+//! | `bgnbd_expected_purchases(r, alpha, a, b, horizon, frequency, recency, tenure)` | E[purchases in (T, T + horizon]], eq. 10 |
+//! | `gamma_gamma_expected_value(p, q, gamma, frequency, monetary_value)` | E[average order value], eq. 5 |
+//! | `bgnbd_gg_clv(r, alpha, a, b, p, q, gamma, margin, horizon_months, monthly_discount_rate, periods_per_month, frequency, recency, tenure, monetary_value)` | discounted CLV, as the `clv` column |
+//!
+//! Times are in the model's unit (`clv_model`'s `time_unit`); `periods_per_month` is 30 for
+//! days and 4.345 for weeks.
+
+use datafusion::arrow::array::Float64Array;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::Result;
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+use std::sync::Arc;
+
+use super::args::{coerce_numeric, float_arrays, map_rows, no_null_parameters};
+use crate::clv::{BgNbdParams, GammaGammaParams, discounted_numerators_over};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    PAlive,
+    ExpectedPurchases,
+    ExpectedValue,
+    Clv,
+}
+
+impl Kind {
+    const ALL: [Kind; 4] = [Kind::PAlive, Kind::ExpectedPurchases, Kind::ExpectedValue, Kind::Clv];
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::PAlive => "bgnbd_p_alive",
+            Kind::ExpectedPurchases => "bgnbd_expected_purchases",
+            Kind::ExpectedValue => "gamma_gamma_expected_value",
+            Kind::Clv => "bgnbd_gg_clv",
+        }
+    }
+
+    /// The model's parameters, first in the argument list.
+    fn parameters(self) -> &'static [&'static str] {
+        match self {
+            Kind::PAlive => &["r", "alpha", "a", "b"],
+            Kind::ExpectedPurchases => &["r", "alpha", "a", "b", "horizon"],
+            Kind::ExpectedValue => &["p", "q", "gamma"],
+            Kind::Clv => &[
+                "r",
+                "alpha",
+                "a",
+                "b",
+                "p",
+                "q",
+                "gamma",
+                "margin",
+                "horizon_months",
+                "monthly_discount_rate",
+                "periods_per_month",
+            ],
+        }
+    }
+
+    /// The customer's values, after the parameters.
+    fn values(self) -> &'static [&'static str] {
+        match self {
+            Kind::ExpectedValue => &["frequency", "monetary_value"],
+            Kind::Clv => &["frequency", "recency", "tenure", "monetary_value"],
+            Kind::PAlive | Kind::ExpectedPurchases => &["frequency", "recency", "tenure"],
+        }
+    }
+
+    fn arguments(self) -> Vec<&'static str> {
+        self.parameters().iter().chain(self.values()).copied().collect()
+    }
+
+    /// The value for one row: `p` the parameters, `v` the customer's values, in order.
+    fn eval(self, p: &[f64], v: &[f64]) -> f64 {
+        let bgnbd = || BgNbdParams { r: p[0], alpha: p[1], a: p[2], b: p[3] };
+        match self {
+            Kind::PAlive => 1.0 / bgnbd().purchases_denominator(v[0], v[1], v[2]),
+            Kind::ExpectedPurchases => {
+                let b = bgnbd();
+                b.purchases_numerator(p[4], v[0], v[2]) / b.purchases_denominator(v[0], v[1], v[2])
+            }
+            Kind::ExpectedValue => GammaGammaParams { p: p[0], q: p[1], gamma: p[2] }.expected_avg_value(v[0], v[1]),
+            Kind::Clv => {
+                let (b, g) = (bgnbd(), GammaGammaParams { p: p[4], q: p[5], gamma: p[6] });
+                let (x, tx, t, m) = (v[0], v[1], v[2], v[3]);
+                let discounted = discounted_numerators_over(&b, x, t, p[10], p[8] as u32, p[9]).0;
+                // As `clv::predict` computes the `clv` column.
+                p[7] * g.expected_avg_value(x, m) * discounted / b.purchases_denominator(x, tx, t)
+            }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ClvFunction {
+    kind: Kind,
+    signature: Signature,
+}
+
+pub fn functions() -> Vec<ScalarUDF> {
+    Kind::ALL
+        .into_iter()
+        .map(|kind| ScalarUDF::new_from_impl(ClvFunction { kind, signature: Signature::user_defined(Volatility::Immutable) }))
+        .collect()
+}
+
+impl ScalarUDFImpl for ClvFunction {
+    fn name(&self) -> &str {
+        self.kind.name()
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        coerce_numeric(self.kind.name(), &self.kind.arguments(), arg_types)
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Float64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let (name, n_params) = (self.kind.name(), self.kind.parameters().len());
+        let rows = args.number_rows;
+        // Where the models run shows in the logs (a Ballista test checks it is the executors).
+        tracing::debug!(function = name, rows, "model function evaluated");
+        let columns = float_arrays(&args.args, rows)?;
+        let (params, values) = columns.split_at(n_params);
+        no_null_parameters(name, self.kind.parameters(), params)?;
+        if self.kind == Kind::Clv {
+            // horizon_months counts months: a whole number from 1.
+            if let Some(h) = params[8].values().iter().find(|h| !(h.fract() == 0.0 && **h >= 1.0 && **h <= u32::MAX as f64)) {
+                return Err(DataFusionError::Execution(format!("{name}: horizon_months must be a whole number >= 1, got {h}")));
+            }
+        }
+        let mut p = vec![0.0; n_params];
+        let mut v = vec![0.0; values.len()];
+        let out: Float64Array = map_rows(rows, values, |i| {
+            p.iter_mut().zip(params).for_each(|(p, c)| *p = c.value(i));
+            v.iter_mut().zip(values).for_each(|(v, c)| *v = c.value(i));
+            self.kind.eval(&p, &v)
+        });
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}

@@ -1,0 +1,216 @@
+//! The model functions in SQL (`segvalue::functions`) against the driver's own formulas: on
+//! lifetimes' CDNOW fixture through a DataFusion session, and on a generated run through a
+//! user's view, on the embedded engine and on Ballista.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{AsArray, Float64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema};
+use datafusion::datasource::MemTable;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::SessionContext;
+use segvalue::clv::{self, BgNbdParams, ClvSpec, GammaGammaParams, Summary, TimeUnit};
+use serde_json::Value;
+
+use crate::common::*;
+
+fn rel(a: f64, b: f64) -> f64 {
+    if a == b { 0.0 } else { (a - b).abs() / b.abs().max(1e-300) }
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
+fn session() -> SessionContext {
+    let state = segvalue::functions::with_functions(SessionStateBuilder::new().with_default_features()).build();
+    SessionContext::new_with_state(state)
+}
+
+fn query(ctx: &SessionContext, sql: &str) -> Vec<Vec<f64>> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let batches = rt.block_on(async { ctx.sql(sql).await?.collect().await }).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let cols = batches[0].num_columns();
+    (0..cols)
+        .map(|c| batches.iter().flat_map(|b| b.column(c).as_primitive::<Float64Type>().values().to_vec()).collect())
+        .collect()
+}
+
+/// Every customer of lifetimes' CDNOW sample and of its 3,000 varied customers, valued by SQL
+/// and by `clv::predict` with the same parameters: equal to 1e-12.
+#[test]
+fn sql_functions_equal_the_driver_on_the_cdnow_fixture() {
+    let text = std::fs::read_to_string(format!("{ROOT}/tests/fixtures/lifetimes_bgnbd_gg.json")).unwrap();
+    let f: Value = serde_json::from_str(&text).unwrap();
+    let fit = &f["fits"]["0.0"];
+    let b = BgNbdParams {
+        r: fit["bgnbd"]["r"].as_f64().unwrap(),
+        alpha: fit["bgnbd"]["alpha"].as_f64().unwrap(),
+        a: fit["bgnbd"]["a"].as_f64().unwrap(),
+        b: fit["bgnbd"]["b"].as_f64().unwrap(),
+    };
+    let g = GammaGammaParams {
+        p: fit["gamma_gamma"]["p"].as_f64().unwrap(),
+        q: fit["gamma_gamma"]["q"].as_f64().unwrap(),
+        gamma: fit["gamma_gamma"]["v"].as_f64().unwrap(),
+    };
+    let spec = ClvSpec {
+        view: "s".into(),
+        id: "id".into(),
+        time_unit: TimeUnit::Weeks,
+        horizon_months: 12,
+        monthly_discount_rate: 0.01,
+        margin: 0.3,
+        holdout_days: None,
+        penalizer: 0.0,
+        lifetime_periods: None,
+        mode: Default::default(),
+        model_from: Default::default(),
+    };
+    for set in ["cdnow", "customers"] {
+        let c = &f[set];
+        let s = Summary {
+            frequency: floats(&c["frequency"]),
+            recency: floats(&c["recency"]),
+            tenure: floats(&c["T"]),
+            monetary_value: floats(&c["monetary_value"]),
+        };
+        let driver = clv::predict(&s, &spec, clv::with_params(&s, b, g)).unwrap();
+
+        let schema = Arc::new(Schema::new(["i", "x", "tx", "t", "m"].map(|n| Field::new(n, DataType::Float64, false)).to_vec()));
+        let n = s.frequency.len();
+        let columns = [(0..n).map(|i| i as f64).collect(), s.frequency.clone(), s.recency.clone(), s.tenure.clone(), s.monetary_value.clone()];
+        let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|c| Arc::new(Float64Array::from(c)) as _).collect()).unwrap();
+        let ctx = session();
+        ctx.register_table("c", Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())).unwrap();
+        let (bg, gg) = (format!("{:?}, {:?}, {:?}, {:?}", b.r, b.alpha, b.a, b.b), format!("{:?}, {:?}, {:?}", g.p, g.q, g.gamma));
+        let horizon = 12.0 * TimeUnit::Weeks.per_month();
+        let sql = format!(
+            "SELECT bgnbd_p_alive({bg}, x, tx, t), bgnbd_expected_purchases({bg}, {horizon:?}, x, tx, t), \
+             gamma_gamma_expected_value({gg}, x, m), bgnbd_gg_clv({bg}, {gg}, 0.3, 12, 0.01, {:?}, x, tx, t, m) \
+             FROM c ORDER BY i",
+            TimeUnit::Weeks.per_month()
+        );
+        let got = query(&ctx, &sql);
+        let want = [&driver.p_alive, &driver.expected_purchases, &driver.expected_avg_value, &driver.clv];
+        for (k, (g, w)) in got.iter().zip(want).enumerate() {
+            assert_eq!(g.len(), n);
+            let worst = g.iter().zip(w).map(|(a, b)| rel(*a, *b)).fold(0.0, f64::max);
+            assert!(worst <= 1e-12, "{set}: column {k} differs from the driver by {worst:e}");
+        }
+    }
+}
+
+/// The default job's `[clv]` section.
+const CLV: &str = "[clv]\nview = \"customer_summary\"\nid = \"customer_id\"\ntime_unit = \"weeks\"\n\
+                   horizon_months = 12\nmonthly_discount_rate = 0.01\nmargin = 0.3\n";
+
+/// A run of the default job's CLV stage, published under `j.out()`.
+pub fn clv_run() -> JobDir {
+    let j = JobDir::retail(&format!("{CLV}\n[output]\nroot = \"out\"\n"));
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    j
+}
+
+/// A data engineer's job reading `published`'s `customer_clv` with a view `scored` that values
+/// every customer with the functions and the parameters published in `clv_model`. Returns the
+/// job file; its output goes to `dir/out`.
+pub fn scoring_job(dir: &std::path::Path, published: &std::path::Path) -> String {
+    let model: std::collections::BTreeMap<String, f64> = duckdb(&format!("SELECT parameter, value FROM {}", read_partition(published, "clv_model", "2025-12-31")))
+        .into_iter()
+        .map(|r| (r[0].as_str().unwrap().to_string(), r[1].as_f64().unwrap()))
+        .collect();
+    let p = |k: &str| format!("{:?}", model[k]);
+    let (bg, gg) = (format!("{}, {}, {}, {}", p("r"), p("alpha"), p("a"), p("b")), format!("{}, {}, {}", p("p"), p("q"), p("gamma")));
+    let per_month = TimeUnit::Weeks.per_month();
+    let view = format!(
+        "SELECT customer_id, \
+           bgnbd_p_alive({bg}, frequency, recency, tenure) AS p_alive, \
+           bgnbd_expected_purchases({bg}, {:?}, frequency, recency, tenure) AS expected_purchases, \
+           gamma_gamma_expected_value({gg}, frequency, monetary_value) AS expected_avg_value, \
+           bgnbd_gg_clv({bg}, {gg}, 0.3, 12, 0.01, {per_month:?}, frequency, recency, tenure, monetary_value) AS clv \
+         FROM clv",
+        12.0 * per_month
+    );
+    std::fs::create_dir_all(dir.join("sql")).unwrap();
+    std::fs::write(dir.join("sql/scored.sql"), view).unwrap();
+    let job = dir.join("job.toml");
+    std::fs::write(
+        &job,
+        format!(
+            "[job]\nname = \"scoring\"\nsql_dir = \"sql\"\n\n[sources.clv]\nurl = \"{}/customer_clv/run_date=2025-12-31/\"\nformat = \"parquet\"\n\n\
+             [output]\nroot = \"out\"\npublish_views = [\"scored\"]\n",
+            published.display()
+        ),
+    )
+    .unwrap();
+    job.display().to_string()
+}
+
+/// Asserts that `dir/out`'s `scored` equals `published`'s `customer_clv` to 1e-12 relative, for
+/// every customer.
+pub fn assert_scored_equals_published(dir: &std::path::Path, published: &std::path::Path, what: &str) {
+    let d = |c: &str| format!("abs(a.{c} - b.{c}) / greatest(abs(a.{c}), 1e-300)");
+    let diff = duckdb(&format!(
+        "SELECT count(*), max(greatest({}, {}, {}, {})) FROM {} a JOIN {} b USING (customer_id)",
+        d("p_alive"),
+        d("expected_purchases"),
+        d("expected_avg_value"),
+        d("clv"),
+        read_partition(published, "customer_clv", "2025-12-31"),
+        read_partition(&dir.join("out"), "scored", "2025-12-31"),
+    ));
+    let customers = duckdb(&format!("SELECT count(*) FROM {}", read_partition(published, "customer_clv", "2025-12-31")))[0][0].as_i64();
+    assert_eq!(diff[0][0].as_i64(), customers, "{what}: every customer scored");
+    let worst = diff[0][1].as_f64().unwrap();
+    assert!(worst <= 1e-12, "{what}: the view differs from the published CLV by {worst:e}");
+}
+
+/// The default job's published CLV, recomputed by a data engineer's view calling the functions
+/// on the published summary columns: equal to 1e-12 on the embedded engine and on Ballista.
+#[test]
+fn a_view_calling_the_functions_reproduces_the_published_clv() {
+    let j = clv_run();
+    for engine in ["local", "ballista-standalone"] {
+        let dir = tempfile::tempdir().unwrap();
+        let job = scoring_job(dir.path(), &j.out());
+        segvalue_ok(&["run", &job, "--run-date", "2025-12-31", "--engine", engine]);
+        assert_scored_equals_published(dir.path(), &j.out(), engine);
+    }
+}
+
+/// Wrong argument counts and types are refused when the view is planned (exit 2, naming the
+/// file, the function and the argument); a NULL parameter fails the run (exit 1).
+#[test]
+fn bad_arguments_are_clear_errors() {
+    for (sql, want) in [
+        ("SELECT bgnbd_p_alive(1.0, 2.0, frequency) AS v FROM s", "bgnbd_p_alive(r, alpha, a, b, frequency, recency, tenure) takes 7 arguments, got 3"),
+        ("SELECT gamma_gamma_expected_value(1.0, 2.0, 'x', frequency, frequency) AS v FROM s", "gamma_gamma_expected_value: argument 'gamma' must be a number, got Utf8"),
+        ("SELECT nearest_centroid(1.0, frequency) AS v FROM s", "nearest_centroid: argument 'centroids' must be a list of lists of numbers"),
+    ] {
+        let j = JobDir::new(&[("s.sql", "SELECT customer_id, 1.0 AS frequency FROM customers"), ("v.sql", sql)], "[output]\nroot = \"out\"\npublish_views = [\"v\"]\n");
+        let line = fails(&["validate", &j.job()], 2);
+        assert!(line.contains("v.sql") && line.contains(want), "{sql}\n{line}");
+    }
+    let j = JobDir::new(
+        &[("s.sql", "SELECT customer_id, 1.0 AS frequency FROM customers"), ("v.sql", "SELECT bgnbd_p_alive(NULL, 2.0, 3.0, 4.0, frequency, 0.0, 5.0) AS v FROM s")],
+        "[output]\nroot = \"out\"\npublish_views = [\"v\"]\n",
+    );
+    let line = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
+    assert!(line.contains("bgnbd_p_alive: parameter 'r' is NULL"), "{line}");
+    // A NULL customer value gives NULL, and centroids assign as the K-means kernel does.
+    let j = JobDir::new(
+        &[
+            ("s.sql", "SELECT customer_id, CASE WHEN customer_id = 'C0000001' THEN NULL ELSE 2.0 END AS f FROM customers"),
+            ("v.sql", "SELECT customer_id, bgnbd_p_alive(0.5, 2.0, 0.8, 2.5, f, 1.0, 3.0) AS p, nearest_centroid([[0.0], [1.5], [2.1]], f) AS c, centroid_distance([[0.0], [1.5], [2.1]], f) AS d FROM s"),
+        ],
+        "[output]\nroot = \"out\"\npublish_views = [\"v\"]\n",
+    );
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    let rows = duckdb(&format!(
+        "SELECT count(*) FILTER (WHERE p IS NULL AND c IS NULL AND d IS NULL), count(*) FILTER (WHERE c = 2 AND abs(d - 0.1) < 1e-12) , count(*) FROM {}",
+        read_partition(&j.out(), "v", "2025-12-31")
+    ));
+    assert_eq!(rows[0][0].as_i64(), Some(1));
+    assert_eq!(rows[0][1].as_i64().unwrap() + 1, rows[0][2].as_i64().unwrap());
+}
