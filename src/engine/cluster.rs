@@ -43,13 +43,15 @@ fn cluster_err(engine: &EngineMode, e: impl std::fmt::Display) -> EngineError {
 pub fn client_context(config: &EngineConfig, url: &str) -> Result<SessionContext, EngineError> {
     let engine = &config.settings.mode;
     let runtime = runtime_env(&config.storage).map_err(|e| cluster_err(engine, e))?;
-    let state = with_functions(SessionStateBuilder::new().with_default_features())
+    let state = SessionStateBuilder::new()
+        .with_default_features()
         .with_config(session_config(&config.settings).upgrade_for_ballista())
         .with_runtime_env(runtime)
         .build()
         .upgrade_for_ballista(url.to_string())
         .map_err(|e| cluster_err(engine, e))?;
     let ctx = SessionContext::new_with_state(state);
+    crate::functions::register(&ctx);
     // The driver lists source files while planning; build its stores now so a bad bucket
     // fails here, with the job's retry settings.
     register_stores(&ctx, config.urls.iter(), &config.storage)?;

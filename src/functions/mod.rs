@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use ballista_core::registry::BallistaFunctionRegistry;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::ScalarUDF;
 
 /// Every model function, as registered in each session.
@@ -33,6 +34,14 @@ pub fn all() -> Vec<Arc<ScalarUDF>> {
 pub fn with_functions(mut builder: SessionStateBuilder) -> SessionStateBuilder {
     builder.scalar_functions().get_or_insert_default().extend(all());
     builder
+}
+
+/// Registers every model function in a built session (Ballista's `upgrade_for_ballista`
+/// replaces a builder's functions with its own list, so the client registers them after).
+pub fn register(ctx: &SessionContext) {
+    for f in all() {
+        ctx.register_udf(f.as_ref().clone());
+    }
 }
 
 /// Ballista's executor registry (DataFusion's functions) plus the model functions, so

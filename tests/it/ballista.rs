@@ -217,9 +217,14 @@ fn model_functions_run_on_the_executors() {
     crate::functions::assert_scored_equals_published(dir.path(), &published.out(), "ballista cluster");
     cluster.assert_alive();
     let evaluated = "model function evaluated";
-    assert!(driver_log.contains("DEBUG") && !driver_log.contains(evaluated), "the driver evaluated a model function:\n{driver_log}");
+    assert!(!driver_log.contains(evaluated), "the driver evaluated a model function:\n{driver_log}");
+    // The same job on the embedded engine logs the evaluations in the process that runs them.
+    let local = tempfile::tempdir().unwrap();
+    let local_job = crate::functions::scoring_job(local.path(), &published.out());
+    let (code, _, local_log) = segvalue_env(&["run", &local_job, "--run-date", "2025-12-31"], &debug);
+    assert!(code == 0 && local_log.contains(evaluated), "{local_log}");
     let on_executors: usize = (0..2)
-        .map(|i| std::fs::read_to_string(cluster.logs.join(format!("executor-{i}.err"))).unwrap_or_default().matches(evaluated).count())
+        .map(|i| std::fs::read_to_string(cluster.logs.join(format!("executor-{i}.err.log"))).unwrap_or_default().matches(evaluated).count())
         .sum();
     assert!(on_executors > 0, "no executor log shows a model function evaluated");
 }
