@@ -206,8 +206,9 @@ pub(super) fn validate_segmentation(s: SegmentationSection) -> Result<Segmentati
     if silhouette_sample < 2 {
         return invalid("silhouette_sample", format!("must be at least 2, got {silhouette_sample}").into());
     }
-    // A million prepared rows of ten columns is 80 MB and a K-means fit of seconds; k-means
-    // centroids from a sample that size move by far less than the tolerance (BENCHMARKS.md).
+    // A million prepared rows of ten columns is 80 MB and a K-means fit of seconds; at 10M
+    // orders a 1M sample chose the same k and 99.98 % of the same segments as all 1.76M rows
+    // (BENCHMARKS.md, "Fitting on a sample").
     let fit_sample = s.fit_sample.unwrap_or(1_000_000);
     let k_max = match k {
         KChoice::Fixed(k) => k,
