@@ -1,15 +1,10 @@
 //! CLV models against lifetimes 0.11.3 (fixture made by scripts/lifetimes_fixture.sh) and
 //! against the generator's known parameters.
 
-use segvalue::clv::{self, BgNbdParams, ClvSpec, GammaGammaParams, Summary, TimeUnit};
+use segvalue::clv::{self, ClvSpec, Summary, TimeUnit};
 use serde_json::Value;
 
 use crate::common::*;
-
-fn fixture() -> Value {
-    let text = std::fs::read_to_string(format!("{ROOT}/tests/fixtures/lifetimes_bgnbd_gg.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
 
 fn floats(v: &Value) -> Vec<f64> {
     v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
@@ -37,7 +32,7 @@ fn spec(penalizer: f64) -> ClvSpec {
 
 #[test]
 fn fits_on_cdnow_equal_lifetimes_with_and_without_penalizer() {
-    let f = fixture();
+    let f = lifetimes_fixture();
     let c = &f["cdnow"];
     let s = Summary {
         frequency: floats(&c["frequency"]),
@@ -63,19 +58,8 @@ fn fits_on_cdnow_equal_lifetimes_with_and_without_penalizer() {
 
 #[test]
 fn per_customer_predictions_equal_lifetimes_to_1e6() {
-    let f = fixture();
-    let fit = &f["fits"]["0.0"];
-    let b = BgNbdParams {
-        r: fit["bgnbd"]["r"].as_f64().unwrap(),
-        alpha: fit["bgnbd"]["alpha"].as_f64().unwrap(),
-        a: fit["bgnbd"]["a"].as_f64().unwrap(),
-        b: fit["bgnbd"]["b"].as_f64().unwrap(),
-    };
-    let g = GammaGammaParams {
-        p: fit["gamma_gamma"]["p"].as_f64().unwrap(),
-        q: fit["gamma_gamma"]["q"].as_f64().unwrap(),
-        gamma: fit["gamma_gamma"]["v"].as_f64().unwrap(),
-    };
+    let f = lifetimes_fixture();
+    let (b, g) = lifetimes_params(&f);
     let c = &f["customers"];
     let (x, tx, t, m) = (floats(&c["frequency"]), floats(&c["recency"]), floats(&c["T"]), floats(&c["monetary_value"]));
     let col = |k: &str| floats(&c[k]);

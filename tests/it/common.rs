@@ -219,3 +219,27 @@ print(json.dumps([[enc(v) for v in r] for r in rows]))
     assert!(out.status.success(), "duckdb query failed: {sql}\n{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("json rows")
 }
+
+/// lifetimes 0.11.3's fits and predictions (`tests/fixtures/lifetimes_bgnbd_gg.json`, made by
+/// `scripts/lifetimes_fixture.sh`).
+pub fn lifetimes_fixture() -> serde_json::Value {
+    let text = std::fs::read_to_string(format!("{ROOT}/tests/fixtures/lifetimes_bgnbd_gg.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+/// lifetimes' BG/NBD and Gamma-Gamma parameters fitted on CDNOW without a penalizer.
+pub fn lifetimes_params(f: &serde_json::Value) -> (segvalue::clv::BgNbdParams, segvalue::clv::GammaGammaParams) {
+    let fit = &f["fits"]["0.0"];
+    let b = segvalue::clv::BgNbdParams {
+        r: fit["bgnbd"]["r"].as_f64().unwrap(),
+        alpha: fit["bgnbd"]["alpha"].as_f64().unwrap(),
+        a: fit["bgnbd"]["a"].as_f64().unwrap(),
+        b: fit["bgnbd"]["b"].as_f64().unwrap(),
+    };
+    let g = segvalue::clv::GammaGammaParams {
+        p: fit["gamma_gamma"]["p"].as_f64().unwrap(),
+        q: fit["gamma_gamma"]["q"].as_f64().unwrap(),
+        gamma: fit["gamma_gamma"]["v"].as_f64().unwrap(),
+    };
+    (b, g)
+}

@@ -9,7 +9,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Float64Type, Schema};
 use datafusion::datasource::MemTable;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
-use segvalue::clv::{self, BgNbdParams, ClvSpec, GammaGammaParams, Summary, TimeUnit};
+use segvalue::clv::{self, ClvSpec, Summary, TimeUnit};
 use serde_json::Value;
 
 use crate::common::*;
@@ -40,20 +40,8 @@ fn query(ctx: &SessionContext, sql: &str) -> Vec<Vec<f64>> {
 /// and by `clv::predict` with the same parameters: equal to 1e-12.
 #[test]
 fn sql_functions_equal_the_driver_on_the_cdnow_fixture() {
-    let text = std::fs::read_to_string(format!("{ROOT}/tests/fixtures/lifetimes_bgnbd_gg.json")).unwrap();
-    let f: Value = serde_json::from_str(&text).unwrap();
-    let fit = &f["fits"]["0.0"];
-    let b = BgNbdParams {
-        r: fit["bgnbd"]["r"].as_f64().unwrap(),
-        alpha: fit["bgnbd"]["alpha"].as_f64().unwrap(),
-        a: fit["bgnbd"]["a"].as_f64().unwrap(),
-        b: fit["bgnbd"]["b"].as_f64().unwrap(),
-    };
-    let g = GammaGammaParams {
-        p: fit["gamma_gamma"]["p"].as_f64().unwrap(),
-        q: fit["gamma_gamma"]["q"].as_f64().unwrap(),
-        gamma: fit["gamma_gamma"]["v"].as_f64().unwrap(),
-    };
+    let f = lifetimes_fixture();
+    let (b, g) = lifetimes_params(&f);
     let spec = ClvSpec {
         view: "s".into(),
         id: "id".into(),

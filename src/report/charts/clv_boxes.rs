@@ -8,7 +8,7 @@ use plotters::style::text_anchor::{HPos, VPos};
 
 use super::axes::{Ticks, axis_fmt, categories, label_area, linear_ticks, log_ticks, row_label, row_y, rows_height, short, value_range};
 use super::canvas::{Glyph, legend, svg};
-use super::theme::{BLUE, DESC, GRID, INK, LABEL, LIGHT_BLUE, MUTED, ORANGE, W, anchored, text};
+use super::theme::{BLUE, INK, LABEL, LIGHT_BLUE, MUTED, ORANGE, W, anchored, axes, text};
 use crate::report::error::ReportError;
 use crate::report::format::{fmt_count, fmt_value};
 use crate::report::model::SegmentValues;
@@ -49,13 +49,7 @@ pub(in crate::report) fn clv_boxes(segments: &[SegmentValues], stats: &[Option<B
             .x_label_area_size(44)
             .y_label_area_size(label_area(&names))
             .build_cartesian_2d(Ticks { range: x.clone(), ticks }, categories(n))?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .bold_line_style(GRID.stroke_width(1))
-            .axis_style(MUTED.stroke_width(1))
-            .label_style(text(LABEL, INK))
-            .axis_desc_style(text(DESC, INK))
+        axes(chart.configure_mesh().disable_y_mesh())
             .x_label_formatter(&x_fmt)
             .y_label_formatter(&|v| row_label(&names, *v))
             .x_desc(x_desc)

@@ -7,7 +7,7 @@ use plotters::prelude::*;
 
 use super::axes::{axis_fmt, categories, col_label, numeric, short, value_range};
 use super::canvas::{Glyph, legend, svg};
-use super::theme::{BLUE, DESC, GRID, H, INK, LABEL, MUTED, ORANGE, W, text};
+use super::theme::{BLUE, H, ORANGE, W, axes};
 use crate::report::error::ReportError;
 use crate::report::model::HoldoutBucket;
 
@@ -26,14 +26,7 @@ pub(in crate::report) fn holdout(buckets: &[HoldoutBucket]) -> Result<String, Re
             .x_label_area_size(44)
             .y_label_area_size(64)
             .build_cartesian_2d(categories(n), numeric(&y, 7))?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .max_light_lines(0)
-            .bold_line_style(GRID.stroke_width(1))
-            .axis_style(MUTED.stroke_width(1))
-            .label_style(text(LABEL, INK))
-            .axis_desc_style(text(DESC, INK))
+        axes(chart.configure_mesh().disable_x_mesh().max_light_lines(0))
             .x_label_formatter(&|v| col_label(&labels, *v))
             .y_label_formatter(&axis_fmt(&y))
             .x_desc("purchases in the calibration period")

@@ -5,7 +5,7 @@ use plotters::prelude::*;
 
 use super::axes::{Ticks, axis_fmt, numeric, value_range};
 use super::canvas::{Glyph, fail, legend, svg};
-use super::theme::{BLUE, DESC, GRID, H, INK, LABEL, MUTED, ORANGE, W, text};
+use super::theme::{BLUE, DESC, H, INK, LABEL, MUTED, ORANGE, W, axes, text};
 use crate::report::error::ReportError;
 use crate::report::model::KSelection;
 
@@ -33,14 +33,7 @@ pub(in crate::report) fn k_selection(ks: &KSelection) -> Result<String, ReportEr
             .right_y_label_area_size(72)
             .build_cartesian_2d(Ticks { range: x.clone(), ticks: ticks.clone() }, numeric(&sil, 7))?
             .set_secondary_coord(Ticks { range: x.clone(), ticks: ticks.clone() }, numeric(&inertia, 7));
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .max_light_lines(0)
-            .bold_line_style(GRID.stroke_width(1))
-            .axis_style(MUTED.stroke_width(1))
-            .label_style(text(LABEL, INK))
-            .axis_desc_style(text(DESC, INK))
+        axes(chart.configure_mesh().disable_x_mesh().max_light_lines(0))
             .x_label_formatter(&|v| {
                 if v.fract() == 0.0 { format!("{v:.0}") } else { String::new() }
             })

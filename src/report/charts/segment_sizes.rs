@@ -5,7 +5,7 @@ use plotters::style::text_anchor::{HPos, VPos};
 
 use super::axes::{axis_fmt, categories, label_area, numeric, row_label, row_y, rows_height, short};
 use super::canvas::svg;
-use super::theme::{BLUE, DESC, GRID, INK, LABEL, MUTED, W, anchored, text};
+use super::theme::{BLUE, INK, LABEL, W, anchored, axes, text};
 use crate::report::error::ReportError;
 use crate::report::format::fmt_count;
 use crate::report::model::SegmentSize;
@@ -32,14 +32,7 @@ pub(in crate::report) fn segment_sizes(segments: &[SegmentSize]) -> Result<Strin
             .x_label_area_size(44)
             .y_label_area_size(label_area(&names))
             .build_cartesian_2d(counts, categories(n))?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .max_light_lines(0)
-            .bold_line_style(GRID.stroke_width(1))
-            .axis_style(MUTED.stroke_width(1))
-            .label_style(text(LABEL, INK))
-            .axis_desc_style(text(DESC, INK))
+        axes(chart.configure_mesh().disable_y_mesh().max_light_lines(0))
             .x_label_formatter(&x_fmt)
             .y_label_formatter(&|v| row_label(&names, *v))
             .x_desc("customers")

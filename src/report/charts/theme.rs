@@ -1,5 +1,6 @@
 //! The charts' look: canvas size, font and text sizes, and the fixed colours.
 
+use plotters::chart::MeshStyle;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -27,4 +28,14 @@ pub(super) fn text(size: f64, colour: RGBColor) -> TextStyle<'static> {
 
 pub(super) fn anchored(style: TextStyle<'static>, h: HPos, v: VPos) -> TextStyle<'static> {
     style.pos(Pos::new(h, v))
+}
+
+/// The house style of a chart's axes and grid: light grid lines, muted axes, ink labels.
+pub(super) fn axes<'m, 'a, 'b, X: Ranged, Y: Ranged, DB: DrawingBackend>(
+    mesh: &'m mut MeshStyle<'a, 'b, X, Y, DB>,
+) -> &'m mut MeshStyle<'a, 'b, X, Y, DB> {
+    mesh.bold_line_style(GRID.stroke_width(1))
+        .axis_style(MUTED.stroke_width(1))
+        .label_style(text(LABEL, INK))
+        .axis_desc_style(text(DESC, INK))
 }
