@@ -15,11 +15,6 @@ import os
 import re
 import sys
 
-ITEM = re.compile(
-    r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:async\s+|unsafe\s+|const\s+(?=fn))*"
-    r"(fn|struct|enum|trait|type|const|static|mod|union|macro_rules!)\s+(\w+)",
-    re.M,
-)
 USE = re.compile(r"(?:^|;|\})\s*(pub(?:\([^)]*\))?\s+)?use\s+([^;]+);", re.M)
 INLINE = re.compile(r"(?<![:\w])(\w+(?:::\w+)+)")
 
@@ -117,7 +112,7 @@ def expand(tree):
     return [re.sub(r"::self$", "", tree)]
 
 
-def modules(src, root_file, root_name="crate"):
+def modules(root_file):
     """Map module path (tuple) -> file, following `mod x;` declarations from the root."""
     found = {(): root_file}
     stack = [((), root_file)]
@@ -139,9 +134,8 @@ def modules(src, root_file, root_name="crate"):
 
 
 def analyse(root_file):
-    mods = modules(os.path.dirname(root_file), root_file)
+    mods = modules(root_file)
     texts = {p: strip(open(f).read()) for p, f in mods.items()}
-    items = {p: set(m.group(2) for m in ITEM.finditer(t)) for p, t in texts.items()}
     reexports = {p: {} for p in mods}
     uses = {p: [] for p in mods}
     for p, t in texts.items():
@@ -198,8 +192,8 @@ def analyse(root_file):
             if rest and rest[-1] in reexports[p] and reexports[p][rest[-1]] == segs:
                 continue
             target = resolve(base, rest)
+            # A module's own `mod child;` is ownership, not use: only paths count.
             if target is not None and target != p and target in mods:
-                # a module's own `mod child;` is ownership, not use
                 edges[p].add(target)
     return mods, edges
 
