@@ -194,6 +194,17 @@ root = "out"
     }
 
     #[test]
+    fn fit_sample_must_hold_the_largest_k_and_not_be_set_for_dbscan() {
+        let seg = "[segmentation]\nview='v'\nid='c'\nfeatures=['a']\n";
+        let err = parse(&format!("{MINIMAL}\n{seg}k={{min=2,max=8}}\nfit_sample=5\n")).unwrap_err().to_string();
+        assert_eq!(err, "/jobs/t.toml: segmentation.fit_sample: must be at least the largest k (8), got 5");
+        let err = parse(&format!("{MINIMAL}\n{seg}algorithm='dbscan'\neps=0.5\nfit_sample=5000\n")).unwrap_err().to_string();
+        assert_eq!(err, "/jobs/t.toml: segmentation.fit_sample: does not apply to algorithm 'dbscan'");
+        let job = parse(&format!("{MINIMAL}\n{seg}")).unwrap();
+        assert_eq!(job.segmentation.unwrap().fit_sample, 1_000_000);
+    }
+
+    #[test]
     fn k_range_must_be_ordered() {
         let err = parse(&format!("{MINIMAL}\n[segmentation]\nview='v'\nid='c'\nfeatures=['a']\nk={{min=5,max=3}}\n"))
             .unwrap_err()
