@@ -16,6 +16,7 @@ import re
 import sys
 
 USE = re.compile(r"(?:^|;|\})\s*(pub(?:\([^)]*\))?\s+)?use\s+([^;]+);", re.M)
+CHAR = re.compile(r"'(\\u\{[0-9a-fA-F]+\}|\\.|[^\\'])'")
 INLINE = re.compile(r"(?<![:\w])(\w+(?:::\w+)+)")
 
 
@@ -47,10 +48,10 @@ def strip(text):
                 i += 2 if text[i] == "\\" else 1
             out.append('""')
             i += 1
-        elif c == "'" and re.match(r"'(\\.|[^\\'])'", text[i:i + 4]) or c == "'" and re.match(r"'\\u\{[0-9a-fA-F]+\}'", text[i:i + 12]):
-            m = re.match(r"'(\\u\{[0-9a-fA-F]+\}|\\.|[^\\'])'", text[i:])
+        elif c == "'" and (m := CHAR.match(text, i)):
+            # A char literal (a lifetime such as `'a` has no closing quote and stays).
             out.append("' '")
-            i += len(m.group(0))
+            i = m.end()
         else:
             out.append(c)
             i += 1

@@ -39,10 +39,9 @@ impl Cluster {
             port,
             children: vec![scheduler],
             work_dirs: Vec::new(),
-            logs: PathBuf::new(),
+            logs: dir.clone(),
             _tmp: tmp,
         };
-        c.logs = dir.clone();
         for i in 0..executors {
             let work = dir.join(format!("executor-{i}"));
             std::fs::create_dir_all(&work).unwrap();

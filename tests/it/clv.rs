@@ -6,14 +6,6 @@ use serde_json::Value;
 
 use crate::common::*;
 
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
-}
-
-fn rel(a: f64, b: f64) -> f64 {
-    (a - b).abs() / b.abs().max(1e-300)
-}
-
 fn spec(penalizer: f64) -> ClvSpec {
     ClvSpec {
         view: "s".into(),

@@ -243,3 +243,13 @@ pub fn lifetimes_params(f: &serde_json::Value) -> (segvalue::clv::BgNbdParams, s
     };
     (b, g)
 }
+
+/// Relative difference |a − b| / |b|.
+pub fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs().max(1e-300)
+}
+
+/// A JSON array of numbers.
+pub fn floats(v: &serde_json::Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+}

@@ -10,17 +10,8 @@ use datafusion::datasource::MemTable;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::prelude::SessionContext;
 use segvalue::clv::{self, ClvSpec, Summary, TimeUnit};
-use serde_json::Value;
 
 use crate::common::*;
-
-fn rel(a: f64, b: f64) -> f64 {
-    if a == b { 0.0 } else { (a - b).abs() / b.abs().max(1e-300) }
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
-}
 
 fn session() -> SessionContext {
     let state = segvalue::functions::with_functions(SessionStateBuilder::new().with_default_features()).build();
