@@ -15,7 +15,7 @@ use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNode;
 use datafusion::datasource::{MemTable, TableType, source_as_provider};
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryReservation};
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::{ExecutionPlan, collect_partitioned};
 use datafusion::execution::context::SessionContext;
@@ -387,10 +387,11 @@ impl TableProvider for CachedView {
                 let reads_left = reads.saturating_sub(1);
                 let (table, bytes) = self.compute(state).await?;
                 let table = Arc::new(table);
-                let reservation = MemoryConsumer::new(format!("cached view {}", self.name)).register(&state.runtime_env().memory_pool);
+                let pool = &state.runtime_env().memory_pool;
+                let reservation = MemoryConsumer::new(format!("cached view {}", self.name)).register(pool);
                 *data = if reads_left == 0 {
                     Cached::Released
-                } else if reservation.try_grow(bytes).is_ok() {
+                } else if fits_share(pool.memory_limit(), bytes) && reservation.try_grow(bytes).is_ok() {
                     Cached::Held { table: table.clone(), reads_left, _reserved: reservation }
                 } else {
                     tracing::warn!(view = self.name, bytes, "view too large for the memory limit; computed again on each read");
@@ -414,6 +415,15 @@ impl TableProvider for CachedView {
         };
         drop(data);
         serve.scan(state, projection, filters, limit).await
+    }
+}
+
+/// Under a memory limit a cached view may take at most a quarter of the pool: held rows
+/// cannot spill, and the sorts, aggregations and joins of later queries need the rest.
+fn fits_share(limit: MemoryLimit, bytes: usize) -> bool {
+    match limit {
+        MemoryLimit::Finite(pool) => bytes <= pool / 4,
+        MemoryLimit::Infinite | MemoryLimit::Unknown => true,
     }
 }
 
@@ -493,6 +503,21 @@ mod tests {
             // Nothing stays reserved when the rows are not kept.
             assert_eq!(state(&ctx, &view).await, ("too large", 0), "after read {read_no}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_cached_view_over_a_quarter_of_the_memory_limit_is_not_held() {
+        let expected: Vec<(i64, usize)> = (0..10_000).map(|i| (i, 1000)).collect();
+        // Room for the ~10 MB of rows, but they would take more than a quarter of the pool.
+        let ctx = session(Some(30 << 20));
+        let view = padded_view(&ctx, 2).await;
+        assert_eq!(read(&ctx).await, expected);
+        assert_eq!(state(&ctx, &view).await, ("too large", 0));
+        // Four times the rows' size holds them.
+        let ctx = session(Some(80 << 20));
+        let view = padded_view(&ctx, 2).await;
+        assert_eq!(read(&ctx).await, expected);
+        assert_eq!(state(&ctx, &view).await.0, "held");
     }
 
     #[tokio::test]

@@ -32,15 +32,52 @@ pub struct EngineSection {
     /// (local engine; see `engine::distinct`).
     pub distinct_rewrite: bool,
     /// Memory for DataFusion's operators and the cached views, e.g. "4G" (units K, M, G);
-    /// sorts and aggregations spill to disk past it. Unlimited when absent (local engine).
+    /// sorts and aggregations spill to disk past it, and joins sort-merge so they can too.
+    /// When absent, [`DEFAULT_MEMORY_SHARE`] of the machine's memory (local engine).
     pub memory_limit: Option<String>,
 }
 
+/// The share of the machine's (or the container's) memory the engine's pool gets when the job
+/// sets no `memory_limit`: the rest is for the model stages on the driver, the allocator's
+/// slack and the page cache, so a default run ends with a "Resources exhausted" error rather
+/// than being killed by the kernel.
+pub const DEFAULT_MEMORY_SHARE: f64 = 0.5;
+
+/// The engine's memory pool: its size, and whether the job chose it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryPoolSize {
+    pub bytes: usize,
+    pub explicit: bool,
+}
+
 impl EngineSection {
-    /// `memory_limit` in bytes (checked when the job is loaded).
+    /// The job's own `memory_limit` in bytes (checked when the job is loaded).
     pub fn memory_limit_bytes(&self) -> Option<usize> {
         self.memory_limit.as_deref().and_then(|v| parse_memory_limit(v).ok())
     }
+
+    /// `memory_limit` in bytes (checked when the job is loaded), else the default share of
+    /// the memory this process may use: the cgroup's limit inside a container, else the
+    /// machine's. None when the memory cannot be read (an unbounded pool, as before).
+    pub fn memory_pool(&self) -> Option<MemoryPoolSize> {
+        if let Some(bytes) = self.memory_limit_bytes() {
+            return Some(MemoryPoolSize { bytes, explicit: true });
+        }
+        let total = usable_memory()?;
+        Some(MemoryPoolSize {
+            bytes: (total as f64 * DEFAULT_MEMORY_SHARE) as usize,
+            explicit: false,
+        })
+    }
+}
+
+/// Bytes of memory this process may use: the smaller of the machine's and its cgroup's limit.
+fn usable_memory() -> Option<u64> {
+    use sysinfo::{MemoryRefreshKind, RefreshKind, System};
+    let sys = System::new_with_specifics(RefreshKind::nothing().with_memory(MemoryRefreshKind::nothing().with_ram()));
+    let machine = sys.total_memory();
+    let limit = sys.cgroup_limits().map(|c| c.total_memory).filter(|&m| m > 0).map_or(machine, |c| c.min(machine));
+    (limit > 0).then_some(limit)
 }
 
 pub fn parse_memory_limit(v: &str) -> Result<usize, String> {
@@ -85,5 +122,25 @@ impl Default for StorageSection {
             initial_backoff_ms: 100,
             max_backoff_ms: 15_000,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_job_s_memory_limit_wins_else_half_the_machine_s_memory() {
+        let set = EngineSection {
+            memory_limit: Some("300M".into()),
+            ..EngineSection::default()
+        };
+        assert_eq!(set.memory_pool(), Some(MemoryPoolSize { bytes: 300 << 20, explicit: true }));
+        // Read independently of sysinfo: no cgroup can grant more than the machine has.
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+        let kb: u64 = meminfo.lines().find_map(|l| l.strip_prefix("MemTotal:")).unwrap().trim().trim_end_matches(" kB").parse().unwrap();
+        let default = EngineSection::default().memory_pool().unwrap();
+        assert!(!default.explicit);
+        assert!(default.bytes > 0 && default.bytes as u64 <= kb * 1024 / 2, "{default:?} of {kb} kB");
     }
 }

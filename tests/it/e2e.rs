@@ -229,3 +229,36 @@ fn json_logs_are_only_json_lines() {
         }
     }
 }
+
+/// The shipped job under a memory cap that makes its sorts spill to disk publishes every table
+/// byte for byte as an uncapped run does. DataFusion logs (at debug) each spill directory it
+/// creates; that line shows the cap did force spilling.
+#[test]
+fn a_capped_run_spills_and_publishes_the_same_tables() {
+    let shipped = std::fs::read_to_string(format!("{ROOT}/jobs/retail.toml")).unwrap();
+    let sections = &shipped[shipped.find("[quality.orders]").unwrap()..];
+    let sections = sections.replace("root = \"../out\"", "root = \"out\"");
+    let run = |engine: &str| {
+        let j = JobDir::retail_at(&format!("{ROOT}/data/sample"), &format!("[engine]\ntarget_partitions = 2\n{engine}\n{sections}"));
+        let (code, _, err) = segvalue_env(
+            &["run", &j.job(), "--run-date", "2025-12-31"],
+            &[("RUST_LOG", "warn,segvalue=info,datafusion_execution::disk_manager=debug")],
+        );
+        assert_eq!(code, 0, "{err}");
+        let tables: Vec<(String, Vec<u8>)> = files_under(&j.out())
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+            .map(|p| (p.strip_prefix(j.out()).unwrap().display().to_string(), std::fs::read(&p).unwrap()))
+            .collect();
+        (tables, err.contains("as DataFusion tempfile directory"))
+    };
+    let (uncapped, spilled) = run("");
+    assert!(!spilled, "the uncapped run spilled");
+    let (capped, spilled) = run("memory_limit = \"12M\"");
+    assert!(spilled, "12M did not make the run spill");
+    assert_eq!(capped.len(), uncapped.len());
+    for ((path, a), (other, b)) in capped.iter().zip(&uncapped) {
+        assert_eq!(path, other);
+        assert!(a == b, "{path} differs under the cap");
+    }
+}
