@@ -24,13 +24,12 @@ def literal(text):
     return "'" + text.replace("'", "''") + "'"
 
 
-def main(script, out_dir, views):
+def run_script(script, out_dir):
+    """A DuckDB connection with the script's sources and views, its statements run."""
     lines = [line.strip() for line in open(script, encoding="utf-8")]
     sources = [SOURCE.match(line).groups() for line in lines if SOURCE.match(line)]
     statements = [line for line in lines if line and not line.startswith("--")]
     os.makedirs(out_dir, exist_ok=True)
-
-    start = time.perf_counter()
     con = duckdb.connect()
     con.execute(f"SET threads = {os.cpu_count()}")
     con.execute("SET TimeZone = 'UTC'")
@@ -48,13 +47,21 @@ def main(script, out_dir, views):
                 result.fetchall()
         except duckdb.Error as e:
             sys.exit(f"duckdb_sql.py: DuckDB refused a statement of {script}:\n  {sql}\n  {type(e).__name__}: {e}")
-    rows = {}
-    for view in views:
-        columns = [d[0] for d in con.execute(f"SELECT * FROM {quote(view)} LIMIT 0").description]
-        order = ", ".join(quote(c) for c in columns)
-        out = os.path.join(out_dir, f"{view}.parquet")
-        copied = con.execute(f"COPY (SELECT * FROM {quote(view)} ORDER BY {order}) TO {literal(out)} (FORMAT parquet)")
-        rows[view] = copied.fetchone()[0]
+    return con
+
+
+def write_view(con, view, out_dir):
+    """Writes `view` to OUT_DIR/VIEW.parquet sorted by all its columns; returns its rows."""
+    columns = [d[0] for d in con.execute(f"SELECT * FROM {quote(view)} LIMIT 0").description]
+    order = ", ".join(quote(c) for c in columns)
+    out = os.path.join(out_dir, f"{view}.parquet")
+    return con.execute(f"COPY (SELECT * FROM {quote(view)} ORDER BY {order}) TO {literal(out)} (FORMAT parquet)").fetchone()[0]
+
+
+def main(script, out_dir, views):
+    start = time.perf_counter()
+    con = run_script(script, out_dir)
+    rows = {view: write_view(con, view, out_dir) for view in views}
     con.close()
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "rows": rows}))
