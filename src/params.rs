@@ -8,7 +8,10 @@
 //! Built-in parameters:
 //! - `$run_date` — `DATE 'YYYY-MM-DD'`, the observation end;
 //! - `$run_end_ts` — the first instant after the run date, UTC (`TIMESTAMP`), the exclusive
-//!   upper bound for event timestamps: `WHERE order_ts < $run_end_ts`.
+//!   upper bound for event timestamps: `WHERE order_ts < $run_end_ts`;
+//! - `$calibration_end` — `DATE`, the end of the CLV holdout's calibration period
+//!   (`run_date − [clv] holdout_days`; the run date when there is no holdout), so a summary
+//!   view can compute the calibration columns in the same scan (README "Lifetime value").
 //!
 //! User parameters come from `[params]` in the job file and `--param name=value` (which wins).
 //! A `--param` value is read as a TOML value: `10` is BIGINT, `2.5` DOUBLE, `true` BOOLEAN,
@@ -24,7 +27,8 @@ use datafusion::sql::sqlparser::parser::Parser;
 
 pub const RUN_DATE: &str = "run_date";
 pub const RUN_END_TS: &str = "run_end_ts";
-const BUILT_IN: &[&str] = &[RUN_DATE, RUN_END_TS];
+pub const CALIBRATION_END: &str = "calibration_end";
+const BUILT_IN: &[&str] = &[RUN_DATE, RUN_END_TS, CALIBRATION_END];
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ParamValue {
@@ -129,6 +133,7 @@ pub struct Params {
 impl Params {
     pub fn new(
         run_date: NaiveDate,
+        calibration_end: NaiveDate,
         job_params: &BTreeMap<String, ParamValue>,
         cli: &[(String, ParamValue)],
     ) -> Params {
@@ -142,6 +147,7 @@ impl Params {
             .expect("run date + 1 day is representable");
         values.insert(RUN_DATE.into(), ParamValue::Date(run_date));
         values.insert(RUN_END_TS.into(), ParamValue::Timestamp(end));
+        values.insert(CALIBRATION_END.into(), ParamValue::Date(calibration_end));
         Params { values }
     }
 
@@ -211,7 +217,15 @@ mod tests {
 
     #[test]
     fn run_end_is_the_next_midnight() {
-        let p = Params::new(NaiveDate::from_ymd_opt(2025, 12, 31).unwrap(), &BTreeMap::new(), &[]);
+        let day = NaiveDate::from_ymd_opt(2025, 12, 31).unwrap();
+        let p = Params::new(day, day, &BTreeMap::new(), &[]);
         assert_eq!(p.values[RUN_END_TS].to_sql(), "TIMESTAMP '2026-01-01T00:00:00.000000'");
+    }
+
+    #[test]
+    fn calibration_end_is_a_built_in_date() {
+        let p = Params::new(NaiveDate::from_ymd_opt(2025, 12, 31).unwrap(), NaiveDate::from_ymd_opt(2025, 10, 2).unwrap(), &BTreeMap::new(), &[]);
+        assert_eq!(p.values[CALIBRATION_END].to_sql(), "DATE '2025-10-02'");
+        assert!(parse_cli_param("calibration_end=2020-01-01").is_err());
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use datafusion::arrow::array::{Array, StringArray};
+use datafusion::arrow::array::{ArrayRef, StringArray};
 use datafusion::execution::context::SessionContext;
 
 use super::ids::{id_array, id_index};
@@ -13,7 +13,7 @@ use super::tables::{clv_batch, clv_model_batch, validation_batch};
 use super::{history, report};
 use crate::clv::{self, ClvResult, ClvSpec, Summary};
 use crate::error::Error;
-use crate::features::{self, FeatureMatrix};
+use crate::features;
 use crate::publish::Publisher;
 
 /// The CLV stage's results, kept for the segment summary.
@@ -28,22 +28,69 @@ pub(super) struct ClvOutcome {
     pub(super) saved: crate::models::SavedClv,
 }
 
-async fn load_summary(ctx: &SessionContext, spec: &ClvSpec) -> Result<(FeatureMatrix, Summary, StringArray), Error> {
-    let cols = SUMMARY_COLUMNS.map(String::from);
-    let m = features::load_matrix(ctx, &spec.view, &spec.id, &cols).await?;
-    let col = |j: usize| m.x.column(j).to_vec();
+/// Columns a summary view may add for the holdout check, in [`SUMMARY_COLUMNS`]' order: the
+/// summary as of `$calibration_end`, NULL for customers who first bought after it.
+pub(super) const CALIBRATION_COLUMNS: [&str; 4] = ["cal_frequency", "cal_recency", "cal_tenure", "cal_monetary_value"];
+
+/// The summary view as the models read it.
+struct Loaded {
+    /// The id column as the view has it (published as is).
+    id_column: ArrayRef,
+    ids: StringArray,
+    summary: Summary,
+    /// The calibration summary and its customers' rows in `summary`, when the view has
+    /// [`CALIBRATION_COLUMNS`] and the job a holdout.
+    calibration: Option<(Summary, Vec<usize>)>,
+}
+
+async fn load_summary(ctx: &SessionContext, spec: &ClvSpec, with_calibration: bool) -> Result<Loaded, Error> {
+    let mut cols: Vec<String> = SUMMARY_COLUMNS.map(String::from).into();
+    if with_calibration {
+        cols.extend(CALIBRATION_COLUMNS.map(String::from));
+    }
+    let f = features::load_frame(ctx, &spec.view, &spec.id, &cols, &[]).await?;
+    if let Some(j) = f.nulls[..SUMMARY_COLUMNS.len()].iter().position(|&c| c > 0) {
+        return Err(features::FeatureError::Nulls { view: spec.view.clone(), column: cols[j].clone(), count: f.nulls[j] }.into());
+    }
+    let col = |j: usize| f.x.column(j).to_vec();
     let summary = Summary {
         frequency: col(0),
         recency: col(1),
         tenure: col(2),
         monetary_value: col(3),
     };
-    let ids = id_array(&m.ids)?;
-    summary.check(&|i| ids.value(i).to_string()).map_err(|e| match e {
+    let ids = id_array(&f.ids)?;
+    let in_view = |e: clv::ClvError| match e {
         clv::ClvError::Input(msg) => clv::ClvError::Input(format!("view '{}': {msg}", spec.view)),
         other => other,
-    })?;
-    Ok((m, summary, ids))
+    };
+    summary.check(&|i| ids.value(i).to_string()).map_err(in_view)?;
+    let calibration = if with_calibration {
+        let rows: Vec<usize> = (0..f.x.nrows()).filter(|&i| !f.x[[i, 4]].is_nan()).collect();
+        let pick = |j: usize| rows.iter().map(|&i| f.x[[i, j]]).collect::<Vec<f64>>();
+        let cal = Summary {
+            frequency: pick(4),
+            recency: pick(5),
+            tenure: pick(6),
+            monetary_value: pick(7),
+        };
+        cal.check(&|i| ids.value(rows[i]).to_string()).map_err(in_view)?;
+        Some((cal, rows))
+    } else {
+        None
+    };
+    Ok(Loaded {
+        id_column: f.ids,
+        ids,
+        summary,
+        calibration,
+    })
+}
+
+/// Whether the summary view carries every [`CALIBRATION_COLUMNS`] column.
+async fn has_calibration(ctx: &SessionContext, view: &str) -> Result<bool, Error> {
+    let df = ctx.table(view).await.map_err(|e| Error::query(format!("view '{view}'"), e))?;
+    Ok(CALIBRATION_COLUMNS.iter().all(|c| df.schema().field_with_unqualified_name(c).is_ok()))
 }
 
 fn model_report(params: &[(&'static str, f64)], log_likelihood: f64, iterations: u64, customers: usize) -> ModelReport {
@@ -57,7 +104,8 @@ fn model_report(params: &[(&'static str, f64)], log_likelihood: f64, iterations:
 
 pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publisher, stages: &mut Stages) -> Result<ClvOutcome, Error> {
     let t = Instant::now();
-    let (m, summary, ids) = load_summary(&s.ctx, spec).await?;
+    let with_calibration = spec.holdout_days.is_some() && has_calibration(&s.ctx, &spec.view).await?;
+    let Loaded { id_column, ids, summary, calibration } = load_summary(&s.ctx, spec, with_calibration).await?;
     stages.record("clv_load", t, None, Some(summary.frequency.len() as u64));
     let t = Instant::now();
     tracing::info!(model = "BG/NBD and Gamma-Gamma", customers = summary.frequency.len(), "fitting");
@@ -94,7 +142,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
 
     let (holdout, buckets) = match spec.holdout_days {
         Some(days) => {
-            let (r, b) = holdout_stage(s, spec, days, &summary, &ids, publisher, stages).await?;
+            let (r, b) = holdout_stage(s, spec, days, &summary, &ids, calibration, publisher, stages).await?;
             (Some(r), Some(report::holdout_buckets(&b)))
         }
         None => (None, None),
@@ -102,7 +150,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
 
     let t = Instant::now();
     let id = vec![spec.id.clone()];
-    let mut rows = publisher.stage_batch("customer_clv", clv_batch(spec, &m, &summary, &result), &id).await?;
+    let mut rows = publisher.stage_batch("customer_clv", clv_batch(spec, &id_column, &summary, &result), &id).await?;
     rows += publisher
         .stage_batch("clv_model", clv_model_batch(&result), &["model".into(), "parameter".into()])
         .await?;
@@ -146,29 +194,46 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
 }
 
 /// Fits on data up to `run_date − days` and compares predicted with actual repeat purchases
-/// in the last `days` days, for the customers known at the calibration end.
+/// in the last `days` days, for the customers known at the calibration end. The calibration
+/// summary comes from the summary view's [`CALIBRATION_COLUMNS`] when it has them, else from
+/// the view computed again with the run date set to the calibration end.
+#[allow(clippy::too_many_arguments)]
 async fn holdout_stage(
     s: &Session,
     spec: &ClvSpec,
     days: u32,
     full: &Summary,
     full_ids: &StringArray,
+    calibration: Option<(Summary, Vec<usize>)>,
     publisher: &mut Publisher,
     stages: &mut Stages,
 ) -> Result<(HoldoutReport, Vec<clv::HoldoutBucket>), Error> {
     let t = Instant::now();
     let cal_end = s.run_date - chrono::Days::new(days as u64);
-    let cal_session = open_with(&s.job, cal_end, &s.cli_params, Open::Again(s)).await?;
-    let (_, cal, cal_ids) = load_summary(&cal_session.ctx, spec).await?;
+    // Each calibration customer's row in `full`: everyone known at the calibration end is in
+    // the full summary, and repeat purchase days after it are the difference of the two
+    // frequencies.
+    let (cal, rows): (Summary, Vec<Option<usize>>) = match calibration {
+        Some((cal, rows)) => {
+            tracing::debug!(view = spec.view, "calibration summary from the view's cal_* columns");
+            (cal, rows.into_iter().map(Some).collect())
+        }
+        None => {
+            tracing::debug!(view = spec.view, %cal_end, "calibration summary: the view computed again as of the calibration end");
+            let cal_session = open_with(&s.job, cal_end, &s.cli_params, Open::Again(s)).await?;
+            let loaded = load_summary(&cal_session.ctx, spec, false).await?;
+            let index = id_index(full_ids);
+            let rows = loaded.ids.iter().map(|id| index.get(id.unwrap_or_default()).copied()).collect();
+            (loaded.summary, rows)
+        }
+    };
     let fitted = clv::fit(&cal, spec.penalizer)?;
-    let index = id_index(full_ids);
     let h = days as f64 * spec.time_unit.per_day();
     let b = fitted.bgnbd.params;
-    let (mut actual, mut predicted) = (Vec::with_capacity(cal_ids.len()), Vec::with_capacity(cal_ids.len()));
-    for (i, id) in cal_ids.iter().map(Option::unwrap_or_default).enumerate() {
-        // Everyone known at the calibration end is in the full summary; repeat purchase days
-        // after it are the difference of the two frequencies.
-        let full_x = index.get(id).map_or(cal.frequency[i], |&j| full.frequency[j]);
+    let n = cal.frequency.len();
+    let (mut actual, mut predicted) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for (i, row) in rows.iter().enumerate() {
+        let full_x = row.map_or(cal.frequency[i], |j| full.frequency[j]);
         actual.push(full_x - cal.frequency[i]);
         predicted.push(b.expected_purchases(h, cal.frequency[i], cal.recency[i], cal.tenure[i]));
     }
@@ -176,13 +241,13 @@ async fn holdout_stage(
     let report = HoldoutReport {
         days,
         calibration_end: cal_end,
-        customers: cal_ids.len(),
+        customers: n,
         mae,
         total_actual: actual.iter().sum(),
         total_predicted: predicted.iter().sum(),
     };
     tracing::info!(days, mae, total_actual = report.total_actual, total_predicted = report.total_predicted, "CLV holdout check");
     let rows = publisher.stage_batch("clv_validation", validation_batch(&buckets), &["bucket".into()]).await?;
-    stages.record("clv_holdout", t, Some(cal_ids.len() as u64), Some(rows));
+    stages.record("clv_holdout", t, Some(n as u64), Some(rows));
     Ok((report, buckets))
 }

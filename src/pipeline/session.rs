@@ -54,7 +54,9 @@ pub(super) enum Open<'a> {
 }
 
 pub(super) async fn open_with(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamValue)], how: Open<'_>) -> Result<Session, Error> {
-    let params = Params::new(run_date, &job.params, cli_params);
+    let holdout = job.clv.as_ref().and_then(|c| c.holdout_days).map_or(0, u64::from);
+    let calibration_end = run_date.checked_sub_days(chrono::Days::new(holdout)).unwrap_or(run_date);
+    let params = Params::new(run_date, calibration_end, &job.params, cli_params);
     let source_names: BTreeSet<String> = job.sources.iter().map(|s| s.name.clone()).collect();
     // Parse and order first: a broken SQL file fails before any data is touched.
     let ordered = views::order_views(views::load_views(&job.sql_dir)?, &source_names)?;

@@ -9,7 +9,6 @@ use std::collections::HashMap;
 
 use super::rows::{ActionRow, RfmColumns};
 use crate::clv::{ClvResult, ClvSpec, HoldoutBucket, Summary};
-use crate::features::FeatureMatrix;
 use crate::segment::prep::PrepColumn;
 use crate::segment::profile::SegmentAction;
 use crate::segment::rfm;
@@ -124,11 +123,11 @@ pub(super) fn summary_batch(
 }
 
 /// `customer_clv`, one row per customer of the summary view.
-pub(super) fn clv_batch(spec: &ClvSpec, m: &FeatureMatrix, s: &Summary, r: &ClvResult) -> RecordBatch {
+pub(super) fn clv_batch(spec: &ClvSpec, ids: &ArrayRef, s: &Summary, r: &ClvResult) -> RecordBatch {
     let f = |name: &str| Field::new(name, DataType::Float64, false);
     batch(
         vec![
-            Field::new(&spec.id, m.ids.data_type().clone(), false),
+            Field::new(&spec.id, ids.data_type().clone(), false),
             f("frequency"),
             f("recency"),
             f("tenure"),
@@ -141,7 +140,7 @@ pub(super) fn clv_batch(spec: &ClvSpec, m: &FeatureMatrix, s: &Summary, r: &ClvR
             Field::new("clv_decile", DataType::Int32, false),
         ],
         vec![
-            m.ids.clone(),
+            ids.clone(),
             f64_col(s.frequency.iter().copied()),
             f64_col(s.recency.iter().copied()),
             f64_col(s.tenure.iter().copied()),

@@ -185,3 +185,33 @@ fn an_empty_summary_is_an_error() {
     let err = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
     assert!(err.contains("view 'summary': no rows"), "{err}");
 }
+
+/// The holdout check reads the calibration summary from the shipped view's `cal_*` columns
+/// (one scan); a view without them gets it from a second session at the calibration end. Both
+/// publish the same bytes and the same holdout figures.
+#[test]
+fn the_holdout_from_the_summary_s_own_scan_equals_a_second_session() {
+    let run = |strip_calibration: bool| {
+        let j = JobDir::retail(&format!("{CLV_JOB}\n[output]\nroot = \"out\"\n"));
+        if strip_calibration {
+            // The shipped view without its cal_* columns, as a job written before them.
+            let view = std::fs::read_to_string(j.dir.path().join("sql/customer_summary.sql")).unwrap();
+            let cut = view.find(",\n    CASE WHEN s.cal_purchase_days").unwrap();
+            let end = view.find("\nFROM spans s").unwrap();
+            j.write_view("customer_summary.sql", &format!("{}{}", &view[..cut], &view[end..]));
+        }
+        let (code, _, err) = segvalue_env(&["run", &j.job(), "--run-date", "2025-12-31"], &[("RUST_LOG", "warn,segvalue=debug")]);
+        assert_eq!(code, 0, "{err}");
+        let out = j.out();
+        let read = |t: &str| std::fs::read(out.join(t).join("run_date=2025-12-31/part-00000.parquet")).unwrap();
+        let tables: Vec<Vec<u8>> = ["clv_validation", "customer_clv", "clv_model"].map(read).into();
+        (tables, manifest(&out, "2025-12-31")["clv"]["holdout"].clone(), err)
+    };
+    let (one_scan, holdout, log) = run(false);
+    assert!(log.contains("calibration summary from the view's cal_* columns"), "{log}");
+    let (two_sessions, holdout_again, log) = run(true);
+    assert!(log.contains("the view computed again as of the calibration end"), "{log}");
+    assert!(holdout["customers"].as_u64().unwrap() > 100, "{holdout}");
+    assert_eq!(holdout, holdout_again);
+    assert!(one_scan == two_sessions, "a published CLV table differs between the two holdout paths");
+}
