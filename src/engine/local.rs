@@ -40,10 +40,11 @@ pub fn session_config(engine: &EngineSection) -> SessionConfig {
     config
 }
 
-/// `[engine] memory_limit` (or its default share of memory) as a memory pool: sorts and aggregations share it fairly and spill
-/// to the OS temp directory past their share; an operator that cannot spill fails the run with
-/// an error naming the largest consumers, instead of the process being killed. Cached views
-/// count against it too (`views::CachedView`).
+/// `[engine] memory_limit` (or its default share of memory) as a memory pool: sorts and
+/// aggregations share it fairly and spill to the OS temp directory past their share; an
+/// operator that cannot spill fails the run with an error naming the largest consumers,
+/// instead of the process being killed. Cached views count against it too
+/// (`views::CachedView`).
 fn memory_pool(limit: usize) -> Arc<dyn MemoryPool> {
     Arc::new(TrackConsumersPool::new(FairSpillPool::new(limit), NonZeroUsize::new(5).expect("5 > 0")))
 }

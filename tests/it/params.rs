@@ -48,7 +48,7 @@ fn unknown_parameter_names_the_file_and_the_parameter() {
     assert_eq!(code, 2, "{err}");
     let file = j.dir.path().join("sql/big_orders.sql");
     assert!(
-        err.contains(&format!("{}: unknown parameter '$min_amout' (defined: $min_amount, $run_date, $run_end_ts)", file.display())),
+        err.contains(&format!("{}: unknown parameter '$min_amout' (defined: $calibration_end, $min_amount, $run_date, $run_end_ts)", file.display())),
         "{err}"
     );
 }
