@@ -9,22 +9,25 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::common::tree_node::TreeNode;
 use datafusion::datasource::{MemTable, TableType, source_as_provider};
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryLimit, MemoryReservation};
-use datafusion::logical_expr::{Expr, LogicalPlan};
-use datafusion::physical_plan::{ExecutionPlan, collect_partitioned};
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionContext;
+use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_plan::{ExecutionPlan, execute_stream_partitioned};
 use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
+use futures::StreamExt;
 
-use crate::text::one_line;
 use crate::params::Params;
+use crate::text::one_line;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ViewError {
@@ -242,13 +245,24 @@ fn join<'a>(names: impl Iterator<Item = &'a String>) -> String {
 
 /// Substitutes parameters, plans and registers each view in order.
 ///
+/// Which views a session computes once ([`CachedView`]), and how much one may hold.
+#[derive(Debug, Clone, Default)]
+pub struct Caching {
+    /// Planned reads per view name.
+    pub reads: BTreeMap<String, usize>,
+    /// At most this many bytes of rows per view (a quarter of a job-set `memory_limit`: held
+    /// rows cannot spill, and later queries' sorts, aggregations and joins need the rest);
+    /// beyond it the view is computed again at each read. None: what the memory pool grants.
+    pub hold_at_most: Option<usize>,
+}
+
 /// Views named in `cache` that aggregate (a GROUP BY or DISTINCT somewhere in their plan,
 /// views they read included) are registered as [`CachedView`]s.
 pub async fn register_views(
     ctx: &SessionContext,
     ordered: &[ViewFile],
     params: &Params,
-    cache: &BTreeMap<String, usize>,
+    cache: &Caching,
 ) -> Result<Vec<RegisteredView>, ViewError> {
     let state = ctx.state();
     let mut out = Vec::with_capacity(ordered.len());
@@ -263,10 +277,10 @@ pub async fn register_views(
             .await
             .map_err(plan_err)?;
         let schema: SchemaRef = Arc::new(plan.schema().as_arrow().clone());
-        let reads = cache.get(&v.name).copied().filter(|_| aggregates(&plan));
+        let reads = cache.reads.get(&v.name).copied().filter(|_| aggregates(&plan));
         let cached = reads.is_some();
         let table: Arc<dyn TableProvider> = if let Some(reads) = reads {
-            Arc::new(CachedView::new(v.name.clone(), plan, reads))
+            Arc::new(CachedView::new(v.name.clone(), plan, reads, cache.hold_at_most))
         } else {
             Arc::new(ViewTable::new(plan, Some(v.sql.clone())))
         };
@@ -321,6 +335,8 @@ pub struct CachedView {
     name: String,
     plan: LogicalPlan,
     schema: SchemaRef,
+    /// See [`Caching::hold_at_most`].
+    hold_at_most: Option<usize>,
     data: tokio::sync::Mutex<Cached>,
 }
 
@@ -331,8 +347,8 @@ enum Cached {
     /// The view's rows, with their bytes reserved in the session's memory pool, until the
     /// last of `reads_left` reads.
     Held { table: Arc<MemTable>, reads_left: usize, _reserved: MemoryReservation },
-    /// Larger than what the memory pool had left (`[engine] memory_limit`): every later read
-    /// computes the view again, as an uncached view would.
+    /// Larger than [`Caching::hold_at_most`] or than what the memory pool had left: every
+    /// read computes the view again, as an uncached view would.
     TooLarge,
     /// Every planned read is done; a further one computes the view again.
     Released,
@@ -340,27 +356,52 @@ enum Cached {
 
 impl CachedView {
     /// A view cached for `reads` reads (at least 2, or caching would not pay).
-    fn new(name: String, plan: LogicalPlan, reads: usize) -> CachedView {
+    fn new(name: String, plan: LogicalPlan, reads: usize, hold_at_most: Option<usize>) -> CachedView {
         let schema = Arc::new(plan.schema().as_arrow().clone());
         CachedView {
             name,
             plan,
             schema,
+            hold_at_most,
             data: tokio::sync::Mutex::new(Cached::Pending { reads }),
         }
     }
 
-    /// Runs the view's plan to completion.
-    async fn compute(&self, state: &dyn Session) -> datafusion::error::Result<(MemTable, usize)> {
+    /// Runs the view's plan, reserving its rows' bytes in `reservation` as they arrive. None as
+    /// soon as they pass [`Caching::hold_at_most`] or what the pool grants: the partial rows are
+    /// let go, so a view too large to hold is never held whole, even for a moment.
+    async fn compute(&self, state: &dyn Session, reservation: &MemoryReservation) -> datafusion::error::Result<Option<MemTable>> {
         let started = std::time::Instant::now();
         let physical = state.create_physical_plan(&self.plan).await?;
-        let partitions = collect_partitioned(physical, state.task_ctx()).await?;
+        let too_large = AtomicBool::new(false);
+        let take = |mut stream: SendableRecordBatchStream| {
+            let too_large = &too_large;
+            async move {
+                let mut batches = Vec::new();
+                while let Some(batch) = stream.next().await {
+                    let batch = batch?;
+                    let bytes = batch.get_array_memory_size();
+                    let fits = self.hold_at_most.is_none_or(|cap| reservation.size() + bytes <= cap);
+                    if too_large.load(Ordering::Relaxed) || !fits || reservation.try_grow(bytes).is_err() {
+                        too_large.store(true, Ordering::Relaxed);
+                        return Ok(Vec::new());
+                    }
+                    batches.push(batch);
+                }
+                Ok::<_, datafusion::error::DataFusionError>(batches)
+            }
+        };
+        let streams = execute_stream_partitioned(physical, state.task_ctx())?;
+        let partitions = futures::future::try_join_all(streams.into_iter().map(take)).await?;
+        if too_large.into_inner() {
+            reservation.free();
+            return Ok(None);
+        }
         let rows: usize = partitions.iter().flatten().map(|b| b.num_rows()).sum();
-        let bytes: usize = partitions.iter().flatten().map(|b| b.get_array_memory_size()).sum();
-        tracing::debug!(view = self.name, rows, bytes, seconds = started.elapsed().as_secs_f64(), "view computed");
+        tracing::debug!(view = self.name, rows, bytes = reservation.size(), seconds = started.elapsed().as_secs_f64(), "view computed");
         // Physical batches may carry other nullability than the logical schema.
         let schema = partitions.iter().flatten().next().map_or(self.schema.clone(), |b| b.schema());
-        Ok((MemTable::try_new(schema, partitions)?, bytes))
+        Ok(Some(MemTable::try_new(schema, partitions)?))
     }
 }
 
@@ -385,19 +426,20 @@ impl TableProvider for CachedView {
         let serve: Arc<MemTable> = match &mut *data {
             Cached::Pending { reads } => {
                 let reads_left = reads.saturating_sub(1);
-                let (table, bytes) = self.compute(state).await?;
-                let table = Arc::new(table);
                 let pool = &state.runtime_env().memory_pool;
                 let reservation = MemoryConsumer::new(format!("cached view {}", self.name)).register(pool);
+                let Some(table) = self.compute(state, &reservation).await? else {
+                    tracing::warn!(view = self.name, "view too large to hold in memory; computed again on each read");
+                    *data = Cached::TooLarge;
+                    drop(data);
+                    return ViewTable::new(self.plan.clone(), None).scan(state, projection, filters, limit).await;
+                };
+                let table = Arc::new(table);
                 *data = if reads_left == 0 {
                     Cached::Released
-                } else if fits_share(pool.memory_limit(), bytes) && reservation.try_grow(bytes).is_ok() {
-                    Cached::Held { table: table.clone(), reads_left, _reserved: reservation }
                 } else {
-                    tracing::warn!(view = self.name, bytes, "view too large for the memory limit; computed again on each read");
-                    Cached::TooLarge
+                    Cached::Held { table: table.clone(), reads_left, _reserved: reservation }
                 };
-                // The read that computes the view is served from its rows even when they are not kept.
                 table
             }
             Cached::Held { table, reads_left, .. } => {
@@ -415,15 +457,6 @@ impl TableProvider for CachedView {
         };
         drop(data);
         serve.scan(state, projection, filters, limit).await
-    }
-}
-
-/// Under a memory limit a cached view may take at most a quarter of the pool: held rows
-/// cannot spill, and the sorts, aggregations and joins of later queries need the rest.
-fn fits_share(limit: MemoryLimit, bytes: usize) -> bool {
-    match limit {
-        MemoryLimit::Finite(pool) => bytes <= pool / 4,
-        MemoryLimit::Infinite | MemoryLimit::Unknown => true,
     }
 }
 
@@ -459,10 +492,10 @@ mod tests {
 
     /// Registers `SELECT id, <1,000-character pad> FROM t GROUP BY id` as a cached view: the
     /// grouping needs little memory, the 10 MB of rows it yields need more.
-    async fn padded_view(ctx: &SessionContext, reads: usize) -> Arc<dyn TableProvider> {
+    async fn padded_view(ctx: &SessionContext, reads: usize, hold_at_most: Option<usize>) -> Arc<dyn TableProvider> {
         let sql = "SELECT id, repeat('x', 1000) AS pad FROM (SELECT id FROM t GROUP BY id)";
         let plan = ctx.state().create_logical_plan(sql).await.unwrap();
-        let view: Arc<dyn TableProvider> = Arc::new(CachedView::new("padded".into(), plan, reads));
+        let view: Arc<dyn TableProvider> = Arc::new(CachedView::new("padded".into(), plan, reads, hold_at_most));
         ctx.register_table("padded", view.clone()).unwrap();
         view
     }
@@ -497,7 +530,7 @@ mod tests {
     async fn a_cached_view_beyond_the_memory_limit_is_computed_again_with_the_same_rows() {
         let expected: Vec<(i64, usize)> = (0..10_000).map(|i| (i, 1000)).collect();
         let ctx = session(Some(4 << 20));
-        let view = padded_view(&ctx, 2).await;
+        let view = padded_view(&ctx, 2, None).await;
         for read_no in 1..=2 {
             assert_eq!(read(&ctx).await, expected, "read {read_no}");
             // Nothing stays reserved when the rows are not kept.
@@ -506,25 +539,29 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_cached_view_over_a_quarter_of_the_memory_limit_is_not_held() {
+    async fn a_cached_view_over_its_hold_limit_is_not_held_whatever_the_pool_grants() {
         let expected: Vec<(i64, usize)> = (0..10_000).map(|i| (i, 1000)).collect();
-        // Room for the ~10 MB of rows, but they would take more than a quarter of the pool.
-        let ctx = session(Some(30 << 20));
-        let view = padded_view(&ctx, 2).await;
-        assert_eq!(read(&ctx).await, expected);
-        assert_eq!(state(&ctx, &view).await, ("too large", 0));
-        // Four times the rows' size holds them.
+        // The pool has room for the ~10 MB of rows, the hold limit does not.
         let ctx = session(Some(80 << 20));
-        let view = padded_view(&ctx, 2).await;
+        let view = padded_view(&ctx, 2, Some(5 << 20)).await;
+        for read_no in 1..=2 {
+            assert_eq!(read(&ctx).await, expected, "read {read_no}");
+            assert_eq!(state(&ctx, &view).await, ("too large", 0), "after read {read_no}");
+        }
+        // Room under both holds them.
+        let ctx = session(Some(80 << 20));
+        let view = padded_view(&ctx, 2, Some(20 << 20)).await;
         assert_eq!(read(&ctx).await, expected);
-        assert_eq!(state(&ctx, &view).await.0, "held");
+        let (held, reserved) = state(&ctx, &view).await;
+        assert_eq!(held, "held");
+        assert!(reserved > 10_000 * 1000 && reserved <= 20 << 20, "{reserved} bytes reserved");
     }
 
     #[tokio::test]
     async fn a_cached_view_is_let_go_at_its_last_planned_read_and_computed_again_after() {
         let expected: Vec<(i64, usize)> = (0..10_000).map(|i| (i, 1000)).collect();
         let ctx = session(None);
-        let view = padded_view(&ctx, 3).await;
+        let view = padded_view(&ctx, 3, None).await;
         for read_no in 1..=2 {
             assert_eq!(read(&ctx).await, expected, "read {read_no}");
             let (held, reserved) = state(&ctx, &view).await;

@@ -96,9 +96,13 @@ pub(super) async fn open_with(job: &Job, run_date: NaiveDate, cli_params: &[(Str
         checked.extend(found.map(|c| (name.clone(), c, dedupe)));
     }
     let quality_seconds = t.elapsed().as_secs_f64();
-    let cache = match how {
+    let reads = match how {
         Open::Run | Open::Again(_) if job.engine.cache_views && !job.engine.mode.is_distributed() => read_twice(job, &ordered),
         _ => BTreeMap::new(),
+    };
+    let cache = views::Caching {
+        reads,
+        hold_at_most: job.engine.memory_limit_bytes().map(|limit| limit / 4),
     };
     let views = views::register_views(&ctx, &ordered, &params, &cache).await?;
 
