@@ -6,11 +6,12 @@
 //! 3. [`register_views`] substitutes parameters, plans each view in that order and registers
 //!    it with the session, so later views and the pipeline stages can query it.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use datafusion::arrow::array::{ArrayData, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::view::ViewTable;
 use datafusion::catalog::{Session, TableProvider};
@@ -374,13 +375,14 @@ impl CachedView {
         let started = std::time::Instant::now();
         let physical = state.create_physical_plan(&self.plan).await?;
         let too_large = AtomicBool::new(false);
+        let seen = std::sync::Mutex::new(HashSet::new());
         let take = |mut stream: SendableRecordBatchStream| {
-            let too_large = &too_large;
+            let (too_large, seen) = (&too_large, &seen);
             async move {
                 let mut batches = Vec::new();
                 while let Some(batch) = stream.next().await {
                     let batch = batch?;
-                    let bytes = batch.get_array_memory_size();
+                    let bytes = unseen_bytes(&batch, &seen);
                     let fits = self.hold_at_most.is_none_or(|cap| reservation.size() + bytes <= cap);
                     if too_large.load(Ordering::Relaxed) || !fits || reservation.try_grow(bytes).is_err() {
                         too_large.store(true, Ordering::Relaxed);
@@ -403,6 +405,29 @@ impl CachedView {
         let schema = partitions.iter().flatten().next().map_or(self.schema.clone(), |b| b.schema());
         Ok(Some(MemTable::try_new(schema, partitions)?))
     }
+}
+
+/// Bytes of the buffers behind `batch` not yet in `seen` (buffer addresses). An aggregation
+/// emits its groups as slices of a few large arrays, and `get_array_memory_size` would count
+/// each large array once per slice: at 10M orders, many times the view's real size.
+fn unseen_bytes(batch: &RecordBatch, seen: &std::sync::Mutex<HashSet<usize>>) -> usize {
+    fn walk(data: &ArrayData, seen: &mut HashSet<usize>, total: &mut usize) {
+        let nulls = data.nulls().map(|n| n.buffer());
+        for buffer in data.buffers().iter().chain(nulls) {
+            if seen.insert(buffer.data_ptr().as_ptr() as usize) {
+                *total += buffer.capacity();
+            }
+        }
+        for child in data.child_data() {
+            walk(child, seen, total);
+        }
+    }
+    let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+    let mut total = 0;
+    for column in batch.columns() {
+        walk(&column.to_data(), &mut seen, &mut total);
+    }
+    total
 }
 
 #[async_trait::async_trait]
