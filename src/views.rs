@@ -563,6 +563,18 @@ mod tests {
         }
     }
 
+    #[test]
+    fn slices_of_one_array_are_counted_once() {
+        use datafusion::arrow::array::Int64Array;
+        let whole = RecordBatch::try_from_iter([("x", Arc::new(Int64Array::from_iter_values(0..10_000)) as _)]).unwrap();
+        let seen = std::sync::Mutex::new(HashSet::new());
+        let sliced: usize = (0..10).map(|i| unseen_bytes(&whole.slice(i * 1000, 1000), &seen)).sum();
+        assert!((80_000..=90_000).contains(&sliced), "{sliced} bytes for 80,000 bytes of values");
+        // What the batches' own sizes add up to: the whole array once per slice.
+        let naive: usize = (0..10).map(|i| whole.slice(i * 1000, 1000).get_array_memory_size()).sum();
+        assert!(naive >= 10 * 80_000, "{naive}");
+    }
+
     #[tokio::test]
     async fn a_cached_view_over_its_hold_limit_is_not_held_whatever_the_pool_grants() {
         let expected: Vec<(i64, usize)> = (0..10_000).map(|i| (i, 1000)).collect();
