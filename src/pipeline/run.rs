@@ -42,8 +42,9 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
     stages.push("quality", session.quality_seconds, None, Some(dropped));
 
     // Files are written by this process; on Ballista, published views are computed on the
-    // cluster and streamed here (see `Publisher::stage`).
-    let writer = engine::local_context(&job.engine_config())?;
+    // cluster and streamed here (see `Publisher::stage`). On the local engine the session
+    // writes them itself, so the run has one memory pool, not one per context.
+    let writer = if job.engine.mode.is_distributed() { engine::local_context(&job.engine_config())? } else { session.ctx.clone() };
     let mut publisher = Publisher::new(&writer, &job.output.root, run_date, &run_id, privacy)?
         .with_remote_input(job.engine.mode.is_distributed());
     publisher.remove_stale_staging(STALE_STAGING).await;
