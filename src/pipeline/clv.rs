@@ -87,10 +87,11 @@ async fn load_summary(ctx: &SessionContext, spec: &ClvSpec, with_calibration: bo
     })
 }
 
-/// Whether the summary view carries every [`CALIBRATION_COLUMNS`] column.
-async fn has_calibration(ctx: &SessionContext, view: &str) -> Result<bool, Error> {
-    let df = ctx.table(view).await.map_err(|e| Error::query(format!("view '{view}'"), e))?;
-    Ok(CALIBRATION_COLUMNS.iter().all(|c| df.schema().field_with_unqualified_name(c).is_ok()))
+/// Whether the summary view carries every [`CALIBRATION_COLUMNS`] column (from the schema
+/// the session planned it with).
+fn has_calibration(s: &Session, view: &str) -> Result<bool, Error> {
+    let schema = &crate::views::find(&s.views, view)?.schema;
+    Ok(CALIBRATION_COLUMNS.iter().all(|c| schema.field_with_name(c).is_ok()))
 }
 
 fn model_report(params: &[(&'static str, f64)], log_likelihood: f64, iterations: u64, customers: usize) -> ModelReport {
@@ -104,7 +105,7 @@ fn model_report(params: &[(&'static str, f64)], log_likelihood: f64, iterations:
 
 pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publisher, stages: &mut Stages) -> Result<ClvOutcome, Error> {
     let t = Instant::now();
-    let with_calibration = spec.holdout_days.is_some() && has_calibration(&s.ctx, &spec.view).await?;
+    let with_calibration = spec.holdout_days.is_some() && has_calibration(s, &spec.view)?;
     let Loaded { id_column, ids, summary, calibration } = load_summary(&s.ctx, spec, with_calibration).await?;
     stages.record("clv_load", t, None, Some(summary.frequency.len() as u64));
     let t = Instant::now();
