@@ -37,7 +37,38 @@ pub struct BgNbdFit {
     pub unique_tuples: usize,
 }
 
-/// Customers compressed to unique (x, t_x, T) with counts; each value indexes a distinct list.
+/// Customers who share one (x, t_x, T), and how many they are: the likelihood depends on a
+/// customer only through this tuple, so the tuples (a `GROUP BY` in the engine) are all a fit
+/// needs, however many customers there are.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PurchaseTuple {
+    pub frequency: f64,
+    pub recency: f64,
+    pub tenure: f64,
+    pub customers: u64,
+}
+
+/// Per-customer columns compressed to [`PurchaseTuple`]s, in ascending (x, t_x, T) order.
+pub fn compress(x: &[f64], tx: &[f64], t: &[f64]) -> Vec<PurchaseTuple> {
+    let ((xs, xi), ((txs, txi), (ts, ti))) = rayon::join(|| fitting::indexed(x), || rayon::join(|| fitting::indexed(tx), || fitting::indexed(t)));
+    // One sortable key per customer: the three indices in 32 bits each.
+    let mut keys: Vec<u128> = (0..x.len())
+        .into_par_iter()
+        .map(|i| (xi[i] as u128) << 64 | (txi[i] as u128) << 32 | ti[i] as u128)
+        .collect();
+    keys.par_sort_unstable();
+    keys.chunk_by(|a, b| a == b)
+        .map(|same| PurchaseTuple {
+            frequency: xs[(same[0] >> 64) as usize],
+            recency: txs[(same[0] >> 32) as u32 as usize],
+            tenure: ts[same[0] as u32 as usize],
+            customers: same.len() as u64,
+        })
+        .collect()
+}
+
+/// Tuples with each value indexing a distinct list, rows in ascending index order with equal
+/// tuples merged: the order and the sums do not depend on where the tuples came from.
 struct Sufficient {
     xs: Vec<f64>,
     txs: Vec<f64>,
@@ -48,19 +79,43 @@ struct Sufficient {
 }
 
 impl Sufficient {
+    #[cfg(test)]
     fn new(x: &[f64], tx: &[f64], t: &[f64]) -> Sufficient {
-        let ((xs, xi), ((txs, txi), (ts, ti))) = rayon::join(|| fitting::indexed(x), || rayon::join(|| fitting::indexed(tx), || fitting::indexed(t)));
-        // One sortable key per customer: the three indices in 32 bits each.
-        let mut keys: Vec<u128> = (0..x.len())
-            .into_par_iter()
-            .map(|i| (xi[i] as u128) << 64 | (txi[i] as u128) << 32 | ti[i] as u128)
-            .collect();
-        keys.par_sort_unstable();
-        let rows = keys
-            .chunk_by(|a, b| a == b)
-            .map(|same| ((same[0] >> 64) as u32, (same[0] >> 32) as u32, same[0] as u32, same.len() as f64))
-            .collect();
-        Sufficient { xs, txs, ts, rows, total: x.len() as f64 }
+        Sufficient::from_tuples(&compress(x, tx, t))
+    }
+
+    fn from_tuples(tuples: &[PurchaseTuple]) -> Sufficient {
+        let column = |f: fn(&PurchaseTuple) -> f64| fitting::indexed(&tuples.iter().map(f).collect::<Vec<f64>>());
+        let ((xs, xi), (txs, txi), (ts, ti)) = (column(|p| p.frequency), column(|p| p.recency), column(|p| p.tenure));
+        let mut keyed: Vec<(u32, u32, u32, u64)> = (0..tuples.len()).map(|i| (xi[i], txi[i], ti[i], tuples[i].customers)).collect();
+        keyed.sort_unstable();
+        let mut rows: Vec<(u32, u32, u32, f64)> = Vec::with_capacity(keyed.len());
+        for same in keyed.chunk_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2)) {
+            let count: u64 = same.iter().map(|r| r.3).sum();
+            if count > 0 {
+                rows.push((same[0].0, same[0].1, same[0].2, count as f64));
+            }
+        }
+        let total = rows.iter().map(|r| r.3).sum();
+        Sufficient { xs, txs, ts, rows, total }
+    }
+
+    /// A systematic subsample of about `total / k` customers: every k-th customer in tuple
+    /// order, so each tuple keeps its share (for the warm start).
+    fn every(&self, k: usize) -> Sufficient {
+        let k = k as f64;
+        let mut seen = 0.0;
+        let rows = self
+            .rows
+            .iter()
+            .filter_map(|&(xi, txi, ti, w)| {
+                let picked = ((seen + w) / k).floor() - (seen / k).floor();
+                seen += w;
+                (picked > 0.0).then_some((xi, txi, ti, picked))
+            })
+            .collect::<Vec<_>>();
+        let total = rows.iter().map(|r| r.3).sum();
+        Sufficient { xs: self.xs.clone(), txs: self.txs.clone(), ts: self.ts.clone(), rows, total }
     }
 
     /// Sum of ln L (eq. 6 of the paper, in lifetimes' A₁…A₄ form) and its gradient with
@@ -142,19 +197,26 @@ impl Sufficient {
     }
 }
 
-/// Fits BG/NBD by maximum likelihood (L-BFGS on log-parameters, analytic gradient).
-pub fn fit(x: &[f64], tx: &[f64], t: &[f64], penalizer: f64) -> Result<BgNbdFit, ClvError> {
-    fit_from(x, tx, t, penalizer, true)
+/// Fits BG/NBD by maximum likelihood (L-BFGS on log-parameters, analytic gradient), on
+/// per-customer columns (the tests' entry; runs pass tuples to [`fit_tuples`]).
+#[cfg(test)]
+fn fit(x: &[f64], tx: &[f64], t: &[f64], penalizer: f64) -> Result<BgNbdFit, ClvError> {
+    fit_tuples(&compress(x, tx, t), penalizer)
 }
 
-/// [`fit`], optionally without the subsample warm start (tests compare the two).
-fn fit_from(x: &[f64], tx: &[f64], t: &[f64], penalizer: f64, warm: bool) -> Result<BgNbdFit, ClvError> {
+/// Fits BG/NBD by maximum likelihood (L-BFGS on log-parameters, analytic gradient) on
+/// customers compressed to tuples.
+pub fn fit_tuples(tuples: &[PurchaseTuple], penalizer: f64) -> Result<BgNbdFit, ClvError> {
+    fit_from(&Sufficient::from_tuples(tuples), penalizer, true)
+}
+
+/// [`fit_tuples`], optionally without the subsample warm start (tests compare the two).
+fn fit_from(data: &Sufficient, penalizer: f64, warm: bool) -> Result<BgNbdFit, ClvError> {
     // Without repeat purchases a and b do not enter the likelihood and r → 0: no estimate.
-    if !x.iter().any(|&v| v > 0.0) {
+    if !data.rows.iter().any(|r| data.xs[r.0 as usize] > 0.0) {
         return Err(ClvError::Input("BG/NBD needs at least one customer with a repeat purchase".into()));
     }
-    let data = Sufficient::new(x, tx, t);
-    let max_t = t.iter().copied().fold(0.0, f64::max);
+    let max_t = data.rows.iter().map(|r| data.ts[r.2 as usize]).fold(0.0, f64::max);
     let scale = if max_t > 0.0 { 1.0 / max_t } else { 1.0 };
     let objective = |data: &Sufficient, theta: &[f64]| {
         let p = BgNbdParams {
@@ -166,15 +228,14 @@ fn fit_from(x: &[f64], tx: &[f64], t: &[f64], penalizer: f64, warm: bool) -> Res
         let (ll, g) = data.log_likelihood(&p, scale);
         fitting::penalized_objective(&[p.r, p.alpha, p.a, p.b], ll, &g, data.total, penalizer)
     };
-    let start = match fitting::warm_start_step(x.len()).filter(|_| warm) {
+    let start = match fitting::warm_start_step(data.total as usize).filter(|_| warm) {
         Some(k) => {
-            let pick = |v: &[f64]| v.iter().step_by(k).copied().collect::<Vec<f64>>();
-            let sub = Sufficient::new(&pick(x), &pick(tx), &pick(t));
+            let sub = data.every(k);
             fitting::warm_start(|theta| objective(&sub, theta), 4)
         }
         None => fitting::Start::cold(4),
     };
-    let (theta, iterations) = fitting::fit_positive("bgnbd", &["r", "alpha", "a", "b"], |theta| objective(&data, theta), start)?;
+    let (theta, iterations) = fitting::fit_positive("bgnbd", &["r", "alpha", "a", "b"], |theta| objective(data, theta), start)?;
     let params = BgNbdParams {
         r: theta[0],
         alpha: theta[1] / scale,
@@ -186,7 +247,7 @@ fn fit_from(x: &[f64], tx: &[f64], t: &[f64], penalizer: f64, warm: bool) -> Res
         params,
         log_likelihood,
         iterations,
-        customers: x.len(),
+        customers: data.total as usize,
         unique_tuples: data.rows.len(),
     })
 }
@@ -194,7 +255,12 @@ fn fit_from(x: &[f64], tx: &[f64], t: &[f64], penalizer: f64, warm: bool) -> Res
 impl BgNbdParams {
     /// Sum of ln L over customers, in the original time unit (for tests and reports).
     pub fn log_likelihood(&self, x: &[f64], tx: &[f64], t: &[f64]) -> f64 {
-        Sufficient::new(x, tx, t).log_likelihood(self, 1.0).0
+        self.log_likelihood_tuples(&compress(x, tx, t))
+    }
+
+    /// [`Self::log_likelihood`] over customers compressed to tuples.
+    pub fn log_likelihood_tuples(&self, tuples: &[PurchaseTuple]) -> f64 {
+        Sufficient::from_tuples(tuples).log_likelihood(self, 1.0).0
     }
 
     /// P(alive | x, t_x, T), eq. 11 of Fader, Hardie & Lee (2008, "Computing P(alive) using
@@ -305,7 +371,7 @@ mod tests {
         // preconditions with its Hessian.
         let (x, tx, t) = simulate(250_000);
         let warm = fit(&x, &tx, &t, 0.0).unwrap().params;
-        let cold = fit_from(&x, &tx, &t, 0.0, false).unwrap().params;
+        let cold = fit_from(&Sufficient::new(&x, &tx, &t), 0.0, false).unwrap().params;
         for (w, c) in [(warm.r, cold.r), (warm.alpha, cold.alpha), (warm.a, cold.a), (warm.b, cold.b)] {
             assert!((w / c - 1.0).abs() < 1e-5, "warm {warm:?} vs cold {cold:?}");
         }
@@ -323,6 +389,29 @@ mod tests {
         let g = ndarray::Array2::from_shape_vec((4, 1), objective(&theta).1).unwrap();
         let step = linfa_linalg::cholesky::SolveC::solvec(&mut h, &g).unwrap();
         assert!(step.iter().all(|s| s.abs() < 1e-7), "Newton step from the warm fit: {step}");
+    }
+
+    #[test]
+    fn tuples_in_any_order_and_split_fit_exactly_as_the_customers() {
+        // A GROUP BY returns tuples in any order, and partial groups could come twice.
+        let (x, tx, t) = simulate(3_000);
+        let by_customer = fit(&x, &tx, &t, 0.01).unwrap();
+        let mut tuples = compress(&x, &tx, &t);
+        assert!(tuples.len() < x.len());
+        tuples.reverse();
+        let split: Vec<PurchaseTuple> = tuples
+            .iter()
+            .flat_map(|p| {
+                let half = p.customers / 2;
+                [PurchaseTuple { customers: half, ..*p }, PurchaseTuple { customers: p.customers - half, ..*p }]
+            })
+            .collect();
+        for tuples in [&tuples, &split] {
+            let fitted = fit_tuples(tuples, 0.01).unwrap();
+            assert_eq!(fitted.params, by_customer.params);
+            assert_eq!(fitted.log_likelihood, by_customer.log_likelihood);
+            assert_eq!((fitted.customers, fitted.unique_tuples), (x.len(), by_customer.unique_tuples));
+        }
     }
 
     #[test]

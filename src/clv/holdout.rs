@@ -1,6 +1,8 @@
 //! The holdout check (`clv_validation`): actual against predicted repeat purchases per
 //! calibration-frequency bucket.
 
+use super::bgnbd::BgNbdParams;
+
 /// One row of `clv_validation`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct HoldoutBucket {
@@ -10,28 +12,94 @@ pub struct HoldoutBucket {
     pub predicted_holdout: f64,
 }
 
-/// Holdout summary: per calibration-frequency bucket (0 … 6, "7+"), the mean actual and
-/// predicted repeat purchases in the holdout, plus the mean absolute error per customer.
-pub fn holdout(frequency_cal: &[f64], actual: &[f64], predicted: &[f64]) -> (Vec<HoldoutBucket>, f64) {
-    let mut sums = [(0usize, 0.0, 0.0); 8];
-    let mut abs_err = 0.0;
-    for i in 0..frequency_cal.len() {
-        let k = (frequency_cal[i] as usize).min(7);
-        sums[k].0 += 1;
-        sums[k].1 += actual[i];
-        sums[k].2 += predicted[i];
-        abs_err += (actual[i] - predicted[i]).abs();
+/// Customers who share a calibration summary (x, t_x, T as of the calibration end) and a
+/// frequency at the run date: their holdout purchases and their prediction are the same, so
+/// the check needs these tuples with counts, not the customers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HoldoutTuple {
+    pub cal_frequency: f64,
+    pub cal_recency: f64,
+    pub cal_tenure: f64,
+    /// Repeat purchase periods up to the run date; the holdout's are the difference.
+    pub frequency: f64,
+    pub customers: u64,
+}
+
+/// The check over every calibration customer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Holdout {
+    /// Per calibration-frequency bucket (0 … 6, "7+"), the mean actual and predicted repeat
+    /// purchases in the holdout.
+    pub buckets: Vec<HoldoutBucket>,
+    /// Mean absolute error per customer.
+    pub mae: f64,
+    pub total_actual: f64,
+    pub total_predicted: f64,
+    pub customers: u64,
+}
+
+/// Compares the purchases `b` (fitted on the calibration period) predicts over the next
+/// `horizon` periods with the actual ones. Tuples are taken in ascending order, so the sums
+/// do not depend on the order they arrive in.
+pub fn holdout(tuples: &[HoldoutTuple], b: &BgNbdParams, horizon: f64) -> Holdout {
+    // Sorted and equal tuples merged: the same sums however the customers were grouped.
+    let mut sorted = tuples.to_vec();
+    let key = |t: &HoldoutTuple| [t.cal_frequency, t.cal_recency, t.cal_tenure, t.frequency];
+    let order = |x: &HoldoutTuple, y: &HoldoutTuple| key(x).iter().zip(key(y)).map(|(a, b)| a.total_cmp(&b)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal);
+    sorted.sort_unstable_by(order);
+    let merged = sorted.chunk_by(|x, y| order(x, y).is_eq()).map(|same| HoldoutTuple { customers: same.iter().map(|t| t.customers).sum(), ..same[0] });
+    let mut sums = [(0u64, 0.0, 0.0); 8];
+    let (mut abs_err, mut customers) = (0.0, 0u64);
+    for t in merged {
+        let w = t.customers as f64;
+        let actual = t.frequency - t.cal_frequency;
+        let predicted = b.expected_purchases(horizon, t.cal_frequency, t.cal_recency, t.cal_tenure);
+        let k = (t.cal_frequency as usize).min(7);
+        sums[k].0 += t.customers;
+        sums[k].1 += w * actual;
+        sums[k].2 += w * predicted;
+        abs_err += w * (actual - predicted).abs();
+        customers += t.customers;
     }
-    let rows = sums
+    let buckets = sums
         .iter()
         .enumerate()
         .filter(|(_, s)| s.0 > 0)
         .map(|(k, s)| HoldoutBucket {
             bucket: if k == 7 { "7+".into() } else { k.to_string() },
-            customers: s.0,
+            customers: s.0 as usize,
             actual_holdout: s.1 / s.0 as f64,
             predicted_holdout: s.2 / s.0 as f64,
         })
         .collect();
-    (rows, abs_err / frequency_cal.len().max(1) as f64)
+    Holdout {
+        buckets,
+        mae: abs_err / customers.max(1) as f64,
+        total_actual: sums.iter().map(|s| s.1).sum(),
+        total_predicted: sums.iter().map(|s| s.2).sum(),
+        customers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tuples_weigh_as_many_customers_as_they_count_in_any_order() {
+        let b = BgNbdParams { r: 0.5, alpha: 4.0, a: 0.8, b: 2.5 };
+        let t = |cal_frequency, frequency, customers| HoldoutTuple { cal_frequency, cal_recency: cal_frequency * 2.0, cal_tenure: 30.0, frequency, customers };
+        let grouped = [t(0.0, 1.0, 3), t(2.0, 2.0, 1), t(9.0, 11.0, 2)];
+        let single = [t(9.0, 11.0, 1), t(0.0, 1.0, 1), t(2.0, 2.0, 1), t(0.0, 1.0, 1), t(9.0, 11.0, 1), t(0.0, 1.0, 1)];
+        let (g, s) = (holdout(&grouped, &b, 10.0), holdout(&single, &b, 10.0));
+        assert_eq!(g, s);
+        assert_eq!(g.customers, 6);
+        assert_eq!(g.buckets.iter().map(|b| (b.bucket.as_str(), b.customers)).collect::<Vec<_>>(), [("0", 3), ("2", 1), ("7+", 2)]);
+        assert_eq!(g.buckets[2].actual_holdout, 2.0);
+        for (x, y) in [(g.mae, s.mae), (g.total_predicted, s.total_predicted), (g.total_actual, 7.0)] {
+            assert!((x - y).abs() < 1e-12, "{x} vs {y}");
+        }
+        let reversed: Vec<HoldoutTuple> = grouped.iter().rev().copied().collect();
+        assert_eq!(holdout(&reversed, &b, 10.0), g);
+    }
 }

@@ -24,12 +24,12 @@ mod predict;
 mod spec;
 mod summary;
 
-pub use bgnbd::{BgNbdFit, BgNbdParams, hyp2f1_series};
+pub use bgnbd::{BgNbdFit, BgNbdParams, PurchaseTuple, compress, fit_tuples as fit_bgnbd, hyp2f1_series};
 pub use error::ClvError;
 pub use gamma_gamma::{GammaGammaFit, GammaGammaParams};
-pub use holdout::{HoldoutBucket, holdout};
-pub use models::{ClvModels, fit, with_params};
+pub use holdout::{Holdout, HoldoutBucket, HoldoutTuple, holdout};
+pub use models::{ClvModels, fit, fit_tuples, with_params, with_params_tuples};
 pub use optimize::{Minimum, minimize};
-pub use predict::{ClvResult, discounted_clv, discounted_numerators_over, predict, value};
-pub use spec::{ClvSpec, TimeUnit};
+pub use predict::{ClvResult, discounted_clv, discounted_numerators_over, lifetime_periods, predict, value};
+pub use spec::{ClvSpec, DEFAULT_FIT_SAMPLE, TimeUnit};
 pub use summary::Summary;

@@ -1,7 +1,7 @@
 //! Both fitted models together ([`ClvModels`]): fitted on a summary ([`fit`]) or rebuilt from
 //! saved parameters ([`with_params`]).
 
-use super::bgnbd::{self, BgNbdFit, BgNbdParams};
+use super::bgnbd::{self, BgNbdFit, BgNbdParams, PurchaseTuple};
 use super::error::ClvError;
 use super::gamma_gamma::{self, GammaGammaFit, GammaGammaParams};
 use super::summary::Summary;
@@ -16,42 +16,49 @@ pub struct ClvModels {
 
 /// Fits BG/NBD on everyone and Gamma-Gamma on the repeat buyers.
 pub fn fit(s: &Summary, penalizer: f64) -> Result<ClvModels, ClvError> {
-    let bg = bgnbd::fit(&s.frequency, &s.recency, &s.tenure, penalizer)?;
-    let (rx, rm): (Vec<f64>, Vec<f64>) = (0..s.frequency.len())
-        .filter(|&i| s.frequency[i] > 0.0)
-        .map(|i| (s.frequency[i], s.monetary_value[i]))
-        .unzip();
-    let gg = gamma_gamma::fit(&rx, &rm, penalizer)?;
+    let (rx, rm) = repeat_buyers(s);
+    fit_tuples(&bgnbd::compress(&s.frequency, &s.recency, &s.tenure), &rx, &rm, penalizer)
+}
+
+/// [`fit`] from what the fits read: every customer as (x, t_x, T) tuples for BG/NBD, and
+/// repeat buyers' frequency and monetary value (all of them, or a sample) for Gamma-Gamma.
+pub fn fit_tuples(tuples: &[PurchaseTuple], repeat_frequency: &[f64], repeat_monetary: &[f64], penalizer: f64) -> Result<ClvModels, ClvError> {
     Ok(ClvModels {
-        bgnbd: bg,
-        gamma_gamma: gg,
-        frequency_monetary_corr: pearson(&rx, &rm),
+        bgnbd: bgnbd::fit_tuples(tuples, penalizer)?,
+        gamma_gamma: gamma_gamma::fit(repeat_frequency, repeat_monetary, penalizer)?,
+        frequency_monetary_corr: pearson(repeat_frequency, repeat_monetary),
     })
 }
 
 /// Saved parameters as fitted models for `s` (score-only runs): BG/NBD's log-likelihood is
 /// evaluated on today's customers; nothing is fitted, so iterations are 0.
 pub fn with_params(s: &Summary, b: BgNbdParams, g: GammaGammaParams) -> ClvModels {
-    let (rx, rm): (Vec<f64>, Vec<f64>) = (0..s.frequency.len())
-        .filter(|&i| s.frequency[i] > 0.0)
-        .map(|i| (s.frequency[i], s.monetary_value[i]))
-        .unzip();
+    let (rx, rm) = repeat_buyers(s);
+    with_params_tuples(&bgnbd::compress(&s.frequency, &s.recency, &s.tenure), &rx, &rm, b, g)
+}
+
+/// [`with_params`] from the inputs of [`fit_tuples`].
+pub fn with_params_tuples(tuples: &[PurchaseTuple], repeat_frequency: &[f64], repeat_monetary: &[f64], b: BgNbdParams, g: GammaGammaParams) -> ClvModels {
     ClvModels {
         bgnbd: BgNbdFit {
             params: b,
-            log_likelihood: b.log_likelihood(&s.frequency, &s.recency, &s.tenure),
+            log_likelihood: b.log_likelihood_tuples(tuples),
             iterations: 0,
-            customers: s.frequency.len(),
+            customers: tuples.iter().map(|t| t.customers as usize).sum(),
             unique_tuples: 0,
         },
         gamma_gamma: GammaGammaFit {
             params: g,
             log_likelihood: f64::NAN,
             iterations: 0,
-            customers: rx.len(),
+            customers: repeat_frequency.len(),
         },
-        frequency_monetary_corr: pearson(&rx, &rm),
+        frequency_monetary_corr: pearson(repeat_frequency, repeat_monetary),
     }
+}
+
+fn repeat_buyers(s: &Summary) -> (Vec<f64>, Vec<f64>) {
+    (0..s.frequency.len()).filter(|&i| s.frequency[i] > 0.0).map(|i| (s.frequency[i], s.monetary_value[i])).unzip()
 }
 
 /// Pearson correlation of `x` and `y` (NaN for fewer than two pairs).

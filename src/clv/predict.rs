@@ -44,9 +44,7 @@ pub fn predict(s: &Summary, spec: &ClvSpec, models: ClvModels) -> Result<ClvResu
     let (b, g) = (bg.params, gg.params);
 
     let n = s.frequency.len();
-    // clv_simple's lifetime: the configured one, else the population's expected time to drop
-    // out, 1 / (E[λ] · E[p]) = (α / r) · ((a + b) / a) periods.
-    let lifetime = spec.lifetime_periods.unwrap_or((b.alpha / b.r) * ((b.a + b.b) / b.a));
+    let lifetime = lifetime_periods(spec, &b);
     // The costly part of expected purchases (a ₂F₁ series per month) depends only on (x, T):
     // compute it once per distinct pair, in parallel; rayon keeps the order, so results do
     // not depend on the thread count.
@@ -91,6 +89,12 @@ pub fn predict(s: &Summary, spec: &ClvSpec, models: ClvModels) -> Result<ClvResu
         clv_decile,
         lifetime_periods: lifetime,
     })
+}
+
+/// `clv_simple`'s lifetime: the configured one, else the population's expected time to drop
+/// out, 1 / (E[λ] · E[p]) = (α / r) · ((a + b) / a) periods.
+pub fn lifetime_periods(spec: &ClvSpec, b: &BgNbdParams) -> f64 {
+    spec.lifetime_periods.unwrap_or((b.alpha / b.r) * ((b.a + b.b) / b.a))
 }
 
 /// Σ_{m=1..M} v · (E[N(m)] − E[N(m−1)]) / (1 + d)^m, months of `per_month` periods: lifetimes'

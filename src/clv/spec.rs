@@ -25,6 +25,10 @@ impl TimeUnit {
     }
 }
 
+/// Default of [`ClvSpec::fit_sample`]: at a million repeat buyers the Gamma-Gamma
+/// parameters' sampling error is far below their standard error (BENCHMARKS.md).
+pub const DEFAULT_FIT_SAMPLE: u64 = 1_000_000;
+
 /// Validated `[clv]` settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClvSpec {
@@ -38,6 +42,9 @@ pub struct ClvSpec {
     pub penalizer: f64,
     /// Expected lifetime for `clv_simple`, in `time_unit`; default from the fitted model.
     pub lifetime_periods: Option<f64>,
+    /// Repeat buyers Gamma-Gamma is fitted on: all of them up to this many, else a seeded
+    /// sample of this many (its likelihood has no finite sufficient statistics).
+    pub fit_sample: u64,
     /// Refit every run, or predict with saved parameters.
     pub mode: ModelMode,
     pub model_from: ModelFrom,

@@ -16,7 +16,10 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use foldhash::fast::FixedState;
 
 use super::args::{coerce_numeric, float_arrays, map_rows, no_null_parameters};
 use crate::clv::{BgNbdParams, GammaGammaParams, discounted_numerators_over};
@@ -77,25 +80,33 @@ impl Kind {
     }
 
     /// The value for one row: `p` the parameters, `v` the customer's values, in order.
-    fn eval(self, p: &[f64], v: &[f64]) -> f64 {
+    /// `numerators` caches the costly part (eq. 10's numerator, a ₂F₁ series per month),
+    /// which depends only on the parameters, x and T: customers share few (x, T) pairs.
+    fn eval(self, p: &[f64], v: &[f64], numerators: &mut Numerators) -> f64 {
         let bgnbd = || BgNbdParams { r: p[0], alpha: p[1], a: p[2], b: p[3] };
         match self {
             Kind::PAlive => 1.0 / bgnbd().purchases_denominator(v[0], v[1], v[2]),
             Kind::ExpectedPurchases => {
                 let b = bgnbd();
-                b.purchases_numerator(p[4], v[0], v[2]) / b.purchases_denominator(v[0], v[1], v[2])
+                let key = [p[0], p[1], p[2], p[3], p[4], 0.0, 0.0, v[0], v[2]].map(f64::to_bits);
+                let numerator = *numerators.entry(key).or_insert_with(|| b.purchases_numerator(p[4], v[0], v[2]));
+                numerator / b.purchases_denominator(v[0], v[1], v[2])
             }
             Kind::ExpectedValue => GammaGammaParams { p: p[0], q: p[1], gamma: p[2] }.expected_avg_value(v[0], v[1]),
             Kind::Clv => {
                 let (b, g) = (bgnbd(), GammaGammaParams { p: p[4], q: p[5], gamma: p[6] });
                 let (x, tx, t, m) = (v[0], v[1], v[2], v[3]);
-                let discounted = discounted_numerators_over(&b, x, t, p[10], p[8] as u32, p[9]).0;
+                let key = [p[0], p[1], p[2], p[3], p[8], p[9], p[10], x, t].map(f64::to_bits);
+                let discounted = *numerators.entry(key).or_insert_with(|| discounted_numerators_over(&b, x, t, p[10], p[8] as u32, p[9]).0);
                 // As `clv::predict` computes the `clv` column.
                 p[7] * g.expected_avg_value(x, m) * discounted / b.purchases_denominator(x, tx, t)
             }
         }
     }
 }
+
+/// Eq. 10's numerators (or their discounted sums) by parameters, horizon, x and T bits.
+type Numerators = HashMap<[u64; 9], f64, FixedState>;
 
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct ClvFunction {
@@ -143,10 +154,11 @@ impl ScalarUDFImpl for ClvFunction {
         }
         let mut p = vec![0.0; n_params];
         let mut v = vec![0.0; values.len()];
+        let mut numerators = Numerators::default();
         let out: Float64Array = map_rows(rows, values, |i| {
             p.iter_mut().zip(params).for_each(|(p, c)| *p = c.value(i));
             v.iter_mut().zip(values).for_each(|(v, c)| *v = c.value(i));
-            self.kind.eval(&p, &v)
+            self.kind.eval(&p, &v, &mut numerators)
         });
         Ok(ColumnarValue::Array(Arc::new(out)))
     }

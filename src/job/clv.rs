@@ -19,6 +19,7 @@ pub(super) struct ClvSection {
     holdout_days: Option<u32>,
     penalizer: Option<f64>,
     lifetime_periods: Option<f64>,
+    fit_sample: Option<u64>,
     mode: Option<String>,
     model_from: Option<String>,
 }
@@ -55,6 +56,10 @@ pub(super) fn validate_clv(c: ClvSection) -> Result<ClvSpec, Invalid> {
     {
         return Err(Invalid::new("clv.lifetime_periods", Problem::NotPositive(l)));
     }
+    let fit_sample = c.fit_sample.unwrap_or(crate::clv::DEFAULT_FIT_SAMPLE);
+    if fit_sample == 0 {
+        return Err(Invalid::new("clv.fit_sample", Problem::AtLeastOne));
+    }
     let (mode, model_from) = parse_model_mode("clv", c.mode.as_deref(), c.model_from.as_deref())?;
     Ok(ClvSpec {
         view: c.view,
@@ -66,6 +71,7 @@ pub(super) fn validate_clv(c: ClvSection) -> Result<ClvSpec, Invalid> {
         holdout_days: c.holdout_days,
         penalizer,
         lifetime_periods: c.lifetime_periods,
+        fit_sample,
         mode,
         model_from,
     })

@@ -54,7 +54,12 @@ pub struct ModelReport {
     pub params: BTreeMap<&'static str, f64>,
     pub log_likelihood: f64,
     pub iterations: u64,
+    /// Customers the model was fitted on.
     pub customers: usize,
+    /// When they were a seeded sample (Gamma-Gamma above `[clv] fit_sample` repeat
+    /// buyers), how many there were to sample from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampled_from: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -5,7 +5,8 @@
 //!    because of the job itself fails here, before any table is scanned; `validate`,
 //!    `preview` and `explain` stop here (`inspect.rs` computes what the last two show).
 //! 2. `clv.rs` — fit BG/NBD and Gamma-Gamma (or score with a saved model), value every
-//!    customer and check the fit against a holdout period.
+//!    customer and check the fit against a holdout period; `clv_sql.rs` has its queries (the
+//!    fits' tuples and sample, the plan that scores every customer in the engine).
 //! 3. `segmentation.rs` — cluster the features, score RFM, lifecycle and value tiers and
 //!    recommend actions; `history.rs` ties the run to earlier ones (saved models, aligned
 //!    segment ids, transitions, drift).
@@ -17,6 +18,7 @@
 //! `script.rs` writes the SQL a run executes as one script (`segvalue sql`).
 
 mod clv;
+mod clv_sql;
 mod history;
 mod ids;
 mod inspect;

@@ -4,7 +4,7 @@
 
 use ndarray::Array2;
 
-use crate::clv::{self, BgNbdParams, Summary};
+use crate::clv::{self, BgNbdParams, PurchaseTuple};
 use crate::report::{
     HoldoutBucket, KRow, KSelection, PAliveMatrix, ProfileHeatmap, ReportData, SegmentSize, SegmentValues,
 };
@@ -84,11 +84,11 @@ fn mean_sd(values: impl Iterator<Item = f64>) -> (f64, f64) {
 
 /// P(alive) over frequency × recency for a customer observed as long as the longest tenure,
 /// as lifetimes' `plot_probability_alive_matrix` draws it (Fader, Hardie & Lee 2005, eq. 11).
-pub(super) fn p_alive_matrix(b: &BgNbdParams, s: &Summary, time_unit: &str) -> PAliveMatrix {
+pub(super) fn p_alive_matrix(b: &BgNbdParams, tuples: &[PurchaseTuple], time_unit: &str) -> PAliveMatrix {
     const CELLS: usize = 24;
-    let max_of = |v: &[f64]| v.iter().copied().filter(|x| x.is_finite()).fold(0.0_f64, f64::max);
-    let t = max_of(&s.tenure).max(1.0);
-    let max_f = max_of(&s.frequency).max(1.0);
+    let max_of = |v: &dyn Fn(&PurchaseTuple) -> f64| tuples.iter().map(v).filter(|x| x.is_finite()).fold(0.0_f64, f64::max);
+    let t = max_of(&|p| p.tenure).max(1.0);
+    let max_f = max_of(&|p| p.frequency).max(1.0);
     let grid = |max: f64| -> Vec<f64> {
         let step = (max / (CELLS - 1) as f64).max(1.0).ceil();
         let mut g: Vec<f64> = (0..CELLS).map(|i| i as f64 * step).take_while(|&v| v <= max).collect();

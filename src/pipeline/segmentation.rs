@@ -97,10 +97,14 @@ pub(super) async fn segmentation_stage(
     let id = vec![spec.id.clone()];
     let batch = segments_batch(spec, &frame.ids, &seg, rfm_cols.as_ref());
     let mut out = publisher.stage_batch("customer_segments", batch, &id).await?;
-    let clv_join = clv.map(|c| {
-        let index = id_index(&c.ids);
-        ids.iter().map(|id| index.get(id.unwrap_or_default()).map(|&i| (c.result.clv[i], c.result.p_alive[i]))).collect::<Vec<_>>()
-    });
+    let clv_join = match clv {
+        Some(c) => {
+            let (clv_ids, value, p_alive) = c.per_customer().await?;
+            let index = id_index(&clv_ids);
+            Some(ids.iter().map(|id| index.get(id.unwrap_or_default()).map(|&i| (value[i], p_alive[i]))).collect::<Vec<_>>())
+        }
+        None => None,
+    };
     let transitions = history::transitions_batch(publisher, s.run_date, &spec.id, &ids, &seg, rfm_cols.as_ref()).await?;
     out += publisher
         .stage_batch("segment_transitions", transitions, &["segmentation".into(), "from_segment".into(), "to_segment".into()])

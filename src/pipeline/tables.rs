@@ -8,7 +8,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use std::collections::HashMap;
 
 use super::rows::{ActionRow, RfmColumns};
-use crate::clv::{ClvResult, ClvSpec, HoldoutBucket, Summary};
+use crate::clv::{ClvModels, HoldoutBucket};
 use crate::segment::prep::PrepColumn;
 use crate::segment::profile::SegmentAction;
 use crate::segment::rfm;
@@ -122,41 +122,8 @@ pub(super) fn summary_batch(
     batch(fields, cols)
 }
 
-/// `customer_clv`, one row per customer of the summary view.
-pub(super) fn clv_batch(spec: &ClvSpec, ids: &ArrayRef, s: &Summary, r: &ClvResult) -> RecordBatch {
-    let f = |name: &str| Field::new(name, DataType::Float64, false);
-    batch(
-        vec![
-            Field::new(&spec.id, ids.data_type().clone(), false),
-            f("frequency"),
-            f("recency"),
-            f("tenure"),
-            f("monetary_value"),
-            f("p_alive"),
-            f("expected_purchases"),
-            f("expected_avg_value"),
-            f("clv"),
-            f("clv_simple"),
-            Field::new("clv_decile", DataType::Int32, false),
-        ],
-        vec![
-            ids.clone(),
-            f64_col(s.frequency.iter().copied()),
-            f64_col(s.recency.iter().copied()),
-            f64_col(s.tenure.iter().copied()),
-            f64_col(s.monetary_value.iter().copied()),
-            f64_col(r.p_alive.iter().copied()),
-            f64_col(r.expected_purchases.iter().copied()),
-            f64_col(r.expected_avg_value.iter().copied()),
-            f64_col(r.clv.iter().copied()),
-            f64_col(r.clv_simple.iter().copied()),
-            Arc::new(Int32Array::from(r.clv_decile.clone())),
-        ],
-    )
-}
-
 /// `clv_model`: one row per fitted parameter.
-pub(super) fn clv_model_batch(r: &ClvResult) -> RecordBatch {
+pub(super) fn clv_model_batch(r: &ClvModels) -> RecordBatch {
     let (b, g) = (r.bgnbd.params, r.gamma_gamma.params);
     let rows: Vec<(&str, &str, f64, f64, usize, u64)> = vec![
         ("bgnbd", "r", b.r, r.bgnbd.log_likelihood, r.bgnbd.customers, r.bgnbd.iterations),

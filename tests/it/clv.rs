@@ -17,6 +17,7 @@ fn spec(penalizer: f64) -> ClvSpec {
         holdout_days: None,
         penalizer,
         lifetime_periods: None,
+        fit_sample: clv::DEFAULT_FIT_SAMPLE,
         mode: Default::default(),
         model_from: Default::default(),
     }

@@ -43,6 +43,7 @@ fn sql_functions_equal_the_driver_on_the_cdnow_fixture() {
         holdout_days: None,
         penalizer: 0.0,
         lifetime_periods: None,
+        fit_sample: clv::DEFAULT_FIT_SAMPLE,
         mode: Default::default(),
         model_from: Default::default(),
     };
@@ -192,4 +193,95 @@ fn bad_arguments_are_clear_errors() {
     ));
     assert_eq!(rows[0][0].as_i64(), Some(1));
     assert_eq!(rows[0][1].as_i64().unwrap() + 1, rows[0][2].as_i64().unwrap());
+}
+
+/// Every column of a published table, as f64 (integers widened), in file order.
+fn parquet_columns(path: &std::path::Path) -> std::collections::BTreeMap<String, Vec<f64>> {
+    use datafusion::arrow::compute::cast;
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file = std::fs::File::open(path).unwrap();
+    let mut out: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    for batch in ParquetRecordBatchReaderBuilder::try_new(file).unwrap().build().unwrap() {
+        let batch = batch.unwrap();
+        for (f, c) in batch.schema().fields().iter().zip(batch.columns()) {
+            if let Ok(c) = cast(c, &DataType::Float64) {
+                out.entry(f.name().clone()).or_default().extend(c.as_primitive::<Float64Type>().iter().map(|v| v.unwrap_or(f64::NAN)));
+            }
+        }
+    }
+    out
+}
+
+/// `customer_clv` is computed by the engine (the model functions in the plan that writes it,
+/// the decile a window over the CLV): every value equals `clv::predict`'s on the published
+/// summary and parameters, to the bit, deciles included.
+#[test]
+fn the_engine_s_customer_clv_equals_the_driver_s_predictions_to_the_bit() {
+    let j = clv_run();
+    let partition = j.out().join("customer_clv/run_date=2025-12-31");
+    let file = std::fs::read_dir(&partition).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "parquet")).unwrap();
+    let table = parquet_columns(&file);
+    let model = parquet_columns(&std::fs::read_dir(j.out().join("clv_model/run_date=2025-12-31")).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "parquet")).unwrap());
+    // clv_model rows are sorted by (model, parameter): bgnbd a, alpha, b, r; gamma_gamma gamma, p, q.
+    let v = &model["value"];
+    let b = clv::BgNbdParams { a: v[0], alpha: v[1], b: v[2], r: v[3] };
+    let g = clv::GammaGammaParams { gamma: v[4], p: v[5], q: v[6] };
+    let s = Summary {
+        frequency: table["frequency"].clone(),
+        recency: table["recency"].clone(),
+        tenure: table["tenure"].clone(),
+        monetary_value: table["monetary_value"].clone(),
+    };
+    let spec = ClvSpec {
+        view: "customer_summary".into(),
+        id: "customer_id".into(),
+        time_unit: TimeUnit::Weeks,
+        horizon_months: 12,
+        monthly_discount_rate: 0.01,
+        margin: 0.3,
+        holdout_days: None,
+        penalizer: 0.0,
+        lifetime_periods: None,
+        fit_sample: clv::DEFAULT_FIT_SAMPLE,
+        mode: Default::default(),
+        model_from: Default::default(),
+    };
+    let driver = clv::predict(&s, &spec, clv::with_params(&s, b, g)).unwrap();
+    assert!(s.frequency.len() > 1000);
+    let decile: Vec<f64> = driver.clv_decile.iter().map(|&d| d as f64).collect();
+    for (name, want) in [
+        ("p_alive", &driver.p_alive),
+        ("expected_purchases", &driver.expected_purchases),
+        ("expected_avg_value", &driver.expected_avg_value),
+        ("clv", &driver.clv),
+        ("clv_simple", &driver.clv_simple),
+        ("clv_decile", &decile),
+    ] {
+        let got = &table[name];
+        let differ = got.iter().zip(want.iter()).position(|(a, b)| a.to_bits() != b.to_bits());
+        assert!(differ.is_none(), "{name}: row {:?} is {:?} in the table, {:?} on the driver", differ, differ.map(|i| got[i]), differ.map(|i| want[i]));
+    }
+}
+
+/// Above `[clv] fit_sample` repeat buyers, Gamma-Gamma is fitted on a seeded sample: the same
+/// parameters whatever the partition count, recorded in the manifest, close to the full fit.
+#[test]
+fn gamma_gamma_on_a_sample_is_reproducible_and_close_to_the_full_fit() {
+    let params = |extra: &str, partitions: &str| {
+        let j = JobDir::retail(&format!("{CLV}fit_sample = 500\n{extra}\n[engine]\ntarget_partitions = {partitions}\n\n[output]\nroot = \"out\"\n"));
+        segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
+        let m = manifest(&j.out(), "2025-12-31");
+        (m["clv"]["gamma_gamma"]["params"].clone(), m["clv"]["gamma_gamma"]["customers"].clone(), m["clv"]["gamma_gamma"]["sampled_from"].clone())
+    };
+    let (two, rows, from) = params("", "2");
+    assert_eq!(rows, 500);
+    assert!(from.as_u64().unwrap() > 1000, "{from}");
+    let (three, ..) = params("", "3");
+    assert_eq!(two, three, "the sample and its fit do not depend on partitioning");
+    let j = clv_run();
+    let full = manifest(&j.out(), "2025-12-31")["clv"]["gamma_gamma"].clone();
+    assert!(full.get("sampled_from").is_none(), "{full}");
+    // The mean spend pγ/(q−1) is what a sample pins down: within 5 % of the full fit's.
+    let mean = |p: &serde_json::Value| p["p"].as_f64().unwrap() * p["gamma"].as_f64().unwrap() / (p["q"].as_f64().unwrap() - 1.0);
+    assert!(rel(mean(&two), mean(&full["params"])) < 0.05, "sample {two}, full {}", full["params"]);
 }

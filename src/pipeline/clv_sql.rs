@@ -1,0 +1,290 @@
+//! The CLV stage's queries. The engine (on Ballista, the cluster) reads the summary view and
+//! the driver receives only what the fits need, whatever the number of customers:
+//!
+//! - (x, t_x, T) tuples with counts from one `GROUP BY` (BG/NBD's sufficient statistics), with
+//!   the checks on every row as aggregates of the same query; with the `cal_*` columns, the
+//!   holdout's tuples come from the same scan (`GROUPING SETS`);
+//! - repeat buyers' (x, m̄) for Gamma-Gamma: all of them, or a seeded sample of
+//!   `[clv] fit_sample` when there are more (its likelihood has no finite sufficient
+//!   statistics);
+//! - the per-customer predictions as a plan over the view calling the model functions
+//!   (`crate::functions`), written by the engine as it streams.
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::FunctionRegistry;
+use datafusion::execution::context::SessionContext;
+use datafusion::functions_window::expr_fn::row_number;
+use datafusion::logical_expr::{Expr, ExprFunctionExt, cast, col, ident, lit, when};
+
+use super::ids::id_array;
+use super::session::SUMMARY_COLUMNS;
+use crate::clv::{self, BgNbdParams, ClvSpec, GammaGammaParams, HoldoutTuple, PurchaseTuple, Summary};
+use crate::error::Error;
+use crate::features::FeatureError;
+use crate::quality::quote;
+
+/// Columns a summary view may add for the holdout check, in [`SUMMARY_COLUMNS`]' order: the
+/// summary as of `$calibration_end`, NULL for customers who first bought after it.
+pub(super) const CALIBRATION_COLUMNS: [&str; 4] = ["cal_frequency", "cal_recency", "cal_tenure", "cal_monetary_value"];
+
+/// Mixed into each id's hash that orders the Gamma-Gamma sample: a fixed salt, so a run's
+/// sample depends on the customers only.
+const SAMPLE_SALT: &str = "segvalue/gamma-gamma";
+
+/// What the fits read from the summary view.
+pub(super) struct FitInput {
+    pub(super) tuples: Vec<PurchaseTuple>,
+    /// The holdout's tuples, when the view has the `cal_*` columns and the job a holdout.
+    pub(super) holdout: Option<Vec<HoldoutTuple>>,
+    /// Repeat buyers' frequency and monetary value, sorted, for Gamma-Gamma.
+    pub(super) repeat_frequency: Vec<f64>,
+    pub(super) repeat_monetary: Vec<f64>,
+    /// Repeat buyers in the view (more than the sample when it is one).
+    pub(super) repeat_buyers: u64,
+}
+
+impl FitInput {
+    pub(super) fn customers(&self) -> u64 {
+        self.tuples.iter().map(|t| t.customers).sum()
+    }
+}
+
+/// The view's summary columns as DOUBLE under short names (x, tx, t, m; cx, ctx, ct).
+fn summary_cte(spec: &ClvSpec, with_calibration: bool) -> String {
+    let mut cols: Vec<String> = vec![format!("{} AS id", quote(&spec.id))];
+    let short = ["x", "tx", "t", "m"];
+    cols.extend(SUMMARY_COLUMNS.iter().zip(short).map(|(c, s)| format!("CAST({} AS DOUBLE) AS {s}", quote(c))));
+    if with_calibration {
+        cols.extend(CALIBRATION_COLUMNS[..3].iter().zip(["cx", "ctx", "ct"]).map(|(c, s)| format!("CAST({} AS DOUBLE) AS {s}", quote(c))));
+    }
+    format!("WITH s AS (SELECT {} FROM {})", cols.join(", "), quote(&spec.view))
+}
+
+async fn collect(ctx: &SessionContext, view: &str, sql: &str) -> Result<Vec<RecordBatch>, Error> {
+    let q = |source| Error::from(FeatureError::Query { view: view.to_string(), source });
+    ctx.sql(sql).await.map_err(q)?.collect().await.map_err(q)
+}
+
+fn f64s(b: &RecordBatch, name: &str) -> Vec<Option<f64>> {
+    b.column_by_name(name).expect("selected").as_primitive::<Float64Type>().iter().collect()
+}
+
+fn i64s(b: &RecordBatch, name: &str) -> Vec<i64> {
+    b.column_by_name(name).expect("selected").as_primitive::<Int64Type>().values().to_vec()
+}
+
+/// Reads and checks everything the fits need, in three queries: the tuples (with every row
+/// checked by aggregates), the first duplicate id if any, and the Gamma-Gamma rows.
+pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibration: bool, fit_sample: u64) -> Result<FitInput, Error> {
+    let view = spec.view.as_str();
+    let group = if with_calibration { "GROUP BY GROUPING SETS ((x, tx, t), (cx, ctx, ct, x))" } else { "GROUP BY x, tx, t" };
+    let (cal_cols, set) = if with_calibration { ("cx, ctx, ct", "grouping(tx)") } else { ("NULL AS cx, NULL AS ctx, NULL AS ct", "0") };
+    let sql = format!(
+        "{cte} SELECT CAST({set} AS BIGINT) AS holdout_set, x, tx, t, {cal_cols}, count(*) AS n, count(id) AS ids, count(m) AS m_n, \
+         min(m) AS m_min, max(m) AS m_max, sum(CASE WHEN isnan(m) OR abs(m) = CAST('inf' AS DOUBLE) THEN 1 ELSE 0 END) AS m_bad \
+         FROM s {group}",
+        cte = summary_cte(spec, with_calibration),
+    );
+    let batches = collect(ctx, view, &sql).await?;
+    let mut tuples = Vec::new();
+    let mut holdout = Vec::new();
+    // Per summary column: NULL and non-finite rows; then rows breaking the models' rules.
+    let (mut nulls, mut non_finite, mut null_ids, mut broken) = ([0i64; 4], [0i64; 4], 0i64, false);
+    for b in &batches {
+        let (set, n, ids, m_n, m_bad) = (i64s(b, "holdout_set"), i64s(b, "n"), i64s(b, "ids"), i64s(b, "m_n"), b.column_by_name("m_bad").map(|c| cast_i64(c)).expect("selected"));
+        let (x, tx, t, cx, ctx_, ct, m_min, m_max) =
+            (f64s(b, "x"), f64s(b, "tx"), f64s(b, "t"), cal(b, "cx"), cal(b, "ctx"), cal(b, "ct"), f64s(b, "m_min"), f64s(b, "m_max"));
+        for i in 0..b.num_rows() {
+            if set[i] == 1 {
+                // The holdout set: customers known at the calibration end (checked below as
+                // part of the full set's rows, since every one of them is a customer there).
+                if let (Some(cf), Some(cr), Some(ct), Some(f)) = (cx[i], ctx_[i], ct[i], x[i]) {
+                    let s = Summary { frequency: vec![cf], recency: vec![cr], tenure: vec![ct], monetary_value: vec![f64::from(cf > 0.0)] };
+                    if let Err(clv::ClvError::Input(msg)) = s.check(&|_| "?".into()) {
+                        let msg = msg.replacen("customer '?'", "a customer's calibration summary", 1);
+                        return Err(clv::ClvError::Input(format!("view '{view}': {msg}")).into());
+                    }
+                    holdout.push(HoldoutTuple { cal_frequency: cf, cal_recency: cr, cal_tenure: ct, frequency: f, customers: n[i] as u64 });
+                }
+                continue;
+            }
+            null_ids += n[i] - ids[i];
+            for (j, v) in [x[i], tx[i], t[i]].into_iter().enumerate() {
+                match v {
+                    None => nulls[j] += n[i],
+                    Some(v) if !v.is_finite() => non_finite[j] += n[i],
+                    Some(_) => {}
+                }
+            }
+            nulls[3] += n[i] - m_n[i];
+            non_finite[3] += m_bad[i];
+            let (Some(x), Some(tx), Some(t)) = (x[i], tx[i], t[i]) else { continue };
+            // Each group's extreme monetary values stand for its rows in the rules' check.
+            let extremes = [m_min[i], m_max[i]].map(|m| m.unwrap_or(0.0));
+            let s = Summary { frequency: vec![x; 2], recency: vec![tx; 2], tenure: vec![t; 2], monetary_value: extremes.to_vec() };
+            broken |= s.check(&|_| String::new()).is_err();
+            tuples.push(PurchaseTuple { frequency: x, recency: tx, tenure: t, customers: n[i] as u64 });
+        }
+    }
+    let customers: i64 = tuples.iter().map(|t| t.customers as i64).sum::<i64>() + nulls[..3].iter().sum::<i64>();
+    if customers == 0 {
+        return Err(FeatureError::Empty { view: view.to_string() }.into());
+    }
+    if let Some(j) = non_finite.iter().position(|&c| c > 0) {
+        return Err(FeatureError::NonFinite { view: view.to_string(), column: SUMMARY_COLUMNS[j].to_string(), count: non_finite[j] as usize }.into());
+    }
+    if null_ids > 0 {
+        return Err(FeatureError::Nulls { view: view.to_string(), column: spec.id.clone(), count: null_ids as usize }.into());
+    }
+    first_duplicate(ctx, spec).await?;
+    if let Some(j) = nulls.iter().position(|&c| c > 0) {
+        return Err(FeatureError::Nulls { view: view.to_string(), column: SUMMARY_COLUMNS[j].to_string(), count: nulls[j] as usize }.into());
+    }
+    if broken {
+        return Err(first_broken(ctx, spec).await?);
+    }
+    let repeat_buyers: u64 = tuples.iter().filter(|t| t.frequency > 0.0).map(|t| t.customers).sum();
+    let (repeat_frequency, repeat_monetary) = repeat_rows(ctx, spec, repeat_buyers, fit_sample).await?;
+    Ok(FitInput { tuples, holdout: with_calibration.then_some(holdout), repeat_frequency, repeat_monetary, repeat_buyers })
+}
+
+fn cal(b: &RecordBatch, name: &str) -> Vec<Option<f64>> {
+    let c = b.column_by_name(name).expect("selected");
+    if c.data_type() == &DataType::Float64 { f64s(b, name) } else { vec![None; c.len()] }
+}
+
+fn cast_i64(c: &datafusion::arrow::array::ArrayRef) -> Vec<i64> {
+    let c = datafusion::arrow::compute::cast(c, &DataType::Int64).expect("integers cast to BIGINT");
+    c.as_primitive::<Int64Type>().iter().map(|v| v.unwrap_or(0)).collect()
+}
+
+/// The first row's id (column 0) as text.
+fn first_id(b: &RecordBatch) -> Result<String, Error> {
+    Ok(id_array(b.column(0))?.value(0).to_string())
+}
+
+/// The smallest id that appears twice, as an error: the view must have one row per customer.
+async fn first_duplicate(ctx: &SessionContext, spec: &ClvSpec) -> Result<(), Error> {
+    let id = quote(&spec.id);
+    let sql = format!("SELECT CAST({id} AS VARCHAR) AS id FROM {} GROUP BY {id} HAVING count(*) > 1 ORDER BY {id} LIMIT 1", quote(&spec.view));
+    let batches = collect(ctx, &spec.view, &sql).await?;
+    match batches.iter().find(|b| b.num_rows() > 0) {
+        Some(b) => Err(FeatureError::DuplicateId { view: spec.view.clone(), id: first_id(b)? }.into()),
+        None => Ok(()),
+    }
+}
+
+/// The first customer (by id) breaking the models' input rules, in [`Summary::check`]'s words.
+async fn first_broken(ctx: &SessionContext, spec: &ClvSpec) -> Result<Error, Error> {
+    let sql = format!(
+        "{} SELECT CAST(id AS VARCHAR) AS id, x, tx, t, m FROM s \
+         WHERE NOT (x >= 0 AND x = floor(x) AND tx >= 0 AND tx <= t AND (x > 0 OR tx = 0) AND m >= 0 AND (x = 0 OR m > 0)) \
+         ORDER BY id LIMIT 1",
+        summary_cte(spec, false)
+    );
+    let batches = collect(ctx, &spec.view, &sql).await?;
+    let b = batches.iter().find(|b| b.num_rows() > 0).expect("a group broke the rules, so some row does");
+    let v = |name| f64s(b, name)[0].unwrap_or(f64::NAN);
+    let s = Summary { frequency: vec![v("x")], recency: vec![v("tx")], tenure: vec![v("t")], monetary_value: vec![v("m")] };
+    let id = first_id(b)?;
+    let err = s.check(&|_| id.clone()).expect_err("the row breaks a rule");
+    Ok(match err {
+        clv::ClvError::Input(msg) => clv::ClvError::Input(format!("view '{}': {msg}", spec.view)),
+        other => other,
+    }
+    .into())
+}
+
+/// Repeat buyers' (x, m̄), sorted so the fit does not depend on the order rows arrive in:
+/// every one when they are at most `fit_sample`, else the `fit_sample` whose salted id hashes
+/// come first (the same customers on every run over the same ids).
+async fn repeat_rows(ctx: &SessionContext, spec: &ClvSpec, repeat_buyers: u64, fit_sample: u64) -> Result<(Vec<f64>, Vec<f64>), Error> {
+    let pick = if repeat_buyers > fit_sample {
+        format!("ORDER BY md5(concat(CAST(id AS VARCHAR), '{SAMPLE_SALT}')) LIMIT {fit_sample}")
+    } else {
+        String::new()
+    };
+    let sql = format!("{} SELECT x, m FROM s WHERE x > 0 {pick}", summary_cte(spec, false));
+    let mut rows: Vec<(f64, f64)> = Vec::new();
+    for b in collect(ctx, &spec.view, &sql).await? {
+        let (x, m) = (f64s(&b, "x"), f64s(&b, "m"));
+        rows.extend(x.iter().zip(&m).map(|(x, m)| (x.unwrap_or(f64::NAN), m.unwrap_or(f64::NAN))));
+    }
+    rows.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    Ok(rows.into_iter().unzip())
+}
+
+/// The fitted models and the settings the predictions use.
+pub(super) struct Scoring {
+    pub(super) bgnbd: BgNbdParams,
+    pub(super) gamma_gamma: GammaGammaParams,
+    /// `clv_simple`'s lifetime, in the model's time unit.
+    pub(super) lifetime_periods: f64,
+}
+
+/// `customer_clv` as a plan over the summary view: the summary columns as DOUBLE, the model
+/// functions' predictions with the parameters as literals, `clv_simple` and the CLV decile
+/// (rank by CLV, ties by id, as `stats::deciles` ranks). Each value is the driver formulas'
+/// to the bit (`functions` calls them).
+pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Scoring) -> datafusion::error::Result<DataFrame> {
+    let udf = |name: &str, args: Vec<Expr>| -> datafusion::error::Result<Expr> { Ok(ctx.udf(name)?.call(args)) };
+    let (b, g) = (m.bgnbd, m.gamma_gamma);
+    let bgnbd = || vec![lit(b.r), lit(b.alpha), lit(b.a), lit(b.b)];
+    let gg = || vec![lit(g.p), lit(g.q), lit(g.gamma)];
+    let (x, tx, t, mv) = (col("frequency"), col("recency"), col("tenure"), col("monetary_value"));
+    let per_month = spec.time_unit.per_month();
+    let mut clv_args = bgnbd();
+    clv_args.extend(gg());
+    clv_args.extend([lit(spec.margin), lit(spec.horizon_months as f64), lit(spec.monthly_discount_rate), lit(per_month)]);
+    clv_args.extend([x.clone(), tx.clone(), t.clone(), mv.clone()]);
+    let with = |mut args: Vec<Expr>, values: &[&Expr]| {
+        args.extend(values.iter().map(|&e| e.clone()));
+        args
+    };
+    let mut horizon = bgnbd();
+    horizon.push(lit(spec.horizon_months as f64 * per_month));
+    // Simple CLV = average order value × purchases per period × lifetime × margin, as
+    // `clv::predict` computes it.
+    let aov = when(x.clone().gt(lit(0.0)), mv.clone()).otherwise(lit(g.population_mean()))?;
+    let rate = when(t.clone().gt(lit(0.0)), x.clone() / t.clone()).otherwise(lit(0.0))?;
+    let mut columns = vec![ident(&spec.id)];
+    columns.extend(SUMMARY_COLUMNS.iter().map(|c| cast(ident(*c), DataType::Float64).alias(*c)));
+    let df = df.select(columns)?.select(vec![
+        ident(&spec.id),
+        x.clone(),
+        tx.clone(),
+        t.clone(),
+        mv.clone(),
+        udf("bgnbd_p_alive", with(bgnbd(), &[&x, &tx, &t]))?.alias("p_alive"),
+        udf("bgnbd_expected_purchases", with(horizon, &[&x, &tx, &t]))?.alias("expected_purchases"),
+        udf("gamma_gamma_expected_value", with(gg(), &[&x, &mv]))?.alias("expected_avg_value"),
+        udf("bgnbd_gg_clv", clv_args)?.alias("clv"),
+        (aov * rate * lit(m.lifetime_periods) * lit(spec.margin)).alias("clv_simple"),
+    ])?;
+    Ok(df)
+}
+
+/// [`scored`] with `clv_decile`: 1 + ⌊10 · rank / customers⌋, rank from 0 by CLV then id.
+pub(super) fn with_decile(df: DataFrame, id: &str, customers: u64) -> datafusion::error::Result<DataFrame> {
+    let rank = row_number().order_by(vec![col("clv").sort(true, false), ident(id).sort(true, false)]).build()?;
+    let df = df.window(vec![rank.alias("__rank")])?;
+    let mut columns: Vec<Expr> = df.schema().fields().iter().filter(|f| f.name() != "__rank").map(|f| ident(f.name())).collect();
+    let rank0 = cast(col("__rank"), DataType::Int64) - lit(1i64);
+    columns.push(cast(rank0 * lit(10i64) / lit(customers.max(1) as i64) + lit(1i64), DataType::Int32).alias("clv_decile"));
+    df.select(columns)
+}
+
+/// Per-customer ids, CLV and P(alive) from a [`scored`] plan, for the segment summary.
+pub(super) async fn clv_and_p_alive(df: DataFrame, id: &str) -> Result<(StringArray, Vec<f64>, Vec<f64>), Error> {
+    let q = |e| Error::query("customer_clv", e);
+    let batches = df.select(vec![cast(ident(id), DataType::Utf8).alias("id"), col("clv"), col("p_alive")]).map_err(q)?.collect().await.map_err(q)?;
+    let mut ids = Vec::with_capacity(batches.len());
+    for b in &batches {
+        ids.push(id_array(b.column(0))?);
+    }
+    let ids = StringArray::from_iter(ids.iter().flat_map(|a| a.iter()));
+    let values = |name: &str| batches.iter().flat_map(|b| f64s(b, name)).map(|v| v.unwrap_or(f64::NAN)).collect();
+    Ok((ids, values("clv"), values("p_alive")))
+}
