@@ -42,8 +42,9 @@ pub struct ClvSpec {
     pub penalizer: f64,
     /// Expected lifetime for `clv_simple`, in `time_unit`; default from the fitted model.
     pub lifetime_periods: Option<f64>,
-    /// Repeat buyers Gamma-Gamma is fitted on: all of them up to this many, else a seeded
-    /// sample of this many (its likelihood has no finite sufficient statistics).
+    /// Repeat buyers Gamma-Gamma is fitted on: all of them up to this many, else a sample of
+    /// about this many, seeded by id hashes (its likelihood has no finite sufficient
+    /// statistics).
     pub fit_sample: u64,
     /// Refit every run, or predict with saved parameters.
     pub mode: ModelMode,

@@ -4,7 +4,7 @@
 //! - (x, t_x, T) tuples with counts from one `GROUP BY` (BG/NBD's sufficient statistics), with
 //!   the checks on every row as aggregates of the same query; with the `cal_*` columns, the
 //!   holdout's tuples come from the same scan (`GROUPING SETS`);
-//! - repeat buyers' (x, m̄) for Gamma-Gamma: all of them, or a seeded sample of
+//! - repeat buyers' (x, m̄) for Gamma-Gamma: all of them, or a hash-seeded sample of about
 //!   `[clv] fit_sample` when there are more (its likelihood has no finite sufficient
 //!   statistics);
 //! - the per-customer predictions as a plan over the view calling the model functions
@@ -198,13 +198,14 @@ async fn first_broken(ctx: &SessionContext, spec: &ClvSpec) -> Result<Error, Err
 }
 
 /// Repeat buyers' (x, m̄), sorted so the fit does not depend on the order rows arrive in:
-/// every one when they are at most `fit_sample`, else the `fit_sample` whose salted id hashes
-/// come first (the same customers on every run over the same ids).
+/// every one when they are at most `fit_sample`, else about `fit_sample` of them, those whose
+/// salted id hash falls below a threshold (a Bernoulli sample: the same customers on every run
+/// over the same ids, and a filter the engine streams, where an exact-size `ORDER BY hash
+/// LIMIT n` would hold n rows per partition in memory that cannot spill).
 async fn repeat_rows(ctx: &SessionContext, spec: &ClvSpec, repeat_buyers: u64, fit_sample: u64) -> Result<(Vec<f64>, Vec<f64>), Error> {
-    let pick = if repeat_buyers > fit_sample {
-        format!("ORDER BY md5(concat(CAST(id AS VARCHAR), '{SAMPLE_SALT}')) LIMIT {fit_sample}")
-    } else {
-        String::new()
+    let pick = match sample_threshold(repeat_buyers, fit_sample) {
+        Some(below) => format!("AND md5(concat(CAST(id AS VARCHAR), '{SAMPLE_SALT}')) < '{below}'"),
+        None => String::new(),
     };
     let sql = format!("{} SELECT x, m FROM s WHERE x > 0 {pick}", summary_cte(spec, false));
     let mut rows: Vec<(f64, f64)> = Vec::new();
@@ -214,6 +215,12 @@ async fn repeat_rows(ctx: &SessionContext, spec: &ClvSpec, repeat_buyers: u64, f
     }
     rows.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
     Ok(rows.into_iter().unzip())
+}
+
+/// The hex prefix an md5 (lower-case hex, uniform) must sort below for a row to be kept with
+/// probability `fit_sample / rows`; `None` keeps every row.
+fn sample_threshold(rows: u64, fit_sample: u64) -> Option<String> {
+    (rows > fit_sample).then(|| format!("{:08x}", ((fit_sample as f64 / rows as f64) * 4_294_967_296.0).ceil() as u64))
 }
 
 /// The fitted models and the settings the predictions use.
@@ -287,4 +294,19 @@ pub(super) async fn clv_and_p_alive(df: DataFrame, id: &str) -> Result<(StringAr
     let ids = StringArray::from_iter(ids.iter().flat_map(|a| a.iter()));
     let values = |name: &str| batches.iter().flat_map(|b| f64s(b, name)).map(|v| v.unwrap_or(f64::NAN)).collect();
     Ok((ids, values("clv"), values("p_alive")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sample_threshold_keeps_the_asked_share_of_hashes() {
+        assert_eq!(sample_threshold(10, 10), None);
+        assert_eq!(sample_threshold(4, 1).as_deref(), Some("40000000"));
+        assert_eq!(sample_threshold(3_000_000, 1_000_000).as_deref(), Some("55555556"));
+        // Hex digits sort as their values, so a string comparison is a numeric one.
+        let below = sample_threshold(16, 1).unwrap();
+        assert!("0fffffff" < below.as_str() && below.as_str() <= "10000000");
+    }
 }

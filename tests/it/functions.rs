@@ -263,7 +263,7 @@ fn the_engine_s_customer_clv_equals_the_driver_s_predictions_to_the_bit() {
     }
 }
 
-/// Above `[clv] fit_sample` repeat buyers, Gamma-Gamma is fitted on a seeded sample: the same
+/// Above `[clv] fit_sample` repeat buyers, Gamma-Gamma is fitted on a hash-seeded sample: the same
 /// parameters whatever the partition count, recorded in the manifest, close to the full fit.
 #[test]
 fn gamma_gamma_on_a_sample_is_reproducible_and_close_to_the_full_fit() {
@@ -274,7 +274,9 @@ fn gamma_gamma_on_a_sample_is_reproducible_and_close_to_the_full_fit() {
         (m["clv"]["gamma_gamma"]["params"].clone(), m["clv"]["gamma_gamma"]["customers"].clone(), m["clv"]["gamma_gamma"]["sampled_from"].clone())
     };
     let (two, rows, from) = params("", "2");
-    assert_eq!(rows, 500);
+    // A Bernoulli sample of share 500 / repeat buyers: about 500 rows (3 standard deviations).
+    let rows = rows.as_u64().unwrap();
+    assert!((433..=567).contains(&rows), "{rows}");
     assert!(from.as_u64().unwrap() > 1000, "{from}");
     let (three, ..) = params("", "3");
     assert_eq!(two, three, "the sample and its fit do not depend on partitioning");
