@@ -22,7 +22,11 @@ use datafusion::common::config::TableParquetOptions;
 use datafusion::dataframe::{DataFrame, DataFrameWriteOptions};
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::object_store::ObjectStoreUrl;
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::datasource::MemTable;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::logical_expr::{Expr, SortExpr, cast, ident};
 use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -33,6 +37,32 @@ use url::Url;
 use crate::text::one_line;
 use crate::location::redact;
 use crate::privacy::Privacy;
+
+/// The result stream of a plan executed elsewhere (a Ballista cluster), read once.
+struct RemoteStream {
+    schema: SchemaRef,
+    stream: std::sync::Mutex<Option<SendableRecordBatchStream>>,
+}
+
+impl std::fmt::Debug for RemoteStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteStream").field("schema", &self.schema).finish_non_exhaustive()
+    }
+}
+
+impl PartitionStream for RemoteStream {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let taken = self.stream.lock().map(|mut s| s.take()).unwrap_or(None);
+        taken.unwrap_or_else(|| {
+            let again = datafusion::error::DataFusionError::Internal("a remote result stream can be read once".into());
+            Box::pin(RecordBatchStreamAdapter::new(self.schema.clone(), futures::stream::once(async { Err(again) })))
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -98,8 +128,9 @@ impl Publisher {
     }
 
     /// Frames passed to [`Publisher::stage`] belong to a distributed session: their results
-    /// are streamed to this process and written by its own (local) session, so writing,
-    /// pseudonyms and sorting never depend on the cluster's file system or secrets.
+    /// are streamed to this process (a batch at a time) and written by its own (local)
+    /// session, so writing, pseudonyms and sorting never depend on the cluster's file system
+    /// or secrets.
     pub fn with_remote_input(mut self, remote: bool) -> Publisher {
         self.remote_input = remote;
         self
@@ -127,7 +158,7 @@ impl Publisher {
             table: table.to_string(),
             message: one_line(e),
         };
-        let df = if self.remote_input { self.collect_here(df).await.map_err(|e| werr(&e))? } else { df };
+        let df = if self.remote_input { self.stream_here(df).await.map_err(|e| werr(&e))? } else { df };
         let df = self.privacy.apply(df).and_then(bi_types).map_err(|e| werr(&e))?;
         let sort: Vec<_> = sort_by
             .iter()
@@ -160,10 +191,14 @@ impl Publisher {
         Ok(rows)
     }
 
-    async fn collect_here(&self, df: DataFrame) -> datafusion::error::Result<DataFrame> {
+    /// A frame of a distributed session as a one-pass table of this process's session: the
+    /// cluster computes it and this process reads its result stream batch by batch while
+    /// writing, so the driver never holds a whole table (the writer's sort spills locally).
+    async fn stream_here(&self, df: DataFrame) -> datafusion::error::Result<DataFrame> {
         let schema = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await?;
-        let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
+        let stream = df.execute_stream().await?;
+        let partition = RemoteStream { schema: schema.clone(), stream: std::sync::Mutex::new(Some(stream)) };
+        let table = datafusion::catalog::streaming::StreamingTable::try_new(schema, vec![Arc::new(partition)])?;
         self.ctx.read_table(Arc::new(table))
     }
 
