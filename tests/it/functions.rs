@@ -27,15 +27,11 @@ fn query(ctx: &SessionContext, sql: &str) -> Vec<Vec<f64>> {
         .collect()
 }
 
-/// Every customer of lifetimes' CDNOW sample and of its 3,000 varied customers, valued by SQL
-/// and by `clv::predict` with the same parameters: equal to 1e-12.
-#[test]
-fn sql_functions_equal_the_driver_on_the_cdnow_fixture() {
-    let f = lifetimes_fixture();
-    let (b, g) = lifetimes_params(&f);
-    let spec = ClvSpec {
-        view: "s".into(),
-        id: "id".into(),
+/// The default job's `[clv]` settings ([`CLV`]) as the driver takes them.
+fn default_spec() -> ClvSpec {
+    ClvSpec {
+        view: "customer_summary".into(),
+        id: "customer_id".into(),
         time_unit: TimeUnit::Weeks,
         horizon_months: 12,
         monthly_discount_rate: 0.01,
@@ -46,7 +42,16 @@ fn sql_functions_equal_the_driver_on_the_cdnow_fixture() {
         fit_sample: clv::DEFAULT_FIT_SAMPLE,
         mode: Default::default(),
         model_from: Default::default(),
-    };
+    }
+}
+
+/// Every customer of lifetimes' CDNOW sample and of its 3,000 varied customers, valued by SQL
+/// and by `clv::predict` with the same parameters: equal to 1e-12.
+#[test]
+fn sql_functions_equal_the_driver_on_the_cdnow_fixture() {
+    let f = lifetimes_fixture();
+    let (b, g) = lifetimes_params(&f);
+    let spec = default_spec();
     for set in ["cdnow", "customers"] {
         let c = &f[set];
         let s = Summary {
@@ -232,20 +237,7 @@ fn the_engine_s_customer_clv_equals_the_driver_s_predictions_to_the_bit() {
         tenure: table["tenure"].clone(),
         monetary_value: table["monetary_value"].clone(),
     };
-    let spec = ClvSpec {
-        view: "customer_summary".into(),
-        id: "customer_id".into(),
-        time_unit: TimeUnit::Weeks,
-        horizon_months: 12,
-        monthly_discount_rate: 0.01,
-        margin: 0.3,
-        holdout_days: None,
-        penalizer: 0.0,
-        lifetime_periods: None,
-        fit_sample: clv::DEFAULT_FIT_SAMPLE,
-        mode: Default::default(),
-        model_from: Default::default(),
-    };
+    let spec = default_spec();
     let driver = clv::predict(&s, &spec, clv::with_params(&s, b, g)).unwrap();
     assert!(s.frequency.len() > 1000);
     let decile: Vec<f64> = driver.clv_decile.iter().map(|&d| d as f64).collect();
