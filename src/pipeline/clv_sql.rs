@@ -93,13 +93,13 @@ pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibra
     // Per summary column: NULL and non-finite rows; then rows breaking the models' rules.
     let (mut nulls, mut non_finite, mut null_ids, mut broken) = ([0i64; 4], [0i64; 4], 0i64, false);
     for b in &batches {
-        let (set, n, ids, m_n, m_bad) = (i64s(b, "holdout_set"), i64s(b, "n"), i64s(b, "ids"), i64s(b, "m_n"), b.column_by_name("m_bad").map(|c| cast_i64(c)).expect("selected"));
+        let (set, n, ids, m_n, m_bad) = (i64s(b, "holdout_set"), i64s(b, "n"), i64s(b, "ids"), i64s(b, "m_n"), cast_i64(b.column_by_name("m_bad").expect("selected")));
         let (x, tx, t, cx, ctx_, ct, m_min, m_max) =
             (f64s(b, "x"), f64s(b, "tx"), f64s(b, "t"), cal(b, "cx"), cal(b, "ctx"), cal(b, "ct"), f64s(b, "m_min"), f64s(b, "m_max"));
         for i in 0..b.num_rows() {
             if set[i] == 1 {
-                // The holdout set: customers known at the calibration end (checked below as
-                // part of the full set's rows, since every one of them is a customer there).
+                // The holdout set: customers known at the calibration end (NULL cal_* for the
+                // others), their calibration summary held to the same rules.
                 if let (Some(cf), Some(cr), Some(ct), Some(f)) = (cx[i], ctx_[i], ct[i], x[i]) {
                     let s = Summary { frequency: vec![cf], recency: vec![cr], tenure: vec![ct], monetary_value: vec![f64::from(cf > 0.0)] };
                     if let Err(clv::ClvError::Input(msg)) = s.check(&|_| "?".into()) {
