@@ -188,8 +188,13 @@ impl Privacy {
     }
 
     /// Drops forbidden columns and replaces id columns by their pseudonyms.
+    /// Whether [`Self::apply`] leaves tables as they are (no pseudonyms, no dropped columns).
+    pub fn is_identity(&self) -> bool {
+        self.udf.is_none() && self.drop_columns.is_empty()
+    }
+
     pub fn apply(&self, df: DataFrame) -> DfResult<DataFrame> {
-        if self.udf.is_none() && self.drop_columns.is_empty() {
+        if self.is_identity() {
             return Ok(df);
         }
         let exprs: Vec<Expr> = df

@@ -308,6 +308,17 @@ impl Publisher {
     }
 
     /// Tables staged so far.
+    /// A table staged by this run, read back from its file when it holds the values as
+    /// computed (no pseudonyms or dropped columns): a later stage reads it instead of
+    /// computing it again.
+    pub async fn read_staged(&self, table: &str) -> Option<DataFrame> {
+        if !self.privacy.is_identity() || !self.staged.iter().any(|t| t.table == table) {
+            return None;
+        }
+        let url = self.url_of(&self.staging_file(table));
+        self.ctx.read_parquet(url, datafusion::prelude::ParquetReadOptions::default()).await.ok()
+    }
+
     pub fn staged(&self) -> &[TableReport] {
         &self.staged
     }

@@ -32,9 +32,14 @@ pub(super) struct ClvOutcome {
 }
 
 impl ClvOutcome {
-    /// Each customer's CLV and P(alive), computed again by the engine from [`Self::scored`].
-    pub(super) async fn per_customer(&self) -> Result<(StringArray, Vec<f64>, Vec<f64>), Error> {
-        clv_sql::clv_and_p_alive(self.scored.clone(), &self.id).await
+    /// Each customer's CLV and P(alive): read from the staged `customer_clv` when its ids are
+    /// as computed, else computed again by the engine from [`Self::scored`].
+    pub(super) async fn per_customer(&self, publisher: &Publisher) -> Result<(StringArray, Vec<f64>, Vec<f64>), Error> {
+        let df = match publisher.read_staged("customer_clv").await {
+            Some(df) => df,
+            None => self.scored.clone(),
+        };
+        clv_sql::clv_and_p_alive(df, &self.id).await
     }
 }
 

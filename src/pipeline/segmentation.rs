@@ -99,7 +99,7 @@ pub(super) async fn segmentation_stage(
     let mut out = publisher.stage_batch("customer_segments", batch, &id).await?;
     let clv_join = match clv {
         Some(c) => {
-            let (clv_ids, value, p_alive) = c.per_customer().await?;
+            let (clv_ids, value, p_alive) = c.per_customer(publisher).await?;
             let index = id_index(&clv_ids);
             Some(ids.iter().map(|id| index.get(id.unwrap_or_default()).map(|&i| (value[i], p_alive[i]))).collect::<Vec<_>>())
         }

@@ -144,21 +144,26 @@ fn clv_recovers_the_generator_parameters_and_publishes_its_tables() {
     assert_eq!(v[0][2], 8);
 }
 
+/// The segment summary joins each customer's CLV: read back from the staged `customer_clv`,
+/// or, with pseudonymised ids in that file, computed again from the view.
 #[test]
 fn segment_summary_carries_the_clv_of_its_customers() {
-    let j = JobDir::retail(&format!(
-        "{CLV_JOB}\n[segmentation]\nview = \"customer_features\"\nid = \"customer_id\"\nfeatures = [\"recency_days\", \"log_frequency\", \"log_monetary\"]\nk = 3\nseed = 5\n\n[output]\nroot = \"out\"\n"
-    ));
-    segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
-    let out = j.out().display().to_string();
-    let diff = duckdb(&format!(
-        "WITH m AS (SELECT s.segment_id, sum(c.clv) AS t, avg(c.p_alive) AS p
-                    FROM read_parquet('{out}/customer_segments/*/*.parquet') s JOIN read_parquet('{out}/customer_clv/*/*.parquet') c USING (customer_id)
-                    GROUP BY 1)
-         SELECT count(*), count(*) FILTER (WHERE abs(m.t - x.total_clv) > 1e-6 * abs(m.t) OR abs(m.p - x.mean_p_alive) > 1e-9)
-         FROM m JOIN read_parquet('{out}/segment_summary/*/*.parquet') x USING (segment_id)"
-    ));
-    assert_eq!(diff[0], vec![Value::from(3), Value::from(0)]);
+    for privacy in ["", "[privacy]\npseudonymize_ids = true\n"] {
+        let j = JobDir::retail(&format!(
+            "{CLV_JOB}\n[segmentation]\nview = \"customer_features\"\nid = \"customer_id\"\nfeatures = [\"recency_days\", \"log_frequency\", \"log_monetary\"]\nk = 3\nseed = 5\n\n{privacy}\n[output]\nroot = \"out\"\n"
+        ));
+        let (code, _, err) = segvalue_env(&["run", &j.job(), "--run-date", "2025-12-31"], &[("SEGVALUE_PSEUDONYM_KEY", "k3y")]);
+        assert_eq!(code, 0, "{privacy}: {err}");
+        let out = j.out().display().to_string();
+        let diff = duckdb(&format!(
+            "WITH m AS (SELECT s.segment_id, sum(c.clv) AS t, avg(c.p_alive) AS p
+                        FROM read_parquet('{out}/customer_segments/*/*.parquet') s JOIN read_parquet('{out}/customer_clv/*/*.parquet') c USING (customer_id)
+                        GROUP BY 1)
+             SELECT count(*), count(*) FILTER (WHERE abs(m.t - x.total_clv) > 1e-6 * abs(m.t) OR abs(m.p - x.mean_p_alive) > 1e-9)
+             FROM m JOIN read_parquet('{out}/segment_summary/*/*.parquet') x USING (segment_id)"
+        ));
+        assert_eq!(diff[0], vec![Value::from(3), Value::from(0)], "{privacy}");
+    }
 }
 
 #[test]
