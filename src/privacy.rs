@@ -33,6 +33,14 @@ pub struct PrivacySpec {
     pub drop_columns: Vec<String>,
 }
 
+impl PrivacySpec {
+    /// Whether published tables keep their values as computed: no pseudonyms and no dropped
+    /// columns (what [`Privacy::is_identity`] then reports once resolved).
+    pub fn is_identity(&self) -> bool {
+        !self.pseudonymize_ids && self.drop_columns.is_empty()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PrivacyError {
     #[error("[privacy] pseudonymize_ids is on but the environment variable {var} is missing or empty")]
@@ -187,12 +195,12 @@ impl Privacy {
         }
     }
 
-    /// Drops forbidden columns and replaces id columns by their pseudonyms.
     /// Whether [`Self::apply`] leaves tables as they are (no pseudonyms, no dropped columns).
     pub fn is_identity(&self) -> bool {
         self.udf.is_none() && self.drop_columns.is_empty()
     }
 
+    /// Drops forbidden columns and replaces id columns by their pseudonyms.
     pub fn apply(&self, df: DataFrame) -> DfResult<DataFrame> {
         if self.is_identity() {
             return Ok(df);

@@ -307,7 +307,6 @@ impl Publisher {
         &self.privacy
     }
 
-    /// Tables staged so far.
     /// A table staged by this run, read back from its file when it holds the values as
     /// computed (no pseudonyms or dropped columns): a later stage reads it instead of
     /// computing it again.
@@ -319,6 +318,7 @@ impl Publisher {
         self.ctx.read_parquet(url, datafusion::prelude::ParquetReadOptions::default()).await.ok()
     }
 
+    /// Tables staged so far.
     pub fn staged(&self) -> &[TableReport] {
         &self.staged
     }

@@ -25,8 +25,9 @@ impl TimeUnit {
     }
 }
 
-/// Default of [`ClvSpec::fit_sample`]: at a million repeat buyers the Gamma-Gamma
-/// parameters' sampling error is far below their standard error (BENCHMARKS.md).
+/// Default of [`ClvSpec::fit_sample`]: on 1.44M repeat buyers, a sample of about a million
+/// moved p, q and γ by at most 0.3 % and per-customer CLV by at most 0.14 % (BENCHMARKS.md,
+/// "CLV in the engine").
 pub const DEFAULT_FIT_SAMPLE: u64 = 1_000_000;
 
 /// Validated `[clv]` settings.

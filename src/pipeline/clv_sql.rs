@@ -168,7 +168,7 @@ fn first_id(b: &RecordBatch) -> Result<String, Error> {
 /// The smallest id that appears twice, as an error: the view must have one row per customer.
 async fn first_duplicate(ctx: &SessionContext, spec: &ClvSpec) -> Result<(), Error> {
     let id = quote(&spec.id);
-    let sql = format!("SELECT CAST({id} AS VARCHAR) AS id FROM {} GROUP BY {id} HAVING count(*) > 1 ORDER BY {id} LIMIT 1", quote(&spec.view));
+    let sql = format!("SELECT CAST({id} AS VARCHAR) AS id_text FROM {} GROUP BY {id} HAVING count(*) > 1 ORDER BY {id} LIMIT 1", quote(&spec.view));
     let batches = collect(ctx, &spec.view, &sql).await?;
     match batches.iter().find(|b| b.num_rows() > 0) {
         Some(b) => Err(FeatureError::DuplicateId { view: spec.view.clone(), id: first_id(b)? }.into()),
@@ -178,21 +178,25 @@ async fn first_duplicate(ctx: &SessionContext, spec: &ClvSpec) -> Result<(), Err
 
 /// The first customer (by id) breaking the models' input rules, in [`Summary::check`]'s words.
 async fn first_broken(ctx: &SessionContext, spec: &ClvSpec) -> Result<Error, Error> {
+    // Ordered by the id as the view types it (as the customers were loaded before), not as text.
     let sql = format!(
-        "{} SELECT CAST(id AS VARCHAR) AS id, x, tx, t, m FROM s \
+        "{} SELECT CAST(id AS VARCHAR) AS id_text, x, tx, t, m FROM s \
          WHERE NOT (x >= 0 AND x = floor(x) AND tx >= 0 AND tx <= t AND (x > 0 OR tx = 0) AND m >= 0 AND (x = 0 OR m > 0)) \
          ORDER BY id LIMIT 1",
         summary_cte(spec, false)
     );
     let batches = collect(ctx, &spec.view, &sql).await?;
-    let b = batches.iter().find(|b| b.num_rows() > 0).expect("a group broke the rules, so some row does");
+    // The aggregates saw a broken group, so a row breaks the rules; should the two ever
+    // disagree, the run still fails with a plain line rather than a panic.
+    let unnamed = || clv::ClvError::Input(format!("view '{}': a customer breaks the summary rules", spec.view));
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else { return Ok(unnamed().into()) };
     let v = |name| f64s(b, name)[0].unwrap_or(f64::NAN);
     let s = Summary { frequency: vec![v("x")], recency: vec![v("tx")], tenure: vec![v("t")], monetary_value: vec![v("m")] };
     let id = first_id(b)?;
-    let err = s.check(&|_| id.clone()).expect_err("the row breaks a rule");
-    Ok(match err {
-        clv::ClvError::Input(msg) => clv::ClvError::Input(format!("view '{}': {msg}", spec.view)),
-        other => other,
+    Ok(match s.check(&|_| id.clone()) {
+        Err(clv::ClvError::Input(msg)) => clv::ClvError::Input(format!("view '{}': {msg}", spec.view)),
+        Err(other) => other,
+        Ok(()) => unnamed(),
     }
     .into())
 }

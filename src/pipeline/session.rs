@@ -155,10 +155,7 @@ fn read_twice(job: &Job, ordered: &[views::ViewFile]) -> BTreeMap<String, usize>
         // The CLV fit's tuples, duplicate check and Gamma-Gamma rows, then customer_clv; the
         // segment summary reads the scores from the staged file, or once more from the view
         // when pseudonyms or dropped columns changed that file.
-        job.clv.as_ref().map(|c| {
-            let identity = !job.privacy.pseudonymize_ids && job.privacy.drop_columns.is_empty();
-            (c.view.as_str(), 4 + usize::from(job.segmentation.is_some() && !identity))
-        }),
+        job.clv.as_ref().map(|c| (c.view.as_str(), 4 + usize::from(job.segmentation.is_some() && !job.privacy.is_identity()))),
     ];
     let view_reads = ordered.iter().flat_map(|v| v.references.iter().map(|r| (r.as_str(), 1)));
     let published = job.output.publish_views.iter().map(|v| (v.as_str(), 1));

@@ -182,6 +182,23 @@ fn a_negative_monetary_value_names_the_view_and_customer() {
     assert!(!j.out().join("customer_clv").exists());
 }
 
+/// The customer named is the first by the id as the view types it: 9 before 10 for numbers.
+#[test]
+fn a_broken_summary_names_the_first_customer_in_id_order() {
+    let j = JobDir::new(
+        &[(
+            "summary.sql",
+            "SELECT CAST(substr(customer_id, 2) AS BIGINT) AS cid, CAST(1 AS DOUBLE) AS frequency, CAST(1 AS DOUBLE) AS recency,
+                    CAST(2 AS DOUBLE) AS tenure,
+                    CASE WHEN customer_id IN ('C0000009', 'C0000010') THEN -3.0 ELSE 10.0 END AS monetary_value
+             FROM customers",
+        )],
+        "[clv]\nview = \"summary\"\nid = \"cid\"\n\n[output]\nroot = \"out\"\n",
+    );
+    let err = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
+    assert!(err.contains("view 'summary': customer '9': monetary_value -3 is negative"), "{err}");
+}
+
 #[test]
 fn an_empty_summary_is_an_error() {
     let j = JobDir::new(
