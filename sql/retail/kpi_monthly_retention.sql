@@ -18,13 +18,20 @@ sizes AS (
     SELECT cohort_month, COUNT(*) AS cohort_size
     FROM firsts
     GROUP BY cohort_month
+),
+-- Counted per (cohort, month) first, then joined to the few cohort sizes: joining the sizes to
+-- every active customer would make a sort-merge join (the plan under a memory cap) hold all of
+-- one cohort's rows at once, since each cohort month is a single join key.
+counts AS (
+    SELECT cohort_month, months_since_first, COUNT(*) AS active_customers
+    FROM activity
+    GROUP BY cohort_month, months_since_first
 )
 SELECT
-    CAST(a.cohort_month AS DATE) AS cohort_month,
-    a.months_since_first,
+    CAST(c.cohort_month AS DATE) AS cohort_month,
+    c.months_since_first,
     s.cohort_size,
-    COUNT(*) AS active_customers,
-    CAST(COUNT(*) AS DOUBLE) / s.cohort_size AS retention_rate
-FROM activity a
-JOIN sizes s ON s.cohort_month = a.cohort_month
-GROUP BY a.cohort_month, a.months_since_first, s.cohort_size
+    c.active_customers,
+    CAST(c.active_customers AS DOUBLE) / s.cohort_size AS retention_rate
+FROM counts c
+JOIN sizes s ON s.cohort_month = c.cohort_month

@@ -233,13 +233,21 @@ fn json_logs_are_only_json_lines() {
 /// The shipped job under a memory cap that makes its sorts spill to disk publishes every table
 /// byte for byte as an uncapped run does. DataFusion logs (at debug) each spill directory it
 /// creates; that line shows the cap did force spilling.
+///
+/// The data is ten times the shipped sample so that the cap can sit well inside the band where
+/// sorts must spill and yet every operator's fair share of the pool still holds its batch: on
+/// the sample that band was 12M..20M, and a loaded CI machine, which registers more operators
+/// at once and so shrinks each share, failed at 12M. Here it is 24M..128M and more.
 #[test]
 fn a_capped_run_spills_and_publishes_the_same_tables() {
+    const CAP: &str = "memory_limit = \"48M\"";
+    let data = tempfile::tempdir().unwrap();
+    segvalue_ok(&["generate", "--out", data.path().to_str().unwrap(), "--customers", "25000", "--seed", "5"]);
     let shipped = std::fs::read_to_string(format!("{ROOT}/jobs/retail.toml")).unwrap();
     let sections = &shipped[shipped.find("[quality.orders]").unwrap()..];
     let sections = sections.replace("root = \"../out\"", "root = \"out\"");
     let run = |engine: &str| {
-        let j = JobDir::retail_at(&format!("{ROOT}/data/sample"), &format!("[engine]\ntarget_partitions = 2\n{engine}\n{sections}"));
+        let j = JobDir::retail_at(data.path().to_str().unwrap(), &format!("[engine]\ntarget_partitions = 2\n{engine}\n{sections}"));
         let (code, _, err) = segvalue_env(
             &["run", &j.job(), "--run-date", "2025-12-31"],
             &[("RUST_LOG", "warn,segvalue=info,datafusion_execution::disk_manager=debug")],
@@ -254,8 +262,8 @@ fn a_capped_run_spills_and_publishes_the_same_tables() {
     };
     let (uncapped, spilled) = run("");
     assert!(!spilled, "the uncapped run spilled");
-    let (capped, spilled) = run("memory_limit = \"12M\"");
-    assert!(spilled, "12M did not make the run spill");
+    let (capped, spilled) = run(CAP);
+    assert!(spilled, "{CAP} did not make the run spill");
     assert_eq!(capped.len(), uncapped.len());
     for ((path, a), (other, b)) in capped.iter().zip(&uncapped) {
         assert_eq!(path, other);
