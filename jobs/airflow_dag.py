@@ -30,6 +30,15 @@ with DAG(
     },
     tags=["segvalue"],
 ) as dag:
+    # Fails in seconds on what a run needs from outside the job file (the sources listing
+    # files, the output root taking a write, a score run's saved model) before the run task
+    # takes a slot; it reads no source rows.
+    check = BashOperator(
+        task_id="segvalue_check",
+        bash_command=f"{SEGVALUE} --log-format json check {JOB} --run-date {{{{ ds }}}}",
+        env={"SEGVALUE_PSEUDONYM_KEY": "{{ var.value.segvalue_pseudonym_key }}"},
+        append_env=True,
+    )
     run = BashOperator(
         task_id="segvalue_run",
         bash_command=f"{SEGVALUE} --log-format json run {JOB} --run-date {{{{ ds }}}}",
@@ -42,4 +51,4 @@ with DAG(
         task_id="segvalue_runs",
         bash_command=f"{SEGVALUE} runs /data/segvalue/out",
     )
-    run >> report
+    check >> run >> report

@@ -63,6 +63,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let session = pipeline::open(&spec, run_date, &params).await?;
             inspect::print_views(&session);
         }
+        Command::Check { job, output_root } => {
+            let (mut spec, run_date, params) = load(&job)?;
+            if let Some(root) = output_root {
+                spec.set_output_root(&root).map_err(Error::from)?;
+            }
+            let (checked, session) = pipeline::check(&spec, run_date, &params).await?;
+            inspect::print_check(&checked, &session);
+        }
         Command::Sql { job } => {
             let (spec, run_date, params) = load(&job)?;
             print!("{}", pipeline::script(&spec, run_date, &params).await?);

@@ -256,6 +256,18 @@ impl Publisher {
         Ok(self.staged.clone())
     }
 
+    /// Puts one small object under this run's staging area and deletes it: a root that cannot
+    /// take the run's writes (no such bucket, access denied, a read-only directory) fails
+    /// here, before anything is computed.
+    pub async fn probe(&self) -> Result<(), PublishError> {
+        let dir = self.child(&["_staging", &self.run_id]);
+        let path = dir.clone().join("_preflight");
+        self.store.put(&path, b"segvalue preflight".to_vec().into()).await.map_err(|e| self.store_err(&self.prefix, &e))?;
+        self.store.delete(&path).await.map_err(|e| self.store_err(&self.prefix, &e))?;
+        self.remove_staging(&dir).await;
+        Ok(())
+    }
+
     /// Removes this run's staging objects, when the run is abandoned before commit.
     pub async fn abandon(&self) {
         self.remove_staging(&self.child(&["_staging", &self.run_id])).await;

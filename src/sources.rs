@@ -5,8 +5,10 @@
 //! columns; cast them in SQL if another type is wanted.
 
 use datafusion::arrow::datatypes::DataType;
+use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::context::SessionContext;
 use datafusion::prelude::{CsvReadOptions, ParquetReadOptions};
+use futures::TryStreamExt;
 
 use crate::text::one_line;
 use crate::job::{Source, SourceFormat};
@@ -50,4 +52,28 @@ async fn register_source(ctx: &SessionContext, s: &Source, table: &str) -> Resul
         url: redact(url),
         message: one_line(&e),
     })
+}
+
+/// How many files of its format `s` lists (a file URL counts as one when it exists). None is
+/// an error: a registered source without files has no columns, and every view over it would
+/// fail later with a less helpful message.
+pub async fn count_files(ctx: &SessionContext, s: &Source) -> Result<usize, SourceError> {
+    let err = |message: String| SourceError {
+        name: s.name.clone(),
+        url: redact(s.url.as_str()),
+        message,
+    };
+    let url = ListingTableUrl::parse(s.url.as_str()).map_err(|e| err(one_line(&e)))?;
+    let store = ctx.runtime_env().object_store(url.object_store()).map_err(|e| err(one_line(&e)))?;
+    let state = ctx.state();
+    let extension = match s.format {
+        SourceFormat::Parquet => ".parquet",
+        SourceFormat::Csv => ".csv",
+    };
+    let files = url.list_all_files(&state, store.as_ref(), extension).await.map_err(|e| err(one_line(&e)))?;
+    let n = files.try_fold(0usize, |n, _| futures::future::ready(Ok(n + 1))).await.map_err(|e| err(one_line(&e)))?;
+    if n == 0 {
+        return Err(err(format!("no {extension} file there")));
+    }
+    Ok(n)
 }

@@ -1,7 +1,86 @@
 //! Text helpers shared by every stage's errors and logs (a leaf: imports nothing from the crate).
 
+/// Seconds rounded to the millisecond, as logs and the manifest show durations: `0.013`, not
+/// `0.012847492000000002`.
+pub fn millis(seconds: f64) -> f64 {
+    (seconds * 1000.0).round() / 1000.0
+}
+
 /// DataFusion errors often span lines (schema listings, backtraces); logs and exit messages
 /// must stay one line per error.
+/// An object store's failure comes out in plain words (see [`plain_store_error`]); the raw
+/// response is logged at debug level (`-v`).
 pub fn one_line(e: &dyn std::fmt::Display) -> String {
-    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+    let text = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
+    match plain_store_error(&text) {
+        Some(plain) => {
+            tracing::debug!(response = %text, "object store error");
+            plain
+        }
+        None => text,
+    }
+}
+
+/// What an object store's error codes and HTTP statuses mean to a user, first match wins
+/// (S3 and S3-compatible servers, then Azure and GCS wording).
+const STORE_CAUSES: &[(&str, &str)] = &[
+    ("NoSuchBucket", "no such bucket"),
+    ("The specified bucket does not exist", "no such bucket"),
+    ("ContainerNotFound", "no such container"),
+    ("InvalidAccessKeyId", "invalid access key"),
+    ("SignatureDoesNotMatch", "invalid key or signature"),
+    ("AuthenticationFailed", "invalid key or signature"),
+    ("ExpiredToken", "expired token"),
+    ("TokenRefreshRequired", "expired token"),
+    ("AccessDenied", "access denied"),
+    ("AuthorizationFailure", "access denied"),
+    ("AuthorizationPermissionMismatch", "access denied"),
+    ("403 Forbidden", "access denied"),
+    ("SlowDown", "throttled"),
+    ("429 Too Many Requests", "throttled"),
+    ("503 Service Unavailable", "service unavailable"),
+    ("timed out", "timed out"),
+    ("Connection refused", "connection refused"),
+];
+
+/// An object store's HTTP failure (`Error performing PUT http://… in 2ms - Server returned
+/// non-2xx status code: 404 Not Found: <?xml …`) as the cause and the request it failed on,
+/// e.g. `no such bucket (PUT http://host/bucket/key)`, with the retries when there were any.
+/// The request's query string is dropped: presigned credentials would live there. `None`
+/// for anything else, which is shown as it is.
+pub fn plain_store_error(text: &str) -> Option<String> {
+    // The innermost "Error performing" names the HTTP request ("… list request: Error
+    // performing GET http://…").
+    let at = text.rfind("Error performing ")?;
+    let cause = STORE_CAUSES.iter().find(|(code, _)| text.contains(code)).map(|(_, plain)| *plain)?;
+    let mut words = text[at + "Error performing ".len()..].split(' ');
+    let method = words.next().unwrap_or_default();
+    let url = words.next().unwrap_or_default().split('?').next().unwrap_or_default();
+    let retries = text
+        .find(" retries")
+        .and_then(|end| text[..end].rsplit(' ').next())
+        .filter(|n| n.parse::<u32>().is_ok_and(|n| n > 0))
+        .map(|n| format!(", after {n} retries"))
+        .unwrap_or_default();
+    Some(format!("{cause} ({method} {url}{retries})"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_store_failures_read_as_their_cause_and_request() {
+        let raw = "Generic S3 error: Error performing PUT http://127.0.0.1:9/no-such-bucket/x/_staging/a?X-Amz-Signature=s3cr3t \
+                   in 2.4ms - Server returned non-2xx status code: 404 Not Found: <?xml version=\"1.0\"?><Error>\
+                   <Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>";
+        let plain = one_line(&raw);
+        assert_eq!(plain, "no such bucket (PUT http://127.0.0.1:9/no-such-bucket/x/_staging/a)");
+        let throttled = "Error performing GET http://h/b/k in 9s, after 10 retries, max_retries: 10 - HTTP error: 503 Service Unavailable: <Code>SlowDown</Code>";
+        assert_eq!(one_line(&throttled), "throttled (GET http://h/b/k, after 10 retries)");
+        let listing = "Object Store error: Generic S3 error: Error performing list request: Error performing GET http://h/raw?list-type=2 in 7ms - Server returned non-2xx status code: 403 Forbidden: <Code>SignatureDoesNotMatch</Code>";
+        assert_eq!(one_line(&listing), "invalid key or signature (GET http://h/raw)");
+        let other = "Parquet error: not a parquet file";
+        assert_eq!(one_line(&other), other);
+    }
 }

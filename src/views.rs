@@ -400,7 +400,7 @@ impl CachedView {
             return Ok(None);
         }
         let rows: usize = partitions.iter().flatten().map(|b| b.num_rows()).sum();
-        tracing::debug!(view = self.name, rows, bytes = reservation.size(), seconds = started.elapsed().as_secs_f64(), "view computed");
+        tracing::debug!(view = self.name, rows, bytes = reservation.size(), seconds = crate::text::millis(started.elapsed().as_secs_f64()), "view computed");
         // Physical batches may carry other nullability than the logical schema.
         let schema = partitions.iter().flatten().next().map_or(self.schema.clone(), |b| b.schema());
         Ok(Some(MemTable::try_new(schema, partitions)?))

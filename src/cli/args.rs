@@ -64,6 +64,17 @@ pub enum Command {
         #[command(flatten)]
         job: JobArgs,
     },
+    /// Check what a run needs before it computes, without running it: `validate`, plus the
+    /// pseudonym key, every source listing files of its format, the output root taking a
+    /// write (an object put and deleted under `_staging/`) and a score run's saved model.
+    /// Reads no source rows; for an Airflow pre-task or a CI gate.
+    Check {
+        #[command(flatten)]
+        job: JobArgs,
+        /// Replace `[output] root` (a local path or an object-store URL).
+        #[arg(long)]
+        output_root: Option<String>,
+    },
     /// Print the SQL a run executes as one script (quality checks, views in dependency order,
     /// parameters substituted), e.g. to run the same queries in DuckDB. Checks the quality rules.
     Sql {

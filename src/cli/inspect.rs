@@ -1,10 +1,10 @@
-//! What `validate`, `preview`, `explain` and `runs` print: the library computes the views,
+//! What `validate`, `check`, `preview`, `explain` and `runs` print: the library computes the views,
 //! rows, plans and runs; this module lays them out on stdout and stderr.
 
 use anyhow::Context;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use segvalue::pipeline::{Session, ViewPlan};
+use segvalue::pipeline::{Preflight, Session, ViewPlan};
 use segvalue::runs::RunStatus;
 
 /// `validate`: one line per view (name, file, columns), then a count on stderr.
@@ -14,6 +14,18 @@ pub fn print_views(session: &Session) {
         println!("{}\t{}\t{}", v.name, v.path.display(), cols.join(", "));
     }
     eprintln!("ok: {} views planned", session.views.len());
+}
+
+/// `check`: what the preflight found, one line each, then the views as `validate` prints them.
+pub fn print_check(checked: &Preflight, session: &Session) {
+    for (name, url, files) in &checked.sources {
+        println!("source\t{name}\t{files} files\t{url}");
+    }
+    println!("output\twritable\t{}", checked.output);
+    for (what, date) in &checked.models {
+        println!("model\t{what}\tsaved {date}");
+    }
+    print_views(session);
 }
 
 /// `preview`: the rows as a table.

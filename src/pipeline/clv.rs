@@ -95,9 +95,10 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
     let customers = input.customers();
     stages.record("clv_load", t, Some(customers), Some(input.tuples.len() as u64));
     let t = Instant::now();
+    let scoring = spec.mode == crate::model_mode::ModelMode::Score;
     tracing::info!(
         model = "BG/NBD and Gamma-Gamma", customers, tuples = input.tuples.len(), repeat_buyers = input.repeat_buyers,
-        gamma_gamma_rows = input.repeat_frequency.len(), "fitting"
+        gamma_gamma_rows = input.repeat_frequency.len(), "{}", if scoring { "scoring with the saved model" } else { "fitting" }
     );
     let time_unit = format!("{:?}", spec.time_unit).to_lowercase();
     let FitInput { tuples, repeat_frequency: rf, repeat_monetary: rm, .. } = &input;
@@ -116,11 +117,12 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
     };
     stages.record("clv_fit", t, Some(input.tuples.len() as u64), Some(7));
     let (b, g) = (models.bgnbd.params, models.gamma_gamma.params);
+    let how = if scoring { "scored with the saved model" } else { "fitted" };
     tracing::info!(
         r = b.r, alpha = b.alpha, a = b.a, b = b.b, log_likelihood = models.bgnbd.log_likelihood,
-        iterations = models.bgnbd.iterations, unique_tuples = models.bgnbd.unique_tuples, "BG/NBD fitted"
+        iterations = models.bgnbd.iterations, unique_tuples = models.bgnbd.unique_tuples, "BG/NBD {how}"
     );
-    tracing::info!(p = g.p, q = g.q, gamma = g.gamma, log_likelihood = models.gamma_gamma.log_likelihood, "Gamma-Gamma fitted");
+    tracing::info!(p = g.p, q = g.q, gamma = g.gamma, log_likelihood = models.gamma_gamma.log_likelihood, "Gamma-Gamma {how}");
     if models.frequency_monetary_corr.abs() > 0.3 {
         tracing::warn!(
             corr = models.frequency_monetary_corr,

@@ -91,6 +91,7 @@ impl Stages {
     }
 
     pub(super) fn push(&mut self, stage: &str, seconds: f64, rows_in: Option<u64>, rows_out: Option<u64>) {
+        let seconds = crate::text::millis(seconds);
         tracing::info!(stage, seconds, rows_in, rows_out, "stage done");
         self.0.push(StageReport {
             stage: stage.to_string(),

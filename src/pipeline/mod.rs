@@ -1,5 +1,8 @@
 //! The end-to-end run, one file per stage. A run ([`run()`], in `run.rs`) goes:
 //!
+//! 0. `preflight.rs` — check what the run needs from outside the job file (the output root
+//!    takes a write, every source lists files, a score run's saved model exists) before any
+//!    source is scanned; `segvalue check` stops after it and the planning.
 //! 1. `session.rs` — [`open`] the engine session: register the sources behind their quality
 //!    rules, plan every view and check the columns the stages need. Everything that can fail
 //!    because of the job itself fails here, before any table is scanned; `validate`,
@@ -23,6 +26,7 @@ mod history;
 mod ids;
 mod inspect;
 mod manifest;
+mod preflight;
 mod report;
 mod rows;
 mod run;
@@ -36,6 +40,7 @@ pub use manifest::{
     ClvReport, DriftReport, HoldoutReport, Inputs, Manifest, ModelReport, ModelUse, PrepReport, RfmReport, SegmentationReport,
     StageReport,
 };
-pub use run::run;
+pub use preflight::Preflight;
+pub use run::{check, run};
 pub use script::script;
 pub use session::{Session, open};

@@ -1,4 +1,5 @@
-//! A run from start to end: read the pseudonym key, open the session (checking the quality
+//! A run from start to end: read the pseudonym key, check the sources, output root and saved
+//! models (the preflight), open the session (checking the quality
 //! rules), compute and stage every table, draw the report, commit, then save the model, the
 //! report and the manifest. Any failure before the commit abandons the staged files.
 
@@ -8,6 +9,7 @@ use chrono::NaiveDate;
 
 use super::clv::clv_stage;
 use super::manifest::{ClvReport, Manifest, SegmentationReport, Stages, inputs};
+use super::preflight::{Preflight, preflight};
 use super::session::{Open, Session, open_with};
 use super::{report, segmentation};
 use crate::engine;
@@ -32,6 +34,10 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
     // Read the pseudonym key first: a missing key must stop the run before any work.
     let default_id = job.segmentation.as_ref().map_or("customer_id", |s| s.id.as_str());
     let privacy = Privacy::new(&job.privacy, default_id)?;
+
+    let t = Instant::now();
+    let checked = preflight(job, run_date, &run_id, &privacy).await?;
+    stages.record("preflight", t, None, Some(checked.sources.len() as u64));
 
     let t = Instant::now();
     let session = open_with(job, run_date, cli_params, Open::Run).await?;
@@ -149,4 +155,14 @@ async fn compute_and_stage(s: &Session, publisher: &mut Publisher, stages: &mut 
         out.saved_clv = Some(c.saved);
     }
     Ok(out)
+}
+
+/// `segvalue check`: everything a run checks before it computes (the job, the pseudonym
+/// key, the preflight, every view planned), without running anything. Reads no source rows.
+pub async fn check(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamValue)]) -> Result<(Preflight, Session), Error> {
+    let default_id = job.segmentation.as_ref().map_or("customer_id", |s| s.id.as_str());
+    let privacy = Privacy::new(&job.privacy, default_id)?;
+    let checked = preflight(job, run_date, &format!("check-{}", uuid::Uuid::new_v4()), &privacy).await?;
+    let session = open_with(job, run_date, cli_params, Open::Plan).await?;
+    Ok((checked, session))
 }

@@ -70,7 +70,13 @@ pub(super) async fn segmentation_stage(
     };
     let drift = previous.map(|(_, saved)| history::drift(saved, &spec.features, &frame.x, &seg, spec.drift_warn_psi));
     let chosen = seg.k_selection.iter().find(|r| r.chosen).cloned();
-    tracing::info!(k = seg.k, silhouette = chosen.as_ref().map(|c| c.silhouette), "segmentation fitted");
+    match (&model_use, spec.mode) {
+        (Some(used), ModelMode::Score) => {
+            let model = used.model_run_date.map(|d| d.to_string()).unwrap_or_default();
+            tracing::info!(k = seg.k, model = %model, "segmentation scored with the saved model");
+        }
+        _ => tracing::info!(k = seg.k, silhouette = chosen.as_ref().map(|c| c.silhouette), "segmentation fitted"),
+    }
     stages.record("segment", t, Some(frame.x.nrows() as u64), Some(seg.k as u64));
 
     let ids = id_array(&frame.ids)?;

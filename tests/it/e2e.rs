@@ -224,6 +224,9 @@ fn json_logs_are_only_json_lines() {
         if code == 0 {
             let stage = lines.iter().find(|l| l["stage"] == "segment").expect("a segment stage line");
             assert!(stage["seconds"].is_number() && stage["rows_in"].is_number(), "{stage}");
+            // Durations are rounded to the millisecond.
+            let ms = stage["seconds"].as_f64().unwrap() * 1000.0;
+            assert!((ms - ms.round()).abs() < 1e-6, "{stage}");
         } else {
             assert_eq!(lines.last().unwrap()["level"], "ERROR");
         }

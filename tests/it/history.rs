@@ -118,7 +118,12 @@ fn score_run_reproduces_the_refit_and_transitions_add_up() {
     assert_eq!(model(&j.out(), "2025-12-31")["segmentation"]["trained_on"], "2025-12-31");
 
     // The next day scores with the day before's model: its ids and names, nothing refitted.
-    run(&j, "2026-01-01", &[]);
+    // `check` finds that model first.
+    let checked = segvalue_ok(&["check", &j.job(), "--run-date", "2026-01-01"]);
+    assert!(checked.contains("model\tsegmentation\tsaved 2025-12-31"), "{checked}");
+    let log = run(&j, "2026-01-01", &[]);
+    assert!(log.contains("segmentation scored with the saved model k=") && log.contains("model=2025-12-31"), "{log}");
+    assert!(!log.contains("segmentation fitted"), "{log}");
     let m = manifest(&j.out(), "2026-01-01");
     assert_eq!(m["segmentation"]["model"]["model_run_date"], "2025-12-31");
     let names = duckdb(&format!(
@@ -138,6 +143,11 @@ fn score_without_a_saved_model_is_a_clear_error() {
     let line = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 2);
     assert!(line.contains("no saved model") && line.contains("_models"), "{line}");
     assert!(!j.out().join("customer_segments").exists());
+    // The preflight finds it before anything is planned, and so does `check`.
+    let (_, _, stderr) = segvalue(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    assert!(!stderr.contains("stage=\"plan\""), "{stderr}");
+    let message = |l: &str| l.split(" ERROR ").nth(1).unwrap_or_default().to_string();
+    assert_eq!(message(&fails(&["check", &j.job(), "--run-date", "2025-12-31"], 2)), message(&line));
 }
 
 #[test]

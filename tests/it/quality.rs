@@ -65,6 +65,42 @@ fn an_error_rule_stops_the_run_and_publishes_nothing() {
     assert!(!j.out().join("n_orders").exists());
 }
 
+/// `check` reads no source rows: data that breaks an `error` rule passes it (while `run`,
+/// which checks the rules, stops), and so does a source file whose data pages are garbage
+/// behind an intact footer.
+#[test]
+fn check_reads_no_rows() {
+    let orders = dirty_orders();
+    let rules = ALL_DROP.replace(r#"null_ids = { columns = ["order_id", "customer_id"], action = "drop" }"#, r#"null_ids = { columns = ["order_id", "customer_id"], action = "error" }"#);
+    let j = job(&rules, orders.path());
+    let stdout = segvalue_ok(&["check", &j.job(), "--run-date", "2025-12-31"]);
+    assert!(stdout.contains(&format!("source\tdirty\t1 files\tfile://{}/", orders.path().display())), "{stdout}");
+    assert!(stdout.contains("n_orders\t"), "the views are not listed:\n{stdout}");
+    fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
+    let file = orders.path().join("part-00000.parquet");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let footer = u32::from_le_bytes(bytes[bytes.len() - 8..bytes.len() - 4].try_into().unwrap()) as usize + 8;
+    let end = bytes.len() - footer;
+    bytes[4..end].fill(0xAB);
+    std::fs::write(&file, bytes).unwrap();
+    segvalue_ok(&["check", &j.job(), "--run-date", "2025-12-31"]);
+    let line = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
+    assert!(line.contains("dirty"), "{line}");
+}
+
+/// A source directory without a file of its format stops `check` and `run` in the preflight.
+#[test]
+fn an_empty_source_directory_is_named() {
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("notes.txt"), "not data").unwrap();
+    let j = job(ALL_DROP, empty.path());
+    for command in ["check", "run"] {
+        let line = fails(&[command, &j.job(), "--run-date", "2025-12-31"], 1);
+        let expected = format!("source 'dirty' (file://{}/): no .parquet file there", empty.path().display());
+        assert!(line.ends_with(&format!("{expected} exit_code=1")), "{line}");
+    }
+}
+
 #[test]
 fn a_rule_on_a_missing_column_is_a_bad_job() {
     let orders = dirty_orders();

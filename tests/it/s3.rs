@@ -19,7 +19,11 @@ impl Drop for Server {
 }
 
 fn start(args: &[&str], port: u16) -> Server {
-    let child = Command::new(python()).args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    start_with(args, port, &[])
+}
+
+fn start_with(args: &[&str], port: u16, env: &[(&str, &str)]) -> Server {
+    let child = Command::new(python()).args(args).envs(env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let server = Server(child);
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -139,6 +143,79 @@ fn a_missing_bucket_names_the_source() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("source 'customers' (s3://raw/shop/customers/)"), "{stderr}");
     assert!(!stderr.contains("panicked") && !stderr.contains("testing-secret-never-printed"), "{stderr}");
+}
+
+/// Preflight against a moto server that checks credentials and IAM policies: a missing
+/// bucket, a missing prefix, a user who may read the sources but not write the outputs, and a
+/// wrong secret each stop `run` and `check` within seconds (before any source is scanned)
+/// with exit 1 and one plain line naming the URL and the cause; nothing is staged. With the
+/// right user, `check` passes and leaves nothing behind.
+#[test]
+fn preflight_stops_bad_locations_in_seconds_with_a_plain_cause() {
+    let s3_port = free_port();
+    let moto = ["-m", "moto.server", "-H", "127.0.0.1", "-p", &s3_port.to_string()];
+    let _moto = start_with(&moto, s3_port, &[("INITIAL_NO_AUTH_ACTION_COUNT", "6")]);
+    let setup = Path::new(ROOT).join("tests/support/moto_iam.py");
+    let out = Command::new(python())
+        .args([setup.to_str().unwrap(), dataset().to_str().unwrap()])
+        .envs(aws_env(s3_port))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let keys: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = |user: &str, i: usize| keys[user][i].as_str().unwrap().to_string();
+    let good = s3_job("[storage]\nmax_retries = 1\n");
+    let no_prefix = JobDir::retail_at("s3://raw/missing", "[storage]\nmax_retries = 1\n[output]\nroot = \"s3://marts/warehouse/\"\n");
+    let endpoint = format!("http://127.0.0.1:{s3_port}");
+    let run_as = |user: &str, secret: &str, args: &[&str]| {
+        let env = [
+            ("AWS_ACCESS_KEY_ID", key(user, 0)),
+            ("AWS_SECRET_ACCESS_KEY", secret.to_string()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL", endpoint.clone()),
+        ];
+        let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let started = Instant::now();
+        let got = segvalue_env(args, &env_ref);
+        (got, started.elapsed())
+    };
+    let (admin, reader) = (key("admin", 1), key("reader", 1));
+    let cases: [(&str, &str, &JobDir, Option<&str>, &str); 4] = [
+        ("admin", &admin, &good, Some("s3://no-such-bucket/x/"), "s3://no-such-bucket/x: no such bucket (PUT http://127.0.0.1:"),
+        ("admin", &admin, &no_prefix, None, "source 'customers' (s3://raw/missing/customers/): no .parquet file there"),
+        ("reader", &reader, &good, None, "s3://marts/warehouse: access denied (PUT http://127.0.0.1:"),
+        ("reader", "not-the-secret", &good, None, "source 'customers' (s3://raw/shop/customers/): invalid key or signature (GET http://127.0.0.1:"),
+    ];
+    for (user, secret, job, root, expected) in cases {
+        for command in ["run", "check"] {
+            let path = job.job();
+            let mut args = vec![command, path.as_str(), "--run-date", "2025-12-31"];
+            if let Some(r) = root {
+                args.extend(["--output-root", r]);
+            }
+            let ((code, _, stderr), took) = run_as(user, secret, &args);
+            assert_eq!(code, 1, "{args:?}\n{stderr}");
+            let errors: Vec<&str> = stderr.lines().filter(|l| l.contains(" ERROR ")).collect();
+            assert_eq!(errors.len(), 1, "{stderr}");
+            assert!(errors[0].contains(expected), "{args:?}: expected {expected}\n{}", errors[0]);
+            assert!(!stderr.contains("<?xml") && !stderr.contains(secret) && !stderr.contains("panicked"), "{stderr}");
+            assert!(!stderr.contains("stage done stage=\"plan\""), "{args:?} got past the preflight:\n{stderr}");
+            assert!(took < Duration::from_secs(5), "{args:?} took {took:?}");
+        }
+    }
+    let path = good.job();
+    let ((code, stdout, stderr), _) = run_as("admin", &admin, &["check", &path, "--run-date", "2025-12-31"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("output\twritable\ts3://marts/warehouse/"), "{stdout}");
+    assert_eq!(stdout.matches("\t1 files\ts3://raw/shop/").count(), 3, "{stdout}");
+    let listing = Command::new(python())
+        .args(["-c", "import boto3; print([o['Key'] for o in boto3.client('s3').list_objects_v2(Bucket='marts').get('Contents', [])])"])
+        .envs(aws_env(s3_port))
+        .env("AWS_ACCESS_KEY_ID", key("admin", 0))
+        .env("AWS_SECRET_ACCESS_KEY", &admin)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&listing.stdout).trim(), "[]", "{}", String::from_utf8_lossy(&listing.stderr));
 }
 
 /// Canary secrets in the AWS secret and the pseudonym key, debug logging everywhere: neither

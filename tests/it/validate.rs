@@ -76,7 +76,8 @@ fn the_shipped_job_validates() {
     assert!(pos("orders_clean") < pos("kpi_monthly_retention"));
 }
 
-/// The Airflow example compiles, and its task passes Airflow's `{{ ds }}` as the run date.
+/// The Airflow example compiles, and its tasks (a `check`, then the run) pass Airflow's
+/// `{{ ds }}` as the run date.
 /// Airflow itself is not installed: a stand-in `airflow` package records what the DAG file
 /// builds.
 #[test]
@@ -111,7 +112,8 @@ fn the_airflow_example_runs_a_dated_job_with_retries() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["retries"], 3);
-    let run = v["commands"][0].as_str().unwrap();
+    let (check, run) = (v["commands"][0].as_str().unwrap(), v["commands"][1].as_str().unwrap());
+    assert!(check.ends_with(" --log-format json check /opt/segvalue/jobs/retail.toml --run-date {{ ds }}"), "{check}");
     assert!(run.ends_with(" --log-format json run /opt/segvalue/jobs/retail.toml --run-date {{ ds }}"), "{run}");
     assert!(!std::path::Path::new(ROOT).join("jobs/__pycache__").exists(), "the test wrote jobs/__pycache__");
 }
