@@ -260,11 +260,16 @@ impl Publisher {
     /// take the run's writes (no such bucket, access denied, a read-only directory) fails
     /// here, before anything is computed.
     pub async fn probe(&self) -> Result<(), PublishError> {
+        // A local root the probe creates goes again: a run that fails later leaves no trace.
+        let new_local_root = self.root.to_file_path().ok().filter(|p| !p.exists());
         let dir = self.child(&["_staging", &self.run_id]);
         let path = dir.clone().join("_preflight");
         self.store.put(&path, b"segvalue preflight".to_vec().into()).await.map_err(|e| self.store_err(&self.prefix, &e))?;
         self.store.delete(&path).await.map_err(|e| self.store_err(&self.prefix, &e))?;
         self.remove_staging(&dir).await;
+        if let Some(root) = new_local_root {
+            let _ = std::fs::remove_dir(root);
+        }
         Ok(())
     }
 
@@ -322,12 +327,15 @@ impl Publisher {
     /// A table staged by this run, read back from its file when it holds the values as
     /// computed (no pseudonyms or dropped columns): a later stage reads it instead of
     /// computing it again.
-    pub async fn read_staged(&self, table: &str) -> Option<DataFrame> {
+    /// `None` when it is not staged or not as computed; a staged file that cannot be read is
+    /// an error, not a silent second computation.
+    pub async fn read_staged(&self, table: &str) -> Result<Option<DataFrame>, PublishError> {
         if !self.privacy.is_identity() || !self.staged.iter().any(|t| t.table == table) {
-            return None;
+            return Ok(None);
         }
-        let url = self.url_of(&self.staging_file(table));
-        self.ctx.read_parquet(url, datafusion::prelude::ParquetReadOptions::default()).await.ok()
+        let path = self.staging_file(table);
+        let options = datafusion::prelude::ParquetReadOptions::default();
+        self.ctx.read_parquet(self.url_of(&path), options).await.map(Some).map_err(|e| self.store_err(&path, &e))
     }
 
     /// Tables staged so far.

@@ -35,7 +35,7 @@ impl ClvOutcome {
     /// Each customer's CLV and P(alive): read from the staged `customer_clv` when its ids are
     /// as computed, else computed again by the engine from [`Self::scored`].
     pub(super) async fn per_customer(&self, publisher: &Publisher) -> Result<(StringArray, Vec<f64>, Vec<f64>), Error> {
-        let df = match publisher.read_staged("customer_clv").await {
+        let df = match publisher.read_staged("customer_clv").await? {
             Some(df) => df,
             None => self.scored.clone(),
         };

@@ -10,7 +10,7 @@ use chrono::NaiveDate;
 use super::clv::clv_stage;
 use super::manifest::{ClvReport, Manifest, SegmentationReport, Stages, inputs};
 use super::preflight::{Preflight, preflight};
-use super::session::{Open, Session, open_with};
+use super::session::{Open, Session, open_with, ordered_views};
 use super::{report, segmentation};
 use crate::engine;
 use crate::error::Error;
@@ -35,7 +35,10 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
     let default_id = job.segmentation.as_ref().map_or("customer_id", |s| s.id.as_str());
     let privacy = Privacy::new(&job.privacy, default_id)?;
 
+    // The SQL is parsed first (a broken view is the job's fault, exit 2, whatever the stores
+    // say); then the preflight, before any source is scanned.
     let t = Instant::now();
+    ordered_views(job)?;
     let checked = preflight(job, run_date, &run_id, &privacy).await?;
     stages.record("preflight", t, None, Some(checked.sources.len() as u64));
 
@@ -162,6 +165,7 @@ async fn compute_and_stage(s: &Session, publisher: &mut Publisher, stages: &mut 
 pub async fn check(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamValue)]) -> Result<(Preflight, Session), Error> {
     let default_id = job.segmentation.as_ref().map_or("customer_id", |s| s.id.as_str());
     let privacy = Privacy::new(&job.privacy, default_id)?;
+    ordered_views(job)?;
     let checked = preflight(job, run_date, &format!("check-{}", uuid::Uuid::new_v4()), &privacy).await?;
     let session = open_with(job, run_date, cli_params, Open::Plan).await?;
     Ok((checked, session))

@@ -43,6 +43,13 @@ pub async fn open(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVa
     open_with(job, run_date, cli_params, Open::Plan).await
 }
 
+/// The job's SQL files parsed and in dependency order: syntax errors, unknown tables and
+/// cycles, found without touching a source or a store.
+pub(super) fn ordered_views(job: &Job) -> Result<Vec<views::ViewFile>, Error> {
+    let source_names: BTreeSet<String> = job.sources.iter().map(|s| s.name.clone()).collect();
+    Ok(views::order_views(views::load_views(&job.sql_dir)?, &source_names)?)
+}
+
 /// What [`open_with`] does beyond planning.
 pub(super) enum Open<'a> {
     Plan,
@@ -57,9 +64,8 @@ pub(super) async fn open_with(job: &Job, run_date: NaiveDate, cli_params: &[(Str
     let holdout = job.clv.as_ref().and_then(|c| c.holdout_days).map_or(0, u64::from);
     let calibration_end = run_date.checked_sub_days(chrono::Days::new(holdout)).unwrap_or(run_date);
     let params = Params::new(run_date, calibration_end, &job.params, cli_params);
-    let source_names: BTreeSet<String> = job.sources.iter().map(|s| s.name.clone()).collect();
     // Parse and order first: a broken SQL file fails before any data is touched.
-    let ordered = views::order_views(views::load_views(&job.sql_dir)?, &source_names)?;
+    let ordered = ordered_views(job)?;
     let ctx = engine::context(&job.engine_config()).await?;
     let raw_or_plain = |s: &crate::job::Source| {
         if job.quality.contains_key(&s.name) { quality::raw_name(&s.name) } else { s.name.clone() }

@@ -84,12 +84,19 @@ fn a_file_that_is_not_parquet_names_the_source() {
     assert!(!j.out().exists());
 }
 
+/// A source directory without a file of its format (here only a text file) stops `check` and
+/// `run` in the preflight, and the run leaves no output root behind.
 #[test]
 fn an_empty_source_directory_names_the_source() {
     let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("notes.txt"), "not data").unwrap();
     let j = one_source_job(d.path());
-    let err = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
-    assert!(err.contains("source 'extra' (file://") && err.contains("No files found"), "{err}");
+    for command in ["check", "run"] {
+        let err = fails(&[command, &j.job(), "--run-date", "2025-12-31"], 1);
+        let expected = format!("source 'extra' (file://{}/): no .parquet file there exit_code=1", d.path().display());
+        assert!(err.ends_with(&expected), "{err}");
+    }
+    assert!(!j.out().exists());
 }
 
 #[test]

@@ -88,19 +88,6 @@ fn check_reads_no_rows() {
     assert!(line.contains("dirty"), "{line}");
 }
 
-/// A source directory without a file of its format stops `check` and `run` in the preflight.
-#[test]
-fn an_empty_source_directory_is_named() {
-    let empty = tempfile::tempdir().unwrap();
-    std::fs::write(empty.path().join("notes.txt"), "not data").unwrap();
-    let j = job(ALL_DROP, empty.path());
-    for command in ["check", "run"] {
-        let line = fails(&[command, &j.job(), "--run-date", "2025-12-31"], 1);
-        let expected = format!("source 'dirty' (file://{}/): no .parquet file there", empty.path().display());
-        assert!(line.ends_with(&format!("{expected} exit_code=1")), "{line}");
-    }
-}
-
 #[test]
 fn a_rule_on_a_missing_column_is_a_bad_job() {
     let orders = dirty_orders();
