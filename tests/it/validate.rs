@@ -74,6 +74,13 @@ fn the_shipped_job_validates() {
     assert!(pos("orders_clean") < pos("customer_rfm"));
     assert!(pos("customer_rfm") < pos("customer_features"));
     assert!(pos("orders_clean") < pos("kpi_monthly_retention"));
+    // `check` passes on it too: three sources with a file each, the root takes a write.
+    let out = tempfile::tempdir().unwrap();
+    let root = out.path().join("out");
+    let checked = segvalue_ok(&["check", &job, "--run-date", "2025-12-31", "--output-root", root.to_str().unwrap()]);
+    assert_eq!(checked.lines().filter(|l| l.starts_with("source\t") && l.contains("\t1 files\t")).count(), 3, "{checked}");
+    assert!(checked.contains(&format!("output\twritable\tfile://{}", root.display())), "{checked}");
+    assert!(!root.exists(), "check left the output root behind");
 }
 
 /// The Airflow example compiles, and its tasks (a `check`, then the run) pass Airflow's
