@@ -55,6 +55,16 @@ fn capped_batch_size(limit: usize, partitions: usize, default: usize) -> usize {
     (limit / (partitions.max(1) * 4096)).clamp(512, default.max(512))
 }
 
+/// How many spilled runs a sort merges at once under a cap the job set. DataFusion's
+/// merge of spilled runs grows its (unspillable) reservation to seat as many runs as the pool
+/// allows, about a batch or two per run; with no bound, two sorts' merges took a 200M pool
+/// whole at 10M orders and the aggregation above them failed (BENCHMARKS.md). With the fan-in
+/// bounded, a merge that would hold more runs merges in several passes instead. 8 MiB of cap
+/// per run and partition, within 2..=64.
+fn merge_fan_in(limit: usize, partitions: usize) -> usize {
+    (limit / (partitions.max(1) * 8 * 1024 * 1024)).clamp(2, 64)
+}
+
 /// `[engine] memory_limit` (or its default share of memory) as a memory pool: sorts and
 /// aggregations share it fairly and spill to the OS temp directory past their share; an
 /// operator that cannot spill fails the run with an error naming the largest consumers,
@@ -71,6 +81,10 @@ pub fn local_context(config: &EngineConfig) -> Result<SessionContext, StoreError
     if let Some(pool) = config.settings.memory_pool() {
         tracing::debug!(bytes = pool.bytes, explicit = pool.explicit, "engine memory pool");
         runtime = runtime.with_memory_pool(memory_pool(pool.bytes));
+        if pool.explicit {
+            let partitions = session_config(&config.settings).target_partitions();
+            runtime = runtime.with_max_spill_merge_fan_in(merge_fan_in(pool.bytes, partitions));
+        }
     }
     let runtime = runtime.build_arc().map_err(|e| StoreError {
         url: String::new(),
@@ -103,5 +117,14 @@ mod tests {
         assert_eq!(session_config(&section(Some("1M"), None)).batch_size(), 512);
         assert_eq!(session_config(&section(Some("2G"), None)).batch_size(), 8192);
         assert_eq!(session_config(&section(Some("24M"), Some(100))).batch_size(), 100);
+    }
+
+    #[test]
+    fn a_cap_bounds_the_merge_fan_in() {
+        let mib = 1024 * 1024;
+        assert_eq!(merge_fan_in(200 * mib, 2), 12);
+        assert_eq!(merge_fan_in(48 * mib, 2), 3);
+        assert_eq!(merge_fan_in(8 * mib, 4), 2);
+        assert_eq!(merge_fan_in(2048 * mib, 2), 64);
     }
 }
