@@ -327,6 +327,7 @@ impl Publisher {
     /// A table staged by this run, read back from its file when it holds the values as
     /// computed (no pseudonyms or dropped columns): a later stage reads it instead of
     /// computing it again.
+    ///
     /// `None` when it is not staged or not as computed; a staged file that cannot be read is
     /// an error, not a silent second computation.
     pub async fn read_staged(&self, table: &str) -> Result<Option<DataFrame>, PublishError> {
