@@ -66,9 +66,10 @@ pub async fn count_files(ctx: &SessionContext, s: &Source) -> Result<usize, Sour
     let url = ListingTableUrl::parse(s.url.as_str()).map_err(|e| err(one_line(&e)))?;
     let store = ctx.runtime_env().object_store(url.object_store()).map_err(|e| err(one_line(&e)))?;
     let state = ctx.state();
+    // The extensions `register_source`'s read options look for.
     let extension = match s.format {
-        SourceFormat::Parquet => ".parquet",
-        SourceFormat::Csv => ".csv",
+        SourceFormat::Parquet => ParquetReadOptions::default().file_extension,
+        SourceFormat::Csv => CsvReadOptions::new().file_extension,
     };
     let files = url.list_all_files(&state, store.as_ref(), extension).await.map_err(|e| err(one_line(&e)))?;
     let n = files.try_fold(0usize, |n, _| futures::future::ready(Ok(n + 1))).await.map_err(|e| err(one_line(&e)))?;

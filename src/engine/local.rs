@@ -77,20 +77,20 @@ fn memory_pool(limit: usize) -> Arc<dyn MemoryPool> {
 /// Builds the embedded DataFusion session and registers an object store for every
 /// bucket or container its sources and output root use.
 pub fn local_context(config: &EngineConfig) -> Result<SessionContext, StoreError> {
+    let settings = session_config(&config.settings);
     let mut runtime = runtime_builder(&config.storage);
     if let Some(pool) = config.settings.memory_pool() {
         tracing::debug!(bytes = pool.bytes, explicit = pool.explicit, "engine memory pool");
         runtime = runtime.with_memory_pool(memory_pool(pool.bytes));
         if pool.explicit {
-            let partitions = session_config(&config.settings).target_partitions();
-            runtime = runtime.with_max_spill_merge_fan_in(merge_fan_in(pool.bytes, partitions));
+            runtime = runtime.with_max_spill_merge_fan_in(merge_fan_in(pool.bytes, settings.target_partitions()));
         }
     }
     let runtime = runtime.build_arc().map_err(|e| StoreError {
         url: String::new(),
         message: crate::text::one_line(&e),
     })?;
-    let mut state = SessionStateBuilder::new().with_default_features().with_config(session_config(&config.settings)).with_runtime_env(runtime);
+    let mut state = SessionStateBuilder::new().with_default_features().with_config(settings).with_runtime_env(runtime);
     if config.settings.distinct_rewrite {
         // Only over plain scans: the rewrite reads its input twice.
         state = distinct::register_rule(state, distinct::MixedDistinctToJoin::scans_only());

@@ -9,15 +9,14 @@ use chrono::NaiveDate;
 
 use super::clv::clv_stage;
 use super::manifest::{ClvReport, Manifest, SegmentationReport, Stages, inputs};
-use super::preflight::{Preflight, preflight};
-use super::session::{Open, Session, open_with, ordered_views};
+use super::preflight::{Preflight, before_compute};
+use super::session::{Open, Session, open_with};
 use super::{report, segmentation};
 use crate::engine;
 use crate::error::Error;
 use crate::job::Job;
 use crate::location::redact;
 use crate::params::ParamValue;
-use crate::privacy::Privacy;
 use crate::publish::Publisher;
 use crate::quality::RuleCount;
 
@@ -31,15 +30,8 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
     tracing::info!(job = %job.name, %run_date, run_id, output = %redact(job.output.root.as_str()), "run started");
     let mut stages = Stages(Vec::new());
 
-    // Read the pseudonym key first: a missing key must stop the run before any work.
-    let default_id = job.segmentation.as_ref().map_or("customer_id", |s| s.id.as_str());
-    let privacy = Privacy::new(&job.privacy, default_id)?;
-
-    // The SQL is parsed first (a broken view is the job's fault, exit 2, whatever the stores
-    // say); then the preflight, before any source is scanned.
     let t = Instant::now();
-    ordered_views(job)?;
-    let checked = preflight(job, run_date, &run_id, &privacy).await?;
+    let (privacy, checked) = before_compute(job, run_date, &run_id).await?;
     stages.record("preflight", t, None, Some(checked.sources.len() as u64));
 
     let t = Instant::now();
@@ -163,10 +155,7 @@ async fn compute_and_stage(s: &Session, publisher: &mut Publisher, stages: &mut 
 /// `segvalue check`: everything a run checks before it computes (the job, the pseudonym
 /// key, the preflight, every view planned), without running anything. Reads no source rows.
 pub async fn check(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamValue)]) -> Result<(Preflight, Session), Error> {
-    let default_id = job.segmentation.as_ref().map_or("customer_id", |s| s.id.as_str());
-    let privacy = Privacy::new(&job.privacy, default_id)?;
-    ordered_views(job)?;
-    let checked = preflight(job, run_date, &format!("check-{}", uuid::Uuid::new_v4()), &privacy).await?;
+    let (_, checked) = before_compute(job, run_date, &format!("check-{}", uuid::Uuid::new_v4())).await?;
     let session = open_with(job, run_date, cli_params, Open::Plan).await?;
     Ok((checked, session))
 }
