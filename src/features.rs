@@ -7,6 +7,7 @@
 use datafusion::arrow::array::{Array, ArrayRef, AsArray};
 use datafusion::arrow::compute::{cast, concat};
 use datafusion::arrow::datatypes::{DataType, Float64Type, SchemaRef};
+use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::SessionContext;
 // `ident` takes column names from the job verbatim, without SQL case folding.
 use datafusion::logical_expr::ident;
@@ -132,18 +133,20 @@ pub async fn load_frame(
     numeric: &[String],
     categorical: &[String],
 ) -> Result<FeatureFrame, FeatureError> {
+    let df = ctx.table(view).await.map_err(|source| FeatureError::Query { view: view.to_string(), source })?;
+    load_rows(df, view, id, numeric, categorical).await
+}
+
+/// [`load_frame`] over any plan with the view's columns (e.g. a sample of it); `view` names it
+/// in errors.
+pub async fn load_rows(df: DataFrame, view: &str, id: &str, numeric: &[String], categorical: &[String]) -> Result<FeatureFrame, FeatureError> {
     let q = |source| FeatureError::Query {
         view: view.to_string(),
         source,
     };
     let mut exprs = vec![ident(id)];
     exprs.extend(numeric.iter().chain(categorical).map(|f| ident(f)));
-    let df = ctx
-        .table(view)
-        .await
-        .and_then(|df| df.select(exprs))
-        .and_then(|df| df.sort(vec![ident(id).sort(true, true)]))
-        .map_err(q)?;
+    let df = df.select(exprs).and_then(|df| df.sort(vec![ident(id).sort(true, true)])).map_err(q)?;
     let mut stream = df.execute_stream().await.map_err(q)?;
 
     let p = numeric.len();

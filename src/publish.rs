@@ -331,7 +331,16 @@ impl Publisher {
     /// `None` when it is not staged or not as computed; a staged file that cannot be read is
     /// an error, not a silent second computation.
     pub async fn read_staged(&self, table: &str) -> Result<Option<DataFrame>, PublishError> {
-        if !self.privacy.is_identity() || !self.staged.iter().any(|t| t.table == table) {
+        if !self.privacy.is_identity() {
+            return Ok(None);
+        }
+        self.read_staged_as_published(table).await
+    }
+
+    /// A table staged by this run as it will be published (ids pseudonymised where the job
+    /// says so): for counts and for joins between published tables. `None` when not staged.
+    pub async fn read_staged_as_published(&self, table: &str) -> Result<Option<DataFrame>, PublishError> {
+        if !self.staged.iter().any(|t| t.table == table) {
             return Ok(None);
         }
         let path = self.staging_file(table);
@@ -397,17 +406,19 @@ impl Publisher {
 
     /// Reads a table's published partition of `date`.
     pub async fn read_published(&self, table: &str, date: NaiveDate) -> Result<Vec<RecordBatch>, PublishError> {
+        let df = self.published_frame(table, date).await?;
+        df.collect().await.map_err(|e| Self::read_err(table, date, &e))
+    }
+
+    /// A published partition as a plan, for queries that should not collect it.
+    pub async fn published_frame(&self, table: &str, date: NaiveDate) -> Result<DataFrame, PublishError> {
         let file = self.child(&[table, &format!("run_date={date}")]).join(DATA_FILE);
-        let werr = |e: &dyn std::fmt::Display| PublishError::Write {
-            table: table.to_string(),
-            message: format!("reading run {date}: {}", one_line(e)),
-        };
-        let df = self
-            .ctx
-            .read_parquet(self.url_of(&file), datafusion::prelude::ParquetReadOptions::default())
-            .await
-            .map_err(|e| werr(&e))?;
-        df.collect().await.map_err(|e| werr(&e))
+        let options = datafusion::prelude::ParquetReadOptions::default();
+        self.ctx.read_parquet(self.url_of(&file), options).await.map_err(|e| Self::read_err(table, date, &e))
+    }
+
+    fn read_err(table: &str, date: NaiveDate, e: &dyn std::fmt::Display) -> PublishError {
+        PublishError::Write { table: table.to_string(), message: format!("reading run {date}: {}", one_line(e)) }
     }
 
     pub async fn write_manifest<T: Serialize>(&self, manifest: &T) -> Result<String, PublishError> {

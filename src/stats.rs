@@ -10,20 +10,25 @@ use rayon::prelude::*;
 /// index `h = (n − 1) · q`, interpolated linearly between `sorted[floor(h)]` and the next value. `q` is
 /// clamped to 0..=1; a NaN `q` gives NaN.
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let n = sorted.len();
-    if n == 0 || q.is_nan() {
+    if sorted.is_empty() || q.is_nan() {
         return f64::NAN;
     }
+    let (lo, hi, t) = quantile_positions(sorted.len(), q);
+    lerp(sorted[lo], sorted[hi], t)
+}
+
+/// The two 0-based sorted positions [`quantile`] reads for `n > 0` values and the weight of
+/// the second: an engine that sorts can fetch these two rows instead of returning them all, and
+/// [`lerp`] gives the same bits.
+pub fn quantile_positions(n: usize, q: f64) -> (usize, usize, f64) {
     let h = (n - 1) as f64 * q.clamp(0.0, 1.0);
     let lo = (h.floor() as usize).min(n - 1);
-    let hi = (lo + 1).min(n - 1);
-    let (a, b, t) = (sorted[lo], sorted[hi], h - lo as f64);
-    // numpy's _lerp: interpolate from the nearer end so that t = 1 gives exactly b.
-    if t >= 0.5 {
-        b - (b - a) * (1.0 - t)
-    } else {
-        a + (b - a) * t
-    }
+    (lo, (lo + 1).min(n - 1), h - lo as f64)
+}
+
+/// numpy's `_lerp` from `a` to `b` at `t`: from the nearer end, so that t = 1 gives exactly b.
+pub fn lerp(a: f64, b: f64, t: f64) -> f64 {
+    if t >= 0.5 { b - (b - a) * (1.0 - t) } else { a + (b - a) * t }
 }
 
 /// [`quantile`] (linear interpolation, numpy's default) by selection instead of a full sort:
@@ -40,9 +45,7 @@ pub fn quantile_of(v: &mut [f64], q: f64) -> f64 {
         return a;
     }
     let b = above.iter().copied().fold(f64::INFINITY, f64::min);
-    // numpy's `_lerp`, including its form near the upper end, so results match bit for bit.
-    let t = h - lo as f64;
-    quantile(&[a, b], t)
+    lerp(a, b, h - lo as f64)
 }
 
 /// Decile 1..=10 by rank (ties broken by position, so every decile has n/10 customers).
@@ -102,6 +105,11 @@ pub fn dominant<T: Copy + Ord>(values: impl IntoIterator<Item = T>) -> Option<T>
     for v in values {
         *counts.entry(v).or_insert(0) += 1;
     }
+    dominant_of_counts(counts)
+}
+
+/// [`dominant`] from counts already taken (e.g. by a `GROUP BY`).
+pub fn dominant_of_counts<T: Copy + Ord>(counts: BTreeMap<T, usize>) -> Option<T> {
     // Ascending keys and a strict `>` keep the smallest of the tied values.
     let mut best: Option<(T, usize)> = None;
     for (v, c) in counts {

@@ -13,6 +13,7 @@
 
 mod args;
 mod clv;
+mod math;
 mod segment;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ use datafusion::logical_expr::ScalarUDF;
 pub fn all() -> Vec<Arc<ScalarUDF>> {
     let mut out: Vec<Arc<ScalarUDF>> = clv::functions().into_iter().map(Arc::new).collect();
     out.extend(segment::functions().into_iter().map(Arc::new));
+    out.extend(math::functions().into_iter().map(Arc::new));
     out
 }
 

@@ -138,7 +138,7 @@ pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibra
     if null_ids > 0 {
         return Err(FeatureError::Nulls { view: view.to_string(), column: spec.id.clone(), count: null_ids as usize }.into());
     }
-    first_duplicate(ctx, spec).await?;
+    first_duplicate(ctx, view, view, &spec.id).await?;
     if let Some(j) = nulls.iter().position(|&c| c > 0) {
         return Err(FeatureError::Nulls { view: view.to_string(), column: SUMMARY_COLUMNS[j].to_string(), count: nulls[j] as usize }.into());
     }
@@ -166,12 +166,13 @@ fn first_id(b: &RecordBatch) -> Result<String, Error> {
 }
 
 /// The smallest id that appears twice, as an error: the view must have one row per customer.
-async fn first_duplicate(ctx: &SessionContext, spec: &ClvSpec) -> Result<(), Error> {
-    let id = quote(&spec.id);
-    let sql = format!("SELECT CAST({id} AS VARCHAR) AS id_text FROM {} GROUP BY {id} HAVING count(*) > 1 ORDER BY {id} LIMIT 1", quote(&spec.view));
-    let batches = collect(ctx, &spec.view, &sql).await?;
+/// `table` holds the rows of `view`, which errors name.
+pub(super) async fn first_duplicate(ctx: &SessionContext, view: &str, table: &str, id: &str) -> Result<(), Error> {
+    let id = quote(id);
+    let sql = format!("SELECT CAST({id} AS VARCHAR) AS id_text FROM {} GROUP BY {id} HAVING count(*) > 1 ORDER BY {id} LIMIT 1", quote(table));
+    let batches = collect(ctx, view, &sql).await?;
     match batches.iter().find(|b| b.num_rows() > 0) {
-        Some(b) => Err(FeatureError::DuplicateId { view: spec.view.clone(), id: first_id(b)? }.into()),
+        Some(b) => Err(FeatureError::DuplicateId { view: view.to_string(), id: first_id(b)? }.into()),
         None => Ok(()),
     }
 }

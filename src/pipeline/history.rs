@@ -20,7 +20,7 @@ use crate::segment::align::align;
 use crate::segment::drift::{FeatureDrift, bin_shares, psi_of_shares, share_changes};
 use crate::segment::profile::SegmentAction;
 use crate::model_mode::ModelFrom;
-use crate::segment::transitions::transitions;
+use crate::segment::transitions::{Transition, transitions};
 use crate::segment::{SegmentError, Segmentation};
 
 /// The saved model a run uses: for `Latest`, the newest one dated before `run_date`.
@@ -162,13 +162,7 @@ pub(super) async fn transitions_batch(
     seg: &Segmentation,
     rfm: Option<&RfmColumns<'_>>,
 ) -> Result<RecordBatch, Error> {
-    let runs = crate::runs::list_runs(p.root().as_str()).await?;
-    let previous = runs
-        .iter()
-        .filter(|r| r.incomplete.is_none())
-        .filter_map(|r| NaiveDate::parse_from_str(&r.run_date, "%Y-%m-%d").ok())
-        .filter(|d| *d < run_date)
-        .max();
+    let previous = previous_run(p, run_date).await?;
     let previous_rows = match previous {
         Some(d) => p.read_published("customer_segments", d).await?,
         None => Vec::new(),
@@ -185,25 +179,33 @@ pub(super) async fn transitions_batch(
         kinds.push(("rfm", r.segment.clone()));
         kinds.push(("lifecycle", r.stage.iter().map(|s| s.map(|s| s.as_str())).collect()));
     }
-    let (mut kind, mut from, mut to, mut customers, mut share) = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut rows = Vec::new();
     for (name, labels) in kinds {
-        let column = match name {
-            "cluster" => "segment_id",
-            "rfm" => "rfm_segment",
-            _ => "lifecycle_stage",
-        };
         let now: Vec<(&str, &str)> = published.iter().zip(labels).filter_map(|(id, l)| l.map(|l| (id.as_ref(), l))).collect();
-        let columns = previous_labels(&previous_rows, id_column, column);
+        let columns = previous_labels(&previous_rows, id_column, TRANSITION_COLUMNS.iter().find(|c| c.0 == name).expect("listed").1);
         let before = first_labels(&columns);
-        let rows = transitions(&before, &now).map_err(|e| SegmentError::Fit(format!("segment transitions ({name}): {e}")))?;
-        for t in rows {
-            kind.push(name);
-            from.push(t.from);
-            to.push(t.to);
-            customers.push(t.customers as i64);
-            share.push(t.share_of_from);
-        }
+        let found = transitions(&before, &now).map_err(|e| SegmentError::Fit(format!("segment transitions ({name}): {e}")))?;
+        rows.extend(found.into_iter().map(|t| (name, t)));
     }
+    Ok(transitions_table(previous, rows))
+}
+
+/// Each segmentation in `segment_transitions` and the `customer_segments` column it follows.
+pub(super) const TRANSITION_COLUMNS: [(&str, &str); 3] = [("cluster", "segment_id"), ("rfm", "rfm_segment"), ("lifecycle", "lifecycle_stage")];
+
+/// The newest complete run before `run_date`, whose `customer_segments` the transitions start from.
+pub(super) async fn previous_run(p: &Publisher, run_date: NaiveDate) -> Result<Option<NaiveDate>, Error> {
+    let runs = crate::runs::list_runs(p.root().as_str()).await?;
+    Ok(runs
+        .iter()
+        .filter(|r| r.incomplete.is_none())
+        .filter_map(|r| NaiveDate::parse_from_str(&r.run_date, "%Y-%m-%d").ok())
+        .filter(|d| *d < run_date)
+        .max())
+}
+
+/// `segment_transitions` from (segmentation, transition) rows.
+pub(super) fn transitions_table(previous: Option<NaiveDate>, rows: Vec<(&str, Transition)>) -> RecordBatch {
     let days = previous.map(|d| (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32);
     let schema = Schema::new(vec![
         Field::new("segmentation", DataType::Utf8, false),
@@ -213,16 +215,16 @@ pub(super) async fn transitions_batch(
         Field::new("customers", DataType::Int64, false),
         Field::new("share_of_from", DataType::Float64, false),
     ]);
-    let n = kind.len();
+    let n = rows.len();
     let cols: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from(kind)),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
         Arc::new(Date32Array::from(vec![days; n])),
-        Arc::new(StringArray::from(from)),
-        Arc::new(StringArray::from(to)),
-        Arc::new(Int64Array::from(customers)),
-        Arc::new(Float64Array::from(share)),
+        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.1.from.as_deref()))),
+        Arc::new(StringArray::from_iter(rows.iter().map(|r| r.1.to.as_deref()))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1.customers as i64))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.1.share_of_from))),
     ];
-    Ok(RecordBatch::try_new(Arc::new(schema), cols).expect("columns match the schema"))
+    RecordBatch::try_new(Arc::new(schema), cols).expect("columns match the schema")
 }
 
 /// (id, label) columns, as text, of one column of a previous `customer_segments` partition;

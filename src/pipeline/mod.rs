@@ -32,6 +32,7 @@ mod rows;
 mod run;
 mod script;
 mod segmentation;
+mod segmentation_sql;
 mod session;
 mod tables;
 

@@ -25,7 +25,7 @@ pub(super) fn segmentation_charts(
     features: &[String],
     x: &Array2<f64>,
     seg: &Segmentation,
-    clv: Option<&[Option<(f64, f64)>]>,
+    clv: Option<&[(i32, f64)]>,
 ) -> SegmentationCharts {
     let chosen_k = seg.k_selection.iter().find(|r| r.chosen).map_or(seg.k, |r| r.k);
     let k_selection = KSelection {
@@ -53,13 +53,7 @@ pub(super) fn segmentation_charts(
             .iter()
             .map(|p| SegmentValues {
                 name: p.name.clone(),
-                values: seg
-                    .segment
-                    .iter()
-                    .zip(clv)
-                    .filter(|(s, _)| **s == p.segment_id)
-                    .filter_map(|(_, c)| c.map(|(v, _)| v))
-                    .collect(),
+                values: clv.iter().filter(|(s, _)| *s == p.segment_id).map(|&(_, v)| v).collect(),
             })
             .collect()
     });

@@ -9,9 +9,9 @@ use super::clv::ClvOutcome;
 use super::history;
 use super::ids::{id_array, id_index};
 use super::manifest::{ModelUse, PrepReport, RfmReport, SegmentationReport, Stages};
-use super::rows::{ActionRow, RfmColumns};
+use super::rows::{ActionRow, RfmColumns, RfmCounts};
 use super::session::Session;
-use super::tables::{k_selection_batch, prep_batch, segment_actions_batch, segments_batch, summary_batch};
+use super::tables::{clv_totals, k_selection_batch, prep_batch, segment_actions_batch, segments_batch, summary_batch};
 use crate::error::Error;
 use crate::features;
 use crate::publish::Publisher;
@@ -32,7 +32,22 @@ pub(super) async fn segmentation_stage(
     let df = s.ctx.table(spec.view.as_str()).await.map_err(|e| Error::query(format!("view '{}'", spec.view), e))?;
     let rows = publisher.stage("customer_features", df, std::slice::from_ref(&spec.id)).await?;
     stages.record("customer_features", t, None, Some(rows));
+    if super::segmentation_sql::applies(spec, rows) {
+        return super::segmentation_sql::segmentation_stage(s, spec, clv, publisher, stages, rows).await;
+    }
+    in_memory(s, spec, clv, publisher, stages, rows).await
+}
 
+/// Every customer's features on the driver: up to `fit_sample` customers, and for the
+/// algorithms that cannot assign by the nearest centroid (DBSCAN, GMM).
+async fn in_memory(
+    s: &Session,
+    spec: &SegmentationSpec,
+    clv: Option<&ClvOutcome>,
+    publisher: &mut Publisher,
+    stages: &mut Stages,
+    rows: u64,
+) -> Result<(SegmentationReport, super::report::SegmentationCharts, crate::models::SavedSegmentation), Error> {
     let t = Instant::now();
     let frame = features::load_frame(&s.ctx, &spec.view, &spec.id, &spec.features, &spec.categorical).await?;
     stages.record("load_features", t, Some(rows), Some(frame.x.nrows() as u64));
@@ -69,14 +84,7 @@ pub(super) async fn segmentation_stage(
         }
     };
     let drift = previous.map(|(_, saved)| history::drift(saved, &spec.features, &frame.x, &seg, spec.drift_warn_psi));
-    let chosen = seg.k_selection.iter().find(|r| r.chosen).cloned();
-    match (&model_use, spec.mode) {
-        (Some(used), ModelMode::Score) => {
-            let model = used.model_run_date.map(|d| d.to_string()).unwrap_or_default();
-            tracing::info!(k = seg.k, model = %model, "segmentation scored with the saved model");
-        }
-        _ => tracing::info!(k = seg.k, silhouette = chosen.as_ref().map(|c| c.silhouette), "segmentation fitted"),
-    }
+    log_outcome(&seg, model_use.as_ref(), spec.mode);
     stages.record("segment", t, Some(frame.x.nrows() as u64), Some(seg.k as u64));
 
     let ids = id_array(&frame.ids)?;
@@ -115,19 +123,16 @@ pub(super) async fn segmentation_stage(
     out += publisher
         .stage_batch("segment_transitions", transitions, &["segmentation".into(), "from_segment".into(), "to_segment".into()])
         .await?;
-    let summary = summary_batch(&spec.features, &seg, &actions, clv_join.as_deref());
-    let charts = super::report::segmentation_charts(&spec.features, &frame.x, &seg, clv_join.as_deref());
+    let totals = clv_join.as_deref().map(|c| clv_totals(&seg, c));
+    let summary = summary_batch(&spec.features, &seg, &actions, totals.as_deref());
+    let clv_pairs: Option<Vec<(i32, f64)>> =
+        clv_join.as_deref().map(|c| seg.segment.iter().zip(c).filter_map(|(&s, v)| v.map(|(v, _)| (s, v))).collect());
+    let charts = super::report::segmentation_charts(&spec.features, &frame.x, &seg, clv_pairs.as_deref());
     out += publisher.stage_batch("segment_summary", summary, &["segment_id".into()]).await?;
     out += publisher.stage_batch("segmentation_k_selection", k_selection_batch(&seg), &["k".into()]).await?;
     out += publisher.stage_batch("segmentation_prep", prep_batch(&seg.columns), &["column".into()]).await?;
-    let table = action_rows(&seg, &actions, rfm_cols.as_ref(), &s.job.actions);
-    // An [actions] entry that is neither an action key nor a segment of this run is most
-    // likely a typo; say so rather than ignore it silently.
-    for name in s.job.actions.by_segment.keys().filter(|n| !table.iter().any(|r| &r.segment == *n)) {
-        tracing::warn!(action = %name, "[actions] entry matches no action key and no segment of this run");
-    }
-    let sort = ["segmentation".into(), "segment".into()];
-    out += publisher.stage_batch("segment_actions", segment_actions_batch(&table), &sort).await?;
+    let counts = rfm_cols.as_ref().map(RfmCounts::of);
+    out += stage_actions(publisher, &seg, &actions, counts.as_ref(), &s.job.actions).await?;
     stages.record("segment_tables", t, None, Some(out));
 
     let (trained_on, reference) = match (spec.mode, previous) {
@@ -135,15 +140,61 @@ pub(super) async fn segmentation_stage(
         _ => (s.run_date, None),
     };
     let saved = history::saved_segmentation(spec, &seg, &actions, &frame.x, trained_on, reference);
-    let report = SegmentationReport {
+    let report = report(spec, &seg, frame.x.nrows(), rfm_report, model_use, drift);
+    Ok((report, charts, saved))
+}
+
+/// "scored with the saved model" or "fitted", with k.
+pub(super) fn log_outcome(seg: &Segmentation, model_use: Option<&ModelUse>, mode: ModelMode) {
+    match (model_use, mode) {
+        (Some(used), ModelMode::Score) => {
+            let model = used.model_run_date.map(|d| d.to_string()).unwrap_or_default();
+            tracing::info!(k = seg.k, model = %model, "segmentation scored with the saved model");
+        }
+        _ => {
+            let chosen = seg.k_selection.iter().find(|r| r.chosen);
+            tracing::info!(k = seg.k, silhouette = chosen.map(|c| c.silhouette), "segmentation fitted");
+        }
+    }
+}
+
+/// `segment_actions` staged, warning about `[actions]` entries that match nothing.
+pub(super) async fn stage_actions(
+    publisher: &mut Publisher,
+    seg: &Segmentation,
+    actions: &[SegmentAction],
+    counts: Option<&RfmCounts>,
+    spec: &crate::segment::spec::ActionsSpec,
+) -> Result<u64, Error> {
+    let table = action_rows(seg, actions, counts, spec);
+    // An [actions] entry that is neither an action key nor a segment of this run is most
+    // likely a typo; say so rather than ignore it silently.
+    for name in spec.by_segment.keys().filter(|n| !table.iter().any(|r| &r.segment == *n)) {
+        tracing::warn!(action = %name, "[actions] entry matches no action key and no segment of this run");
+    }
+    let sort = ["segmentation".into(), "segment".into()];
+    Ok(publisher.stage_batch("segment_actions", segment_actions_batch(&table), &sort).await?)
+}
+
+/// The manifest's account of the segmentation over `customers` rows.
+pub(super) fn report(
+    spec: &SegmentationSpec,
+    seg: &Segmentation,
+    customers: usize,
+    rfm: Option<RfmReport>,
+    model: Option<ModelUse>,
+    drift: Option<super::manifest::DriftReport>,
+) -> SegmentationReport {
+    let chosen = seg.k_selection.iter().find(|r| r.chosen);
+    SegmentationReport {
         view: spec.view.clone(),
-        customers: frame.x.nrows(),
+        customers,
         features: spec.features.clone(),
         categorical: spec.categorical.clone(),
         algorithm: spec.algorithm.name().to_string(),
         k: seg.k,
-        silhouette: chosen.as_ref().map_or(f64::NAN, |c| c.silhouette),
-        inertia: chosen.as_ref().map_or(f64::NAN, |c| c.inertia),
+        silhouette: chosen.map_or(f64::NAN, |c| c.silhouette),
+        inertia: chosen.map_or(f64::NAN, |c| c.inertia),
         fit_rows: seg.fit_rows,
         iterations: seg.n_iter,
         empty_clusters_relocated: seg.relocated,
@@ -161,11 +212,10 @@ pub(super) async fn segmentation_stage(
             })
             .collect(),
         centroids: segment::prep::unscale(&seg.centroids, &seg.columns).rows().into_iter().map(|r| r.to_vec()).collect(),
-        rfm: rfm_report,
-        model: model_use,
+        rfm,
+        model,
         drift,
-    };
-    Ok((report, charts, saved))
+    }
 }
 
 /// RFM scores over the RFM view's customers, lifecycle stages and value tiers, aligned to the
@@ -242,7 +292,7 @@ fn tier_key(t: ValueTier) -> ActionKey {
 fn action_rows(
     seg: &Segmentation,
     actions: &[SegmentAction],
-    rfm_cols: Option<&RfmColumns>,
+    counts: Option<&RfmCounts>,
     spec: &crate::segment::spec::ActionsSpec,
 ) -> Vec<ActionRow> {
     let mut rows: Vec<ActionRow> = seg
@@ -257,27 +307,21 @@ fn action_rows(
             action: a.action.clone(),
         })
         .collect();
-    let Some(c) = rfm_cols else { return rows };
-    let mut count = |segmentation: &'static str, names: &mut dyn Iterator<Item = &str>, key: &dyn Fn(&str) -> Option<ActionKey>| {
-        let mut by: BTreeMap<&str, usize> = BTreeMap::new();
-        names.for_each(|n| *by.entry(n).or_insert(0) += 1);
-        for (name, customers) in by {
+    let Some(c) = counts else { return rows };
+    let mut add = |segmentation: &'static str, by: &BTreeMap<String, usize>, key: &dyn Fn(&str) -> Option<ActionKey>| {
+        for (name, &customers) in by {
             let k = key(name);
             rows.push(ActionRow {
                 segmentation,
                 action: spec.action(name, k),
-                segment: name.to_string(),
+                segment: name.clone(),
                 customers,
                 key: k,
             });
         }
     };
-    count("rfm", &mut c.segment.iter().flatten().copied(), &rfm::rfm_action_key);
-    count("lifecycle", &mut c.stage.iter().flatten().map(|s| s.as_str()), &|n| {
-        Lifecycle::ALL.iter().find(|s| s.as_str() == n).map(|&s| stage_key(s))
-    });
-    count("value", &mut c.tier.iter().flatten().map(|t| t.as_str()), &|n| {
-        ValueTier::ALL.iter().find(|t| t.as_str() == n).map(|&t| tier_key(t))
-    });
+    add("rfm", &c.rfm, &rfm::rfm_action_key);
+    add("lifecycle", &c.lifecycle, &|n| Lifecycle::ALL.iter().find(|s| s.as_str() == n).map(|&s| stage_key(s)));
+    add("value", &c.value, &|n| ValueTier::ALL.iter().find(|t| t.as_str() == n).map(|&t| tier_key(t)));
     rows
 }

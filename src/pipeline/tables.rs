@@ -65,13 +65,13 @@ pub(super) fn segments_batch(
     )
 }
 
-/// `segment_summary`; with CLV, `clv` holds each customer's (clv, p_alive) in matrix row order
-/// (None for customers the CLV summary does not have).
+/// `segment_summary`; with CLV, `clv[i]` holds profile `i`'s (total CLV, total P(alive),
+/// customers with a CLV).
 pub(super) fn summary_batch(
     features: &[String],
     seg: &Segmentation,
     actions: &[SegmentAction],
-    clv: Option<&[Option<(f64, f64)>]>,
+    clv: Option<&[ClvTotals]>,
 ) -> RecordBatch {
     let profiles = &seg.profiles;
     let nullable_f64 = |v: Vec<f64>| -> ArrayRef { Arc::new(Float64Array::from_iter(v.into_iter().map(|x| Some(x).filter(|x| x.is_finite())))) };
@@ -97,18 +97,7 @@ pub(super) fn summary_batch(
     cols.push(Arc::new(StringArray::from_iter(actions.iter().map(|a| a.stage.map(|s| s.as_str())))));
     fields.push(Field::new("value_tier", DataType::Utf8, true));
     cols.push(Arc::new(StringArray::from_iter(actions.iter().map(|a| a.tier.map(|t| t.as_str())))));
-    if let Some(clv) = clv {
-        // (total clv, total p_alive, customers with a CLV) per profile.
-        let pos: HashMap<i32, usize> = profiles.iter().enumerate().map(|(i, p)| (p.segment_id, i)).collect();
-        let mut acc = vec![(0.0, 0.0, 0usize); profiles.len()];
-        for (row, v) in clv.iter().enumerate() {
-            if let Some((c, p)) = v {
-                let a = &mut acc[pos[&seg.segment[row]]];
-                a.0 += c;
-                a.1 += p;
-                a.2 += 1;
-            }
-        }
+    if let Some(acc) = clv {
         let mean = |sum: f64, n: usize| if n > 0 { Some(sum / n as f64) } else { None };
         fields.push(Field::new("total_clv", DataType::Float64, false));
         cols.push(f64_col(acc.iter().map(|a| a.0)));
@@ -120,6 +109,25 @@ pub(super) fn summary_batch(
     fields.push(Field::new("recommended_action", DataType::Utf8, true));
     cols.push(Arc::new(StringArray::from_iter(actions.iter().map(|a| a.action.as_deref()))));
     batch(fields, cols)
+}
+
+/// A segment's CLV totals: (sum of CLV, sum of P(alive), customers with a CLV).
+pub(super) type ClvTotals = (f64, f64, usize);
+
+/// [`ClvTotals`] per profile from each customer's (clv, p_alive) in matrix row order (None for
+/// customers the CLV summary does not have).
+pub(super) fn clv_totals(seg: &Segmentation, clv: &[Option<(f64, f64)>]) -> Vec<ClvTotals> {
+    let pos: HashMap<i32, usize> = seg.profiles.iter().enumerate().map(|(i, p)| (p.segment_id, i)).collect();
+    let mut acc = vec![(0.0, 0.0, 0usize); seg.profiles.len()];
+    for (row, v) in clv.iter().enumerate() {
+        if let Some((c, p)) = v {
+            let a = &mut acc[pos[&seg.segment[row]]];
+            a.0 += c;
+            a.1 += p;
+            a.2 += 1;
+        }
+    }
+    acc
 }
 
 /// `clv_model`: one row per fitted parameter.

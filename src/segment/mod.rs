@@ -41,4 +41,4 @@ pub use profile::SegmentProfile;
 pub use segmentation::{Features, FittedModel, Segmentation};
 pub use select_k::KScore;
 pub use spec::{KChoice, Scale, SegmentationSpec};
-pub use stage::{score, segment};
+pub use stage::{SampleFit, fit_sample, score, segment};

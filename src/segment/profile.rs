@@ -43,13 +43,7 @@ pub(super) fn order_by_size(c: &Clustering, z: &Array2<f64>) -> Ordered {
     let k = c.centroids.nrows();
     let mut counts = vec![0usize; k];
     c.labels.iter().flatten().for_each(|&l| counts[l] += 1);
-    let mut order: Vec<usize> = (0..k).collect();
-    order.sort_by(|&a, &b| {
-        counts[b].cmp(&counts[a]).then_with(|| {
-            let (ca, cb) = (c.centroids.row(a), c.centroids.row(b));
-            ca.iter().zip(cb.iter()).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
-        })
-    });
+    let order = size_order(&counts, &c.centroids);
     let mut new_id = vec![0i32; k];
     for (new, &old) in order.iter().enumerate() {
         new_id[old] = new as i32;
@@ -66,6 +60,19 @@ pub(super) fn order_by_size(c: &Clustering, z: &Array2<f64>) -> Ordered {
     }
 }
 
+/// Cluster indices from the largest cluster to the smallest (`counts[i]` rows in cluster `i`),
+/// ties by centroid coordinates, so the ids do not depend on the algorithm's numbering.
+pub fn size_order(counts: &[usize], centroids: &Array2<f64>) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..counts.len()).collect();
+    order.sort_by(|&a, &b| {
+        counts[b].cmp(&counts[a]).then_with(|| {
+            let (ca, cb) = (centroids.row(a), centroids.row(b));
+            ca.iter().zip(cb.iter()).map(|(x, y)| x.total_cmp(y)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal)
+        })
+    });
+    order
+}
+
 /// Profiles of every segment id present (noise last), with auto-names.
 pub(super) fn profiles(x: &Array2<f64>, prepared: &Prepared, o: &Ordered, spec: &SegmentationSpec) -> Vec<SegmentProfile> {
     let n = x.nrows();
@@ -75,7 +82,6 @@ pub(super) fn profiles(x: &Array2<f64>, prepared: &Prepared, o: &Ordered, spec: 
     }
     let p = spec.features.len();
     let values = unscale(&prepared.z, &prepared.columns);
-    // Overall mean and std of each prepared numeric feature, for the name's z-scores.
     let overall: Vec<(f64, f64)> = (0..p)
         .map(|j| {
             let c = values.column(j);
@@ -83,18 +89,46 @@ pub(super) fn profiles(x: &Array2<f64>, prepared: &Prepared, o: &Ordered, spec: 
             (mean, (c.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64).sqrt())
         })
         .collect();
-    let mut out: Vec<SegmentProfile> = ids
+    let stats = ids
         .iter()
         .map(|&id| {
             let rows: Vec<usize> = (0..n).filter(|&i| o.segment[i] == id).collect();
             let mut means = Vec::with_capacity(p);
             let mut medians = Vec::with_capacity(p);
-            let mut terms: Vec<(f64, &str)> = Vec::new();
+            let mut prepared_means = Vec::with_capacity(p);
             for j in 0..p {
                 let mut v: Vec<f64> = rows.iter().map(|&i| x[[i, j]]).filter(|v| !v.is_nan()).collect();
                 means.push(if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 });
                 medians.push(quantile_of(&mut v, 0.5));
-                let m = rows.iter().map(|&i| values[[i, j]]).sum::<f64>() / rows.len().max(1) as f64;
+                prepared_means.push(rows.iter().map(|&i| values[[i, j]]).sum::<f64>() / rows.len().max(1) as f64);
+            }
+            SegmentStats { segment_id: id, customers: rows.len(), means, medians, prepared_means }
+        })
+        .collect();
+    named_profiles(stats, &overall, n, spec)
+}
+
+/// What a segment's profile and name are made of, whoever computed it: the driver over its
+/// rows ([`profiles`]) or the engine's `GROUP BY` over every customer.
+pub struct SegmentStats {
+    pub segment_id: i32,
+    pub customers: usize,
+    /// Mean and median of each numeric feature in original units (NULLs skipped).
+    pub means: Vec<f64>,
+    pub medians: Vec<f64>,
+    /// Mean of each numeric feature in prepared units before scaling (imputed, transformed,
+    /// clipped), against which `overall` measures the segment.
+    pub prepared_means: Vec<f64>,
+}
+
+/// Profiles with readable names: `overall[j]` is the (mean, population std) of numeric feature
+/// `j` in prepared units over all `n` rows.
+pub fn named_profiles(stats: Vec<SegmentStats>, overall: &[(f64, f64)], n: usize, spec: &SegmentationSpec) -> Vec<SegmentProfile> {
+    let mut out: Vec<SegmentProfile> = stats
+        .into_iter()
+        .map(|s| {
+            let mut terms: Vec<(f64, &str)> = Vec::new();
+            for (j, &m) in s.prepared_means.iter().enumerate() {
                 let (mu, sd) = overall[j];
                 let z = if sd > 0.0 { (m - mu) / sd } else { 0.0 };
                 if z.abs() >= NAME_MIN_Z {
@@ -102,7 +136,7 @@ pub(super) fn profiles(x: &Array2<f64>, prepared: &Prepared, o: &Ordered, spec: 
                 }
             }
             terms.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
-            let name = if id == -1 {
+            let name = if s.segment_id == -1 {
                 "noise".to_string()
             } else if terms.is_empty() {
                 "typical".to_string()
@@ -110,16 +144,15 @@ pub(super) fn profiles(x: &Array2<f64>, prepared: &Prepared, o: &Ordered, spec: 
                 terms.iter().take(NAME_MAX_TERMS).map(|t| t.1).collect::<Vec<_>>().join(" · ")
             };
             SegmentProfile {
-                segment_id: id,
+                segment_id: s.segment_id,
                 name,
-                customers: rows.len(),
-                share: rows.len() as f64 / n as f64,
-                means,
-                medians,
+                customers: s.customers,
+                share: s.customers as f64 / n as f64,
+                means: s.means,
+                medians: s.medians,
             }
         })
         .collect();
-    // Names must tell segments apart: repeated names get the segment id.
     let names: Vec<String> = out.iter().map(|p| p.name.clone()).collect();
     for p in &mut out {
         if names.iter().filter(|n| **n == p.name).count() > 1 {
@@ -129,7 +162,6 @@ pub(super) fn profiles(x: &Array2<f64>, prepared: &Prepared, o: &Ordered, spec: 
     out
 }
 
-/// The dominant lifecycle stage and value tier of each segment and the action they imply.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmentAction {
     pub stage: Option<Lifecycle>,
@@ -147,12 +179,25 @@ pub fn segment_actions(
     tiers: Option<&[Option<ValueTier>]>,
     actions: &ActionsSpec,
 ) -> Vec<SegmentAction> {
-    profiles
+    let groups: Vec<(Option<Lifecycle>, Option<ValueTier>)> = profiles
         .iter()
         .map(|p| {
             let members = || segment.iter().enumerate().filter(move |(_, s)| **s == p.segment_id).map(|(i, _)| i);
             let stage = stages.and_then(|s| dominant(members().filter_map(|i| s[i])));
             let tier = tiers.and_then(|t| dominant(members().filter_map(|i| t[i])));
+            (stage, tier)
+        })
+        .collect();
+    actions_for(profiles, &groups, actions)
+}
+
+/// The action of each profile from its dominant (lifecycle stage, value tier), `groups[i]` for
+/// `profiles[i]`, however they were counted.
+pub fn actions_for(profiles: &[SegmentProfile], groups: &[(Option<Lifecycle>, Option<ValueTier>)], actions: &ActionsSpec) -> Vec<SegmentAction> {
+    profiles
+        .iter()
+        .zip(groups)
+        .map(|(p, &(stage, tier))| {
             let key = stage.zip(tier).map(|(s, t)| rfm::group_action_key(s, t));
             SegmentAction {
                 stage,

@@ -1,9 +1,12 @@
 //! The segmentation stage's two entry points: [`segment`] fits a new model (prepare, choose k,
 //! cluster, profile), [`score`] assigns rows to the centroids of a saved one.
 
+use ndarray::{Array2, ArrayView2};
+
 use super::error::SegmentError;
 use super::kmeans::KMeansModel;
 use super::segmentation::{Features, FittedModel, Segmentation};
+use super::select_k::KScore;
 use super::spec::SegmentationSpec;
 use super::{prep, profile, select_k};
 
@@ -33,6 +36,27 @@ pub fn segment(f: &Features, spec: &SegmentationSpec) -> Result<Segmentation, Se
         relocated: fit.relocated,
         fit_rows: fit.fit_rows,
     })
+}
+
+/// A clustering fitted on prepared rows that stand for more (the engine path's sample): the
+/// chosen centroids in the algorithm's numbering, each row's label, and the k table.
+pub struct SampleFit {
+    pub centroids: Array2<f64>,
+    pub labels: Vec<usize>,
+    pub k_selection: Vec<KScore>,
+    pub n_iter: u64,
+    pub relocated: usize,
+}
+
+/// Fits every candidate on every row of `z` (already a sample: `fit_sample` is not applied
+/// again) and keeps the chosen one. Only algorithms that assign new rows by the nearest
+/// centroid (K-means, mini-batch K-means) come here.
+pub fn fit_sample(z: ArrayView2<f64>, spec: &SegmentationSpec) -> Result<SampleFit, SegmentError> {
+    let all_rows = SegmentationSpec { fit_sample: usize::MAX, ..spec.clone() };
+    let (fit, mut k_selection) = select_k::fit(z, &all_rows)?;
+    k_selection.sort_by_key(|s| s.k);
+    let labels = fit.labels.iter().map(|l| l.ok_or_else(|| SegmentError::Fit("a K-means row without a cluster".into()))).collect::<Result<_, _>>()?;
+    Ok(SampleFit { centroids: fit.centroids, labels, k_selection, n_iter: fit.n_iter, relocated: fit.relocated })
 }
 
 /// Assigns each row to the nearest centroid of a saved model (score-only runs): the saved

@@ -66,23 +66,26 @@ pub fn transitions(previous: &[(&str, &str)], current: &[(&str, &str)]) -> Resul
     for &pair in by_customer.values() {
         *pairs.entry(pair).or_default() += 1;
     }
-    let mut from_totals: HashMap<Option<u32>, u64> = HashMap::default();
-    for (&(from, _), &n) in &pairs {
-        *from_totals.entry(from).or_default() += n;
-    }
-
     let name = |label: Option<u32>| label.map(|i| labels.names[i as usize].to_owned());
+    Ok(from_pair_counts(pairs.into_iter().map(|((from, to), n)| (name(from), name(to), n)).collect()))
+}
+
+/// Transition rows from (from, to, customers) counts, however they were counted (here per
+/// customer, or by the engine's `GROUP BY` over a join of the two runs): each pair's share of
+/// its `from` label, rows ordered by (from, to).
+pub fn from_pair_counts(pairs: Vec<(Option<String>, Option<String>, u64)>) -> Vec<Transition> {
+    let mut from_totals: std::collections::HashMap<Option<&str>, u64> = std::collections::HashMap::new();
+    for (from, _, n) in &pairs {
+        *from_totals.entry(from.as_deref()).or_default() += n;
+    }
+    let totals: Vec<u64> = pairs.iter().map(|(from, _, _)| from_totals[&from.as_deref()]).collect();
     let mut rows: Vec<Transition> = pairs
-        .iter()
-        .map(|(&(from, to), &customers)| Transition {
-            from: name(from),
-            to: name(to),
-            customers,
-            share_of_from: customers as f64 / from_totals[&from] as f64,
-        })
+        .into_iter()
+        .zip(totals)
+        .map(|((from, to, customers), total)| Transition { from, to, customers, share_of_from: customers as f64 / total as f64 })
         .collect();
     rows.sort_unstable_by(|a, b| (&a.from, &a.to).cmp(&(&b.from, &b.to)));
-    Ok(rows)
+    rows
 }
 
 #[derive(Default)]
