@@ -734,11 +734,6 @@ async fn engine_stage(
         .collect();
     let profiles = named_profiles(ordered_stats, &profiled.overall, pop.rows, spec);
     let ordered = centroids.select(Axis(0), &order);
-    let mut k_selection = k_selection;
-    if let Some(chosen) = k_selection.iter_mut().find(|r| r.chosen) {
-        // The published inertia is every customer's, as the driver's fit reports it.
-        chosen.inertia = profiled.inertia;
-    }
     let mut seg = Segmentation {
         columns,
         k,

@@ -266,22 +266,162 @@ fn same_output_whatever_the_thread_count() {
 fn fit_sample_at_the_row_count_changes_no_byte_and_a_sampled_fit_ignores_threads() {
     let tables = ["customer_segments", "segmentation_k_selection", "segment_summary"];
     let run = |extra: &str, threads: &str| {
-        let j = blobs_job(6000, false, &format!("k = {{ min = 2, max = 6 }}\nn_init = 3\n{extra}"));
+        let seg = format!("k = {{ min = 2, max = 6 }}\nn_init = 3\n{extra}\n\n[engine]\ntarget_partitions = {threads}");
+        let j = blobs_job(6000, false, &seg);
         let (code, _, err) = segvalue_env(&["run", &j.job(), "--run-date", "2025-12-31"], &[("RAYON_NUM_THREADS", threads)]);
         assert_eq!(code, 0, "{err}");
         let rows = duckdb(&format!("SELECT count(*) FROM read_parquet('{}')", table(&j, "customer_segments")))[0][0].as_i64();
-        let fit_rows = manifest(&j.out(), "2025-12-31")["segmentation"]["fit_rows"].as_i64();
+        let fit_rows = manifest(&j.out(), "2025-12-31")["segmentation"]["fit_rows"].as_i64().unwrap();
         (tables.map(|t| std::fs::read(table(&j, t)).unwrap()), rows, fit_rows)
     };
     // Not above fit_sample: every row is fitted, exactly as without the key.
     let (default, rows, fit_rows) = run("", "4");
-    assert_eq!((rows, fit_rows), (Some(6000), Some(6000)));
+    assert_eq!((rows, fit_rows), (Some(6000), 6000));
     let (exact, _, _) = run("fit_sample = 6000", "4");
     assert!(default == exact, "fit_sample = rows changed a published table");
-    // Above it: fitted on 800 rows, every row assigned, the same bytes on 1 and 4 threads.
+    // Above it: fitted on about 800 rows (a hashed sample), every row assigned by the engine,
+    // the same bytes on 1 and 4 threads and partitions.
     let (one, rows, fit_rows) = run("fit_sample = 800", "1");
-    assert_eq!((rows, fit_rows), (Some(6000), Some(800)));
+    assert_eq!(rows, Some(6000));
+    assert!((700..=900).contains(&fit_rows), "{fit_rows} rows fitted");
     let (four, _, _) = run("fit_sample = 800", "4");
     assert!(one == four, "a sampled fit differs between 1 and 4 threads");
     assert!(one != default, "fit_sample = 800 fitted every row");
+}
+
+fn f(v: &serde_json::Value) -> f64 {
+    v.as_f64().unwrap_or(f64::NAN)
+}
+
+/// Past `fit_sample` the engine assigns every customer: each one's segment is the nearest of
+/// the published centroids to its features prepared as `segmentation_prep` says (recomputed
+/// here from `customer_features`), and the summary's counts, means and medians are every
+/// customer's (DuckDB over the published tables). A score run with the saved model assigns
+/// the same segments.
+#[test]
+fn past_fit_sample_the_engine_assigns_every_customer_to_its_nearest_centroid() {
+    let seg = "k = { min = 2, max = 6 }\nn_init = 3\nimpute = \"median\"\ncategorical = [\"channel\"]\nfit_sample = 900\n\n\
+               [segmentation.columns.x1]\nclip = [0.02, 0.97]";
+    let j = blobs_job(6000, true, seg);
+    let (code, _, err) = segvalue(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    assert_eq!(code, 0, "{err}");
+    let m = manifest(&j.out(), "2025-12-31");
+    let fit_rows = m["segmentation"]["fit_rows"].as_i64().unwrap();
+    assert!((700..=1100).contains(&fit_rows), "{fit_rows}");
+    let prep = duckdb(&format!(
+        "SELECT source_column, category, fill_value, clip_lower, clip_upper, center, scale FROM read_parquet('{}') ORDER BY \"column\"",
+        table(&j, "segmentation_prep")
+    ));
+    // The published order of the prepared columns is the manifest's.
+    let order: Vec<String> = m["segmentation"]["preparation"].as_array().unwrap().iter().map(|c| c["column"].as_str().unwrap().to_string()).collect();
+    let by_name = duckdb(&format!("SELECT \"column\" FROM read_parquet('{}') ORDER BY \"column\"", table(&j, "segmentation_prep")));
+    let prep: Vec<&Vec<serde_json::Value>> =
+        order.iter().map(|c| &prep[by_name.iter().position(|r| r[0].as_str() == Some(c)).unwrap()]).collect();
+    assert_eq!(prep[1][2].as_f64().is_some(), true, "x2 has NULLs and a median fill");
+    let centroids: Vec<Vec<f64>> = m["segmentation"]["centroids"].as_array().unwrap().iter().map(|r| r.as_array().unwrap().iter().map(f).collect()).collect();
+    let rows = duckdb(&format!(
+        "SELECT s.segment_id, s.distance_to_centroid, f.x1, f.x2, f.x3, f.x4, f.channel FROM read_parquet('{}') s \
+         JOIN read_parquet('{}') f USING (customer_id) ORDER BY customer_id",
+        table(&j, "customer_segments"),
+        table(&j, "customer_features")
+    ));
+    assert_eq!(rows.len(), 6000);
+    let (mut exact, mut ties) = (0, 0);
+    for r in &rows {
+        // prep::apply's steps: fill, clip, scale; one-hot for the channel.
+        let z: Vec<f64> = prep
+            .iter()
+            .map(|p| match p[1].as_str() {
+                Some(cat) => f64::from(u8::from(r[6].as_str() == Some(cat))),
+                None => {
+                    let j = ["x1", "x2", "x3", "x4"].iter().position(|x| Some(*x) == p[0].as_str()).unwrap();
+                    let mut v = if r[2 + j].is_null() { f(&p[2]) } else { f(&r[2 + j]) };
+                    if !p[3].is_null() {
+                        v = v.clamp(f(&p[3]), f(&p[4]));
+                    }
+                    (v - f(&p[5])) / f(&p[6])
+                }
+            })
+            .collect();
+        // The manifest's centroids are in prepared units before scaling.
+        let d: Vec<f64> = centroids
+            .iter()
+            .map(|c| c.iter().zip(&z).zip(&prep).map(|((c, z), p)| ((c - f(&p[5])) / f(&p[6]) - z).powi(2)).sum::<f64>().sqrt())
+            .collect();
+        let best = (0..d.len()).min_by(|&a, &b| d[a].total_cmp(&d[b])).unwrap();
+        let second = d.iter().enumerate().filter(|(i, _)| *i != best).map(|(_, v)| *v).fold(f64::INFINITY, f64::min);
+        if second - d[best] < 1e-9 {
+            ties += 1;
+        } else {
+            assert_eq!(r[0].as_i64(), Some(best as i64), "row {r:?}: distances {d:?}");
+            assert!((f(&r[1]) - d[best]).abs() < 1e-9, "{r:?} vs {}", d[best]);
+            exact += 1;
+        }
+    }
+    assert!(ties < 5 && exact > 5990, "{exact} checked, {ties} near ties");
+    // The summary is every customer's, not the sample's.
+    let check = duckdb(&format!(
+        "WITH j AS (SELECT * FROM read_parquet('{}') s JOIN read_parquet('{}') f USING (customer_id)), \
+         g AS (SELECT segment_id, count(*) AS n, avg(x1) AS m1, quantile_cont(x2, 0.5) AS med2 FROM j GROUP BY segment_id) \
+         SELECT g.segment_id, g.n, s.customers, g.m1, s.mean_x1, g.med2, s.median_x2 FROM g JOIN read_parquet('{}') s USING (segment_id) ORDER BY 1",
+        table(&j, "customer_segments"),
+        table(&j, "customer_features"),
+        table(&j, "segment_summary")
+    ));
+    assert_eq!(check.len(), centroids.len());
+    for r in &check {
+        assert_eq!(r[1], r[2], "{r:?}");
+        assert!(rel(f(&r[3]), f(&r[4])) < 1e-12 && rel(f(&r[5]), f(&r[6])) < 1e-12, "{r:?}");
+    }
+    // Scored with the saved model, on the same rows: the same segments.
+    let job = std::fs::read_to_string(j.job()).unwrap().replace("fit_sample = 900", "fit_sample = 900\nmode = \"score\"");
+    std::fs::write(j.job(), job).unwrap();
+    let (code, _, err) = segvalue(&["run", &j.job(), "--run-date", "2026-01-31"]);
+    assert_eq!(code, 0, "{err}");
+    let differ = duckdb(&format!(
+        "SELECT count(*) FROM read_parquet('{}') a JOIN read_parquet('{}') b USING (customer_id) \
+         WHERE a.segment_id <> b.segment_id OR abs(a.distance_to_centroid - b.distance_to_centroid) > 1e-12",
+        partition_glob(&j.out(), "customer_segments", "2025-12-31"),
+        partition_glob(&j.out(), "customer_segments", "2026-01-31")
+    ));
+    assert_eq!(differ[0][0].as_i64(), Some(0));
+}
+
+/// What does not depend on the clustering is the same whether the driver holds every customer
+/// or the engine does the work: RFM scores, names, lifecycle stages and value tiers per
+/// customer, their counts and transitions, and the preparation (fill values and clip bounds
+/// to the bit: exact order statistics; centres and scales to 1e-12: sums in another order).
+#[test]
+fn past_fit_sample_rfm_tiers_and_preparation_equal_the_driver_path() {
+    let run = |extra: &str| {
+        let j = JobDir::retail(&format!("{}{extra}\n[rfm]\nview = \"customer_rfm\"\n\n[output]\nroot = \"out\"\n", retail_segmentation("{ min = 2, max = 4 }")));
+        let (code, _, err) = segvalue(&["run", &j.job(), "--run-date", "2025-12-31"]);
+        assert_eq!(code, 0, "{err}");
+        j
+    };
+    let (driver, engine) = (run(""), run("fit_sample = 600\n"));
+    let fit_rows = |j: &JobDir| manifest(&j.out(), "2025-12-31")["segmentation"]["fit_rows"].as_i64().unwrap();
+    let customers = manifest(&driver.out(), "2025-12-31")["segmentation"]["customers"].as_i64().unwrap();
+    assert!(fit_rows(&engine) < 800 && fit_rows(&driver) == customers, "{} {}", fit_rows(&engine), fit_rows(&driver));
+    let differ = duckdb(&format!(
+        "SELECT count(*) FROM read_parquet('{}') a FULL JOIN read_parquet('{}') b USING (customer_id) WHERE \
+         (a.rfm_r, a.rfm_f, a.rfm_m, a.rfm_cell, a.rfm_segment, a.lifecycle_stage, a.value_tier) IS DISTINCT FROM \
+         (b.rfm_r, b.rfm_f, b.rfm_m, b.rfm_cell, b.rfm_segment, b.lifecycle_stage, b.value_tier)",
+        table(&driver, "customer_segments"),
+        table(&engine, "customer_segments")
+    ));
+    assert_eq!(differ[0][0].as_i64(), Some(0));
+    let rows = |j: &JobDir, sql: &str, t: &str| duckdb(&sql.replace("{T}", &format!("read_parquet('{}')", table(j, t))));
+    let actions = "SELECT segmentation, segment, customers, recommended_action FROM {T} WHERE segmentation <> 'cluster' ORDER BY 1, 2";
+    assert_eq!(rows(&driver, actions, "segment_actions"), rows(&engine, actions, "segment_actions"));
+    let moves = "SELECT segmentation, from_segment, to_segment, customers, share_of_from FROM {T} WHERE segmentation <> 'cluster' ORDER BY 1, 2, 3";
+    assert_eq!(rows(&driver, moves, "segment_transitions"), rows(&engine, moves, "segment_transitions"));
+    let prep = "SELECT \"column\", fill_value, nulls_filled, transform, clip_lower, clip_upper, center, scale FROM {T} ORDER BY 1";
+    let (a, b) = (rows(&driver, prep, "segmentation_prep"), rows(&engine, prep, "segmentation_prep"));
+    for (a, b) in a.iter().zip(&b) {
+        assert_eq!(a[..6], b[..6], "fill and clip bounds: {a:?} {b:?}");
+        assert!(rel(f(&a[6]), f(&b[6])) < 1e-12 && rel(f(&a[7]), f(&b[7])) < 1e-12, "{a:?} {b:?}");
+    }
+    let rfm = |j: &JobDir| manifest(&j.out(), "2025-12-31")["segmentation"]["rfm"].clone();
+    assert_eq!(rfm(&driver), rfm(&engine));
 }
