@@ -485,6 +485,21 @@ impl TableProvider for CachedView {
     }
 }
 
+/// Lets go of a cached view's rows before its planned reads are done, for a stage that read
+/// it fewer times than planned (the segmentation past `fit_sample` reads its staged file
+/// instead). A later read computes the view again; other views are left alone.
+pub async fn release(ctx: &SessionContext, name: &str) {
+    let Ok(provider) = ctx.table_provider(name).await else { return };
+    let any: &dyn std::any::Any = provider.as_ref();
+    if let Some(view) = any.downcast_ref::<CachedView>() {
+        let mut data = view.data.lock().await;
+        if matches!(*data, Cached::Held { .. }) {
+            tracing::debug!(view = name, "rows released before the planned reads");
+            *data = Cached::Released;
+        }
+    }
+}
+
 /// Finds a registered view by name, with an error that lists the known ones.
 pub fn find<'a>(views: &'a [RegisteredView], name: &str) -> Result<&'a RegisteredView, ViewError> {
     views.iter().find(|v| v.name == name).ok_or_else(|| ViewError::UnknownView {

@@ -15,12 +15,14 @@ mod config;
 pub mod distinct;
 mod error;
 mod local;
+mod materialize;
 mod mode;
 mod stores;
 
 pub use config::{EngineConfig, EngineSection, StorageSection, parse_memory_limit};
 pub use error::{EngineError, StoreError};
 pub use local::{local_context, session_config};
+pub use materialize::{Materialized, materialize};
 pub use mode::{EngineMode, parse_host_port};
 pub use stores::{register_stores, runtime_env, store_base};
 

@@ -34,6 +34,7 @@ use super::rows::RfmCounts;
 use super::segmentation::{report, stage_actions};
 use super::session::Session;
 use super::tables::{ClvTotals, k_selection_batch, prep_batch, summary_batch};
+use crate::engine::materialize;
 use crate::error::Error;
 use crate::features::{self, FeatureError};
 use crate::model_mode::ModelMode;
@@ -51,6 +52,8 @@ const FEATURES: &str = "__segvalue_segmentation_features";
 /// The two runs' `customer_segments` for the transitions.
 const CURRENT: &str = "__segvalue_segments_current";
 const PREVIOUS: &str = "__segvalue_segments_previous";
+/// The RFM view's columns, on disk.
+const RFM: &str = "__segvalue_rfm";
 /// Mixed into each id's hash that picks the fit sample, with the job's seed.
 const SAMPLE_SALT: &str = "segvalue/segmentation";
 
@@ -145,20 +148,35 @@ impl OrderStats<'_> {
         Ok(g.into_iter().zip(rn).zip(v).map(|((g, rn), v)| ((g, rn as usize - 1), v)).collect())
     }
 
-    /// Quantiles `qs` of `expr` over its `n` non-NULL values, each as [`stats::quantile`]
-    /// computes it from the sorted values, after mapping the fetched values by `f` (a
-    /// non-decreasing function, so it commutes with the sort).
-    async fn quantiles(&self, expr: &str, n: usize, qs: &[f64], f: &dyn Fn(f64) -> f64) -> Result<Vec<f64>, Error> {
-        if n == 0 {
-            return Ok(vec![f64::NAN; qs.len()]);
+    /// The order statistics of `expr` (over its `n` non-NULL values) that quantiles `qs` read.
+    async fn fetch(&self, expr: &str, n: usize, qs: &[f64]) -> Result<Fetched, Error> {
+        if n == 0 || qs.is_empty() {
+            return Ok(Fetched { n, values: HashMap::new() });
         }
-        let positions: Vec<(usize, usize, f64)> = qs.iter().map(|&q| quantile_positions(n, q)).collect();
-        let mut wanted: Vec<usize> = positions.iter().flat_map(|&(a, b, _)| [a, b]).collect();
+        let mut wanted: Vec<usize> = qs.iter().map(|&q| quantile_positions(n, q)).flat_map(|(a, b, _)| [a, b]).collect();
         wanted.sort_unstable();
         wanted.dedup();
         let got = self.at(expr, None, &BTreeMap::from([(0, wanted)])).await?;
-        let value = |i: usize| f(got.get(&(0, i)).copied().unwrap_or(f64::NAN));
-        Ok(positions.iter().map(|&(a, b, t)| lerp(value(a), value(b), t)).collect())
+        Ok(Fetched { n, values: got.into_iter().map(|((_, i), v)| (i, v)).collect() })
+    }
+}
+
+/// Order statistics of one sorted column: one sort serves every quantile asked of it.
+struct Fetched {
+    n: usize,
+    values: HashMap<usize, f64>,
+}
+
+impl Fetched {
+    /// The `q`-quantile as [`crate::stats::quantile`] computes it from the sorted values, after
+    /// mapping the fetched values by `f` (non-decreasing, so it commutes with the sort).
+    fn quantile(&self, q: f64, f: &dyn Fn(f64) -> f64) -> f64 {
+        if self.n == 0 {
+            return f64::NAN;
+        }
+        let (a, b, t) = quantile_positions(self.n, q);
+        let value = |i: usize| f(self.values.get(&i).copied().unwrap_or(f64::NAN));
+        lerp(value(a), value(b), t)
     }
 }
 
@@ -230,13 +248,31 @@ async fn fit_preparation(ctx: &SessionContext, spec: &SegmentationSpec, pop: &Po
         let prep = &spec.prep[j];
         let x = format!("CAST({} AS DOUBLE)", quote(name));
         let nulls = pop.rows - pop.present[j];
+        let identity = |v: f64| v;
+        // Every quantile of this column reads one sort of the filled values (imputation, log1p
+        // and clipping are non-decreasing, so the order is the raw values'), plus a sort of
+        // the present values for a median fill when there are NULLs.
+        let mut qs = Vec::new();
+        if matches!(prep.impute, Impute::Median) && nulls == 0 {
+            qs.push(0.5);
+        }
+        if let Some((ql, qh)) = prep.clip {
+            qs.extend([ql, qh]);
+        }
+        if spec.scale == Scale::Robust {
+            qs.extend([0.25, 0.5, 0.75]);
+        }
+        let unfilled = if nulls == 0 { Some(sorted.fetch(&x, pop.rows, &qs).await?) } else { None };
         let (impute, fill) = match prep.impute {
             Impute::None if nulls > 0 => {
                 return Err(SegmentError::Nulls { view: view.to_string(), column: name.clone(), count: nulls }.into());
             }
             Impute::None => ("none", None),
             Impute::Mean => ("mean", Some(if pop.present[j] > 0 { pop.means[j] } else { f64::NAN })),
-            Impute::Median => ("median", Some(sorted.quantiles(&x, pop.present[j], &[0.5], &|v| v).await?[0])),
+            Impute::Median => match &unfilled {
+                Some(f) => ("median", Some(f.quantile(0.5, &identity))),
+                None => ("median", Some(sorted.fetch(&x, pop.present[j], &[0.5]).await?.quantile(0.5, &identity))),
+            },
             Impute::Constant(c) => ("constant", Some(c)),
         };
         if fill.is_some_and(|f| !f.is_finite()) {
@@ -266,16 +302,13 @@ async fn fit_preparation(ctx: &SessionContext, spec: &SegmentationSpec, pop: &Po
                 return Err(SegmentError::NonFinite { view: view.to_string(), column: name.clone(), count: bad, why }.into());
             }
         }
-        // Imputation, log1p and clipping are non-decreasing, so the sorted filled values give
-        // every quantile below: fetched, mapped, then interpolated, as the driver does.
-        let filled = match fill {
-            Some(f) => format!("coalesce({x}, {})", num(f)),
-            None => x.clone(),
+        let sorted_filled = match unfilled {
+            Some(f) => f,
+            None => sorted.fetch(&format!("coalesce({x}, {})", num(fill.unwrap_or(0.0))), pop.rows, &qs).await?,
         };
         let transform = |v: f64| if prep.log1p { v.ln_1p() } else { v };
         if let Some((ql, qh)) = prep.clip {
-            let q = sorted.quantiles(&filled, pop.rows, &[ql, qh], &transform).await?;
-            (col.clip_lower, col.clip_upper) = (Some(q[0]), Some(q[1]));
+            (col.clip_lower, col.clip_upper) = (Some(sorted_filled.quantile(ql, &transform)), Some(sorted_filled.quantile(qh, &transform)));
         }
         let (center, scale) = match spec.scale {
             Scale::None => (0.0, 1.0),
@@ -285,7 +318,7 @@ async fn fit_preparation(ctx: &SessionContext, spec: &SegmentationSpec, pop: &Po
                     (Some(l), Some(h)) => transform(v).clamp(l, h),
                     _ => transform(v),
                 };
-                let q = sorted.quantiles(&filled, pop.rows, &[0.25, 0.5, 0.75], &clip).await?;
+                let q = [0.25, 0.5, 0.75].map(|q| sorted_filled.quantile(q, &clip));
                 (q[1], q[2] - q[0])
             }
             Scale::ZScore | Scale::MinMax => {
@@ -344,20 +377,19 @@ async fn sample(s: &Session, spec: &SegmentationSpec, rows: usize) -> Result<(fe
     Ok((frame, predicate(&spec.id)))
 }
 
-/// Per fitted centroid: customers, squared distances, feature means and medians, prepared
-/// means; and every customer's prepared (mean, std).
+/// Per fitted centroid: customers, feature means and medians, prepared means; and every
+/// customer's prepared (mean, std).
 struct Profiled {
     stats: Vec<SegmentStats>,
-    inertia: f64,
     overall: Vec<(f64, f64)>,
 }
 
 async fn profile(ctx: &SessionContext, spec: &SegmentationSpec, columns: &[PrepColumn], centroids: &Array2<f64>) -> Result<Profiled, Error> {
     let view = spec.view.as_str();
-    let (nearest, distance) = assignment(columns, centroids);
+    let (nearest, _) = assignment(columns, centroids);
     let p = spec.features.len();
-    let mut inner = vec![format!("{nearest} AS c"), format!("{distance} AS d")];
-    let mut outer = vec!["count(*) AS n".to_string(), "sum(d * d) AS d2".to_string()];
+    let mut inner = vec![format!("{nearest} AS c")];
+    let mut outer = vec!["count(*) AS n".to_string()];
     for (j, f) in spec.features.iter().enumerate() {
         inner.push(format!("CAST({} AS DOUBLE) AS x{j}, {} AS u{j}", quote(f), prepared_expr(&columns[j], false)));
         outer.push(format!("avg(x{j}) AS mean{j}, count(x{j}) AS present{j}, avg(u{j}) AS umean{j}, stddev_pop(u{j}) AS usd{j}"));
@@ -369,7 +401,7 @@ async fn profile(ctx: &SessionContext, spec: &SegmentationSpec, columns: &[PrepC
         quote(FEATURES)
     );
     let b = collect(ctx, view, &sql).await?;
-    let (c, everyone, n, d2) = (i64s(&b, "c"), i64s(&b, "everyone"), i64s(&b, "n"), f64s(&b, "d2"));
+    let (c, everyone, n) = (i64s(&b, "c"), i64s(&b, "everyone"), i64s(&b, "n"));
     let k = centroids.nrows();
     let all = everyone.iter().position(|&e| e == 1).expect("the grand total row");
     let overall = (0..p).map(|j| (f64s(&b, &format!("umean{j}"))[all], f64s(&b, &format!("usd{j}"))[all])).collect();
@@ -412,8 +444,7 @@ async fn profile(ctx: &SessionContext, spec: &SegmentationSpec, columns: &[PrepC
             }
         })
         .collect();
-    let inertia = (0..k).filter_map(|i| at[i].map(|r| d2[r])).sum();
-    Ok(Profiled { stats, inertia, overall })
+    Ok(Profiled { stats, overall })
 }
 
 /// RFM quintile edges, value-tier cut-offs and lifecycle counts over the RFM view, and the
@@ -424,7 +455,8 @@ struct RfmPlan {
     report: RfmReport,
 }
 
-async fn rfm_plan(ctx: &SessionContext, r: &RfmSpec) -> Result<RfmPlan, Error> {
+/// `table` holds the RFM view's rows (the view itself, or a copy on disk).
+async fn rfm_plan(ctx: &SessionContext, r: &RfmSpec, table: &str) -> Result<RfmPlan, Error> {
     let view = r.view.as_str();
     let d = |c: &str| format!("CAST({} AS DOUBLE)", quote(c));
     let (recency, age, value) = (d("recency_days"), d(&r.age_column), d(&r.value_column));
@@ -441,7 +473,7 @@ async fn rfm_plan(ctx: &SessionContext, r: &RfmSpec) -> Result<RfmPlan, Error> {
     for (j, c) in wanted.iter().enumerate() {
         cols.push(format!("count({x}) AS c{j}, sum(CASE WHEN isnan({x} - {x}) THEN 1 ELSE 0 END) AS bad{j}", x = d(c)));
     }
-    let sql = format!("SELECT {} FROM {} GROUP BY stage", cols.join(", "), quote(view));
+    let sql = format!("SELECT {} FROM {} GROUP BY stage", cols.join(", "), quote(table));
     let b = collect(ctx, view, &sql).await?;
     let n: usize = i64s(&b, "n").iter().sum::<i64>() as usize;
     if n == 0 {
@@ -461,11 +493,11 @@ async fn rfm_plan(ctx: &SessionContext, r: &RfmSpec) -> Result<RfmPlan, Error> {
             return Err(FeatureError::Nulls { view: view.to_string(), column: c.to_string(), count: nulls }.into());
         }
     }
-    super::clv_sql::first_duplicate(ctx, view, view, &r.id).await?;
+    super::clv_sql::first_duplicate(ctx, view, table, &r.id).await?;
     let lifecycle: BTreeMap<String, usize> =
         strings(&b, "stage").into_iter().zip(i64s(&b, "n")).filter_map(|(s, n)| Some((s?, n as usize))).collect();
 
-    let sorted = OrderStats { ctx, view, table: view };
+    let sorted = OrderStats { ctx, view, table };
     // Quintile scores (`rfm::quintile_scores`): score = 1 + floor(5 g / n) with g the rows
     // ranked strictly before a value, so score > s exactly when the value passes the row at
     // rank ceil(s n / 5): four order statistics per column.
@@ -483,8 +515,8 @@ async fn rfm_plan(ctx: &SessionContext, r: &RfmSpec) -> Result<RfmPlan, Error> {
         exprs.push(score(&edges, &d(c), higher_is_better));
     }
     let v = &r.value;
-    let cut = sorted.quantiles(&value, n, &[v.high_quantile, v.low_quantile], &|x| x).await?;
-    let (high_from, low_below) = (cut[0], cut[1]);
+    let cut = sorted.fetch(&value, n, &[v.high_quantile, v.low_quantile]).await?;
+    let (high_from, low_below) = (cut.quantile(v.high_quantile, &|x| x), cut.quantile(v.low_quantile, &|x| x));
     debug_assert_eq!([ValueTier::High, ValueTier::Low, ValueTier::Medium].map(ValueTier::as_str), ["high", "low", "medium"]);
     let tier = format!("CASE WHEN {value} >= {} THEN 'high' WHEN {value} < {} THEN 'low' ELSE 'medium' END", num(high_from), num(low_below));
     let [r_, f_, m_]: [String; 3] = exprs.try_into().expect("three scores");
@@ -496,7 +528,7 @@ async fn rfm_plan(ctx: &SessionContext, r: &RfmSpec) -> Result<RfmPlan, Error> {
 
 /// `customer_segments` as a plan: every customer assigned by the engine, `ids[i]` and
 /// `names[i]` for centroid row `i`, with the RFM columns joined.
-fn segments_sql(spec: &SegmentationSpec, columns: &[PrepColumn], centroids: &Array2<f64>, ids: &[i32], names: &[String], rfm: Option<(&RfmSpec, &RfmPlan)>) -> String {
+fn segments_sql(spec: &SegmentationSpec, columns: &[PrepColumn], centroids: &Array2<f64>, ids: &[i32], names: &[String], rfm: Option<(&RfmSpec, &RfmPlan, &str)>) -> String {
     let (nearest, distance) = assignment(columns, centroids);
     let by_row = |values: &dyn Fn(usize) -> String| {
         let arms: Vec<String> = (0..ids.len()).map(|i| format!("WHEN {i} THEN {}", values(i))).collect();
@@ -509,7 +541,7 @@ fn segments_sql(spec: &SegmentationSpec, columns: &[PrepColumn], centroids: &Arr
         by_row(&|i| ids[i].to_string()),
         by_row(&|i| text(&names[i]))
     );
-    let Some((r, plan)) = rfm else {
+    let Some((r, plan, rfm_table)) = rfm else {
         let nulls = "CAST(NULL AS INT) AS rfm_r, CAST(NULL AS INT) AS rfm_f, CAST(NULL AS INT) AS rfm_m, CAST(NULL AS VARCHAR) AS rfm_cell, \
                      CAST(NULL AS VARCHAR) AS rfm_segment, CAST(NULL AS VARCHAR) AS lifecycle_stage, CAST(NULL AS VARCHAR) AS value_tier";
         return format!("SELECT {segment}, {nulls} FROM ({assigned}) a");
@@ -530,7 +562,7 @@ fn segments_sql(spec: &SegmentationSpec, columns: &[PrepColumn], centroids: &Arr
          {stage} AS lifecycle_stage, {tier} AS value_tier FROM {rview}) r ON CAST(a.__id AS VARCHAR) = r.__rid",
         rules.join(" "),
         rid = quote(&r.id),
-        rview = quote(&r.view),
+        rview = quote(rfm_table),
     )
 }
 
@@ -653,16 +685,36 @@ pub(super) async fn segmentation_stage(
 ) -> Result<(SegmentationReport, super::report::SegmentationCharts, crate::models::SavedSegmentation), Error> {
     let ctx = &s.ctx;
     let q = |e| Error::query(format!("view '{}'", spec.view), e);
-    // The staged file, not the view: the view would be computed again for each query below.
-    // Pseudonymised ids would not join the RFM view, so then the view itself.
-    let features = match publisher.read_staged("customer_features").await? {
-        Some(df) => df,
-        None => ctx.table(spec.view.as_str()).await.map_err(q)?,
+    let local = !s.job.engine.mode.is_distributed();
+    // The queries below read the staged file, not the view (computed again for each of them,
+    // or held in memory by its cache: let go now). Pseudonymised ids would not join the RFM
+    // view, so then the view's own rows, on disk when the engine is embedded.
+    let mut on_disk = Vec::new();
+    match publisher.read_staged("customer_features").await? {
+        Some(df) => ctx.register_table(FEATURES, df.into_view()).map(|_| ()).map_err(q)?,
+        None if local => on_disk.push(materialize(ctx, ctx.table(spec.view.as_str()).await.map_err(q)?, FEATURES).await.map_err(q)?),
+        None => ctx.register_table(FEATURES, ctx.table(spec.view.as_str()).await.map_err(q)?.into_view()).map(|_| ()).map_err(q)?,
+    }
+    crate::views::release(ctx, &spec.view).await;
+    // The RFM view is read once per quantile column and by the plan of customer_segments.
+    let rfm_table = match &s.job.rfm {
+        Some(r) if local => {
+            let t = Instant::now();
+            let cols: Vec<String> = [r.id.as_str(), "recency_days", "frequency", "monetary", &r.age_column, &r.value_column].iter().map(|c| quote(c)).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+            let q = |e| Error::query(format!("view '{}'", r.view), e);
+            let df = ctx.sql(&format!("SELECT {} FROM {}", cols.join(", "), quote(&r.view))).await.map_err(q)?;
+            on_disk.push(materialize(ctx, df, RFM).await.map_err(q)?);
+            stages.record("rfm_load", t, None, Some(on_disk.last().expect("pushed").rows as u64));
+            RFM.to_string()
+        }
+        Some(r) => r.view.clone(),
+        None => String::new(),
     };
-    ctx.register_table(FEATURES, features.into_view()).map_err(q)?;
-    let out = engine_stage(s, spec, clv, publisher, stages, rows).await;
-    let _ = ctx.deregister_table(FEATURES);
-    let _ = ctx.deregister_table(CURRENT);
+    let out = engine_stage(s, spec, clv, publisher, stages, rows, &rfm_table).await;
+    for table in [FEATURES, RFM, CURRENT] {
+        let _ = ctx.deregister_table(table);
+    }
+    drop(on_disk);
     out
 }
 
@@ -673,6 +725,7 @@ async fn engine_stage(
     publisher: &mut Publisher,
     stages: &mut Stages,
     rows: u64,
+    rfm_table: &str,
 ) -> Result<(SegmentationReport, super::report::SegmentationCharts, crate::models::SavedSegmentation), Error> {
     let ctx = &s.ctx;
     let t = Instant::now();
@@ -765,7 +818,7 @@ async fn engine_stage(
 
     let t = Instant::now();
     let rfm = match &s.job.rfm {
-        Some(r) => Some((r, rfm_plan(ctx, r).await?)),
+        Some(r) => Some((r, rfm_plan(ctx, r, rfm_table).await?)),
         None => None,
     };
     if let Some((_, plan)) = &rfm {
@@ -776,7 +829,7 @@ async fn engine_stage(
     // Centroid row i (fitted numbering) is profile new_id[i], which carries its final id and name.
     let ids: Vec<i32> = (0..k).map(|i| seg.profiles[new_id[i]].segment_id).collect();
     let names: Vec<String> = (0..k).map(|i| seg.profiles[new_id[i]].name.clone()).collect();
-    let sql = segments_sql(spec, &seg.columns, &centroids, &ids, &names, rfm.as_ref().map(|(r, p)| (*r, p)));
+    let sql = segments_sql(spec, &seg.columns, &centroids, &ids, &names, rfm.as_ref().map(|(r, p)| (*r, p, rfm_table)));
     let df = ctx.sql(&sql).await.map_err(|e| Error::query("customer_segments", e))?;
     let mut out = publisher.stage("customer_segments", df, std::slice::from_ref(&spec.id)).await?;
     let (groups, counts, missing) = staged_counts(ctx, publisher).await?;
