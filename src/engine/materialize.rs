@@ -44,7 +44,8 @@ pub async fn materialize(ctx: &SessionContext, df: DataFrame, name: &str) -> Res
         Some(w) => w.close().map(|_| ())?,
         None => ArrowWriter::try_new(std::fs::File::create(&path)?, planned, None)?.close().map(|_| ())?,
     }
-    let options = datafusion::prelude::ParquetReadOptions::default();
+    // Spill files have no extension.
+    let options = datafusion::prelude::ParquetReadOptions::default().file_extension("");
     let table = ctx.read_parquet(path.to_string_lossy().as_ref(), options).await?;
     ctx.register_table(name, table.into_view())?;
     Ok(Materialized { name: name.to_string(), rows, _file: file })

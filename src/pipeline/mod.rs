@@ -31,6 +31,7 @@ mod report;
 mod rows;
 mod run;
 mod script;
+mod segment_outputs;
 mod segmentation;
 mod segmentation_sql;
 mod session;

@@ -1,4 +1,6 @@
-//! The segmentation stage: load features, cluster, score RFM and tiers, stage the tables.
+//! The segmentation stage: stage `customer_features`, then segment past `fit_sample`
+//! customers in the engine ([`super::segmentation_sql`]) or, up to it (and for DBSCAN and GMM
+//! refits), on the driver here: load features, cluster, score RFM and tiers, stage the tables.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -8,18 +10,19 @@ use datafusion::arrow::array::{Array, StringArray};
 use super::clv::ClvOutcome;
 use super::history;
 use super::ids::{id_array, id_index};
-use super::manifest::{ModelUse, PrepReport, RfmReport, SegmentationReport, Stages};
-use super::rows::{ActionRow, RfmColumns, RfmCounts};
+use super::manifest::{ModelUse, RfmReport, Stages};
+use super::rows::{RfmColumns, RfmCounts};
+use super::segment_outputs::{Outcome, log_outcome, report, stage_actions};
 use super::session::Session;
-use super::tables::{clv_totals, k_selection_batch, prep_batch, segment_actions_batch, segments_batch, summary_batch};
+use super::tables::{clv_totals, k_selection_batch, prep_batch, segments_batch, summary_batch};
 use crate::error::Error;
 use crate::features;
 use crate::publish::Publisher;
-use crate::segment::profile::{SegmentAction, segment_actions};
-use crate::segment::rfm::{self, ActionKey, Lifecycle, ValueTier};
+use crate::segment::profile::segment_actions;
+use crate::segment::rfm::{self, Lifecycle};
 use crate::model_mode::ModelMode;
 use crate::segment::spec::RfmSpec;
-use crate::segment::{self, Segmentation, SegmentationSpec};
+use crate::segment::{self, SegmentationSpec};
 
 pub(super) async fn segmentation_stage(
     s: &Session,
@@ -27,7 +30,7 @@ pub(super) async fn segmentation_stage(
     clv: Option<&ClvOutcome>,
     publisher: &mut Publisher,
     stages: &mut Stages,
-) -> Result<(SegmentationReport, super::report::SegmentationCharts, crate::models::SavedSegmentation), Error> {
+) -> Result<Outcome, Error> {
     let t = Instant::now();
     let df = s.ctx.table(spec.view.as_str()).await.map_err(|e| Error::query(format!("view '{}'", spec.view), e))?;
     let rows = publisher.stage("customer_features", df, std::slice::from_ref(&spec.id)).await?;
@@ -47,7 +50,7 @@ async fn in_memory(
     publisher: &mut Publisher,
     stages: &mut Stages,
     rows: u64,
-) -> Result<(SegmentationReport, super::report::SegmentationCharts, crate::models::SavedSegmentation), Error> {
+) -> Result<Outcome, Error> {
     let t = Instant::now();
     let frame = features::load_frame(&s.ctx, &spec.view, &spec.id, &spec.features, &spec.categorical).await?;
     stages.record("load_features", t, Some(rows), Some(frame.x.nrows() as u64));
@@ -144,80 +147,6 @@ async fn in_memory(
     Ok((report, charts, saved))
 }
 
-/// "scored with the saved model" or "fitted", with k.
-pub(super) fn log_outcome(seg: &Segmentation, model_use: Option<&ModelUse>, mode: ModelMode) {
-    match (model_use, mode) {
-        (Some(used), ModelMode::Score) => {
-            let model = used.model_run_date.map(|d| d.to_string()).unwrap_or_default();
-            tracing::info!(k = seg.k, model = %model, "segmentation scored with the saved model");
-        }
-        _ => {
-            let chosen = seg.k_selection.iter().find(|r| r.chosen);
-            tracing::info!(k = seg.k, silhouette = chosen.map(|c| c.silhouette), "segmentation fitted");
-        }
-    }
-}
-
-/// `segment_actions` staged, warning about `[actions]` entries that match nothing.
-pub(super) async fn stage_actions(
-    publisher: &mut Publisher,
-    seg: &Segmentation,
-    actions: &[SegmentAction],
-    counts: Option<&RfmCounts>,
-    spec: &crate::segment::spec::ActionsSpec,
-) -> Result<u64, Error> {
-    let table = action_rows(seg, actions, counts, spec);
-    // An [actions] entry that is neither an action key nor a segment of this run is most
-    // likely a typo; say so rather than ignore it silently.
-    for name in spec.by_segment.keys().filter(|n| !table.iter().any(|r| &r.segment == *n)) {
-        tracing::warn!(action = %name, "[actions] entry matches no action key and no segment of this run");
-    }
-    let sort = ["segmentation".into(), "segment".into()];
-    Ok(publisher.stage_batch("segment_actions", segment_actions_batch(&table), &sort).await?)
-}
-
-/// The manifest's account of the segmentation over `customers` rows.
-pub(super) fn report(
-    spec: &SegmentationSpec,
-    seg: &Segmentation,
-    customers: usize,
-    rfm: Option<RfmReport>,
-    model: Option<ModelUse>,
-    drift: Option<super::manifest::DriftReport>,
-) -> SegmentationReport {
-    let chosen = seg.k_selection.iter().find(|r| r.chosen);
-    SegmentationReport {
-        view: spec.view.clone(),
-        customers,
-        features: spec.features.clone(),
-        categorical: spec.categorical.clone(),
-        algorithm: spec.algorithm.name().to_string(),
-        k: seg.k,
-        silhouette: chosen.map_or(f64::NAN, |c| c.silhouette),
-        inertia: chosen.map_or(f64::NAN, |c| c.inertia),
-        fit_rows: seg.fit_rows,
-        iterations: seg.n_iter,
-        empty_clusters_relocated: seg.relocated,
-        nulls_filled: seg.columns.iter().filter(|c| c.category.is_none()).map(|c| (c.source.clone(), c.nulls_filled)).collect(),
-        preparation: seg
-            .columns
-            .iter()
-            .map(|c| PrepReport {
-                column: c.column.clone(),
-                fill_value: c.fill_value,
-                clip: c.clip_lower.zip(c.clip_upper).map(|(a, b)| [a, b]),
-                log1p: c.log1p,
-                center: c.center,
-                scale: c.scale,
-            })
-            .collect(),
-        centroids: segment::prep::unscale(&seg.centroids, &seg.columns).rows().into_iter().map(|r| r.to_vec()).collect(),
-        rfm,
-        model,
-        drift,
-    }
-}
-
 /// RFM scores over the RFM view's customers, lifecycle stages and value tiers, aligned to the
 /// segmentation's customers.
 async fn rfm_stage<'a>(s: &Session, r: &'a RfmSpec, seg_ids: &StringArray) -> Result<(RfmColumns<'a>, RfmReport), Error> {
@@ -270,58 +199,3 @@ async fn rfm_stage<'a>(s: &Session, r: &'a RfmSpec, seg_ids: &StringArray) -> Re
     Ok((cols, report))
 }
 
-fn stage_key(s: Lifecycle) -> ActionKey {
-    match s {
-        Lifecycle::New => ActionKey::New,
-        Lifecycle::Active => ActionKey::Loyal,
-        Lifecycle::Silent => ActionKey::Silent,
-        Lifecycle::Churned => ActionKey::Churned,
-    }
-}
-
-fn tier_key(t: ValueTier) -> ActionKey {
-    match t {
-        ValueTier::High => ActionKey::Champions,
-        ValueTier::Medium => ActionKey::Potential,
-        ValueTier::Low => ActionKey::LowValue,
-    }
-}
-
-/// The segment → recommended-action table over every segmentation: clusters, RFM segments,
-/// lifecycle stages and value tiers.
-fn action_rows(
-    seg: &Segmentation,
-    actions: &[SegmentAction],
-    counts: Option<&RfmCounts>,
-    spec: &crate::segment::spec::ActionsSpec,
-) -> Vec<ActionRow> {
-    let mut rows: Vec<ActionRow> = seg
-        .profiles
-        .iter()
-        .zip(actions)
-        .map(|(p, a)| ActionRow {
-            segmentation: "cluster",
-            segment: p.name.clone(),
-            customers: p.customers,
-            key: a.key,
-            action: a.action.clone(),
-        })
-        .collect();
-    let Some(c) = counts else { return rows };
-    let mut add = |segmentation: &'static str, by: &BTreeMap<String, usize>, key: &dyn Fn(&str) -> Option<ActionKey>| {
-        for (name, &customers) in by {
-            let k = key(name);
-            rows.push(ActionRow {
-                segmentation,
-                action: spec.action(name, k),
-                segment: name.clone(),
-                customers,
-                key: k,
-            });
-        }
-    };
-    add("rfm", &c.rfm, &rfm::rfm_action_key);
-    add("lifecycle", &c.lifecycle, &|n| Lifecycle::ALL.iter().find(|s| s.as_str() == n).map(|&s| stage_key(s)));
-    add("value", &c.value, &|n| ValueTier::ALL.iter().find(|t| t.as_str() == n).map(|&t| tier_key(t)));
-    rows
-}

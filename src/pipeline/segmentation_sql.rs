@@ -29,9 +29,9 @@ use ndarray::{Array2, Axis};
 
 use super::clv::ClvOutcome;
 use super::history;
-use super::manifest::{ModelUse, RfmReport, SegmentationReport, Stages};
+use super::manifest::{ModelUse, RfmReport, Stages};
 use super::rows::RfmCounts;
-use super::segmentation::{report, stage_actions};
+use super::segment_outputs::{Outcome, log_outcome, report, stage_actions};
 use super::session::Session;
 use super::tables::{ClvTotals, k_selection_batch, prep_batch, summary_batch};
 use crate::engine::materialize;
@@ -40,7 +40,7 @@ use crate::features::{self, FeatureError};
 use crate::model_mode::ModelMode;
 use crate::publish::Publisher;
 use crate::quality::quote;
-use crate::segment::prep::{NULL_CATEGORY, PrepColumn};
+use crate::segment::prep::{NULL_CATEGORY, PrepColumn, usable_scale};
 use crate::segment::profile::{SegmentStats, actions_for, named_profiles, size_order};
 use crate::segment::rfm::{Lifecycle, ValueTier};
 use crate::segment::spec::{Algorithm, Impute, RfmSpec, Scale};
@@ -329,8 +329,7 @@ async fn fit_preparation(ctx: &SessionContext, spec: &SegmentationSpec, pop: &Po
                 if spec.scale == Scale::ZScore { (get("mean"), get("sd")) } else { (get("lo"), get("hi") - get("lo")) }
             }
         };
-        // As `prep::fit_scale`: a zero or non-finite scale becomes 1.
-        (col.center, col.scale) = (center, if scale > 0.0 && scale.is_finite() { scale } else { 1.0 });
+        (col.center, col.scale) = (center, usable_scale(scale));
         columns.push(col);
     }
     for name in &spec.categorical {
@@ -341,19 +340,7 @@ async fn fit_preparation(ctx: &SessionContext, spec: &SegmentationSpec, pop: &Po
             quote(FEATURES)
         );
         for cat in strings(&collect(ctx, view, &sql).await?, "c").into_iter().flatten() {
-            columns.push(PrepColumn {
-                column: format!("{name}={cat}"),
-                source: name.clone(),
-                category: Some(cat),
-                impute: "none",
-                fill_value: None,
-                nulls_filled: 0,
-                log1p: false,
-                clip_lower: None,
-                clip_upper: None,
-                center: 0.0,
-                scale: 1.0,
-            });
+            columns.push(PrepColumn::one_hot(name, &cat));
         }
     }
     Ok(columns)
@@ -566,9 +553,12 @@ fn segments_sql(spec: &SegmentationSpec, columns: &[PrepColumn], centroids: &Arr
     )
 }
 
+/// Per published segment id: customers by (lifecycle stage, value tier).
+type Groups = HashMap<i32, Vec<(Option<String>, Option<String>, usize)>>;
+
 /// Per published segment id: customers by (lifecycle stage, value tier), and the RFM counts,
 /// from the staged `customer_segments`.
-async fn staged_counts(ctx: &SessionContext, publisher: &Publisher) -> Result<(HashMap<i32, Vec<(Option<String>, Option<String>, usize)>>, RfmCounts, usize), Error> {
+async fn staged_counts(ctx: &SessionContext, publisher: &Publisher) -> Result<(Groups, RfmCounts, usize), Error> {
     let seg = publisher.read_staged_as_published("customer_segments").await?.ok_or_else(|| not_staged("customer_segments"))?;
     ctx.register_table(CURRENT, seg.into_view()).map_err(|e| Error::query("customer_segments", e))?;
     let sql = format!(
@@ -577,7 +567,7 @@ async fn staged_counts(ctx: &SessionContext, publisher: &Publisher) -> Result<(H
     );
     let b = collect(ctx, "customer_segments", &sql).await?;
     let (id, rfm, stage, tier, n) = (i64s(&b, "segment_id"), strings(&b, "rfm_segment"), strings(&b, "lifecycle_stage"), strings(&b, "value_tier"), i64s(&b, "n"));
-    let mut groups: HashMap<i32, Vec<(Option<String>, Option<String>, usize)>> = HashMap::new();
+    let mut groups = Groups::new();
     let mut counts = RfmCounts::default();
     let mut missing = 0;
     for i in 0..n.len() {
@@ -597,7 +587,7 @@ async fn staged_counts(ctx: &SessionContext, publisher: &Publisher) -> Result<(H
 }
 
 /// The dominant (lifecycle stage, value tier) of each profile, as `stats::dominant` picks it.
-fn dominant_groups(seg: &Segmentation, groups: &HashMap<i32, Vec<(Option<String>, Option<String>, usize)>>) -> Vec<(Option<Lifecycle>, Option<ValueTier>)> {
+fn dominant_groups(seg: &Segmentation, groups: &Groups) -> Vec<(Option<Lifecycle>, Option<ValueTier>)> {
     let stage_of = |s: &str| Lifecycle::ALL.iter().copied().find(|l| l.as_str() == s);
     let tier_of = |s: &str| ValueTier::ALL.iter().copied().find(|t| t.as_str() == s);
     seg.profiles
@@ -682,7 +672,7 @@ pub(super) async fn segmentation_stage(
     publisher: &mut Publisher,
     stages: &mut Stages,
     rows: u64,
-) -> Result<(SegmentationReport, super::report::SegmentationCharts, crate::models::SavedSegmentation), Error> {
+) -> Result<Outcome, Error> {
     let ctx = &s.ctx;
     let q = |e| Error::query(format!("view '{}'", spec.view), e);
     let local = !s.job.engine.mode.is_distributed();
@@ -726,7 +716,7 @@ async fn engine_stage(
     stages: &mut Stages,
     rows: u64,
     rfm_table: &str,
-) -> Result<(SegmentationReport, super::report::SegmentationCharts, crate::models::SavedSegmentation), Error> {
+) -> Result<Outcome, Error> {
     let ctx = &s.ctx;
     let t = Instant::now();
     let pop = population(ctx, spec).await?;
@@ -813,7 +803,7 @@ async fn engine_stage(
         _ => None,
     };
     let drift = previous.map(|(_, saved)| history::drift(saved, &spec.features, &frame.x, &seg, spec.drift_warn_psi));
-    super::segmentation::log_outcome(&seg, model_use.as_ref(), spec.mode);
+    log_outcome(&seg, model_use.as_ref(), spec.mode);
     stages.record("segment", t, Some(pop.rows as u64), Some(seg.k as u64));
 
     let t = Instant::now();

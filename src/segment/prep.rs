@@ -34,6 +34,31 @@ pub struct PrepColumn {
     pub scale: f64,
 }
 
+impl PrepColumn {
+    /// The 0/1 column of `category` of categorical column `source` (not scaled).
+    pub fn one_hot(source: &str, category: &str) -> PrepColumn {
+        PrepColumn {
+            column: format!("{source}={category}"),
+            source: source.to_string(),
+            category: Some(category.to_string()),
+            impute: "none",
+            fill_value: None,
+            nulls_filled: 0,
+            log1p: false,
+            clip_lower: None,
+            clip_upper: None,
+            center: 0.0,
+            scale: 1.0,
+        }
+    }
+}
+
+/// A fitted scale as used: a zero or non-finite one becomes 1, so a constant column maps to a
+/// constant, not NaN (scikit-learn does the same).
+pub fn usable_scale(scale: f64) -> f64 {
+    if scale > 0.0 && scale.is_finite() { scale } else { 1.0 }
+}
+
 #[derive(Debug, Clone)]
 pub struct Prepared {
     /// Rows × prepared columns, the clustering input.
@@ -67,19 +92,7 @@ pub fn prepare(input: &Input) -> Result<Prepared, SegmentError> {
         cats.dedup();
         for cat in cats {
             out.push(values.iter().map(|v| f64::from(u8::from(v.as_deref().unwrap_or(NULL_CATEGORY) == cat))).collect());
-            columns.push(PrepColumn {
-                column: format!("{name}={cat}"),
-                source: name.clone(),
-                category: Some(cat.to_string()),
-                impute: "none",
-                fill_value: None,
-                nulls_filled: 0,
-                log1p: false,
-                clip_lower: None,
-                clip_upper: None,
-                center: 0.0,
-                scale: 1.0,
-            });
+            columns.push(PrepColumn::one_hot(name, cat));
         }
     }
     // Column-major, as the columns were built: K-means reads it without a copy.
@@ -158,8 +171,7 @@ fn prepare_numeric(
 }
 
 /// (center, scale) of one column. z-score uses the population std (ddof 0) as scikit-learn's
-/// `StandardScaler`; robust uses median and IQR as `RobustScaler`. A zero or non-finite scale
-/// becomes 1 so a constant column maps to a constant, not NaN (scikit-learn does the same).
+/// `StandardScaler`; robust uses median and IQR as `RobustScaler`; see [`usable_scale`].
 fn fit_scale(kind: Scale, v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let (center, scale) = match kind {
@@ -178,7 +190,7 @@ fn fit_scale(kind: Scale, v: &[f64]) -> (f64, f64) {
             (med, q3 - q1)
         }
     };
-    (center, if scale > 0.0 && scale.is_finite() { scale } else { 1.0 })
+    (center, usable_scale(scale))
 }
 
 

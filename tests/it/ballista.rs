@@ -227,3 +227,56 @@ fn model_functions_run_on_the_executors() {
         .sum();
     assert!(on_executors > 0, "no executor log shows a model function evaluated");
 }
+
+/// Past `fit_sample` the segmentation runs in the engine; on a cluster its queries, and the
+/// `nearest_centroid` calls that assign every customer, run on the executors, and the tables
+/// are the embedded engine's (distances to 1e-9: the preparation's sums are added in another
+/// order).
+#[test]
+fn segmentation_past_fit_sample_runs_on_the_executors() {
+    let debug = [("RUST_LOG", "warn,segvalue=debug")];
+    let mut cluster = Cluster::start_with_env(2, &debug);
+    let tmp = tempfile::tempdir().unwrap();
+    let job = tmp.path().join("retail.toml");
+    let shipped = std::fs::read_to_string(Path::new(ROOT).join("jobs/retail.toml")).unwrap();
+    let jobs_dir = Path::new(ROOT).join("jobs");
+    std::fs::write(&job, shipped.replace("\"../", &format!("\"{}/../", jobs_dir.display())).replace("seed = 42", "seed = 42\nfit_sample = 1000")).unwrap();
+    let run = |out: &Path, engine: &str| {
+        let args = ["run", job.to_str().unwrap(), "--run-date", "2025-12-31", "--output-root", out.to_str().unwrap(), "--engine", engine];
+        let (code, _, log) = segvalue_env(&args, &debug);
+        assert_eq!(code, 0, "{log}");
+        log
+    };
+    let (local, dist) = (tmp.path().join("local"), tmp.path().join("ballista"));
+    let local_log = run(&local, "local");
+    let driver_log = run(&dist, &cluster.engine());
+    cluster.assert_alive();
+    let engine_path = "the engine assigns every customer";
+    assert!(local_log.contains(engine_path) && driver_log.contains(engine_path), "the segmentation did not take the engine path");
+    let evaluated = "model function evaluated";
+    assert!(local_log.contains(evaluated), "{local_log}");
+    assert!(!driver_log.contains(evaluated), "the driver evaluated a model function:\n{driver_log}");
+    let on_executors: usize = (0..2)
+        .map(|i| std::fs::read_to_string(cluster.logs.join(format!("executor-{i}.err.log"))).unwrap_or_default().matches(evaluated).count())
+        .sum();
+    assert!(on_executors > 0, "no executor log shows a model function evaluated");
+    let (l, d) = (read_partition(&local, "customer_segments", "2025-12-31"), read_partition(&dist, "customer_segments", "2025-12-31"));
+    let cmp = duckdb(&format!(
+        "SELECT count(*), count(*) FILTER (WHERE (a.segment_id, a.segment_name, a.rfm_r, a.rfm_f, a.rfm_m, a.rfm_cell, a.rfm_segment, \
+         a.lifecycle_stage, a.value_tier) IS NOT DISTINCT FROM (b.segment_id, b.segment_name, b.rfm_r, b.rfm_f, b.rfm_m, b.rfm_cell, \
+         b.rfm_segment, b.lifecycle_stage, b.value_tier) AND abs(a.distance_to_centroid - b.distance_to_centroid) < 1e-9), \
+         (SELECT count(*) FROM {l}), (SELECT count(*) FROM {d}) FROM {l} a JOIN {d} b USING (customer_id)"
+    ));
+    let n = cmp[0][2].as_i64().unwrap();
+    assert!(n > 1000 && cmp[0][3].as_i64() == Some(n) && cmp[0][0].as_i64() == Some(n), "{cmp:?}");
+    assert_eq!(cmp[0][1].as_i64(), Some(n), "customer_segments differs between engines: {cmp:?}");
+    for t in ["segment_summary", "segment_actions", "segment_transitions"] {
+        let q = |root: &Path| {
+            duckdb(&format!("SELECT * EXCLUDE (run_date) FROM {} ORDER BY ALL", read_partition(root, t, "2025-12-31")))
+                .into_iter()
+                .map(|r| r.into_iter().map(|v| v.as_f64().map_or(v.to_string(), |x| format!("{x:.9e}"))).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(q(&local), q(&dist), "{t} differs between engines");
+    }
+}
