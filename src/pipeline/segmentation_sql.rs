@@ -122,30 +122,34 @@ struct OrderStats<'a> {
 }
 
 impl OrderStats<'_> {
-    async fn at(&self, expr: &str, group: Option<&str>, wanted: &BTreeMap<i64, Vec<usize>>) -> Result<HashMap<(i64, usize), f64>, Error> {
-        let picks: Vec<String> = wanted
-            .iter()
-            .filter(|(_, p)| !p.is_empty())
-            .map(|(g, p)| {
-                let rns: Vec<String> = p.iter().map(|i| (i + 1).to_string()).collect();
-                format!("(g = {g} AND rn IN ({}))", rns.join(", "))
-            })
-            .collect();
-        if picks.is_empty() {
+    /// `groups[g]` = (non-NULL values in group g, the positions wanted in it); every group
+    /// with values must be listed, in ascending g, as the sort places them.
+    async fn at(&self, expr: &str, group: Option<&str>, groups: &BTreeMap<i64, (usize, Vec<usize>)>) -> Result<HashMap<(i64, usize), f64>, Error> {
+        // One sort by (group, value) and global row numbers: a window partitioned by group
+        // fails on Ballista 55 ("Expects PARTITION BY expression to be ordered"), and group g's
+        // rows follow those of the groups before it.
+        let mut at_row: HashMap<usize, (i64, usize)> = HashMap::new();
+        let mut offset = 0;
+        for (&g, (size, positions)) in groups {
+            at_row.extend(positions.iter().map(|&p| (offset + p + 1, (g, p))));
+            offset += size;
+        }
+        if at_row.is_empty() {
             return Ok(HashMap::new());
         }
-        // One sort per call, spilled by the engine when it outgrows memory; only the picked
-        // rows come back.
+        let mut rows: Vec<usize> = at_row.keys().copied().collect();
+        rows.sort_unstable();
+        // Spilled by the engine when it outgrows memory; only the picked rows come back.
         let sql = format!(
-            "SELECT g, CAST(rn AS BIGINT) AS rn, v FROM (SELECT g, v, row_number() OVER (PARTITION BY g ORDER BY v) AS rn \
-             FROM (SELECT CAST({g} AS BIGINT) AS g, CAST({expr} AS DOUBLE) AS v FROM {t}) WHERE v IS NOT NULL) WHERE {picks}",
+            "SELECT CAST(rn AS BIGINT) AS rn, v FROM (SELECT v, row_number() OVER (ORDER BY g, v) AS rn \
+             FROM (SELECT CAST({g} AS BIGINT) AS g, CAST({expr} AS DOUBLE) AS v FROM {t}) WHERE v IS NOT NULL) WHERE rn IN ({rows})",
             g = group.unwrap_or("0"),
             t = quote(self.table),
-            picks = picks.join(" OR "),
+            rows = rows.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(", "),
         );
         let batches = collect(self.ctx, self.view, &sql).await?;
-        let (g, rn, v) = (i64s(&batches, "g"), i64s(&batches, "rn"), f64s(&batches, "v"));
-        Ok(g.into_iter().zip(rn).zip(v).map(|((g, rn), v)| ((g, rn as usize - 1), v)).collect())
+        let (rn, v) = (i64s(&batches, "rn"), f64s(&batches, "v"));
+        Ok(rn.into_iter().zip(v).filter_map(|(rn, v)| Some((*at_row.get(&(rn as usize))?, v))).collect())
     }
 
     /// The order statistics of `expr` (over its `n` non-NULL values) that quantiles `qs` read.
@@ -156,7 +160,7 @@ impl OrderStats<'_> {
         let mut wanted: Vec<usize> = qs.iter().map(|&q| quantile_positions(n, q)).flat_map(|(a, b, _)| [a, b]).collect();
         wanted.sort_unstable();
         wanted.dedup();
-        let got = self.at(expr, None, &BTreeMap::from([(0, wanted)])).await?;
+        let got = self.at(expr, None, &BTreeMap::from([(0, (n, wanted))])).await?;
         Ok(Fetched { n, values: got.into_iter().map(|((_, i), v)| (i, v)).collect() })
     }
 }
@@ -409,11 +413,11 @@ async fn profile(ctx: &SessionContext, spec: &SegmentationSpec, columns: &[PrepC
                 && present[r] > 0
             {
                 let (a, b, _) = quantile_positions(present[r] as usize, 0.5);
-                wanted.insert(i as i64, vec![a, b]);
+                wanted.insert(i as i64, (present[r] as usize, vec![a, b]));
             }
         }
         let got = sorted.at(&format!("CAST({} AS DOUBLE)", quote(f)), Some(&nearest), &wanted).await?;
-        for (&i, pos) in &wanted {
+        for (&i, (_, pos)) in &wanted {
             let (_, _, t) = quantile_positions(present[at[i as usize].expect("wanted")] as usize, 0.5);
             medians[i as usize][j] = lerp(got[&(i, pos[0])], got[&(i, pos[1])], t);
         }
@@ -497,7 +501,7 @@ async fn rfm_plan(ctx: &SessionContext, r: &RfmSpec, table: &str) -> Result<RfmP
     let mut exprs: Vec<String> = Vec::new();
     for (c, higher_is_better) in [("recency_days", false), ("frequency", true), ("monetary", true)] {
         let positions: Vec<usize> = ranks.iter().map(|&m| if higher_is_better { m - 1 } else { n - m }).collect();
-        let got = sorted.at(&d(c), None, &BTreeMap::from([(0, positions.clone())])).await?;
+        let got = sorted.at(&d(c), None, &BTreeMap::from([(0, (n, positions.clone()))])).await?;
         let edges: Vec<f64> = positions.iter().map(|&i| got[&(0, i)]).collect();
         exprs.push(score(&edges, &d(c), higher_is_better));
     }
