@@ -42,3 +42,34 @@ impl ScalarUDFImpl for Log1p {
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::Float64Type;
+    use datafusion::prelude::SessionContext;
+
+    async fn ctx() -> SessionContext {
+        let ctx = SessionContext::new();
+        for f in super::functions() {
+            ctx.register_udf(f);
+        }
+        ctx
+    }
+
+    #[tokio::test]
+    async fn log1p_is_rust_s_ln_1p_and_null_stays_null() {
+        let b = ctx().await.sql("SELECT log1p(1e-10) AS a, log1p(3) AS b, log1p(CAST(NULL AS DOUBLE)) AS c").await.unwrap().collect().await.unwrap();
+        let v = |i: usize| b[0].column(i).as_primitive::<Float64Type>().clone();
+        assert_eq!(v(0).value(0).to_bits(), 1e-10f64.ln_1p().to_bits());
+        assert_ne!(v(0).value(0).to_bits(), (1.0f64 + 1e-10).ln().to_bits(), "ln(1 + x) would do");
+        assert_eq!(v(1).value(0).to_bits(), 3f64.ln_1p().to_bits());
+        assert!(v(2).is_null(0));
+    }
+
+    #[tokio::test]
+    async fn log1p_of_text_fails_planning_naming_the_argument() {
+        let err = ctx().await.sql("SELECT log1p('a')").await.unwrap_err().to_string();
+        assert!(err.contains("log1p: argument 'x' must be a number"), "{err}");
+    }
+}
