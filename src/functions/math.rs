@@ -45,7 +45,7 @@ impl ScalarUDFImpl for Log1p {
 
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::array::{Array, AsArray};
     use datafusion::arrow::datatypes::Float64Type;
     use datafusion::prelude::SessionContext;
 
