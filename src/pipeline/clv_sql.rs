@@ -19,6 +19,7 @@ use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::{Expr, ExprFunctionExt, cast, col, ident, lit, when};
 
 use super::ids::id_array;
+use super::query::{collect, first_duplicate, non_finite_count};
 use super::session::SUMMARY_COLUMNS;
 use crate::clv::{self, BgNbdParams, ClvSpec, GammaGammaParams, HoldoutTuple, PurchaseTuple, Summary};
 use crate::error::Error;
@@ -62,10 +63,6 @@ fn summary_cte(spec: &ClvSpec, with_calibration: bool) -> String {
     format!("WITH s AS (SELECT {} FROM {})", cols.join(", "), quote(&spec.view))
 }
 
-async fn collect(ctx: &SessionContext, view: &str, sql: &str) -> Result<Vec<RecordBatch>, Error> {
-    let q = |source| Error::from(FeatureError::Query { view: view.to_string(), source });
-    ctx.sql(sql).await.map_err(q)?.collect().await.map_err(q)
-}
 
 fn f64s(b: &RecordBatch, name: &str) -> Vec<Option<f64>> {
     b.column_by_name(name).expect("selected").as_primitive::<Float64Type>().iter().collect()
@@ -83,9 +80,10 @@ pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibra
     let (cal_cols, set) = if with_calibration { ("cx, ctx, ct", "grouping(tx)") } else { ("NULL AS cx, NULL AS ctx, NULL AS ct", "0") };
     let sql = format!(
         "{cte} SELECT CAST({set} AS BIGINT) AS holdout_set, x, tx, t, {cal_cols}, count(*) AS n, count(id) AS ids, count(m) AS m_n, \
-         min(m) AS m_min, max(m) AS m_max, sum(CASE WHEN isnan(m) OR abs(m) = CAST('inf' AS DOUBLE) THEN 1 ELSE 0 END) AS m_bad \
+         min(m) AS m_min, max(m) AS m_max, {m_bad} AS m_bad \
          FROM s {group}",
         cte = summary_cte(spec, with_calibration),
+        m_bad = non_finite_count("m"),
     );
     let batches = collect(ctx, view, &sql).await?;
     let mut tuples = Vec::new();
@@ -160,23 +158,6 @@ fn cast_i64(c: &datafusion::arrow::array::ArrayRef) -> Vec<i64> {
     c.as_primitive::<Int64Type>().iter().map(|v| v.unwrap_or(0)).collect()
 }
 
-/// The first row's id (column 0) as text.
-fn first_id(b: &RecordBatch) -> Result<String, Error> {
-    Ok(id_array(b.column(0))?.value(0).to_string())
-}
-
-/// The smallest id that appears twice, as an error: the view must have one row per customer.
-/// `table` holds the rows of `view`, which errors name.
-pub(super) async fn first_duplicate(ctx: &SessionContext, view: &str, table: &str, id: &str) -> Result<(), Error> {
-    let id = quote(id);
-    let sql = format!("SELECT CAST({id} AS VARCHAR) AS id_text FROM {} GROUP BY {id} HAVING count(*) > 1 ORDER BY {id} LIMIT 1", quote(table));
-    let batches = collect(ctx, view, &sql).await?;
-    match batches.iter().find(|b| b.num_rows() > 0) {
-        Some(b) => Err(FeatureError::DuplicateId { view: view.to_string(), id: first_id(b)? }.into()),
-        None => Ok(()),
-    }
-}
-
 /// The first customer (by id) breaking the models' input rules, in [`Summary::check`]'s words.
 async fn first_broken(ctx: &SessionContext, spec: &ClvSpec) -> Result<Error, Error> {
     // Ordered by the id as the view types it (as the customers were loaded before), not as text.
@@ -193,7 +174,7 @@ async fn first_broken(ctx: &SessionContext, spec: &ClvSpec) -> Result<Error, Err
     let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else { return Ok(unnamed().into()) };
     let v = |name| f64s(b, name)[0].unwrap_or(f64::NAN);
     let s = Summary { frequency: vec![v("x")], recency: vec![v("tx")], tenure: vec![v("t")], monetary_value: vec![v("m")] };
-    let id = first_id(b)?;
+    let id = id_array(b.column(0))?.value(0).to_string();
     Ok(match s.check(&|_| id.clone()) {
         Err(clv::ClvError::Input(msg)) => clv::ClvError::Input(format!("view '{}': {msg}", spec.view)),
         Err(other) => other,

@@ -27,6 +27,7 @@ mod ids;
 mod inspect;
 mod manifest;
 mod preflight;
+mod query;
 mod report;
 mod rows;
 mod run;

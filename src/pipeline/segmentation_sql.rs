@@ -30,6 +30,7 @@ use ndarray::{Array2, Axis};
 use super::clv::ClvOutcome;
 use super::history;
 use super::manifest::{ModelUse, RfmReport, Stages};
+use super::query::{collect, first_duplicate, non_finite_count};
 use super::rows::RfmCounts;
 use super::segment_outputs::{Outcome, log_outcome, report, stage_actions};
 use super::session::Session;
@@ -75,10 +76,6 @@ fn text(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
-async fn collect(ctx: &SessionContext, view: &str, sql: &str) -> Result<Vec<RecordBatch>, Error> {
-    let q = |source| Error::from(FeatureError::Query { view: view.to_string(), source });
-    ctx.sql(sql).await.map_err(q)?.collect().await.map_err(q)
-}
 
 /// Column `name` of every batch as f64 (NULL as NaN).
 fn f64s(batches: &[RecordBatch], name: &str) -> Vec<f64> {
@@ -154,14 +151,30 @@ impl OrderStats<'_> {
 
     /// The order statistics of `expr` (over its `n` non-NULL values) that quantiles `qs` read.
     async fn fetch(&self, expr: &str, n: usize, qs: &[f64]) -> Result<Fetched, Error> {
-        if n == 0 || qs.is_empty() {
-            return Ok(Fetched { n, values: HashMap::new() });
-        }
-        let mut wanted: Vec<usize> = qs.iter().map(|&q| quantile_positions(n, q)).flat_map(|(a, b, _)| [a, b]).collect();
-        wanted.sort_unstable();
-        wanted.dedup();
-        let got = self.at(expr, None, &BTreeMap::from([(0, (n, wanted))])).await?;
-        Ok(Fetched { n, values: got.into_iter().map(|((_, i), v)| (i, v)).collect() })
+        let mut one = self.fetch_groups(expr, None, &BTreeMap::from([(0, n)]), qs).await?;
+        Ok(one.remove(&0).expect("group 0 asked"))
+    }
+
+    /// [`Self::fetch`] per group of `group`, in one sort: `sizes[g]` is group g's number of
+    /// non-NULL values (every group that has any).
+    async fn fetch_groups(&self, expr: &str, group: Option<&str>, sizes: &BTreeMap<i64, usize>, qs: &[f64]) -> Result<BTreeMap<i64, Fetched>, Error> {
+        let wanted: BTreeMap<i64, (usize, Vec<usize>)> = sizes
+            .iter()
+            .map(|(&g, &n)| {
+                let mut at: Vec<usize> = if n == 0 { Vec::new() } else { qs.iter().map(|&q| quantile_positions(n, q)).flat_map(|(a, b, _)| [a, b]).collect() };
+                at.sort_unstable();
+                at.dedup();
+                (g, (n, at))
+            })
+            .collect();
+        let mut got = self.at(expr, group, &wanted).await?;
+        Ok(sizes
+            .iter()
+            .map(|(&g, &n)| {
+                let values = wanted[&g].1.iter().filter_map(|&i| Some((i, got.remove(&(g, i))?))).collect();
+                (g, Fetched { n, values })
+            })
+            .collect())
     }
 }
 
@@ -184,42 +197,70 @@ impl Fetched {
     }
 }
 
-/// One aggregate over the segmentation view: rows, NULL ids, and per numeric feature its
-/// non-NULL and non-finite counts and mean.
+/// The aggregates that check a view's rows: rows, non-NULL ids, and per column (as DOUBLE)
+/// its non-NULL values `c{j}` and non-finite ones `bad{j}`.
+fn checked_columns(id: &str, columns: &[&str]) -> Vec<String> {
+    let mut out = vec!["count(*) AS n".to_string(), format!("count({}) AS ids", quote(id))];
+    for (j, c) in columns.iter().enumerate() {
+        let x = format!("CAST({} AS DOUBLE)", quote(c));
+        out.push(format!("count({x}) AS c{j}, {} AS bad{j}", non_finite_count(&x)));
+    }
+    out
+}
+
+/// The rows and per-column non-NULL counts from [`checked_columns`]' aggregates (summed over
+/// the batches' rows), or the first error: no rows, NULL ids, a non-finite value, and unless
+/// `nulls_allowed` a NULL.
+fn checked_counts(view: &str, id: &str, columns: &[&str], b: &[RecordBatch], nulls_allowed: bool) -> Result<(usize, Vec<usize>), Error> {
+    let total = |name: &str| i64s(b, name).iter().sum::<i64>() as usize;
+    let rows = total("n");
+    if rows == 0 {
+        return Err(FeatureError::Empty { view: view.to_string() }.into());
+    }
+    let null_ids = rows - total("ids");
+    if null_ids > 0 {
+        return Err(FeatureError::Nulls { view: view.to_string(), column: id.to_string(), count: null_ids }.into());
+    }
+    let mut present = Vec::with_capacity(columns.len());
+    for (j, c) in columns.iter().enumerate() {
+        let bad = total(&format!("bad{j}"));
+        if bad > 0 {
+            return Err(FeatureError::NonFinite { view: view.to_string(), column: c.to_string(), count: bad }.into());
+        }
+        let nulls = rows - total(&format!("c{j}"));
+        if nulls > 0 && !nulls_allowed {
+            return Err(FeatureError::Nulls { view: view.to_string(), column: c.to_string(), count: nulls }.into());
+        }
+        present.push(rows - nulls);
+    }
+    Ok((rows, present))
+}
+
+/// One aggregate over the segmentation view: rows and, per numeric feature, non-NULL values,
+/// their mean, and values at or below -1 (no finite log1p); every row checked.
 struct Population {
     rows: usize,
     present: Vec<usize>,
     means: Vec<f64>,
+    at_most_minus_one: Vec<usize>,
 }
 
 async fn population(ctx: &SessionContext, spec: &SegmentationSpec) -> Result<Population, Error> {
     let view = spec.view.as_str();
-    let mut cols = vec!["count(*) AS n".to_string(), format!("count({}) AS ids", quote(&spec.id))];
-    for (j, f) in spec.features.iter().enumerate() {
+    let features: Vec<&str> = spec.features.iter().map(String::as_str).collect();
+    let mut cols = checked_columns(&spec.id, &features);
+    for (j, f) in features.iter().enumerate() {
         let x = format!("CAST({} AS DOUBLE)", quote(f));
-        // x - x is NaN for NaN and ±inf, 0 for finite values, NULL for NULL.
-        cols.push(format!("count({x}) AS c{j}, sum(CASE WHEN isnan({x} - {x}) THEN 1 ELSE 0 END) AS bad{j}, avg({x}) AS avg{j}"));
+        cols.push(format!("avg({x}) AS avg{j}, sum(CASE WHEN {x} <= -1 THEN 1 ELSE 0 END) AS low{j}"));
     }
     let batches = collect(ctx, view, &format!("SELECT {} FROM {}", cols.join(", "), quote(FEATURES))).await?;
-    let rows = i64s(&batches, "n")[0] as usize;
-    if rows == 0 {
-        return Err(FeatureError::Empty { view: view.to_string() }.into());
-    }
-    let null_ids = rows - i64s(&batches, "ids")[0] as usize;
-    if null_ids > 0 {
-        return Err(FeatureError::Nulls { view: view.to_string(), column: spec.id.clone(), count: null_ids }.into());
-    }
-    for (j, f) in spec.features.iter().enumerate() {
-        let bad = i64s(&batches, &format!("bad{j}"))[0] as usize;
-        if bad > 0 {
-            return Err(FeatureError::NonFinite { view: view.to_string(), column: f.clone(), count: bad }.into());
-        }
-    }
-    super::clv_sql::first_duplicate(ctx, view, FEATURES, &spec.id).await?;
+    let (rows, present) = checked_counts(view, &spec.id, &features, &batches, true)?;
+    first_duplicate(ctx, view, FEATURES, &spec.id).await?;
     Ok(Population {
         rows,
-        present: (0..spec.features.len()).map(|j| i64s(&batches, &format!("c{j}"))[0] as usize).collect(),
-        means: (0..spec.features.len()).map(|j| f64s(&batches, &format!("avg{j}"))[0]).collect(),
+        present,
+        means: (0..features.len()).map(|j| f64s(&batches, &format!("avg{j}"))[0]).collect(),
+        at_most_minus_one: (0..features.len()).map(|j| i64s(&batches, &format!("low{j}"))[0] as usize).collect(),
     })
 }
 
@@ -297,10 +338,9 @@ async fn fit_preparation(ctx: &SessionContext, spec: &SegmentationSpec, pop: &Po
             scale: 1.0,
         };
         if prep.log1p {
-            // log1p is finite above -1 only.
-            let filled = prepared_expr(&col, false).replace("log1p(", "(");
-            let sql = format!("SELECT count(*) AS bad FROM {} WHERE {filled} <= -1", quote(FEATURES));
-            let bad = i64s(&collect(ctx, view, &sql).await?, "bad")[0] as usize;
+            // log1p is finite above -1 only: the present values there, and the filled NULLs
+            // when the fill is.
+            let bad = pop.at_most_minus_one[j] + if fill.is_some_and(|f| f <= -1.0) { nulls } else { 0 };
             if bad > 0 {
                 let why = format!("{bad} value(s) at or below -1 have no finite log1p");
                 return Err(SegmentError::NonFinite { view: view.to_string(), column: name.clone(), count: bad, why }.into());
@@ -308,7 +348,11 @@ async fn fit_preparation(ctx: &SessionContext, spec: &SegmentationSpec, pop: &Po
         }
         let sorted_filled = match unfilled {
             Some(f) => f,
-            None => sorted.fetch(&format!("coalesce({x}, {})", num(fill.unwrap_or(0.0))), pop.rows, &qs).await?,
+            // NULLs reach here only with a fill (refused above without one).
+            None => {
+                let filled = fill.map_or_else(|| x.clone(), |f| format!("coalesce({x}, {})", num(f)));
+                sorted.fetch(&filled, pop.rows, &qs).await?
+            }
         };
         let transform = |v: f64| if prep.log1p { v.ln_1p() } else { v };
         if let Some((ql, qh)) = prep.clip {
@@ -402,24 +446,15 @@ async fn profile(ctx: &SessionContext, spec: &SegmentationSpec, columns: &[PrepC
             at[c as usize] = Some(row);
         }
     }
-    // Each segment's medians: one sort per feature, partitioned by segment.
+    // Each segment's medians: one sort per feature, by (segment, value).
     let sorted = OrderStats { ctx, view, table: FEATURES };
     let mut medians = vec![vec![f64::NAN; p]; k];
     for (j, f) in spec.features.iter().enumerate() {
         let present = i64s(&b, &format!("present{j}"));
-        let mut wanted = BTreeMap::new();
-        for (i, r) in at.iter().enumerate() {
-            if let Some(r) = *r
-                && present[r] > 0
-            {
-                let (a, b, _) = quantile_positions(present[r] as usize, 0.5);
-                wanted.insert(i as i64, (present[r] as usize, vec![a, b]));
-            }
-        }
-        let got = sorted.at(&format!("CAST({} AS DOUBLE)", quote(f)), Some(&nearest), &wanted).await?;
-        for (&i, (_, pos)) in &wanted {
-            let (_, _, t) = quantile_positions(present[at[i as usize].expect("wanted")] as usize, 0.5);
-            medians[i as usize][j] = lerp(got[&(i, pos[0])], got[&(i, pos[1])], t);
+        let sizes: BTreeMap<i64, usize> = (0..k).filter_map(|i| Some((i as i64, present[at[i]?] as usize))).collect();
+        let fetched = sorted.fetch_groups(&format!("CAST({} AS DOUBLE)", quote(f)), Some(&nearest), &sizes, &[0.5]).await?;
+        for (&i, values) in &fetched {
+            medians[i as usize][j] = values.quantile(0.5, &|v| v);
         }
     }
     let stats = (0..k)
@@ -460,31 +495,12 @@ async fn rfm_plan(ctx: &SessionContext, r: &RfmSpec, table: &str) -> Result<RfmP
     );
     debug_assert_eq!([Lifecycle::New, Lifecycle::Churned, Lifecycle::Silent, Lifecycle::Active].map(Lifecycle::as_str), ["new", "churned", "silent", "active"]);
     let wanted = ["recency_days", "frequency", "monetary", r.age_column.as_str(), r.value_column.as_str()];
-    let mut cols = vec![format!("{stage} AS stage"), "count(*) AS n".into(), format!("count({}) AS ids", quote(&r.id))];
-    for (j, c) in wanted.iter().enumerate() {
-        cols.push(format!("count({x}) AS c{j}, sum(CASE WHEN isnan({x} - {x}) THEN 1 ELSE 0 END) AS bad{j}", x = d(c)));
-    }
+    let mut cols = vec![format!("{stage} AS stage")];
+    cols.extend(checked_columns(&r.id, &wanted));
     let sql = format!("SELECT {} FROM {} GROUP BY stage", cols.join(", "), quote(table));
     let b = collect(ctx, view, &sql).await?;
-    let n: usize = i64s(&b, "n").iter().sum::<i64>() as usize;
-    if n == 0 {
-        return Err(FeatureError::Empty { view: view.to_string() }.into());
-    }
-    let null_ids = n - i64s(&b, "ids").iter().sum::<i64>() as usize;
-    if null_ids > 0 {
-        return Err(FeatureError::Nulls { view: view.to_string(), column: r.id.clone(), count: null_ids }.into());
-    }
-    for (j, c) in wanted.iter().enumerate() {
-        let bad = i64s(&b, &format!("bad{j}")).iter().sum::<i64>() as usize;
-        if bad > 0 {
-            return Err(FeatureError::NonFinite { view: view.to_string(), column: c.to_string(), count: bad }.into());
-        }
-        let nulls = n - i64s(&b, &format!("c{j}")).iter().sum::<i64>() as usize;
-        if nulls > 0 {
-            return Err(FeatureError::Nulls { view: view.to_string(), column: c.to_string(), count: nulls }.into());
-        }
-    }
-    super::clv_sql::first_duplicate(ctx, view, table, &r.id).await?;
+    let (n, _) = checked_counts(view, &r.id, &wanted, &b, false)?;
+    first_duplicate(ctx, view, table, &r.id).await?;
     let lifecycle: BTreeMap<String, usize> =
         strings(&b, "stage").into_iter().zip(i64s(&b, "n")).filter_map(|(s, n)| Some((s?, n as usize))).collect();
 

@@ -1,0 +1,39 @@
+//! SQL helpers the model stages share when they read a view through the engine: running a
+//! query with errors naming the view, the non-finite test, and the duplicate-id check.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::execution::context::SessionContext;
+
+use super::ids::id_array;
+use crate::error::Error;
+use crate::features::FeatureError;
+use crate::quality::quote;
+
+/// Runs `sql` and collects its rows; a failure names `view`.
+pub(super) async fn collect(ctx: &SessionContext, view: &str, sql: &str) -> Result<Vec<RecordBatch>, Error> {
+    let q = |source| Error::from(FeatureError::Query { view: view.to_string(), source });
+    ctx.sql(sql).await.map_err(q)?.collect().await.map_err(q)
+}
+
+/// A SQL count of the rows where DOUBLE expression `x` is NaN or ±inf (NULLs not counted):
+/// `x - x` is NaN exactly then, 0 for finite values.
+pub(super) fn non_finite_count(x: &str) -> String {
+    format!("sum(CASE WHEN isnan({x} - {x}) THEN 1 ELSE 0 END)")
+}
+
+/// The first row's id (column 0) as text.
+fn first_id(b: &RecordBatch) -> Result<String, Error> {
+    Ok(id_array(b.column(0))?.value(0).to_string())
+}
+
+/// The smallest id that appears twice in `table` (the rows of `view`, which errors name), as
+/// an error: the view must have one row per customer.
+pub(super) async fn first_duplicate(ctx: &SessionContext, view: &str, table: &str, id: &str) -> Result<(), Error> {
+    let id = quote(id);
+    let sql = format!("SELECT CAST({id} AS VARCHAR) AS id_text FROM {} GROUP BY {id} HAVING count(*) > 1 ORDER BY {id} LIMIT 1", quote(table));
+    let batches = collect(ctx, view, &sql).await?;
+    match batches.iter().find(|b| b.num_rows() > 0) {
+        Some(b) => Err(FeatureError::DuplicateId { view: view.to_string(), id: first_id(b)? }.into()),
+        None => Ok(()),
+    }
+}
