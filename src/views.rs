@@ -27,6 +27,7 @@ use datafusion::sql::sqlparser::ast::Statement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use futures::StreamExt;
 
+use crate::engine::{TempFile, TempParquet, temp_table};
 use crate::params::Params;
 use crate::text::one_line;
 
@@ -348,8 +349,12 @@ enum Cached {
     /// The view's rows, with their bytes reserved in the session's memory pool, until the
     /// last of `reads_left` reads.
     Held { table: Arc<MemTable>, reads_left: usize, _reserved: MemoryReservation },
-    /// Larger than [`Caching::hold_at_most`] or than what the memory pool had left: every
-    /// read computes the view again, as an uncached view would.
+    /// Larger than [`Caching::hold_at_most`] or than what the memory pool had left: the rows
+    /// are in temporary files, read by every later read. The files stay until the session
+    /// goes, since a query planned over them opens them only when it runs.
+    OnDisk { table: Arc<dyn TableProvider>, _files: Vec<TempFile> },
+    /// Too large and no local spill directory: every read computes the view again, as an
+    /// uncached view would.
     TooLarge,
     /// Every planned read is done; a further one computes the view again.
     Released,
@@ -368,43 +373,101 @@ impl CachedView {
         }
     }
 
-    /// Runs the view's plan, reserving its rows' bytes in `reservation` as they arrive. None as
-    /// soon as they pass [`Caching::hold_at_most`] or what the pool grants: the partial rows are
-    /// let go, so a view too large to hold is never held whole, even for a moment.
-    async fn compute(&self, state: &dyn Session, reservation: &MemoryReservation) -> datafusion::error::Result<Option<MemTable>> {
+    /// Runs the view's plan, reserving its rows' bytes in `reservation` as they arrive. Once
+    /// they pass [`Caching::hold_at_most`] or what the pool grants, every partition writes its
+    /// rows (those held so far, then the rest as they come) to a temporary Parquet file in the
+    /// spill directory instead, so a view too large to hold is never held whole, even for a
+    /// moment, and is still computed once. Without a local spill directory the partial rows
+    /// are let go (None) and each read computes the view again.
+    async fn compute(&self, state: &dyn Session, reservation: &MemoryReservation) -> datafusion::error::Result<Option<Computed>> {
         let started = std::time::Instant::now();
         let physical = state.create_physical_plan(&self.plan).await?;
+        let runtime = state.runtime_env();
         let too_large = AtomicBool::new(false);
         let seen = std::sync::Mutex::new(HashSet::new());
         let take = |mut stream: SendableRecordBatchStream| {
-            let (too_large, seen) = (&too_large, &seen);
+            let (too_large, seen, runtime) = (&too_large, &seen, &runtime);
             async move {
-                let mut batches = Vec::new();
+                let mut held = Vec::new();
+                let mut file: Option<TempParquet> = None;
                 while let Some(batch) = stream.next().await {
                     let batch = batch?;
-                    let bytes = unseen_bytes(&batch, &seen);
-                    let fits = self.hold_at_most.is_none_or(|cap| reservation.size() + bytes <= cap);
-                    if too_large.load(Ordering::Relaxed) || !fits || reservation.try_grow(bytes).is_err() {
+                    if file.is_none() {
+                        let bytes = unseen_bytes(&batch, seen);
+                        let fits = self.hold_at_most.is_none_or(|cap| reservation.size() + bytes <= cap);
+                        if !too_large.load(Ordering::Relaxed) && fits && reservation.try_grow(bytes).is_ok() {
+                            held.push(batch);
+                            continue;
+                        }
                         too_large.store(true, Ordering::Relaxed);
-                        return Ok(Vec::new());
+                        let Ok(out) = TempParquet::create(runtime, &format!("cached view {}", self.name)) else {
+                            return Ok(Part::Dropped);
+                        };
+                        file = Some(out);
                     }
-                    batches.push(batch);
+                    let out = file.as_mut().expect("set above");
+                    for b in held.drain(..) {
+                        out.write(&b)?;
+                    }
+                    out.write(&batch)?;
                 }
-                Ok::<_, datafusion::error::DataFusionError>(batches)
+                Ok::<_, datafusion::error::DataFusionError>(match file {
+                    Some(out) => Part::Disk(out.finish(&self.schema)?),
+                    None => Part::Memory(held),
+                })
             }
         };
         let streams = execute_stream_partitioned(physical, state.task_ctx())?;
-        let partitions = futures::future::try_join_all(streams.into_iter().map(take)).await?;
-        if too_large.into_inner() {
-            reservation.free();
-            return Ok(None);
+        let parts = futures::future::try_join_all(streams.into_iter().map(take)).await?;
+        if !too_large.into_inner() {
+            let partitions: Vec<Vec<RecordBatch>> = parts.into_iter().map(|p| if let Part::Memory(b) = p { b } else { Vec::new() }).collect();
+            let rows: usize = partitions.iter().flatten().map(|b| b.num_rows()).sum();
+            tracing::debug!(view = self.name, rows, bytes = reservation.size(), seconds = crate::text::millis(started.elapsed().as_secs_f64()), "view computed");
+            // Physical batches may carry other nullability than the logical schema.
+            let schema = partitions.iter().flatten().next().map_or(self.schema.clone(), |b| b.schema());
+            return Ok(Some(Computed::Memory(MemTable::try_new(schema, partitions)?)));
         }
-        let rows: usize = partitions.iter().flatten().map(|b| b.num_rows()).sum();
-        tracing::debug!(view = self.name, rows, bytes = reservation.size(), seconds = crate::text::millis(started.elapsed().as_secs_f64()), "view computed");
-        // Physical batches may carry other nullability than the logical schema.
-        let schema = partitions.iter().flatten().next().map_or(self.schema.clone(), |b| b.schema());
-        Ok(Some(MemTable::try_new(schema, partitions)?))
+        // Partitions that finished before the others overflowed go to disk too, so the view
+        // is read from one kind of table.
+        let mut files = Vec::with_capacity(parts.len());
+        for part in parts {
+            match part {
+                Part::Dropped => {
+                    reservation.free();
+                    return Ok(None);
+                }
+                Part::Disk(f) => files.push(f),
+                Part::Memory(batches) => {
+                    let mut out = TempParquet::create(&runtime, &format!("cached view {}", self.name))?;
+                    for b in &batches {
+                        out.write(b)?;
+                    }
+                    files.push(out.finish(&self.schema)?);
+                }
+            }
+        }
+        reservation.free();
+        let rows: usize = files.iter().map(|f| f.rows).sum();
+        // The first file with rows has the batches' schema (as the in-memory table would).
+        let schema = files.iter().find(|f| f.rows > 0).or(files.first()).map(|f| f.schema.clone());
+        let table = temp_table(state, &files, schema).await?;
+        tracing::info!(view = self.name, rows, files = files.len(), seconds = crate::text::millis(started.elapsed().as_secs_f64()), "view larger than its share of memory; held in temporary files");
+        Ok(Some(Computed::Disk { table, _files: files }))
     }
+}
+
+/// What a partition of a cached view's first computation produced.
+enum Part {
+    Memory(Vec<RecordBatch>),
+    Disk(TempFile),
+    /// Too large, and no local spill directory to write it to.
+    Dropped,
+}
+
+/// A cached view's rows: in memory, or in temporary files when larger than its share.
+enum Computed {
+    Memory(MemTable),
+    Disk { table: Arc<dyn TableProvider>, _files: Vec<TempFile> },
 }
 
 /// Bytes of the buffers behind `batch` not yet in `seen` (buffer addresses). An aggregation
@@ -448,27 +511,35 @@ impl TableProvider for CachedView {
         limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
         let mut data = self.data.lock().await;
-        let serve: Arc<MemTable> = match &mut *data {
+        let serve: Arc<dyn TableProvider> = match &mut *data {
             Cached::Pending { reads } => {
                 let reads_left = reads.saturating_sub(1);
                 let pool = &state.runtime_env().memory_pool;
                 let reservation = MemoryConsumer::new(format!("cached view {}", self.name)).register(pool);
-                let Some(table) = self.compute(state, &reservation).await? else {
-                    tracing::warn!(view = self.name, "view too large to hold in memory; computed again on each read");
-                    *data = Cached::TooLarge;
-                    drop(data);
-                    return ViewTable::new(self.plan.clone(), None).scan(state, projection, filters, limit).await;
-                };
-                let table = Arc::new(table);
-                *data = if reads_left == 0 {
-                    Cached::Released
-                } else {
-                    Cached::Held { table: table.clone(), reads_left, _reserved: reservation }
-                };
-                table
+                match self.compute(state, &reservation).await? {
+                    None => {
+                        tracing::warn!(view = self.name, "view too large to hold in memory and no local spill directory; computed again on each read");
+                        *data = Cached::TooLarge;
+                        drop(data);
+                        return ViewTable::new(self.plan.clone(), None).scan(state, projection, filters, limit).await;
+                    }
+                    Some(Computed::Disk { table, _files }) => {
+                        *data = Cached::OnDisk { table: table.clone(), _files };
+                        table
+                    }
+                    Some(Computed::Memory(table)) => {
+                        let table = Arc::new(table);
+                        *data = if reads_left == 0 {
+                            Cached::Released
+                        } else {
+                            Cached::Held { table: table.clone(), reads_left, _reserved: reservation }
+                        };
+                        table
+                    }
+                }
             }
             Cached::Held { table, reads_left, .. } => {
-                let table = table.clone();
+                let table: Arc<dyn TableProvider> = table.clone();
                 *reads_left = reads_left.saturating_sub(1);
                 if *reads_left == 0 {
                     tracing::debug!(view = self.name, "last planned read; rows released");
@@ -476,6 +547,7 @@ impl TableProvider for CachedView {
                 }
                 table
             }
+            Cached::OnDisk { table, .. } => table.clone(),
             Cached::TooLarge | Cached::Released => {
                 return ViewTable::new(self.plan.clone(), None).scan(state, projection, filters, limit).await;
             }
@@ -515,10 +587,19 @@ mod tests {
     /// A session with a memory pool of `limit` bytes (unbounded when None) and a table `t`
     /// of 20,000 rows over 10,000 ids.
     fn session(limit: Option<usize>) -> SessionContext {
+        session_with(limit, true)
+    }
+
+    /// [`session`], with or without a spill directory.
+    fn session_with(limit: Option<usize>, spill: bool) -> SessionContext {
         use datafusion::arrow::array::{Int64Array, RecordBatch};
+        use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
         use datafusion::execution::memory_pool::GreedyMemoryPool;
         use datafusion::execution::runtime_env::RuntimeEnvBuilder;
         let mut rt = RuntimeEnvBuilder::new();
+        if !spill {
+            rt = rt.with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled));
+        }
         if let Some(limit) = limit {
             rt = rt.with_memory_pool(Arc::new(GreedyMemoryPool::new(limit)));
         }
@@ -530,10 +611,11 @@ mod tests {
         ctx
     }
 
-    /// Registers `SELECT id, <1,000-character pad> FROM t GROUP BY id` as a cached view: the
-    /// grouping needs little memory, the 10 MB of rows it yields need more.
+    /// Registers `SELECT id, <1,000-character pad>, random() FROM t GROUP BY id` as a cached
+    /// view: the grouping needs little memory, the 10 MB of rows it yields need more, and the
+    /// random column tells a computation from the next.
     async fn padded_view(ctx: &SessionContext, reads: usize, hold_at_most: Option<usize>) -> Arc<dyn TableProvider> {
-        let sql = "SELECT id, repeat('x', 1000) AS pad FROM (SELECT id FROM t GROUP BY id)";
+        let sql = "SELECT id, repeat('x', 1000) AS pad, random() AS draw FROM (SELECT id FROM t GROUP BY id)";
         let plan = ctx.state().create_logical_plan(sql).await.unwrap();
         let view: Arc<dyn TableProvider> = Arc::new(CachedView::new("padded".into(), plan, reads, hold_at_most));
         ctx.register_table("padded", view.clone()).unwrap();
@@ -555,11 +637,26 @@ mod tests {
         rows
     }
 
-    /// Held, TooLarge or Released, and the bytes the pool counts.
+    /// Each id's random draw: the same on two reads if and only if the view was computed once.
+    async fn draws(ctx: &SessionContext) -> Vec<(i64, u64)> {
+        use datafusion::arrow::array::{Float64Array, Int64Array};
+        let batches = ctx.sql("SELECT id, draw FROM padded").await.unwrap().collect().await.unwrap();
+        let mut rows = Vec::new();
+        for b in &batches {
+            let ids = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap();
+            let draws = b.column(1).as_any().downcast_ref::<Float64Array>().unwrap();
+            rows.extend((0..b.num_rows()).map(|i| (ids.value(i), draws.value(i).to_bits())));
+        }
+        rows.sort_unstable();
+        rows
+    }
+
+    /// Held, OnDisk, TooLarge or Released, and the bytes the pool counts.
     async fn state(ctx: &SessionContext, view: &Arc<dyn TableProvider>) -> (&'static str, usize) {
         let held = match &*view.downcast_ref::<CachedView>().unwrap().data.lock().await {
             Cached::Pending { .. } => "pending",
             Cached::Held { .. } => "held",
+            Cached::OnDisk { .. } => "on disk",
             Cached::TooLarge => "too large",
             Cached::Released => "released",
         };
@@ -567,15 +664,31 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_cached_view_beyond_the_memory_limit_is_computed_again_with_the_same_rows() {
+    async fn a_cached_view_beyond_the_memory_limit_is_computed_once_into_temporary_files() {
         let expected: Vec<(i64, usize)> = (0..10_000).map(|i| (i, 1000)).collect();
         let ctx = session(Some(4 << 20));
-        let view = padded_view(&ctx, 2, None).await;
-        for read_no in 1..=2 {
+        let view = padded_view(&ctx, 3, None).await;
+        let first = draws(&ctx).await;
+        assert_eq!(first.len(), 10_000);
+        // Nothing stays reserved: the rows are on disk.
+        assert_eq!(state(&ctx, &view).await, ("on disk", 0));
+        for read_no in 2..=4 {
             assert_eq!(read(&ctx).await, expected, "read {read_no}");
-            // Nothing stays reserved when the rows are not kept.
-            assert_eq!(state(&ctx, &view).await, ("too large", 0), "after read {read_no}");
+            assert_eq!(state(&ctx, &view).await, ("on disk", 0), "after read {read_no}");
         }
+        assert_eq!(draws(&ctx).await, first, "a read after the planned ones computed the view again");
+    }
+
+    #[tokio::test]
+    async fn without_a_spill_directory_a_cached_view_beyond_the_limit_is_computed_again() {
+        let expected: Vec<(i64, usize)> = (0..10_000).map(|i| (i, 1000)).collect();
+        let ctx = session_with(Some(4 << 20), false);
+        let view = padded_view(&ctx, 2, None).await;
+        let first = draws(&ctx).await;
+        assert_eq!(state(&ctx, &view).await, ("too large", 0));
+        assert_eq!(read(&ctx).await, expected);
+        assert_eq!(state(&ctx, &view).await, ("too large", 0));
+        assert_ne!(draws(&ctx).await, first, "each read computes the view");
     }
 
     #[test]
@@ -598,7 +711,7 @@ mod tests {
         let view = padded_view(&ctx, 2, Some(5 << 20)).await;
         for read_no in 1..=2 {
             assert_eq!(read(&ctx).await, expected, "read {read_no}");
-            assert_eq!(state(&ctx, &view).await, ("too large", 0), "after read {read_no}");
+            assert_eq!(state(&ctx, &view).await, ("on disk", 0), "after read {read_no}");
         }
         // Room under both holds them.
         let ctx = session(Some(80 << 20));

@@ -22,7 +22,7 @@ mod stores;
 pub use config::{EngineConfig, EngineSection, StorageSection, parse_memory_limit};
 pub use error::{EngineError, StoreError};
 pub use local::{local_context, session_config};
-pub use materialize::{Materialized, materialize};
+pub use materialize::{Materialized, TempFile, TempParquet, materialize, temp_table};
 pub use mode::{EngineMode, parse_host_port};
 pub use stores::{register_stores, runtime_env, store_base};
 

@@ -635,7 +635,11 @@ async fn clv_by_segment(ctx: &SessionContext, publisher: &Publisher, seg: &Segme
     let table = "__segvalue_clv_staged";
     ctx.register_table(table, clv.into_view()).map_err(|e| Error::query("customer_clv", e))?;
     let join = format!("{} s JOIN {} c ON s.{id} = c.{id}", quote(CURRENT), quote(table), id = quote(id));
-    let b = collect(ctx, "customer_clv", &format!("SELECT s.segment_id, sum(c.clv) AS clv, sum(c.p_alive) AS p, count(c.clv) AS n FROM {join} GROUP BY s.segment_id")).await?;
+    // Summed as decimals: exact, so the totals do not depend on the order the engine adds
+    // rows in (partitions, spilling under a cap); CLV to 1e-12 and P(alive) to 1e-18 each.
+    let exact = |x: &str, scale: u8| format!("CAST(sum(CAST({x} AS DECIMAL(38, {scale}))) AS DOUBLE)");
+    let sums = format!("{} AS clv, {} AS p", exact("c.clv", 12), exact("c.p_alive", 18));
+    let b = collect(ctx, "customer_clv", &format!("SELECT s.segment_id, {sums}, count(c.clv) AS n FROM {join} GROUP BY s.segment_id")).await?;
     let (ids, clv_sum, p_sum, n) = (i64s(&b, "segment_id"), f64s(&b, "clv"), f64s(&b, "p"), i64s(&b, "n"));
     let totals = seg
         .profiles
