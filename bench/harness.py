@@ -59,6 +59,10 @@ SIZES = {
     "sql20m": {"sql": [20_000_000], "job": [], "model": None, "pairs": 3},
     # The model stages alone at 1M customers: K-means and CLV against scikit-learn and lifetimes.
     "models": {"sql": [], "job": [], "model": 1_000_000, "pairs": 3},
+    # Issue #20's whole-job goals alone: against the Python stack at 10M orders, against DuckDB
+    # on the job's SQL (and the 3 GB peak) at 100M; one pair each, as they take long.
+    "job10m": {"sql": [], "job": [10_000_000], "model": None, "pairs": 1},
+    "job100m": {"sql": [], "job": [100_000_000], "model": None, "pairs": 1},
 }
 # Speed goals (ratio segvalue/peer, at most). None: no goal set, the figure is for reference.
 GOALS = {
