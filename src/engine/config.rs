@@ -33,15 +33,23 @@ pub struct EngineSection {
     pub distinct_rewrite: bool,
     /// Memory for DataFusion's operators and the cached views, e.g. "4G" (units K, M, G);
     /// sorts and aggregations spill to disk past it, and joins sort-merge so they can too.
-    /// When absent, [`DEFAULT_MEMORY_SHARE`] of the machine's memory (local engine).
+    /// When absent, [`DEFAULT_MEMORY_SHARE`] of the machine's memory up to
+    /// [`DEFAULT_MEMORY_MAX`] (local engine).
     pub memory_limit: Option<String>,
 }
 
 /// The share of the machine's (or the container's) memory the engine's pool gets when the job
-/// sets no `memory_limit`: the rest is for the model stages on the driver, the allocator's
-/// slack and the page cache, so a default run ends with a "Resources exhausted" error rather
-/// than being killed by the kernel.
+/// sets no `memory_limit`, up to [`DEFAULT_MEMORY_MAX`]: the rest is for the model stages on
+/// the driver, the allocator's slack and the page cache, so a default run ends with a
+/// "Resources exhausted" error rather than being killed by the kernel.
 pub const DEFAULT_MEMORY_SHARE: f64 = 0.5;
+
+/// The largest default pool. Every operator of the shipped job spills (sort-merge joins,
+/// spilling sorts and aggregations, cached views in temporary files), so a bounded pool costs
+/// little time and makes a default run's memory predictable on a shared machine: the
+/// 100M-order job peaks at about 3 GB with it against 14 GB with half of 24 GB
+/// (BENCHMARKS.md). A job that wants more sets `memory_limit`.
+pub const DEFAULT_MEMORY_MAX: usize = 2 << 30;
 
 /// The engine's memory pool: its size, and whether the job chose it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +64,13 @@ impl EngineSection {
         self.memory_limit.as_deref().and_then(|v| parse_memory_limit(v).ok())
     }
 
+    /// The pool a run is planned to fit (sort-merge joins, bounded sort reservations and merges,
+    /// cached views up to a quarter of it): the job's `memory_limit`, or the default pool on
+    /// the embedded engine. None on a cluster without a `memory_limit` (the executors' own).
+    pub fn planned_pool(&self) -> Option<usize> {
+        if self.mode.is_distributed() { self.memory_limit_bytes() } else { self.memory_pool().map(|p| p.bytes) }
+    }
+
     /// `memory_limit` in bytes (checked when the job is loaded), else the default share of
     /// the memory this process may use: the cgroup's limit inside a container, else the
     /// machine's. None when the memory cannot be read (an unbounded pool, as before).
@@ -65,7 +80,7 @@ impl EngineSection {
         }
         let total = usable_memory()?;
         Some(MemoryPoolSize {
-            bytes: (total as f64 * DEFAULT_MEMORY_SHARE) as usize,
+            bytes: ((total as f64 * DEFAULT_MEMORY_SHARE) as usize).min(DEFAULT_MEMORY_MAX),
             explicit: false,
         })
     }
@@ -130,7 +145,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_job_s_memory_limit_wins_else_half_the_machine_s_memory() {
+    fn the_job_s_memory_limit_wins_else_half_the_machine_s_memory_up_to_2_gib() {
         let set = EngineSection {
             memory_limit: Some("300M".into()),
             ..EngineSection::default()
@@ -142,5 +157,6 @@ mod tests {
         let default = EngineSection::default().memory_pool().unwrap();
         assert!(!default.explicit);
         assert!(default.bytes > 0 && default.bytes as u64 <= kb * 1024 / 2, "{default:?} of {kb} kB");
+        assert!(default.bytes <= 2 << 30, "{default:?}");
     }
 }

@@ -25,16 +25,16 @@ pub fn session_config(engine: &EngineSection) -> SessionConfig {
     if let Some(n) = engine.batch_size {
         config = config.with_batch_size(n);
     }
-    if let Some(limit) = engine.memory_limit_bytes() {
+    if let Some(limit) = engine.planned_pool() {
         if engine.batch_size.is_none() {
             let rows = capped_batch_size(limit, config.target_partitions(), config.batch_size());
             config = config.with_batch_size(rows);
         }
         let options = config.options_mut();
-        // Hash joins hold their build side in memory and cannot spill (DataFusion 55); under
-        // a cap the job chose, sort-merge joins, whose sorts spill, keep the run inside it.
-        // The default pool keeps hash joins: 20 % faster at 10M orders (BENCHMARKS.md), and
-        // a join past it still ends the run with an error, not a kill.
+        // Hash joins hold their build side in memory and cannot spill (DataFusion 55);
+        // sort-merge joins, whose sorts spill, keep the run inside its pool. They cost some
+        // speed on joins that would fit (20 % of the 10M-order job when the default pool was
+        // half the memory, BENCHMARKS.md), the price of a bounded default pool.
         options.optimizer.prefer_hash_join = false;
         // Every sort sets this aside per partition to merge its spilled runs; DataFusion's
         // 10 MB would take a small cap whole before any row is sorted.
@@ -44,7 +44,7 @@ pub fn session_config(engine: &EngineSection) -> SessionConfig {
     config
 }
 
-/// Rows per batch under a cap the job set. The fair pool gives each of its spillable
+/// Rows per batch in a pool. The fair pool gives each of its spillable
 /// operators an equal share, and an operator must hold at least one batch before it can
 /// spill; a plan has a dozen or more such operators per partition, so a small cap with full
 /// 8192-row batches fails (measured: 24M on 25k customers, 2 partitions, a sort short of
@@ -55,7 +55,7 @@ fn capped_batch_size(limit: usize, partitions: usize, default: usize) -> usize {
     (limit / (partitions.max(1) * 4096)).clamp(512, default.max(512))
 }
 
-/// How many spilled runs a sort merges at once under a cap the job set. DataFusion's
+/// How many spilled runs a sort merges at once in a pool. DataFusion's
 /// merge of spilled runs grows its (unspillable) reservation to seat as many runs as the pool
 /// allows, about a batch or two per run; with no bound, two sorts' merges took a 200M pool
 /// whole at 10M orders and the aggregation above them failed (BENCHMARKS.md). With the fan-in
@@ -82,9 +82,7 @@ pub fn local_context(config: &EngineConfig) -> Result<SessionContext, StoreError
     if let Some(pool) = config.settings.memory_pool() {
         tracing::debug!(bytes = pool.bytes, explicit = pool.explicit, "engine memory pool");
         runtime = runtime.with_memory_pool(memory_pool(pool.bytes));
-        if pool.explicit {
-            runtime = runtime.with_max_spill_merge_fan_in(merge_fan_in(pool.bytes, settings.target_partitions()));
-        }
+        runtime = runtime.with_max_spill_merge_fan_in(merge_fan_in(pool.bytes, settings.target_partitions()));
     }
     let runtime = runtime.build_arc().map_err(|e| StoreError {
         url: String::new(),

@@ -108,7 +108,7 @@ pub(super) async fn open_with(job: &Job, run_date: NaiveDate, cli_params: &[(Str
     };
     let cache = views::Caching {
         reads,
-        hold_at_most: job.engine.memory_limit_bytes().map(|limit| limit / 4),
+        hold_at_most: job.engine.planned_pool().map(|limit| limit / 4),
     };
     let views = views::register_views(&ctx, &ordered, &params, &cache).await?;
 
