@@ -19,7 +19,7 @@ use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::{Expr, ExprFunctionExt, cast, col, ident, lit, when};
 
 use super::ids::id_array;
-use super::query::{collect, first_duplicate, non_finite_count};
+use super::query::{collect, first_duplicate, for_each_batch, non_finite_count};
 use super::session::SUMMARY_COLUMNS;
 use crate::clv::{self, BgNbdParams, ClvSpec, GammaGammaParams, HoldoutTuple, PurchaseTuple, Summary};
 use crate::error::Error;
@@ -85,12 +85,13 @@ pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibra
         cte = summary_cte(spec, with_calibration),
         m_bad = non_finite_count("m"),
     );
-    let batches = collect(ctx, view, &sql).await?;
     let mut tuples = Vec::new();
     let mut holdout = Vec::new();
     // Per summary column: NULL and non-finite rows; then rows breaking the models' rules.
     let (mut nulls, mut non_finite, mut null_ids, mut broken) = ([0i64; 4], [0i64; 4], 0i64, false);
-    for b in &batches {
+    // Batch by batch: at 100M orders there are millions of tuples, and the query's rows (a
+    // dozen columns) would take several times what the tuples do.
+    for_each_batch(ctx, view, &sql, |b| {
         let (set, n, ids, m_n, m_bad) = (i64s(b, "holdout_set"), i64s(b, "n"), i64s(b, "ids"), i64s(b, "m_n"), cast_i64(b.column_by_name("m_bad").expect("selected")));
         let (x, tx, t, cx, ctx_, ct, m_min, m_max) =
             (f64s(b, "x"), f64s(b, "tx"), f64s(b, "t"), cal(b, "cx"), cal(b, "ctx"), cal(b, "ct"), f64s(b, "m_min"), f64s(b, "m_max"));
@@ -125,7 +126,9 @@ pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibra
             broken |= s.check(&|_| String::new()).is_err();
             tuples.push(PurchaseTuple { frequency: x, recency: tx, tenure: t, customers: n[i] as u64 });
         }
-    }
+        Ok(())
+    })
+    .await?;
     let customers: i64 = tuples.iter().map(|t| t.customers as i64).sum::<i64>() + nulls[..3].iter().sum::<i64>();
     if customers == 0 {
         return Err(FeatureError::Empty { view: view.to_string() }.into());
@@ -195,10 +198,12 @@ async fn repeat_rows(ctx: &SessionContext, spec: &ClvSpec, repeat_buyers: u64, f
     };
     let sql = format!("{} SELECT x, m FROM s WHERE x > 0 {pick}", summary_cte(spec, false));
     let mut rows: Vec<(f64, f64)> = Vec::new();
-    for b in collect(ctx, &spec.view, &sql).await? {
-        let (x, m) = (f64s(&b, "x"), f64s(&b, "m"));
+    for_each_batch(ctx, &spec.view, &sql, |b| {
+        let (x, m) = (f64s(b, "x"), f64s(b, "m"));
         rows.extend(x.iter().zip(&m).map(|(x, m)| (x.unwrap_or(f64::NAN), m.unwrap_or(f64::NAN))));
-    }
+        Ok(())
+    })
+    .await?;
     rows.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
     Ok(rows.into_iter().unzip())
 }

@@ -15,6 +15,18 @@ pub(super) async fn collect(ctx: &SessionContext, view: &str, sql: &str) -> Resu
     ctx.sql(sql).await.map_err(q)?.collect().await.map_err(q)
 }
 
+/// Runs `sql` and hands its batches to `each` one at a time as they come, so the caller keeps
+/// what it derives from them and never all of the rows at once; a failure names `view`.
+pub(super) async fn for_each_batch(ctx: &SessionContext, view: &str, sql: &str, mut each: impl FnMut(&RecordBatch) -> Result<(), Error>) -> Result<(), Error> {
+    use futures::StreamExt;
+    let q = |source| Error::from(FeatureError::Query { view: view.to_string(), source });
+    let mut stream = ctx.sql(sql).await.map_err(q)?.execute_stream().await.map_err(q)?;
+    while let Some(batch) = stream.next().await {
+        each(&batch.map_err(q)?)?;
+    }
+    Ok(())
+}
+
 /// A SQL count of the rows where DOUBLE expression `x` is NaN or ±inf (NULLs not counted):
 /// `x - x` is NaN exactly then, 0 for finite values.
 pub(super) fn non_finite_count(x: &str) -> String {
