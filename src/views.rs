@@ -86,7 +86,8 @@ pub struct RegisteredView {
     pub name: String,
     pub path: PathBuf,
     pub schema: SchemaRef,
-    /// Computed once on first read and held in memory for the session ([`CachedView`]).
+    /// Computed once on first read and held for the session, in memory or in temporary files
+    /// ([`CachedView`]).
     pub cached: bool,
 }
 
@@ -252,9 +253,9 @@ fn join<'a>(names: impl Iterator<Item = &'a String>) -> String {
 pub struct Caching {
     /// Planned reads per view name.
     pub reads: BTreeMap<String, usize>,
-    /// At most this many bytes of rows per view (a quarter of a job-set `memory_limit`: held
-    /// rows cannot spill, and later queries' sorts, aggregations and joins need the rest);
-    /// beyond it the view is computed again at each read. None: what the memory pool grants.
+    /// At most this many bytes of rows per view in memory (a quarter of the pool: held rows
+    /// cannot spill, and later queries' sorts, aggregations and joins need the rest); beyond
+    /// it the view's rows go to temporary files. None: what the memory pool grants.
     pub hold_at_most: Option<usize>,
 }
 
@@ -322,16 +323,18 @@ fn aggregates(plan: &LogicalPlan) -> bool {
     .unwrap_or(false)
 }
 
-/// A view computed in full on its first scan and served from memory afterwards.
+/// A view computed in full on its first scan and served from memory (or, when larger than
+/// its share of the pool, from temporary Parquet files) afterwards.
 ///
 /// Views are otherwise inlined into every query that reads them, so a per-customer view read
 /// by two stages (or by a stage and another view) would be aggregated from the orders twice.
-/// Only aggregating views are cached: they hold about one row per customer, which the model
-/// stages keep in memory anyway, while row-level views (cleaned orders) stay streamed.
+/// Only aggregating views are cached: they hold about one row per customer, while row-level
+/// views (cleaned orders) stay streamed.
 ///
-/// The run knows how often it reads each view; the rows are let go at the last planned read
-/// (that query still holds them until it finishes), so a per-customer view does not stay in
-/// memory through the model stages. A read beyond the plan computes the view again.
+/// The run knows how often it reads each view; rows held in memory are let go at the last
+/// planned read (that query still holds them until it finishes), so a per-customer view does
+/// not stay in memory through the model stages, and a read beyond the plan computes the view
+/// again. Rows in temporary files stay until the session ends (they cost disk, not memory).
 #[derive(Debug)]
 pub struct CachedView {
     name: String,

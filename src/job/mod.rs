@@ -193,7 +193,7 @@ root = "out"
         assert_eq!(err, "/jobs/t.toml: clv.model_from: only applies to mode = \"score\"");
         let err = parse(&format!("{MINIMAL}\n[clv]\nview='v'\nid='c'\nfit_sample=0\n")).unwrap_err().to_string();
         assert!(err.starts_with("/jobs/t.toml: clv.fit_sample: "), "{err}");
-        assert_eq!(parse(&format!("{MINIMAL}\n[clv]\nview='v'\nid='c'\n")).unwrap().clv.unwrap().fit_sample, 1_000_000);
+        assert_eq!(parse(&format!("{MINIMAL}\n[clv]\nview='v'\nid='c'\n")).unwrap().clv.unwrap().fit_sample, 5_000_000);
     }
 
     #[test]
