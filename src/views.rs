@@ -20,6 +20,7 @@ use datafusion::datasource::{MemTable, TableType, source_as_provider};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SessionContext;
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::physical_plan::{ExecutionPlan, execute_stream_partitioned};
 use datafusion::sql::parser::{DFParserBuilder, Statement as DFStatement};
@@ -403,16 +404,12 @@ impl CachedView {
                             continue;
                         }
                         too_large.store(true, Ordering::Relaxed);
-                        let Ok(out) = TempParquet::create(runtime, &format!("cached view {}", self.name)) else {
+                        let Ok(out) = self.spill(runtime, held.drain(..)) else {
                             return Ok(Part::Dropped);
                         };
                         file = Some(out);
                     }
-                    let out = file.as_mut().expect("set above");
-                    for b in held.drain(..) {
-                        out.write(&b)?;
-                    }
-                    out.write(&batch)?;
+                    file.as_mut().expect("set above").write(&batch)?;
                 }
                 Ok::<_, datafusion::error::DataFusionError>(match file {
                     Some(out) => Part::Disk(out.finish(&self.schema)?),
@@ -430,32 +427,38 @@ impl CachedView {
             let schema = partitions.iter().flatten().next().map_or(self.schema.clone(), |b| b.schema());
             return Ok(Some(Computed::Memory(MemTable::try_new(schema, partitions)?)));
         }
+        reservation.free();
+        // A partition that could not open a file: no spill directory, so none of them can.
+        if parts.iter().any(|p| matches!(p, Part::Dropped)) {
+            return Ok(None);
+        }
         // Partitions that finished before the others overflowed go to disk too, so the view
         // is read from one kind of table.
         let mut files = Vec::with_capacity(parts.len());
         for part in parts {
-            match part {
-                Part::Dropped => {
-                    reservation.free();
-                    return Ok(None);
-                }
-                Part::Disk(f) => files.push(f),
-                Part::Memory(batches) => {
-                    let mut out = TempParquet::create(&runtime, &format!("cached view {}", self.name))?;
-                    for b in &batches {
-                        out.write(b)?;
-                    }
-                    files.push(out.finish(&self.schema)?);
-                }
-            }
+            files.push(match part {
+                Part::Disk(f) => f,
+                Part::Memory(batches) => self.spill(&runtime, batches)?.finish(&self.schema)?,
+                Part::Dropped => unreachable!("returned above"),
+            });
         }
-        reservation.free();
         let rows: usize = files.iter().map(|f| f.rows).sum();
         // The first file with rows has the batches' schema (as the in-memory table would).
         let schema = files.iter().find(|f| f.rows > 0).or(files.first()).map(|f| f.schema.clone());
         let table = temp_table(state, &files, schema).await?;
         tracing::info!(view = self.name, rows, files = files.len(), seconds = crate::text::millis(started.elapsed().as_secs_f64()), "view larger than its share of memory; held in temporary files");
         Ok(Some(Computed::Disk { table, _files: files }))
+    }
+}
+
+impl CachedView {
+    /// A temporary file for this view's rows, with `batches` written to it.
+    fn spill(&self, runtime: &RuntimeEnv, batches: impl IntoIterator<Item = RecordBatch>) -> datafusion::error::Result<TempParquet> {
+        let mut out = TempParquet::create(runtime, &format!("cached view {}", self.name))?;
+        for b in batches {
+            out.write(&b)?;
+        }
+        Ok(out)
     }
 }
 

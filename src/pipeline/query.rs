@@ -9,20 +9,25 @@ use crate::error::Error;
 use crate::features::FeatureError;
 use crate::quality::quote;
 
+/// A query's failure, naming `view`.
+fn query_error(view: &str) -> impl Fn(datafusion::error::DataFusionError) -> Error + '_ {
+    move |source| Error::from(FeatureError::Query { view: view.to_string(), source })
+}
+
 /// Runs `sql` and collects its rows; a failure names `view`.
 pub(super) async fn collect(ctx: &SessionContext, view: &str, sql: &str) -> Result<Vec<RecordBatch>, Error> {
-    let q = |source| Error::from(FeatureError::Query { view: view.to_string(), source });
-    ctx.sql(sql).await.map_err(q)?.collect().await.map_err(q)
+    let q = query_error(view);
+    ctx.sql(sql).await.map_err(&q)?.collect().await.map_err(q)
 }
 
 /// Runs `sql` and hands its batches to `each` one at a time as they come, so the caller keeps
 /// what it derives from them and never all of the rows at once; a failure names `view`.
 pub(super) async fn for_each_batch(ctx: &SessionContext, view: &str, sql: &str, mut each: impl FnMut(&RecordBatch) -> Result<(), Error>) -> Result<(), Error> {
     use futures::StreamExt;
-    let q = |source| Error::from(FeatureError::Query { view: view.to_string(), source });
-    let mut stream = ctx.sql(sql).await.map_err(q)?.execute_stream().await.map_err(q)?;
+    let q = query_error(view);
+    let mut stream = ctx.sql(sql).await.map_err(&q)?.execute_stream().await.map_err(&q)?;
     while let Some(batch) = stream.next().await {
-        each(&batch.map_err(q)?)?;
+        each(&batch.map_err(&q)?)?;
     }
     Ok(())
 }
