@@ -88,26 +88,33 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
     stages.record("report", t, None, Some(1));
 
     let t = Instant::now();
-    manifest.tables = publisher.commit().await?;
-    stages.record("commit", t, None, Some(manifest.tables.iter().map(|t| t.rows).sum()));
-    let model = crate::models::SavedModel {
-        format: crate::models::FORMAT.to_string(),
-        job: job.name.clone(),
-        run_date,
-        run_id: manifest.run_id.clone(),
-        segmentation: computed.saved_segmentation,
-        clv: computed.saved_clv,
-    };
-    if model.segmentation.is_some() || model.clv.is_some() {
-        let at = publisher.write_model(&model).await?;
-        tracing::info!(model = at, "model saved");
+    // From the first table to the manifest, no other run of this date commits.
+    let mut lock = publisher.lock_run_date().await?;
+    let finished = async {
+        manifest.tables = publisher.commit(&mut lock).await?;
+        stages.record("commit", t, None, Some(manifest.tables.iter().map(|t| t.rows).sum()));
+        let model = crate::models::SavedModel {
+            format: crate::models::FORMAT.to_string(),
+            job: job.name.clone(),
+            run_date,
+            run_id: manifest.run_id.clone(),
+            segmentation: computed.saved_segmentation,
+            clv: computed.saved_clv,
+        };
+        if model.segmentation.is_some() || model.clv.is_some() {
+            let at = publisher.write_model(&model).await?;
+            tracing::info!(model = at, "model saved");
+        }
+        let report_at = publisher.write_report(&html).await?;
+        tracing::info!(report = report_at, "run report written");
+        manifest.stages = stages.0;
+        manifest.finished_at = chrono::Utc::now().to_rfc3339();
+        lock.renew().await?;
+        Ok::<_, Error>(publisher.write_manifest(&manifest).await?)
     }
-    let report_at = publisher.write_report(&html).await?;
-    tracing::info!(report = report_at, "run report written");
-    manifest.stages = stages.0;
-    manifest.finished_at = chrono::Utc::now().to_rfc3339();
-    let at = publisher.write_manifest(&manifest).await?;
-    tracing::info!(manifest = at, "run finished");
+    .await;
+    lock.release().await;
+    tracing::info!(manifest = finished?, "run finished");
     Ok(manifest)
 }
 

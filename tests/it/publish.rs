@@ -41,68 +41,245 @@ fn same_input_gives_byte_identical_tables_whatever_the_partition_count() {
     }
 }
 
-/// Kills the job at spread-out moments; after each kill every published partition must be the
-/// complete previous one, readable by an outside reader, and a final rerun must reproduce it.
-#[test]
-fn kill_9_at_any_moment_leaves_published_partitions_intact() {
-    let j = job("");
-    let out = j.out();
-    segvalue_ok(&["run", &j.job(), "--run-date", DATE]);
-    let before = snapshot(&out);
-    let counts: Vec<i64> = TABLES
-        .iter()
-        .map(|t| duckdb(&format!("SELECT count(*) FROM read_parquet('{}/*.parquet')", partition(&out, t).display()))[0][0].as_i64().unwrap())
-        .collect();
-
-    // A fixed spread of kill times across a run (~0.5–3 s on the sample data), no randomness.
-    for ms in [5u64, 40, 120, 300, 600, 900, 1300, 1800, 2500] {
-        let mut child = Command::new(BIN)
-            .args(["run", &j.job(), "--run-date", DATE, "-q"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(ms));
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
-        assert_eq!(snapshot(&out), before, "a partition changed after a kill at {ms} ms");
-        for (t, n) in TABLES.iter().zip(&counts) {
-            assert!(partition(&out, t).join("_SUCCESS").exists(), "{t}: _SUCCESS missing after kill at {ms} ms");
-            let got = duckdb(&format!("SELECT count(*) FROM read_parquet('{}/*.parquet')", partition(&out, t).display()))[0][0]
-                .as_i64()
-                .unwrap();
-            assert_eq!(got, *n, "{t} after kill at {ms} ms");
-        }
-    }
-    segvalue_ok(&["run", &j.job(), "--run-date", DATE]);
-    assert_eq!(snapshot(&out), before);
+/// Two inputs that differ in every table, published to one output root: the shared test
+/// dataset ("A") and another seed's ("B"). `refs` holds each input's table bytes from a lone
+/// run on a root of its own.
+struct OldAndNew {
+    jobs: [JobDir; 2],
+    root: tempfile::TempDir,
+    refs: [Vec<Vec<u8>>; 2],
+    /// Wall seconds of a lone run.
+    seconds: f64,
 }
 
-/// Two runs for the same root and date at once: last writer wins, per table, and every
-/// partition is complete. Both runs compute the same bytes, so the result equals a lone run.
-#[test]
-fn concurrent_runs_of_one_date_do_not_corrupt_each_other() {
-    let j = job("");
-    let spawn = || {
+const INPUTS: [&str; 2] = ["A", "B"];
+
+impl OldAndNew {
+    fn new() -> OldAndNew {
+        let other = tempfile::Builder::new().prefix("segvalue-data-b-").tempdir().unwrap().keep();
+        segvalue_ok(&["generate", "--out", other.to_str().unwrap(), "--customers", "1500", "--seed", "12"]);
+        let root = tempfile::Builder::new().prefix("segvalue-shared-").tempdir().unwrap();
+        let extra = |root: &Path| {
+            format!(
+                "{}\n[output]\nroot = \"{}\"\npublish_views = [\"kpi_monthly_retention\"]\n",
+                retail_segmentation("{ min = 2, max = 6 }"),
+                root.display()
+            )
+        };
+        let jobs = [
+            JobDir::retail(&extra(root.path())),
+            JobDir::retail_at(&other.display().to_string(), &extra(root.path())),
+        ];
+        let mut refs: [Vec<Vec<u8>>; 2] = Default::default();
+        let mut seconds = 0.0f64;
+        for (i, data) in [dataset().to_path_buf(), other].iter().enumerate() {
+            let alone = JobDir::retail_at(&data.display().to_string(), &format!(
+                "{}\n[output]\nroot = \"out\"\npublish_views = [\"kpi_monthly_retention\"]\n",
+                retail_segmentation("{ min = 2, max = 6 }")
+            ));
+            let t = std::time::Instant::now();
+            segvalue_ok(&["run", &alone.job(), "--run-date", DATE]);
+            seconds = seconds.max(t.elapsed().as_secs_f64());
+            refs[i] = snapshot(&alone.out());
+        }
+        for (t, (a, b)) in TABLES.iter().zip(refs[0].iter().zip(&refs[1])) {
+            assert!(a != b, "{t}: both inputs give the same bytes, so old and new cannot be told apart");
+        }
+        OldAndNew { jobs, root, refs, seconds }
+    }
+
+    /// Starts a run of input `i` on the shared root, its JSON log in `log`.
+    fn spawn(&self, i: usize, log: &Path) -> std::process::Child {
         Command::new(BIN)
-            .args(["run", &j.job(), "--run-date", DATE, "-q"])
+            .args(["--log-format", "json", "run", &self.jobs[i].job(), "--run-date", DATE])
             .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+            .stderr(std::fs::File::create(log).unwrap())
             .spawn()
             .unwrap()
+    }
+
+    /// The input whose bytes `table`'s published file holds; panics on anything else.
+    fn input_of(&self, k: usize, bytes: &[u8], when: &str) -> usize {
+        (0..2).find(|&i| self.refs[i][k] == bytes).unwrap_or_else(|| panic!("{}: neither input's bytes {when}", TABLES[k]))
+    }
+
+    /// Checks every partition and the manifest against the runs started so far (run id →
+    /// input), and `segvalue runs` against them; returns which inputs the tables hold and
+    /// whether a marker was missing.
+    fn check(&self, run_inputs: &std::collections::HashMap<String, usize>, when: &str) -> (Vec<usize>, bool) {
+        let root = self.root.path();
+        let mut held = Vec::new();
+        let mut markers = Vec::new();
+        for (k, t) in TABLES.iter().enumerate() {
+            let dir = partition(root, t);
+            let data = std::fs::read(dir.join("part-00000.parquet")).unwrap_or_else(|e| panic!("{t}: {e} {when}"));
+            let input = self.input_of(k, &data, when);
+            held.push(input);
+            let files = files_in(&dir);
+            assert!(files.iter().all(|f| f == "part-00000.parquet" || f == "_SUCCESS"), "{t}: {files:?} {when}");
+            let marker = std::fs::read_to_string(dir.join("_SUCCESS")).ok();
+            let id = marker.as_deref().and_then(|m| m.lines().find_map(|l| l.strip_prefix("run_id="))).map(str::to_string);
+            if let Some(id) = &id {
+                let by = run_inputs.get(id).unwrap_or_else(|| panic!("{t}: _SUCCESS names run {id}, which no run logged {when}"));
+                assert_eq!(*by, input, "{t}: _SUCCESS of run {id} (input {}) beside input {}'s data {when}", INPUTS[*by], INPUTS[input]);
+            }
+            markers.push(id);
+        }
+        let m = manifest(root, DATE);
+        let m_id = m["run_id"].as_str().unwrap().to_string();
+        let m_input = run_inputs[&m_id];
+        let complete = markers.iter().all(|id| id.as_deref() == Some(m_id.as_str()));
+        let out = segvalue_ok(&["runs", &root.display().to_string()]);
+        let line: Vec<&str> = out.lines().nth(1).unwrap().split('\t').collect();
+        assert_eq!(line[1], if complete { "complete" } else { "incomplete" }, "`segvalue runs` says {line:?}, markers {markers:?}, manifest {m_id} {when}");
+        assert_eq!(line[4], m_id, "{when}");
+        if complete {
+            assert!(held.iter().all(|&i| i == m_input), "complete, yet tables hold {held:?} and the manifest is input {m_input} {when}");
+            let mut listed: Vec<&str> = m["tables"].as_array().unwrap().iter().map(|t| t["table"].as_str().unwrap()).collect();
+            listed.sort();
+            let mut want = TABLES.to_vec();
+            want.sort();
+            assert_eq!(listed, want, "{when}");
+        }
+        (held, markers.iter().any(Option::is_none))
+    }
+}
+
+/// The run id a run logged as it started (None when it was killed before that).
+fn logged_run_id(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "run started")
+        .and_then(|v| v["run_id"].as_str().map(str::to_string))
+}
+
+/// Runs a date with input A, then reruns it 50 times alternating inputs B and A, killing each
+/// rerun with SIGKILL: half at a random moment of the whole run, half during its commit
+/// (right after its first data file lands, then a random 0–20 ms later). After every kill each
+/// partition holds wholly one input's bytes, its `_SUCCESS` (when present) names a run of that
+/// same input, and `segvalue runs` calls the date complete exactly when every marker names the
+/// manifest's run. The seed is printed; `SEGVALUE_KILL_SEED` replays one.
+#[test]
+fn kill_9_at_50_random_moments_leaves_each_partition_wholly_old_or_new() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("SEGVALUE_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    eprintln!("SEGVALUE_KILL_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let s = OldAndNew::new();
+    let logs = tempfile::tempdir().unwrap();
+    let mut run_inputs = std::collections::HashMap::new();
+    let first = logs.path().join("first.log");
+    assert!(s.spawn(0, &first).wait().unwrap().success());
+    run_inputs.insert(logged_run_id(&first).unwrap(), 0);
+    s.check(&run_inputs, "after the first run");
+
+    let data_files: Vec<PathBuf> = TABLES.iter().map(|t| partition(s.root.path(), t).join("part-00000.parquet")).collect();
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let (mut finished, mut mixed, mut unmarked, mut in_commit) = (0, 0, 0, 0);
+    for n in 0..50 {
+        let input = 1 - n % 2;
+        let log = logs.path().join(format!("kill-{n}.log"));
+        let before: Vec<u64> = data_files.iter().map(|p| inode(p)).collect();
+        let mut child = s.spawn(input, &log);
+        let at_commit = rng.gen_bool(0.5);
+        let when = if at_commit {
+            // Polls until the commit has moved its first data file (or the run ended).
+            loop {
+                if child.try_wait().unwrap().is_some() || data_files.iter().zip(&before).any(|(p, &i)| inode(p) != i) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            let us = rng.gen_range(0..20_000u64);
+            std::thread::sleep(Duration::from_micros(us));
+            format!("in the commit +{us} µs (kill {n}, input {}, seed {seed})", INPUTS[input])
+        } else {
+            let ms = rng.gen_range(0..(s.seconds * 1100.0) as u64);
+            std::thread::sleep(Duration::from_millis(ms));
+            format!("at {ms} ms (kill {n}, input {}, seed {seed})", INPUTS[input])
+        };
+        let exited = child.try_wait().unwrap().is_some();
+        let _ = child.kill(); // SIGKILL
+        let status = child.wait().unwrap();
+        if let Some(id) = logged_run_id(&log) {
+            run_inputs.insert(id, input);
+        }
+        let (held, missing) = s.check(&run_inputs, &when);
+        finished += usize::from(exited && status.success());
+        mixed += usize::from(held.iter().any(|&i| i != held[0]));
+        unmarked += usize::from(missing);
+        in_commit += usize::from(at_commit);
+    }
+    eprintln!("50 kills ({in_commit} aimed at the commit): {finished} runs had finished, {mixed} left old and new tables side by side, {unmarked} a partition without _SUCCESS");
+    // A rerun after all that publishes the input's tables whole, and the date is complete.
+    let last = logs.path().join("last.log");
+    assert!(s.spawn(1, &last).wait().unwrap().success());
+    assert!(!std::fs::read_to_string(&last).unwrap().contains("waiting for another run"), "a killed run's lock held up the rerun");
+    run_inputs.insert(logged_run_id(&last).unwrap(), 1);
+    let (held, missing) = s.check(&run_inputs, "after the last run");
+    assert!(held.iter().all(|&i| i == 1) && !missing, "{held:?}");
+    assert_eq!(snapshot(s.root.path()), s.refs[1]);
+}
+
+/// Two runs of one date with different inputs at once: the commit lock lets one commit after
+/// the other, so the date ends wholly one input's (tables, markers and manifest) and complete.
+#[test]
+fn concurrent_runs_with_different_inputs_leave_the_date_wholly_one_run() {
+    let s = OldAndNew::new();
+    let logs = tempfile::tempdir().unwrap();
+    for round in 0..3 {
+        let paths = [logs.path().join(format!("a{round}.log")), logs.path().join(format!("b{round}.log"))];
+        let children = [s.spawn(0, &paths[0]), s.spawn(1, &paths[1])];
+        let mut run_inputs = std::collections::HashMap::new();
+        for (i, c) in children.into_iter().enumerate() {
+            let o = c.wait_with_output().unwrap();
+            assert!(o.status.success(), "{}", std::fs::read_to_string(&paths[i]).unwrap());
+            run_inputs.insert(logged_run_id(&paths[i]).unwrap(), i);
+        }
+        let (held, missing) = s.check(&run_inputs, &format!("round {round}"));
+        let m_input = run_inputs[manifest(s.root.path(), DATE)["run_id"].as_str().unwrap()];
+        assert!(!missing && held.iter().all(|&i| i == m_input), "round {round}: tables hold {held:?}, manifest input {m_input}");
+    }
+}
+
+/// A run that finds its date's commit lock held (here by a run on another machine, with a live
+/// lease) waits without touching the date, and commits once the lock is released.
+#[test]
+fn a_run_waits_for_the_commit_lock_of_its_date() {
+    let j = job("");
+    let out = j.out();
+    let lock_dir = out.join(format!("_manifests/run_date={DATE}/_commit"));
+    std::fs::create_dir_all(&lock_dir).unwrap();
+    let lock = lock_dir.join("lock-00000000000000000003");
+    let holder = |released: bool| {
+        serde_json::json!({
+            "run_id": "elsewhere-run", "host": "another-machine", "pid": 1, "process_start": 0,
+            "expires_at": (chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc3339(), "released": released,
+        })
+        .to_string()
     };
-    let (a, b) = (spawn(), spawn());
-    for c in [a, b] {
-        let o = c.wait_with_output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(&lock, holder(false)).unwrap();
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["--log-format", "json", "run", &j.job(), "--run-date", DATE])
+        .stdout(Stdio::null())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let waiting = std::time::Instant::now();
+    while !std::fs::read_to_string(log.path()).unwrap().contains("waiting for another run") {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended without waiting: {}", std::fs::read_to_string(log.path()).unwrap());
+        assert!(waiting.elapsed() < Duration::from_secs(120), "never reached the commit");
+        std::thread::sleep(Duration::from_millis(50));
     }
-    let lone = job("");
-    segvalue_ok(&["run", &lone.job(), "--run-date", DATE]);
-    assert_eq!(snapshot(&j.out()), snapshot(&lone.out()));
-    for t in TABLES {
-        let files = files_in(&partition(&j.out(), t));
-        assert_eq!(files.len(), 2, "{t}: {files:?}");
-    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(child.try_wait().unwrap().is_none(), "the run committed under another run's lock");
+    assert!(!partition(&out, TABLES[0]).exists(), "a table was published under another run's lock");
+    std::fs::write(&lock, holder(true)).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(files_in(&lock_dir), ["lock-00000000000000000004"], "the run's own lock replaces the released one");
+    assert_eq!(segvalue_ok(&["runs", &out.display().to_string()]).lines().nth(1).unwrap().split('\t').nth(1), Some("complete"));
 }
 
 #[test]

@@ -4,10 +4,13 @@
 //! 1. [`Publisher::stage`] writes each table to `<root>/_staging/<run_id>/<table>/`. Nothing a
 //!    reader looks at changes while tables are being computed, so a run that fails before
 //!    [`Publisher::commit`] publishes nothing.
-//! 2. [`Publisher::commit`] moves each table's one data file onto
+//! 2. [`Publisher::lock_run_date`] waits until no other run of the date is committing (see
+//!    [`lock`]); the run holds the lock from its first table to its manifest.
+//! 3. [`Publisher::commit`] moves each table's one data file onto
 //!    `<root>/<table>/run_date=D/part-00000.parquet` (atomic replace: rename locally, object
-//!    copy on S3) and then writes `_SUCCESS`.
-//! 3. [`Publisher::write_manifest`] writes `<root>/_manifests/run_date=D/manifest.json` last.
+//!    copy on S3) between removing the old `_SUCCESS` and writing the new one, so a marker
+//!    always names the run whose data sits beside it.
+//! 4. [`Publisher::write_manifest`] writes `<root>/_manifests/run_date=D/manifest.json` last.
 //!
 //! Files are written through DataFusion and `object_store`, so the same code serves local
 //! paths, S3, GCS and Azure. The README ("How publishing stays atomic") gives the reader's view.
@@ -37,6 +40,9 @@ use url::Url;
 use crate::text::one_line;
 use crate::location::redact;
 use crate::privacy::Privacy;
+
+mod lock;
+pub use lock::CommitLock;
 
 /// The result stream of a plan executed elsewhere (a Ballista cluster), read once.
 struct RemoteStream {
@@ -225,11 +231,17 @@ impl Publisher {
     /// over the old file locally, an object copy on S3 (a reader gets the old object or the
     /// new one, never a mixture). The old partition is never deleted first, so it stays
     /// readable until the instant it is replaced.
-    pub async fn commit(&self) -> Result<Vec<TableReport>, PublishError> {
+    ///
+    /// Each table's old `_SUCCESS` goes first: a run killed between the move and the new marker
+    /// leaves a partition without a marker (which `segvalue runs` reports), never another
+    /// run's marker beside this run's data.
+    pub async fn commit(&self, lock: &mut CommitLock) -> Result<Vec<TableReport>, PublishError> {
         for t in &self.staged {
+            lock.renew().await?;
             let dir = self.partition_dir(&t.table);
             let data = dir.clone().join(DATA_FILE);
             let success = dir.clone().join(SUCCESS);
+            self.delete_if_exists(&success).await?;
             self.store
                 .rename(&self.staging_file(&t.table), &data)
                 .await
@@ -254,6 +266,13 @@ impl Publisher {
         }
         self.remove_staging(&self.child(&["_staging", &self.run_id])).await;
         Ok(self.staged.clone())
+    }
+
+    /// Waits until no other run of this date is committing, then holds the date for this
+    /// run's commit, model, report and manifest (release it after the manifest).
+    pub async fn lock_run_date(&self) -> Result<CommitLock, PublishError> {
+        let dir = self.child(&["_manifests", &format!("run_date={}", self.run_date), "_commit"]);
+        CommitLock::acquire(self.store.clone(), dir, &self.run_id, |p| self.url_of(p)).await
     }
 
     /// Puts one small object under this run's staging area and deletes it: a root that cannot
