@@ -87,6 +87,8 @@ JOB_GOAL_ORDERS = 100_000_000
 PYTHON_JOB_MAX_ORDERS = 10_000_000
 # What DuckDB computes of the job: the models' input views and the published view.
 JOB_VIEWS = ["customer_features", "customer_summary", "customer_rfm", "kpi_monthly_retention"]
+# Of those, the views the job publishes as they are (compared with DuckDB's row by row).
+JOB_PUBLISHED_VIEWS = ["customer_features", "kpi_monthly_retention"]
 
 
 class Harness:
@@ -97,6 +99,7 @@ class Harness:
         self.bin = args.bin
         self.examples = Path(args.examples)
         self.py = args.python
+        self.allow_dirty = args.allow_dirty
         self.work = ROOT / "target" / "bench" / args.size
         self.measurements = []
         self.failures = []
@@ -201,47 +204,52 @@ class Harness:
     # ---- correctness: segvalue's Parquet against DuckDB's, read by DuckDB -----------------
 
     def compare(self, label, view, ours_dir, theirs_file):
+        """Row by row: every row of one side has its twin in the other. Rows are matched on their
+        exact columns (integers, decimals, text, dates, timestamps; NULL matches NULL) and, among
+        rows equal there, in order of their floating-point columns, which must then agree to
+        FLOAT_RTOL relative. A mismatch names the view, how many rows differ and one of them."""
         con = duckdb.connect()
         con.execute("SET TimeZone = 'UTC'")
-        ours = f"read_parquet('{ours_dir}/*.parquet', hive_partitioning = false)"
-        theirs = f"read_parquet('{theirs_file}')"
-        cols_ours = con.execute(f"DESCRIBE SELECT * FROM {ours}").fetchall()
-        cols_theirs = [c[0] for c in con.execute(f"DESCRIBE SELECT * FROM {theirs}").fetchall()]
-        if not self.check([c[0] for c in cols_ours] == cols_theirs,
-                          f"{label}: columns differ: segvalue {[c[0] for c in cols_ours]}, DuckDB {cols_theirs}"):
+        con.execute(f"CREATE VIEW ours AS SELECT * FROM read_parquet('{ours_dir}/*.parquet', hive_partitioning = false)")
+        con.execute(f"CREATE VIEW theirs AS SELECT * FROM read_parquet('{theirs_file}')")
+        cols = con.execute("DESCRIBE ours").fetchall()
+        cols_theirs = [c[0] for c in con.execute("DESCRIBE theirs").fetchall()]
+        if not self.check([c[0] for c in cols] == cols_theirs,
+                          f"{label}: columns differ: segvalue {[c[0] for c in cols]}, DuckDB {cols_theirs}"):
             return
-        exprs, kinds = ["count(*)"], ["rows"]
-        for name, typ, *_ in cols_ours:
-            q = '"' + name.replace('"', '""') + '"'
-            t = typ.upper()
-            if re.match(r"^(U?TINYINT|U?SMALLINT|U?INTEGER|U?BIGINT|U?HUGEINT)$", t):
-                exprs.append(f"sum(CAST({q} AS HUGEINT))")
-                kinds.append((name, "sum", "exact"))
-            elif t in ("DOUBLE", "FLOAT") or t.startswith("DECIMAL"):
-                exprs.append(f"sum(CAST({q} AS DOUBLE))")
-                kinds.append((name, "sum", "float"))
-            elif t.startswith(("DATE", "TIMESTAMP")):
-                # As text (UTC): timestamps with a time zone would need pytz in Python.
-                exprs += [f"CAST(min({q}) AS VARCHAR)", f"CAST(max({q}) AS VARCHAR)"]
-                kinds += [(name, "min", "exact"), (name, "max", "exact")]
-            else:
-                exprs.append(f"count(DISTINCT {q})")
-                kinds.append((name, "distinct", "exact"))
-        sql = "SELECT " + ", ".join(exprs) + " FROM {}"
-        a = con.execute(sql.format(ours)).fetchone()
-        b = con.execute(sql.format(theirs)).fetchone()
-        checked = []
-        for kind, x, y in zip(kinds, a, b):
-            what = "rows" if kind == "rows" else f"{kind[1]}({kind[0]})"
-            if kind != "rows" and kind[2] == "float":
-                ok = x == y or (x is not None and y is not None and abs(x - y) <= FLOAT_RTOL * max(abs(x), abs(y)))
-            else:
-                ok = x == y
-            self.check(ok, f"{label}: {what} segvalue {x!r} != DuckDB {y!r}")
-            checked.append(what)
+        q = lambda name: '"' + name.replace('"', '""') + '"'  # noqa: E731
+        floats = [q(c[0]) for c in cols if c[1].upper() in ("DOUBLE", "FLOAT", "REAL")]
+        exact = [q(c[0]) for c in cols if q(c[0]) not in floats]
+        part = f"PARTITION BY {', '.join(exact)}" if exact else ""
+        order = f"ORDER BY {', '.join(f + ' NULLS FIRST' for f in floats)}" if floats else ""
+        for side in ("ours", "theirs"):
+            con.execute(f"CREATE TEMP TABLE {side}_n AS SELECT *, row_number() OVER ({part} {order}) AS __n FROM {side}")
+        on = " AND ".join([f"a.{c} IS NOT DISTINCT FROM b.{c}" for c in exact] + ["a.__n = b.__n"])
+        differ = " OR ".join(
+            ["a.__n IS NULL", "b.__n IS NULL"]
+            + [f"(a.{f} IS NULL) <> (b.{f} IS NULL)" for f in floats]
+            + [f"abs(a.{f} - b.{f}) > {FLOAT_RTOL} * greatest(abs(a.{f}), abs(b.{f}))" for f in floats])
+        shown = ", ".join(f"CAST(coalesce(a.{q(c[0])}, b.{q(c[0])}) AS VARCHAR)" for c in cols if q(c[0]) in exact)
+        floats_shown = ", ".join(f"CAST(a.{f} AS VARCHAR), CAST(b.{f} AS VARCHAR)" for f in floats)
+        sql = (f"SELECT count(*) OVER (), a.__n IS NULL, b.__n IS NULL{', ' + shown if shown else ''}"
+               f"{', ' + floats_shown if floats_shown else ''} "
+               f"FROM ours_n a FULL OUTER JOIN theirs_n b ON {on} WHERE {differ} LIMIT 1")
+        bad = con.execute(sql).fetchone()
+        rows = con.execute("SELECT (SELECT count(*) FROM ours), (SELECT count(*) FROM theirs)").fetchone()
         con.close()
-        self.log(f"  {label}: {a[0]:,} rows; {len(checked) - 1} column aggregates compared")
-        return {"rows": a[0], "compared": checked}
+        if bad is not None:
+            n, not_ours, not_theirs, *values = bad
+            where = "only DuckDB has it" if not_ours else "only segvalue has it" if not_theirs else "floats differ"
+            names = [c[0] for c in cols if q(c[0]) in exact] + [f"{c[0]} (segvalue, DuckDB)" for c in cols if q(c[0]) in floats]
+            self.check(False, f"{label}: {n:,} rows differ (segvalue {rows[0]:,} rows, DuckDB {rows[1]:,}); one, {where}: "
+                       + ", ".join(f"{k}={v}" for k, v in zip(names, values[:len(exact)]))
+                       + "".join(f", {k}={values[len(exact) + 2 * i]}, {values[len(exact) + 2 * i + 1]}"
+                                 for i, k in enumerate(names[len(exact):])))
+        else:
+            self.check(rows[0] == rows[1], f"{label}: segvalue {rows[0]:,} rows, DuckDB {rows[1]:,}")
+        self.log(f"  {label}: {rows[0]:,} rows compared row by row ({len(exact)} exact columns, "
+                 f"{len(floats)} floating-point to {FLOAT_RTOL:g})")
+        return {"rows": rows[0], "exact_columns": len(exact), "float_columns": len(floats), "equal": bad is None}
 
     # ---- a. and b.: SQL against DuckDB ------------------------------------------------------
 
@@ -427,13 +435,16 @@ class Harness:
             self.log(line + f", floor {floor['wall']:.2f} s")
         stages = {s["stage"]: s["seconds"] for s in self.manifest(root)["stages"]}
         size = f"{label_orders(orders_target)} orders"
+        # The job's published views against DuckDB's, row by row.
+        checks = {v: self.compare(f"whole job {size} {v}", v, root / v / f"run_date={RUN_DATE}", duck_out / f"{v}.parquet")
+                  for v in JOB_PUBLISHED_VIEWS}
         job_rss = max(p["job_rss_kb"] for p in pairs)
         common = {"size": size, "orders": orders, "customers": customers, "pairs": pairs}
         ratio = lambda key: median(p["job_seconds"] / p[key] for p in pairs)  # noqa: E731
         m = {**common, "measurement": "job_duckdb", "title": "whole default job vs DuckDB on its SQL",
              "peer_name": "DuckDB", "segvalue": median(p["job_seconds"] for p in pairs),
              "peer": median(p["duckdb_seconds"] for p in pairs), "ratio": ratio("duckdb_seconds"),
-             "goal": GOALS["job_duckdb"] if orders_target >= JOB_GOAL_ORDERS else None, "stages": stages,
+             "goal": GOALS["job_duckdb"] if orders_target >= JOB_GOAL_ORDERS else None, "stages": stages, "checks": checks,
              "segvalue_rss_kb": job_rss}
         self.measurements.append(m)
         if with_python:
@@ -481,6 +492,13 @@ class Harness:
     # ---- run and report -------------------------------------------------------------------
 
     def main(self):
+        # A block in BENCHMARKS.md names the commit it measured: the tree must be that commit
+        # from the build to the last figure (tiny writes no block).
+        rev = revision()
+        if self.size != "tiny" and rev.endswith("-dirty") and not self.allow_dirty:
+            self.log("the work tree has uncommitted changes, so no commit names what would be measured: "
+                     "commit or stash them (or pass --allow-dirty; the block then says -dirty)")
+            return 2
         started = time.time()
         self.work.mkdir(parents=True, exist_ok=True)
         error = None
@@ -510,6 +528,9 @@ class Harness:
             self.log(f"{len(self.failures)} correctness check(s) failed:\n  " + "\n  ".join(self.failures))
             return 1
         if self.size != "tiny":
+            if revision() != rev and not self.allow_dirty:
+                self.log(f"the tree changed during the run ({rev} -> {revision()}): BENCHMARKS.md left alone")
+                return 1
             update_benchmarks(self.size, report)
             self.log(f"BENCHMARKS.md: bench:{self.size} block replaced")
         return 0
@@ -540,13 +561,18 @@ def command(cmd):
         return "unknown"
 
 
+def revision():
+    """HEAD's commit, with -dirty when tracked files differ from it."""
+    rev = command(["git", "rev-parse", "--short=12", "HEAD"])
+    if command(["git", "status", "--porcelain", "--untracked-files=no"]):
+        rev += "-dirty"
+    return rev
+
+
 def environment(size):
     cpu = re.search(r"^model name\s*:\s*(.+)$", Path("/proc/cpuinfo").read_text(), re.M)
     mem = re.search(r"^MemTotal:\s*(\d+) kB", Path("/proc/meminfo").read_text(), re.M)
-    rev = command(["git", "rev-parse", "--short", "HEAD"])
-    if command(["git", "status", "--porcelain", "--untracked-files=no"]):
-        rev += "-dirty"
-    versions = {"segvalue": rev, "rustc": command(["rustc", "--version"])}
+    versions = {"segvalue": revision(), "rustc": command(["rustc", "--version"])}
     for pkg in ("duckdb", "scikit-learn", "lifetimes", "pandas", "numpy", "pyarrow"):
         try:
             versions[pkg] = importlib.metadata.version(pkg)
@@ -607,8 +633,8 @@ def markdown(r):
         lines.append(f"| {m['title']} | {m['size']} | {fmt(m['segvalue'], unit)} | {peer} | {ratio} | {goal} | {ok} |")
     sql_checks = [m for m in r["measurements"] if m.get("checks")]
     if sql_checks:
-        lines += ["", "SQL results checked against DuckDB (row counts, sums of numeric columns — integers exactly, "
-                  f"floats to {FLOAT_RTOL:g} relative — min/max of dates and timestamps, distinct counts of the rest): "
+        lines += ["", "SQL results checked against DuckDB row by row (every row matched on its exact columns, "
+                  f"floating-point columns to {FLOAT_RTOL:g} relative): "
                   + ("**mismatch, see the failures below**" if r["failures"] else "equal") + "."]
     stages = [m for m in r["measurements"] if m["measurement"] == "job_duckdb"]
     for m in stages:
@@ -643,4 +669,6 @@ if __name__ == "__main__":
     ap.add_argument("--bin", required=True, help="the release segvalue binary")
     ap.add_argument("--examples", required=True, help="the release examples directory (kmeans_fit, floor)")
     ap.add_argument("--python", required=True, help="the bench venv's python (peers)")
+    ap.add_argument("--allow-dirty", action="store_true",
+                    help="measure a tree with uncommitted changes (the block says -dirty)")
     sys.exit(Harness(ap.parse_args()).main())
