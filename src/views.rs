@@ -68,6 +68,12 @@ pub enum ViewError {
     },
     #[error("unknown view '{name}' (views: {views})")]
     UnknownView { name: String, views: String },
+    /// A view the job file names under `key` does not exist.
+    #[error("{}: {key}: unknown view '{name}' (views: {views})", job.display())]
+    UnknownJobView { job: PathBuf, key: String, name: String, views: String },
+    /// The job's `sql_dir` cannot be read or holds no views.
+    #[error("{}: job.sql_dir: {source}", job.display())]
+    SqlDir { job: PathBuf, source: Box<ViewError> },
 }
 
 /// A parsed view file.
@@ -576,6 +582,15 @@ pub async fn release(ctx: &SessionContext, name: &str) {
             *data = Cached::Released;
         }
     }
+}
+
+/// [`find`] for a view named in the job file at `key` (e.g. `segmentation.view`): the error
+/// names the file and the key.
+pub fn find_for_job<'a>(views: &'a [RegisteredView], name: &str, job: &Path, key: &str) -> Result<&'a RegisteredView, ViewError> {
+    find(views, name).map_err(|e| match e {
+        ViewError::UnknownView { name, views } => ViewError::UnknownJobView { job: job.to_path_buf(), key: key.to_string(), name, views },
+        e => e,
+    })
 }
 
 /// Finds a registered view by name, with an error that lists the known ones.

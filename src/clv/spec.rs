@@ -32,6 +32,13 @@ impl TimeUnit {
 /// engine").
 pub const DEFAULT_FIT_SAMPLE: u64 = 5_000_000;
 
+/// The longest CLV horizon: a century. Discounting runs month by month for every customer, so
+/// a mistyped horizon (1000000000) would run for days instead of failing.
+pub const MAX_HORIZON_MONTHS: u32 = 1200;
+
+/// The longest holdout: a century of days (the calibration end must be a date).
+pub const MAX_HOLDOUT_DAYS: u32 = 36_500;
+
 /// Validated `[clv]` settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClvSpec {

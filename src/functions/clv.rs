@@ -147,9 +147,11 @@ impl ScalarUDFImpl for ClvFunction {
         let (params, values) = columns.split_at(n_params);
         no_null_parameters(name, self.kind.parameters(), params)?;
         if self.kind == Kind::Clv {
-            // horizon_months counts months: a whole number from 1.
-            if let Some(h) = params[8].values().iter().find(|h| !(h.fract() == 0.0 && **h >= 1.0 && **h <= u32::MAX as f64)) {
-                return Err(DataFusionError::Execution(format!("{name}: horizon_months must be a whole number >= 1, got {h}")));
+            // horizon_months counts months: a whole number from 1, at most a century (the
+            // discounting loops over months).
+            let most = crate::clv::MAX_HORIZON_MONTHS as f64;
+            if let Some(h) = params[8].values().iter().find(|h| !(h.fract() == 0.0 && **h >= 1.0 && **h <= most)) {
+                return Err(DataFusionError::Execution(format!("{name}: horizon_months must be a whole number from 1 to {most}, got {h}")));
             }
         }
         let mut p = vec![0.0; n_params];

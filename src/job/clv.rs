@@ -36,6 +36,12 @@ pub(super) fn validate_clv(c: ClvSection) -> Result<ClvSpec, Invalid> {
     if horizon_months == 0 {
         return Err(Invalid::new("clv.horizon_months", Problem::AtLeastOne));
     }
+    if horizon_months > crate::clv::MAX_HORIZON_MONTHS {
+        return Err(Invalid::new(
+            "clv.horizon_months",
+            Problem::Rule(format!("must be at most {} (100 years), got {horizon_months}", crate::clv::MAX_HORIZON_MONTHS)),
+        ));
+    }
     let rate = c.monthly_discount_rate.unwrap_or(0.01);
     if !(rate.is_finite() && rate >= 0.0) {
         return Err(Invalid::new("clv.monthly_discount_rate", Problem::Negative(rate)));
@@ -50,6 +56,12 @@ pub(super) fn validate_clv(c: ClvSection) -> Result<ClvSpec, Invalid> {
     }
     if c.holdout_days == Some(0) {
         return Err(Invalid::new("clv.holdout_days", Problem::AtLeastOne));
+    }
+    if let Some(d) = c.holdout_days.filter(|&d| d > crate::clv::MAX_HOLDOUT_DAYS) {
+        return Err(Invalid::new(
+            "clv.holdout_days",
+            Problem::Rule(format!("must be at most {} (100 years), got {d}", crate::clv::MAX_HOLDOUT_DAYS)),
+        ));
     }
     if let Some(l) = c.lifetime_periods
         && !(l.is_finite() && l > 0.0)

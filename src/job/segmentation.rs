@@ -95,6 +95,12 @@ fn parse_log1p(t: Option<&str>) -> Result<bool, Problem> {
     Ok(Transform::parse_or(t, Transform::None)? == Transform::Log1p)
 }
 
+/// The most segments a job may ask for (fixed, or the top of a range): every k of a range is a
+/// fit, and a marketer acts on a handful; a larger number is a typo that would run for hours.
+pub const MAX_K: usize = 100;
+/// The most K-means starts per k.
+pub const MAX_N_INIT: usize = 1000;
+
 pub(super) fn validate_segmentation(s: SegmentationSection) -> Result<SegmentationSpec, Invalid> {
     let key = |k: &str| format!("segmentation.{k}");
     let invalid = |k: &str, p: Problem| Err(Invalid::new(key(k), p));
@@ -194,6 +200,10 @@ pub(super) fn validate_segmentation(s: SegmentationSection) -> Result<Segmentati
     if n_init == 0 {
         return invalid("n_init", "n_init must be at least 1".into());
     }
+    // Each start is a whole fit (for every candidate k): a mistyped count would run for days.
+    if n_init > MAX_N_INIT {
+        return invalid("n_init", format!("n_init must be at most {MAX_N_INIT}, got {n_init}").into());
+    }
     let max_iter = s.max_iter.unwrap_or(300);
     if max_iter == 0 {
         return invalid("max_iter", "max_iter must be at least 1".into());
@@ -279,6 +289,7 @@ fn check_clip([lo, hi]: [f64; 2]) -> Result<(f64, f64), Problem> {
 fn parse_k(v: &toml::Value) -> Result<KChoice, Problem> {
     let as_k = |v: &toml::Value, what: &str| -> Result<usize, String> {
         match v.as_integer() {
+            Some(i) if i > MAX_K as i64 => Err(format!("{what} must be at most {MAX_K} segments, got {i}")),
             Some(i) if i >= 1 => Ok(i as usize),
             Some(i) => Err(format!("{what} must be at least 1, got {i}")),
             None => Err(format!("{what} must be an integer, got {v}")),

@@ -47,7 +47,11 @@ pub async fn open(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVa
 /// cycles, found without touching a source or a store.
 pub(super) fn ordered_views(job: &Job) -> Result<Vec<views::ViewFile>, Error> {
     let source_names: BTreeSet<String> = job.sources.iter().map(|s| s.name.clone()).collect();
-    Ok(views::order_views(views::load_views(&job.sql_dir)?, &source_names)?)
+    let files = views::load_views(&job.sql_dir).map_err(|e| match e {
+        views::ViewError::Empty { .. } | views::ViewError::ReadDir { .. } => views::ViewError::SqlDir { job: job.path.clone(), source: Box::new(e) },
+        e => e,
+    })?;
+    Ok(views::order_views(files, &source_names)?)
 }
 
 /// What [`open_with`] does beyond planning.
@@ -113,7 +117,7 @@ pub(super) async fn open_with(job: &Job, run_date: NaiveDate, cli_params: &[(Str
     let views = views::register_views(&ctx, &ordered, &params, &cache).await?;
 
     for name in &job.output.publish_views {
-        let v = views::find(&views, name)?;
+        let v = views::find_for_job(&views, name, &job.path, "output.publish_views")?;
         // Published views go out as they are, so a forbidden column is the job's mistake.
         if let Some(column) = v.schema.fields().iter().find(|f| job.privacy.drop_columns.contains(f.name())) {
             return Err(PrivacyError::ForbiddenColumn {
@@ -124,16 +128,16 @@ pub(super) async fn open_with(job: &Job, run_date: NaiveDate, cli_params: &[(Str
         }
     }
     if let Some(seg) = &job.segmentation {
-        let v = views::find(&views, &seg.view)?;
+        let v = views::find_for_job(&views, &seg.view, &job.path, "segmentation.view")?;
         features::check_columns(&seg.view, &v.schema, &seg.id, &seg.features, &seg.categorical)?;
     }
     if let Some(r) = &job.rfm {
-        let v = views::find(&views, &r.view)?;
+        let v = views::find_for_job(&views, &r.view, &job.path, "rfm.view")?;
         let cols = ["recency_days", "frequency", "monetary", &r.age_column, &r.value_column].map(String::from);
         features::check_columns(&r.view, &v.schema, &r.id, &cols, &[])?;
     }
     if let Some(c) = &job.clv {
-        let v = views::find(&views, &c.view)?;
+        let v = views::find_for_job(&views, &c.view, &job.path, "clv.view")?;
         features::check_columns(&c.view, &v.schema, &c.id, &SUMMARY_COLUMNS.map(String::from), &[])?;
     }
     Ok(Session {
