@@ -11,15 +11,12 @@ fi
 in=$(realpath -- "$1")
 out=$(realpath -m -- "$2")
 [ -f "$in" ] || { echo "$0: no such file: $1" >&2; exit 2; }
-if ! command -v chromium >/dev/null; then
-    echo "installing Debian chromium" >&2
-    apt-get install -y -q chromium >/dev/null || { echo "$0: chromium not found and apt-get install chromium failed" >&2; exit 2; }
-fi
+chromium=$("$(dirname "$0")/chromium.sh")
 
 profile=$(mktemp -d)
 trap 'rm -rf -- "$profile"' EXIT
 
-chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+"$chromium" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
     --disable-background-networking --disable-component-update --disable-sync \
     --user-data-dir="$profile" --window-size=1280,4000 --screenshot="$out" "file://$in"
 [ -s "$out" ] || { echo "$0: no screenshot written to $out" >&2; exit 1; }

@@ -10,7 +10,9 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 # No import loops between the crate's modules (issue #19); no allow-list.
 python3 scripts/check_imports.py
 SEGVALUE_PYTHON="$(scripts/peers.sh)"
-export SEGVALUE_PYTHON
+# Headless Chromium renders the run report in tests/it/report.rs (installed with apt if missing).
+SEGVALUE_CHROMIUM="$(scripts/chromium.sh)"
+export SEGVALUE_PYTHON SEGVALUE_CHROMIUM
 cargo test --release --locked "$@"
 # The benchmark harness at its smallest size: fails when segvalue's results disagree with DuckDB,
 # scikit-learn or lifetimes, never on speed. Skipped when only some tests were asked for.

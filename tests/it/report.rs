@@ -114,3 +114,42 @@ fn a_failed_run_writes_no_report() {
     fails(&["run", &j.job(), "--run-date", "2025-12-31"], 2);
     assert!(!j.out().join("_reports").exists());
 }
+
+/// The report as a browser shows it: Chromium opens the default job's report from disk; no
+/// console message, page error or failed request, every section's chart drawn at a readable
+/// size with its marks, and no text drawn outside its chart. The screenshot stays in
+/// `target/test-output/report.png` for a person to look at.
+#[test]
+fn the_report_renders_in_chromium_without_errors_or_clipped_text() {
+    let chromium = std::env::var("SEGVALUE_CHROMIUM").expect("SEGVALUE_CHROMIUM: run the tests with scripts/test.sh, which installs Chromium");
+    let out = tempfile::tempdir().unwrap();
+    segvalue_ok(&["run", &format!("{ROOT}/jobs/retail.toml"), "--run-date", "2025-12-31", "--output-root", out.path().to_str().unwrap()]);
+    let shots = Path::new(&std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| format!("{ROOT}/target"))).join("test-output");
+    std::fs::create_dir_all(&shots).unwrap();
+    let png = shots.join("report.png");
+    let _ = std::fs::remove_file(&png);
+    let html = out.path().join("_reports/run_date=2025-12-31/report.html");
+    let o = std::process::Command::new(python())
+        .args([&format!("{ROOT}/tests/support/report_browser.py"), &chromium, html.to_str().unwrap(), png.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(seen["console"], serde_json::json!([]), "console messages");
+    assert_eq!(seen["failed_requests"], serde_json::json!([]), "failed requests");
+    let charts = seen["charts"].as_array().unwrap();
+    let with_chart: Vec<&str> = charts.iter().map(|c| c["section"].as_str().unwrap_or("")).collect();
+    assert_eq!(charts.len(), 6, "{with_chart:?}");
+    for c in charts {
+        let what = &c["section"];
+        assert!(c["width"].as_f64().unwrap() >= 300.0 && c["height"].as_f64().unwrap() >= 200.0, "{what}: drawn at {c}");
+        assert!(c["marks"].as_u64().unwrap() >= 10 && c["texts"].as_u64().unwrap() >= 3, "{what}: {c}");
+        assert_eq!(c["outside"], serde_json::json!([]), "{what}: text drawn outside the chart");
+    }
+    // Every section but the key numbers holds a chart.
+    let sections: Vec<&str> = seen["sections"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    for s in &sections[1..] {
+        assert!(with_chart.contains(s), "section {s} has no chart ({with_chart:?})");
+    }
+    assert!(std::fs::metadata(&png).unwrap().len() > 50_000, "no screenshot at {}", png.display());
+}
