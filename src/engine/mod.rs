@@ -17,6 +17,7 @@ mod error;
 mod local;
 mod materialize;
 mod mode;
+mod resume;
 mod stores;
 
 pub use config::{EngineConfig, EngineSection, StorageSection, parse_memory_limit};

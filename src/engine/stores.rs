@@ -141,5 +141,6 @@ fn build_store(base: &Url, retry: RetryConfig) -> Result<Arc<dyn ObjectStore>, S
             });
         }
     };
-    Ok(store)
+    // Remote answers can break off mid-body, which the stores' own retries do not cover.
+    Ok(Arc::new(super::resume::ResumingStore::new(store)))
 }

@@ -104,6 +104,10 @@ impl CommitLock {
                     // Removed since the listing (its successor's cleanup): look again.
                     Err(object_store::Error::NotFound { .. }) => continue,
                     Err(e) => return Err(err(path, &e)),
+                    // Our own create, whose answer was lost and whose retry found it there.
+                    Ok(Some(h)) if h.run_id == me.run_id && h.pid == me.pid && h.host == me.host && !h.released => {
+                        return Ok(CommitLock { store, path: Some(path.clone()), holder: h, renewed: Instant::now() });
+                    }
                     Ok(Some(h)) if h.holds(&me.host) => {
                         if waiting_for.as_deref() != Some(h.run_id.as_str()) {
                             tracing::info!(run_id = h.run_id, host = h.host, pid = h.pid, "waiting for another run of this date to finish committing");

@@ -84,11 +84,13 @@ fn default_job_reads_and_publishes_on_s3_even_through_faults() {
     assert!(stdout.contains("customer_segments\t"), "{stdout}");
     assert!(!stderr.contains("testing-secret-never-printed"));
 
-    // The same job through a proxy that fails every 4th request with 503 and drops every 7th
-    // connection: retries with backoff must carry it to the same result.
+    // The same job through a proxy that fails every 4th request with 503, drops every 7th
+    // connection, carries out every 9th upstream and then drops its answer (a PUT, copy or
+    // delete that happened though the client never heard), and cuts every 11th GET's body in
+    // half: retries with backoff must carry it to the same result.
     let proxy_port = free_port();
     let proxy = Path::new(ROOT).join("tests/support/fault_proxy.py");
-    let _proxy = start(&[proxy.to_str().unwrap(), &proxy_port.to_string(), &s3_port.to_string(), "4", "7"], proxy_port);
+    let _proxy = start(&[proxy.to_str().unwrap(), &proxy_port.to_string(), &s3_port.to_string(), "4", "7", "9", "11"], proxy_port);
     let faulty = s3_job("[storage]\nmax_retries = 10\ninitial_backoff_ms = 10\nmax_backoff_ms = 200\n");
     let env = aws_env(proxy_port);
     let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -100,6 +102,8 @@ fn default_job_reads_and_publishes_on_s3_even_through_faults() {
     ))
     .unwrap();
     assert!(stats["failed"].as_i64().unwrap() >= 5 && stats["dropped"].as_i64().unwrap() >= 3, "{stats}");
+    assert!(stats["acted_then_dropped"].as_i64().unwrap() >= 3 && stats["truncated"].as_i64().unwrap() >= 3, "{stats}");
+    eprintln!("faults injected: {stats}");
 
     // Outputs are byte-identical, complete, and readable by an outside reader (pyarrow's S3).
     let check = py(

@@ -1,11 +1,14 @@
 """An HTTP proxy in front of an S3-compatible server that injects faults.
 
 Request number n (counting from 1) gets a 503 SlowDown when n % fail_every == 0, and has its
-connection closed without an answer when n % drop_every == 0; the rest are forwarded as they
-are (the Host header is kept, so request signatures stay valid). GET /__proxy_stats returns
-the counts as JSON. Test tool only.
+connection closed without an answer when n % drop_every == 0. Faults after the server acted:
+when n % acted_every == 0 the request is carried out upstream (a PUT stored, a copy made, a
+delete done) and then the connection is closed without the answer, and when n % truncate_every
+== 0 a GET's answer promises its whole body but stops halfway. The rest are forwarded as they
+are (the Host header is kept, so request signatures stay valid). 0 turns a fault off.
+GET /__proxy_stats returns the counts as JSON. Test tool only.
 
-usage: fault_proxy.py LISTEN_PORT UPSTREAM_PORT FAIL_EVERY DROP_EVERY
+usage: fault_proxy.py LISTEN_PORT UPSTREAM_PORT FAIL_EVERY DROP_EVERY [ACTED_EVERY TRUNCATE_EVERY]
 """
 import http.client
 import http.server
@@ -15,8 +18,13 @@ import sys
 import threading
 
 listen_port, upstream_port, fail_every, drop_every = (int(a) for a in sys.argv[1:5])
+acted_every, truncate_every = (int(a) for a in (sys.argv[5:7] or ["0", "0"]))
 lock = threading.Lock()
-stats = {"requests": 0, "failed": 0, "dropped": 0, "forwarded": 0}
+stats = {"requests": 0, "failed": 0, "dropped": 0, "acted_then_dropped": 0, "truncated": 0, "forwarded": 0}
+
+
+def every(n, k):
+    return k > 0 and n % k == 0
 
 SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
              b'<Message>Please reduce your request rate.</Message></Error>')
@@ -39,18 +47,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with lock:
             stats["requests"] += 1
             n = stats["requests"]
-            fault = "failed" if n % fail_every == 0 else "dropped" if n % drop_every == 0 else None
+            fault = ("failed" if every(n, fail_every) else "dropped" if every(n, drop_every)
+                     else "acted_then_dropped" if every(n, acted_every)
+                     else "truncated" if every(n, truncate_every) and self.command == "GET" else None)
             if fault:
                 stats[fault] += 1
         if fault == "failed":
             self.reply(503, "Slow Down", [("Content-Type", "application/xml")], SLOW_DOWN)
             return
         if fault == "dropped":
-            self.close_connection = True
-            try:
-                self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+            self.hang_up()
             return
         upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=120)
         upstream.request(self.command, self.path, body=body, headers=dict(self.headers.items()))
@@ -60,10 +66,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
             headers.append(("Content-Length", str(len(data))))
+        upstream.close()
+        if fault == "acted_then_dropped":
+            self.hang_up()
+            return
+        if fault == "truncated" and len(data) > 1:
+            self.send_response(resp.status, resp.reason)
+            for k, v in headers:
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.hang_up()
+            return
         with lock:
             stats["forwarded"] += 1
         self.reply(resp.status, resp.reason, headers, data, content_length=False)
-        upstream.close()
+
+    def hang_up(self):
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def reply(self, status, reason, headers, data, content_length=True):
         self.send_response(status, reason)
