@@ -97,7 +97,8 @@ impl CommitLock {
         let me = Holder::this_process(run_id);
         let mut waiting_for: Option<String> = None;
         loop {
-            let latest = latest(store.as_ref(), &dir).await.map_err(|e| err(&dir, &e))?;
+            let locks = locks(store.as_ref(), &dir).await.map_err(|e| err(&dir, &e))?;
+            let latest = locks.last().cloned();
             let next = match &latest {
                 None => 0,
                 Some((n, path)) => match read(store.as_ref(), path).await {
@@ -127,10 +128,8 @@ impl CommitLock {
             match store.put_opts(&path, body.into(), PutOptions { mode: PutMode::Create, ..Default::default() }).await {
                 Ok(_) => {
                     // Earlier locks are history now.
-                    if let Some((n, _)) = latest {
-                        for i in 0..=n {
-                            let _ = store.delete(&dir.clone().join(format!("lock-{i:020}"))).await;
-                        }
+                    for (_, old) in &locks {
+                        let _ = store.delete(old).await;
                     }
                     return Ok(CommitLock { store, path: Some(path), holder, renewed: Instant::now() });
                 }
@@ -168,21 +167,23 @@ impl CommitLock {
     }
 }
 
-/// The lock object with the highest number in `dir`, if any.
-async fn latest(store: &dyn ObjectStore, dir: &ObjectPath) -> object_store::Result<Option<(u64, ObjectPath)>> {
+/// The lock objects in `dir`, by number (the last one is the lock).
+async fn locks(store: &dyn ObjectStore, dir: &ObjectPath) -> object_store::Result<Vec<(u64, ObjectPath)>> {
     use futures::TryStreamExt;
     let listed: Vec<object_store::ObjectMeta> = match store.list(Some(dir)).try_collect().await {
         Ok(v) => v,
         Err(object_store::Error::NotFound { .. }) => Vec::new(),
         Err(e) => return Err(e),
     };
-    Ok(listed
+    let mut locks: Vec<(u64, ObjectPath)> = listed
         .into_iter()
         .filter_map(|m| {
             let n = m.location.filename()?.strip_prefix("lock-")?.parse::<u64>().ok()?;
             Some((n, m.location))
         })
-        .max_by_key(|(n, _)| *n))
+        .collect();
+    locks.sort_by_key(|(n, _)| *n);
+    Ok(locks)
 }
 
 /// A lock's holder; `Ok(None)` for an object that is not a lock segvalue wrote.
