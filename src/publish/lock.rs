@@ -81,6 +81,8 @@ pub struct CommitLock {
     /// None on a store that cannot create an object only if absent: the run commits unlocked,
     /// as every run did before the lock (logged).
     path: Option<ObjectPath>,
+    /// The lock's URL (redacted), for errors.
+    url: String,
     holder: Holder,
     renewed: Instant,
 }
@@ -94,6 +96,7 @@ impl CommitLock {
         url: impl Fn(&ObjectPath) -> String,
     ) -> Result<CommitLock, PublishError> {
         let err = |p: &ObjectPath, e: &dyn std::fmt::Display| PublishError::Store { location: redact(&url(p)), message: one_line(e) };
+        let held = |path: ObjectPath, holder: Holder| CommitLock { store: store.clone(), url: redact(&url(&path)), path: Some(path), holder, renewed: Instant::now() };
         let me = Holder::this_process(run_id);
         let mut waiting_for: Option<String> = None;
         loop {
@@ -107,7 +110,7 @@ impl CommitLock {
                     Err(e) => return Err(err(path, &e)),
                     // Our own create, whose answer was lost and whose retry found it there.
                     Ok(Some(h)) if h.run_id == me.run_id && h.pid == me.pid && h.host == me.host && !h.released => {
-                        return Ok(CommitLock { store, path: Some(path.clone()), holder: h, renewed: Instant::now() });
+                        return Ok(held(path.clone(), h));
                     }
                     Ok(Some(h)) if h.holds(&me.host) => {
                         if waiting_for.as_deref() != Some(h.run_id.as_str()) {
@@ -131,12 +134,12 @@ impl CommitLock {
                     for (_, old) in &locks {
                         let _ = store.delete(old).await;
                     }
-                    return Ok(CommitLock { store, path: Some(path), holder, renewed: Instant::now() });
+                    return Ok(held(path, holder));
                 }
                 Err(object_store::Error::AlreadyExists { .. }) => continue,
                 Err(object_store::Error::NotImplemented { .. }) => {
                     tracing::warn!(store = %store, "this store cannot create an object only if absent: committing without the run-date lock");
-                    return Ok(CommitLock { store, path: None, holder, renewed: Instant::now() });
+                    return Ok(CommitLock { store: store.clone(), path: None, url: String::new(), holder, renewed: Instant::now() });
                 }
                 Err(e) => return Err(err(&path, &e)),
             }
@@ -151,7 +154,7 @@ impl CommitLock {
         }
         self.holder.expires_at = chrono::Utc::now() + LEASE;
         let body = serde_json::to_vec(&self.holder).expect("a lock serializes");
-        self.store.put(path, body.into()).await.map_err(|e| PublishError::Store { location: path.to_string(), message: one_line(&e) })?;
+        self.store.put(path, body.into()).await.map_err(|e| PublishError::Store { location: self.url.clone(), message: one_line(&e) })?;
         self.renewed = Instant::now();
         Ok(())
     }

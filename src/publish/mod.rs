@@ -150,12 +150,18 @@ impl Publisher {
         format!("{}{}", &self.root[..url::Position::BeforePath], if path.as_ref().is_empty() { "/".to_string() } else { format!("/{path}") })
     }
 
-    fn partition_dir(&self, table: &str) -> ObjectPath {
-        self.child(&[table, &format!("run_date={}", self.run_date)])
+    /// `<root>/<top>/run_date=D`: a table's partition, or the date's manifest, report or model.
+    fn dated(&self, top: &str, date: NaiveDate) -> ObjectPath {
+        self.child(&[top, &format!("run_date={date}")])
     }
 
-    fn staging_file(&self, table: &str) -> ObjectPath {
-        self.child(&["_staging", &self.run_id, table, DATA_FILE])
+    fn partition_dir(&self, table: &str) -> ObjectPath {
+        self.dated(table, self.run_date)
+    }
+
+    /// `<root>/_staging/<run_id>/<table>/<file>`: a table's data or marker before the commit.
+    fn staging_file(&self, table: &str, file: &str) -> ObjectPath {
+        self.child(&["_staging", &self.run_id, table, file])
     }
 
     /// Writes `df` (sorted by `sort_by`, with BI-friendly types) to the staging area.
@@ -171,7 +177,7 @@ impl Publisher {
             .filter(|c| df.schema().has_column_with_unqualified_name(c))
             .map(|c| ident(c.as_str()).sort(true, true))
             .collect();
-        let target = self.url_of(&self.staging_file(table));
+        let target = self.url_of(&self.staging_file(table, DATA_FILE));
         let mut opts = TableParquetOptions::default();
         opts.global.compression = Some("zstd(1)".into());
         opts.global.statistics_enabled = Some("page".into());
@@ -243,7 +249,7 @@ impl Publisher {
             let success = dir.clone().join(SUCCESS);
             self.delete_if_exists(&success).await?;
             self.store
-                .rename(&self.staging_file(&t.table), &data)
+                .rename(&self.staging_file(&t.table, DATA_FILE), &data)
                 .await
                 .map_err(|e| self.store_err(&data, &e))?;
             // Files of another layout (e.g. written by hand) would be read beside ours.
@@ -258,9 +264,16 @@ impl Publisher {
             for p in strays {
                 self.delete_if_exists(&p).await?;
             }
+            // Written beside the staged data and moved in: a local put goes through a temporary
+            // file next to its target, which a kill would leave in the partition.
             let marker = format!("run_id={}\nrows={}\n", self.run_id, t.rows);
+            let staged_marker = self.staging_file(&t.table, SUCCESS);
             self.store
-                .put(&success, marker.into_bytes().into())
+                .put(&staged_marker, marker.into_bytes().into())
+                .await
+                .map_err(|e| self.store_err(&staged_marker, &e))?;
+            self.store
+                .rename(&staged_marker, &success)
                 .await
                 .map_err(|e| self.store_err(&success, &e))?;
         }
@@ -271,7 +284,7 @@ impl Publisher {
     /// Waits until no other run of this date is committing, then holds the date for this
     /// run's commit, model, report and manifest (release it after the manifest).
     pub async fn lock_run_date(&self) -> Result<CommitLock, PublishError> {
-        let dir = self.child(&["_manifests", &format!("run_date={}", self.run_date), "_commit"]);
+        let dir = self.dated("_manifests", self.run_date).join("_commit");
         CommitLock::acquire(self.store.clone(), dir, &self.run_id, |p| self.url_of(p)).await
     }
 
@@ -362,7 +375,7 @@ impl Publisher {
         if !self.staged.iter().any(|t| t.table == table) {
             return Ok(None);
         }
-        let path = self.staging_file(table);
+        let path = self.staging_file(table, DATA_FILE);
         let options = datafusion::prelude::ParquetReadOptions::default();
         self.ctx.read_parquet(self.url_of(&path), options).await.map(Some).map_err(|e| self.store_err(&path, &e))
     }
@@ -374,13 +387,13 @@ impl Publisher {
 
     /// Writes `<root>/_reports/run_date=D/report.html` in one put (atomic on every store).
     pub async fn write_report(&self, html: &str) -> Result<String, PublishError> {
-        let path = self.child(&["_reports", &format!("run_date={}", self.run_date), "report.html"]);
+        let path = self.dated("_reports", self.run_date).join("report.html");
         self.store.put(&path, html.as_bytes().to_vec().into()).await.map_err(|e| self.store_err(&path, &e))?;
         Ok(redact(&self.url_of(&path)))
     }
 
     fn model_path(&self, date: NaiveDate) -> ObjectPath {
-        self.child(&[crate::models::DIR, &format!("run_date={date}"), crate::models::FILE])
+        self.dated(crate::models::DIR, date).join(crate::models::FILE)
     }
 
     /// Dates with a saved model, ascending.
@@ -431,7 +444,7 @@ impl Publisher {
 
     /// A published partition as a plan, for queries that should not collect it.
     pub async fn published_frame(&self, table: &str, date: NaiveDate) -> Result<DataFrame, PublishError> {
-        let file = self.child(&[table, &format!("run_date={date}")]).join(DATA_FILE);
+        let file = self.dated(table, date).join(DATA_FILE);
         let options = datafusion::prelude::ParquetReadOptions::default();
         self.ctx.read_parquet(self.url_of(&file), options).await.map_err(|e| Self::read_err(table, date, &e))
     }
@@ -441,7 +454,7 @@ impl Publisher {
     }
 
     pub async fn write_manifest<T: Serialize>(&self, manifest: &T) -> Result<String, PublishError> {
-        let path = self.child(&["_manifests", &format!("run_date={}", self.run_date), "manifest.json"]);
+        let path = self.dated("_manifests", self.run_date).join("manifest.json");
         let json = serde_json::to_vec_pretty(manifest).map_err(|e| self.store_err(&path, &e))?;
         self.store.put(&path, json.into()).await.map_err(|e| self.store_err(&path, &e))?;
         Ok(redact(&self.url_of(&path)))

@@ -11,10 +11,15 @@ const TABLES: &[&str] = RETAIL_TABLES;
 const DATE: &str = "2025-12-31";
 
 fn job(engine: &str) -> JobDir {
-    JobDir::retail(&format!(
-        "{engine}\n{}\n[output]\nroot = \"out\"\npublish_views = [\"kpi_monthly_retention\"]\n",
+    JobDir::retail(&format!("{engine}\n{}", segmentation_to("out")))
+}
+
+/// The tests' segmentation and `[output]` with this root.
+fn segmentation_to(root: &str) -> String {
+    format!(
+        "{}\n[output]\nroot = \"{root}\"\npublish_views = [\"kpi_monthly_retention\"]\n",
         retail_segmentation("{ min = 2, max = 6 }")
-    ))
+    )
 }
 
 /// Every table's data file for `DATE`, in table order.
@@ -59,24 +64,12 @@ impl OldAndNew {
         let other = tempfile::Builder::new().prefix("segvalue-data-b-").tempdir().unwrap().keep();
         segvalue_ok(&["generate", "--out", other.to_str().unwrap(), "--customers", "1500", "--seed", "12"]);
         let root = tempfile::Builder::new().prefix("segvalue-shared-").tempdir().unwrap();
-        let extra = |root: &Path| {
-            format!(
-                "{}\n[output]\nroot = \"{}\"\npublish_views = [\"kpi_monthly_retention\"]\n",
-                retail_segmentation("{ min = 2, max = 6 }"),
-                root.display()
-            )
-        };
-        let jobs = [
-            JobDir::retail(&extra(root.path())),
-            JobDir::retail_at(&other.display().to_string(), &extra(root.path())),
-        ];
+        let shared = segmentation_to(&root.path().display().to_string());
+        let jobs = [JobDir::retail(&shared), JobDir::retail_at(&other.display().to_string(), &shared)];
         let mut refs: [Vec<Vec<u8>>; 2] = Default::default();
         let mut seconds = 0.0f64;
         for (i, data) in [dataset().to_path_buf(), other].iter().enumerate() {
-            let alone = JobDir::retail_at(&data.display().to_string(), &format!(
-                "{}\n[output]\nroot = \"out\"\npublish_views = [\"kpi_monthly_retention\"]\n",
-                retail_segmentation("{ min = 2, max = 6 }")
-            ));
+            let alone = JobDir::retail_at(&data.display().to_string(), &segmentation_to("out"));
             let t = std::time::Instant::now();
             segvalue_ok(&["run", &alone.job(), "--run-date", DATE]);
             seconds = seconds.max(t.elapsed().as_secs_f64());
