@@ -69,33 +69,13 @@ where
     F: Fn(&[f64]) -> (f64, Vec<f64>),
 {
     match minimize(&objective, vec![0.0; dim], 2000) {
-        Ok(m) if m.converged && m.x.iter().all(|v| v.is_finite()) => Start { hessian: hessian_at(&objective, &m.x), x: m.x },
+        Ok(m) if m.converged && m.x.iter().all(|v| v.is_finite()) => Start { hessian: optimize::hessian_at(&objective, &m.x), x: m.x },
         _ => Start::cold(dim),
     }
 }
 
-/// The Hessian of `f` at `x` by central differences of its analytic gradient, symmetrised.
-pub(super) fn hessian_at<F>(f: F, x: &[f64]) -> Option<ndarray::Array2<f64>>
-where
-    F: Fn(&[f64]) -> (f64, Vec<f64>),
-{
-    const STEP: f64 = 1e-4;
-    let d = x.len();
-    let mut h = ndarray::Array2::zeros((d, d));
-    for j in 0..d {
-        let at = |e: f64| {
-            let mut p = x.to_vec();
-            p[j] += e;
-            f(&p).1
-        };
-        let (up, down) = (at(STEP), at(-STEP));
-        for i in 0..d {
-            h[[i, j]] = (up[i] - down[i]) / (2.0 * STEP);
-        }
-    }
-    let h = (&h + &h.t()) / 2.0;
-    h.iter().all(|v| v.is_finite()).then_some(h)
-}
+/// Newton steps after L-BFGS (see [`optimize::polish`]): one usually reaches rounding level.
+const POLISH_STEPS: usize = 2;
 
 /// Minimises `objective` over log-parameters from `start` and returns the natural parameters
 /// and the iteration count; a fit that does not converge or runs off to 0 or infinity is an
@@ -105,8 +85,8 @@ where
     F: Fn(&[f64]) -> (f64, Vec<f64>),
 {
     let m = match &start.hessian {
-        Some(h) => optimize::minimize_near(objective, start.x, h, 2000),
-        None => minimize(objective, start.x, 2000),
+        Some(h) => optimize::minimize_near(&objective, start.x, h, 2000),
+        None => minimize(&objective, start.x, 2000),
     }
     .map_err(|message| ClvError::Fit { model, message })?;
     if !m.converged {
@@ -116,7 +96,8 @@ where
             reason: m.reason,
         });
     }
-    let theta: Vec<f64> = m.x.iter().map(|v| v.exp()).collect();
+    let x = optimize::polish(&objective, m.x, POLISH_STEPS);
+    let theta: Vec<f64> = x.iter().map(|v| v.exp()).collect();
     let named: Vec<(&'static str, f64)> = names.iter().copied().zip(theta.iter().copied()).collect();
     check_degenerate(model, &named)?;
     Ok((theta, m.iterations))

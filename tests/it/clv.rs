@@ -1,6 +1,9 @@
 //! CLV models against lifetimes 0.11.3 (fixture made by scripts/lifetimes_fixture.sh) and
 //! against the generator's known parameters.
 
+use std::path::Path;
+use std::process::Command;
+
 use segvalue::clv::{self, ClvSpec, Summary, TimeUnit};
 use serde_json::Value;
 
@@ -237,4 +240,88 @@ fn the_holdout_from_the_summary_s_own_scan_equals_a_second_session() {
     assert!(holdout["customers"].as_u64().unwrap() > 100, "{holdout}");
     assert_eq!(holdout, holdout_again);
     assert!(one_scan == two_sessions, "a published CLV table differs between the two holdout paths");
+}
+
+/// lifetimes 0.11.3 on a published `customer_clv` partition (tests/support/lifetimes_check.py):
+/// the largest relative difference per quantity, with the customer it occurs at.
+fn lifetimes_on(partition: &Path, unit: &str, margin: &str, orders: Option<(&Path, &str)>) -> Value {
+    let script = format!("{ROOT}/tests/support/lifetimes_check.py");
+    let mut args = vec![script.as_str(), "compare", partition.to_str().unwrap(), unit, "12", "0.01", margin, "0.0"];
+    let orders = orders.map(|(p, end)| (p.display().to_string(), end));
+    if let Some((p, end)) = &orders {
+        args.extend([p.as_str(), *end]);
+    }
+    let out = Command::new(python()).args(&args).output().unwrap();
+    assert!(out.status.success(), "lifetimes_check.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every quantity of `check[group]` within `tolerance` of lifetimes'; prints the figures.
+fn assert_within(check: &Value, group: &str, tolerance: f64, what: &str) {
+    for (quantity, w) in check[group].as_object().unwrap() {
+        let r = w["rel"].as_f64().unwrap();
+        eprintln!("{what}: {quantity} largest relative difference to lifetimes {r:.2e} (customer {})", w["customer"]);
+        assert!(
+            r < tolerance,
+            "{what}: {quantity} differs from lifetimes by {r:e} relative at customer {}: segvalue {}, lifetimes {}",
+            w["customer"],
+            w["segvalue"],
+            w["lifetimes"]
+        );
+    }
+}
+
+/// End to end on generated data: the shipped job's SQL summary, fit and predictions against
+/// lifetimes fitted on the summary columns segvalue published.
+#[test]
+fn the_shipped_job_s_clv_equals_lifetimes_on_its_published_summary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let job = Path::new(ROOT).join("jobs/retail.toml");
+    segvalue_ok(&["run", job.to_str().unwrap(), "--run-date", "2025-12-31", "--output-root", tmp.path().to_str().unwrap()]);
+    let check = lifetimes_on(&tmp.path().join("customer_clv/run_date=2025-12-31"), "weeks", "0.3", None);
+    assert!(check["customers"].as_u64().unwrap() > 1000, "{check}");
+    assert_within(&check, "predictions", 1e-6, "shipped job");
+}
+
+/// End to end on lifetimes' CDNOW sample, given to segvalue as orders: the job's summary view
+/// equals lifetimes' `summary_data_from_transaction_data` customer by customer, and the
+/// published predictions equal lifetimes' fitted on its own summary.
+#[test]
+fn cdnow_orders_through_a_job_equal_lifetimes_summary_and_predictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("orders");
+    std::fs::create_dir_all(&data).unwrap();
+    let out = Command::new(python()).args([&format!("{ROOT}/tests/support/lifetimes_check.py"), "cdnow-orders", data.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::create_dir_all(dir.path().join("sql")).unwrap();
+    // The shipped summary view's definitions, in days: lifetimes counts purchase days too.
+    std::fs::write(
+        dir.path().join("sql/customer_summary.sql"),
+        "WITH days AS (SELECT customer_id, order_date, SUM(amount) AS day_value FROM orders GROUP BY customer_id, order_date),
+         spans AS (SELECT customer_id, MIN(order_date) AS first_day, MAX(order_date) AS last_day, COUNT(*) AS purchase_days FROM days GROUP BY customer_id)
+         SELECT s.customer_id,
+                CAST(s.purchase_days - 1 AS DOUBLE) AS frequency,
+                CAST(s.last_day - s.first_day AS DOUBLE) AS recency,
+                CAST($run_date - s.first_day AS DOUBLE) AS tenure,
+                COALESCE(AVG(CASE WHEN d.order_date > s.first_day THEN d.day_value END), 0.0) AS monetary_value
+         FROM spans s JOIN days d ON d.customer_id = s.customer_id
+         GROUP BY s.customer_id, s.purchase_days, s.first_day, s.last_day",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("job.toml"),
+        format!(
+            "[job]\nname = \"cdnow\"\nsql_dir = \"sql\"\n\n[sources.orders]\nurl = \"{}/\"\nformat = \"parquet\"\n\n\
+             [clv]\nview = \"customer_summary\"\nid = \"customer_id\"\ntime_unit = \"days\"\nhorizon_months = 12\n\
+             monthly_discount_rate = 0.01\nmargin = 1.0\n\n[output]\nroot = \"out\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    segvalue_ok(&["run", dir.path().join("job.toml").to_str().unwrap(), "--run-date", "1998-06-30"]);
+    let orders = data.join("orders.parquet");
+    let check = lifetimes_on(&dir.path().join("out/customer_clv/run_date=1998-06-30"), "days", "1.0", Some((&orders, "1998-06-30")));
+    assert_eq!(check["customers"], 2357, "{check}");
+    assert_within(&check, "summary", 1e-12, "CDNOW summary");
+    assert_within(&check, "predictions", 1e-6, "CDNOW");
 }

@@ -1,0 +1,113 @@
+"""lifetimes 0.11.3's view of a published customer_clv table (test peer, never a runtime dependency).
+
+Usage:
+  lifetimes_check.py cdnow-orders OUT_DIR
+      Writes lifetimes' bundled CDNOW sample (2,357 customers, 6,919 orders) as an orders
+      table (customer_id, order_date, amount) in OUT_DIR/orders.parquet.
+  lifetimes_check.py compare CUSTOMER_CLV_DIR UNIT HORIZON_MONTHS DISCOUNT MARGIN PENALIZER [ORDERS_PARQUET END_DATE]
+      Fits lifetimes' BetaGeoFitter and GammaGammaFitter and predicts every customer's
+      P(alive), expected purchases over the horizon, expected average value and discounted
+      CLV (times the margin), then prints JSON: the largest relative difference to the
+      published column per quantity, with the customer it occurs at, and lifetimes' parameters.
+      Without orders lifetimes fits segvalue's published summary columns; with them lifetimes
+      builds its own summary from the orders (summary_data_from_transaction_data, ending at
+      END_DATE, in UNIT) and the summary columns are compared as well.
+"""
+import contextlib
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow.dataset as ds
+from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes.datasets import load_dataset
+from lifetimes.utils import ConvergenceError, summary_data_from_transaction_data
+
+# lifetimes' BFGS stops at tol 1e-7 (its default), which leaves the parameters ~3e-7 from the
+# optimum: enough for per-customer predictions to differ by ~1e-6 from any other optimiser's.
+# From its default start a tighter tol fails with scipy's "precision loss", so each fitter is
+# restarted from its own last answer (log-parameters, as lifetimes' x0 takes them) with these
+# tighter tols, keeping the last fit that converged. Likelihood, gradient and optimiser stay
+# lifetimes' own.
+RESTART_TOLS = (1e-8, 1e-9, 1e-10)
+# lifetimes' customer_lifetime_value counts periods per month with these factors.
+FREQ = {"weeks": "W", "days": "D"}
+PER_MONTH = {"weeks": 4.345, "days": 30.0}
+
+
+def cdnow_orders(out_dir):
+    d = load_dataset("CDNOW_sample.txt", header=None, sep=r"\s+",
+                     names=["customer_id", "customer_index", "date", "quantity", "amount"],
+                     converters={"date": str})
+    orders = pd.DataFrame({
+        "customer_id": d["customer_id"].map(lambda i: f"C{i:05d}"),
+        "order_date": pd.to_datetime(d["date"], format="%Y%m%d").dt.date,
+        "amount": d["amount"].astype(float),
+    })
+    orders.to_parquet(f"{out_dir}/orders.parquet", index=False)
+    print(json.dumps({"orders": len(orders), "customers": int(orders.customer_id.nunique())}))
+
+
+def fit(fitter, penalizer, *columns):
+    """lifetimes' fit, then its restarts from its own answer at RESTART_TOLS."""
+    # lifetimes prints the optimiser's report on a failed fit: keep stdout for the JSON.
+    with contextlib.redirect_stdout(sys.stderr):
+        best = fitter(penalizer_coef=penalizer).fit(*columns)
+        for tol in RESTART_TOLS:
+            try:
+                best = fitter(penalizer_coef=penalizer).fit(*columns, tol=tol, initial_params=np.log(best.params_.values))
+            except ConvergenceError:
+                break
+    return best
+
+
+def worst(ours, theirs, ids):
+    """The largest relative difference |ours − theirs| / |theirs| and the customer it is at."""
+    denom = np.maximum(np.abs(theirs), 1e-300)
+    r = np.where(ours == theirs, 0.0, np.abs(ours - theirs) / denom)
+    i = int(np.argmax(r))
+    return {"rel": float(r[i]), "customer": str(ids[i]), "segvalue": float(ours[i]), "lifetimes": float(theirs[i])}
+
+
+def compare(published, unit, horizon_months, discount, margin, penalizer, orders=None, end=None):
+    pub = ds.dataset(published, format="parquet", partitioning="hive").to_table().to_pandas()
+    pub = pub.sort_values("customer_id").set_index("customer_id")
+    out = {"customers": len(pub)}
+    if orders is not None:
+        o = pd.read_parquet(orders)
+        s = summary_data_from_transaction_data(o, "customer_id", "order_date", monetary_value_col="amount",
+                                               observation_period_end=end, freq=FREQ[unit]).sort_index()
+        out["lifetimes_customers"] = len(s)
+        assert list(s.index) == list(pub.index), "the published customers are not lifetimes' summary customers"
+        ids = s.index.to_numpy()
+        summary = {"frequency": "frequency", "recency": "recency", "tenure": "T", "monetary_value": "monetary_value"}
+        out["summary"] = {c: worst(pub[c].to_numpy(), s[l].to_numpy(), ids) for c, l in summary.items()}
+        x, tx, t, m = s["frequency"], s["recency"], s["T"], s["monetary_value"]
+    else:
+        ids = pub.index.to_numpy()
+        x, tx, t, m = pub["frequency"], pub["recency"], pub["tenure"], pub["monetary_value"]
+    bgf = fit(BetaGeoFitter, penalizer, x, tx, t)
+    repeat = x > 0
+    ggf = fit(GammaGammaFitter, penalizer, x[repeat], m[repeat])
+    horizon = horizon_months * PER_MONTH[unit]
+    theirs = {
+        "p_alive": np.asarray(bgf.conditional_probability_alive(x, tx, t), dtype=float),
+        "expected_purchases": np.asarray(bgf.conditional_expected_number_of_purchases_up_to_time(horizon, x, tx, t), dtype=float),
+        "expected_avg_value": np.asarray(ggf.conditional_expected_average_profit(x, m), dtype=float),
+        "clv": margin * np.asarray(ggf.customer_lifetime_value(bgf, x, tx, t, m, time=horizon_months,
+                                                               discount_rate=discount, freq=FREQ[unit]), dtype=float),
+    }
+    out["predictions"] = {c: worst(pub[c].to_numpy(), v, ids) for c, v in theirs.items()}
+    out["params"] = {**{k: float(v) for k, v in bgf.params_.items()},
+                     **{("gamma" if k == "v" else k): float(v) for k, v in ggf.params_.items()}}
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    cmd, *args = sys.argv[1:]
+    if cmd == "cdnow-orders":
+        cdnow_orders(*args)
+    else:
+        published, unit, h, disc, margin, pen, *rest = args
+        compare(published, unit, int(h), float(disc), float(margin), float(pen), *rest)
