@@ -91,8 +91,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let runs = segvalue::runs::list_runs(&root).await.map_err(Error::from)?;
             inspect::print_runs(&root, runs);
         }
-        Command::Scheduler { bind, external_host } => {
-            cluster::run_scheduler(bind, external_host).await.map_err(Error::from)?;
+        Command::Scheduler {
+            bind,
+            external_host,
+            executor_timeout_secs,
+        } => {
+            cluster::run_scheduler(bind, external_host, executor_timeout_secs).await.map_err(Error::from)?;
         }
         Command::Executor {
             scheduler,
@@ -102,6 +106,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             grpc_port,
             concurrent_tasks,
             work_dir,
+            heartbeat_secs,
         } => {
             let (host, sport) = segvalue::engine::parse_host_port(&scheduler)
                 .ok_or_else(|| Error::Usage(format!("--scheduler '{scheduler}': expected HOST:PORT")))?;
@@ -114,6 +119,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 grpc_port,
                 concurrent_tasks,
                 work_dir,
+                heartbeat_secs,
             })
             .await
             .map_err(Error::from)?;

@@ -12,13 +12,32 @@ pub fn millis(seconds: f64) -> f64 {
 /// response is logged at debug level (`-v`).
 pub fn one_line(e: &dyn std::fmt::Display) -> String {
     let text = e.to_string().split_whitespace().collect::<Vec<_>>().join(" ");
-    match plain_store_error(&text) {
-        Some(plain) => {
-            tracing::debug!(response = %text, "object store error");
-            plain
-        }
-        None => text,
+    if let Some(plain) = plain_store_error(&text) {
+        tracing::debug!(response = %text, "object store error");
+        return plain;
     }
+    if let Some(plain) = plain_cluster_error(&text) {
+        tracing::debug!(response = %text, "cluster error");
+        return plain;
+    }
+    text
+}
+
+/// Words in a gRPC failure that mean the connection itself broke (the process at the other end
+/// died or the network dropped), not that the request failed.
+const CONNECTION_LOST: &[&str] = &["h2 protocol error", "transport error", "Connection refused", "connection reset", "broken pipe"];
+
+/// A gRPC call to the Ballista scheduler that lost its connection (tonic's `code: 'Unknown
+/// error', message: "h2 protocol error: …", source: hyper::Error(…)`) as
+/// `lost the connection to the Ballista scheduler (h2 protocol error: …)`. `None` for anything
+/// else, which is shown as it is.
+pub fn plain_cluster_error(text: &str) -> Option<String> {
+    let start = text.find("message: \"")? + "message: \"".len();
+    let message = &text[start..start + text[start..].find('"')?];
+    CONNECTION_LOST
+        .iter()
+        .any(|lost| text.contains(lost))
+        .then(|| format!("lost the connection to the Ballista scheduler ({message})"))
 }
 
 /// What an object store's error codes and HTTP statuses mean to a user, first match wins
@@ -82,5 +101,14 @@ mod tests {
         assert_eq!(one_line(&listing), "invalid key or signature (GET http://h/raw)");
         let other = "Parquet error: not a parquet file";
         assert_eq!(one_line(&other), other);
+    }
+
+    #[test]
+    fn a_lost_scheduler_reads_as_a_lost_connection() {
+        let raw = "Execution error: code: 'Unknown error', message: \"h2 protocol error: error reading a body from connection\", \
+                   source: hyper::Error(Body, Error { kind: Io(Custom { kind: BrokenPipe, error: \"stream closed because of a broken pipe\" }) })";
+        assert_eq!(one_line(&raw), "lost the connection to the Ballista scheduler (h2 protocol error: error reading a body from connection)");
+        let failed_job = "Execution error: code: 'Internal error', message: \"Job failed: task 3 failed 4 times\"";
+        assert_eq!(one_line(&failed_job), failed_job);
     }
 }

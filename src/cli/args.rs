@@ -110,6 +110,10 @@ pub enum Command {
         /// Host name executors and drivers use to reach this scheduler (default: the bind address).
         #[arg(long)]
         external_host: Option<String>,
+        /// Seconds without a heartbeat after which an executor counts as lost and its tasks run
+        /// on the others (Ballista's default; keep it above the executors' --heartbeat-secs).
+        #[arg(long, default_value_t = 180, value_parser = clap::value_parser!(u64).range(1..))]
+        executor_timeout_secs: u64,
     },
     /// Serve a Ballista executor registered with a scheduler until stopped.
     Executor {
@@ -134,6 +138,9 @@ pub enum Command {
         /// Directory for shuffle files (default: a temporary directory).
         #[arg(long)]
         work_dir: Option<PathBuf>,
+        /// Seconds between heartbeats to the scheduler (Ballista's default).
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        heartbeat_secs: u64,
     },
     /// Write a synthetic dataset with known ground truth.
     Generate {

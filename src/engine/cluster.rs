@@ -110,7 +110,8 @@ fn config_producer() -> ConfigProducer {
 }
 
 /// `segvalue scheduler`: serves Ballista's scheduler on `bind` until the process is stopped.
-pub async fn run_scheduler(bind: SocketAddr, external_host: Option<String>) -> Result<(), EngineError> {
+/// An executor silent for `executor_timeout_secs` is dropped and its tasks run on the others.
+pub async fn run_scheduler(bind: SocketAddr, external_host: Option<String>, executor_timeout_secs: u64) -> Result<(), EngineError> {
     let engine = EngineMode::Ballista {
         host: bind.ip().to_string(),
         port: bind.port(),
@@ -123,6 +124,9 @@ pub async fn run_scheduler(bind: SocketAddr, external_host: Option<String>) -> R
     .with_hostname(external_host.unwrap_or_else(|| bind.ip().to_string()))
     .with_override_config_producer(config_producer())
     .with_override_session_builder(scheduler_session(StorageSection::default()));
+    config.executor_timeout_seconds = executor_timeout_secs;
+    // Checked a few times per timeout, at most every 15 s (Ballista's default interval).
+    config.expire_dead_executor_interval_seconds = (executor_timeout_secs / 3).clamp(1, 15);
     // A lost last executor fails running jobs after this grace instead of hanging them.
     config.no_executors_grace_period_seconds = config.executor_timeout_seconds;
     let cluster = BallistaCluster::new_from_config(&config).await.map_err(|e| cluster_err(&engine, e))?;
@@ -144,6 +148,8 @@ pub struct ExecutorArgs {
     /// Task slots; 0 = one per core.
     pub concurrent_tasks: usize,
     pub work_dir: Option<PathBuf>,
+    /// Seconds between heartbeats to the scheduler.
+    pub heartbeat_secs: u64,
 }
 
 /// `segvalue executor`: serves Ballista's executor until the process is stopped.
@@ -164,6 +170,7 @@ pub async fn run_executor(args: ExecutorArgs) -> Result<(), EngineError> {
         scheduler_connect_timeout_seconds: 60,
         vcores: args.concurrent_tasks,
         work_dir: args.work_dir.map(|p| p.display().to_string()),
+        executor_heartbeat_interval_seconds: args.heartbeat_secs,
         override_config_producer: Some(config_producer()),
         // The model functions (`crate::functions`) run here, in the plans the driver sends.
         override_function_registry: Some(Arc::new(executor_registry())),

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use crate::common::*;
 
@@ -28,8 +30,9 @@ impl Cluster {
         let port = free_port();
         let dir = tmp.path().to_path_buf();
         let log = |name: &str| std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        // A lost executor is noticed after 10 s instead of Ballista's 180.
         let scheduler = Command::new(BIN)
-            .args(["scheduler", "--bind", &format!("127.0.0.1:{port}")])
+            .args(["scheduler", "--bind", &format!("127.0.0.1:{port}"), "--executor-timeout-secs", "10"])
             .envs(env.iter().copied())
             .stdout(log("scheduler"))
             .stderr(log("scheduler.err"))
@@ -48,7 +51,7 @@ impl Cluster {
             let child = Command::new(BIN)
                 .args(["executor", "--scheduler", &format!("127.0.0.1:{port}"), "--bind-host", "127.0.0.1"])
                 .args(["--port", &free_port().to_string(), "--grpc-port", &free_port().to_string()])
-                .args(["--concurrent-tasks", "2", "--work-dir", work.to_str().unwrap()])
+                .args(["--concurrent-tasks", "2", "--work-dir", work.to_str().unwrap(), "--heartbeat-secs", "2"])
                 .envs(env.iter().copied())
                 .stdout(log(&format!("executor-{i}")))
                 .stderr(log(&format!("executor-{i}.err")))
@@ -62,6 +65,12 @@ impl Cluster {
 
     fn engine(&self) -> String {
         format!("ballista://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills process `i` (0 the scheduler, 1.. the executors) with SIGKILL.
+    fn kill(&mut self, i: usize) {
+        self.children[i].kill().unwrap();
+        self.children[i].wait().unwrap();
     }
 
     /// Every child is still running (none crashed during the test).
@@ -81,84 +90,163 @@ impl Drop for Cluster {
     }
 }
 
-fn run_retail(out: &Path, engine: &str) {
-    let job = Path::new(ROOT).join("jobs/retail.toml");
-    segvalue_ok(&[
-        "run",
-        job.to_str().unwrap(),
-        "--run-date",
-        "2025-12-31",
-        "--output-root",
-        out.to_str().unwrap(),
-        "--engine",
-        engine,
-    ]);
+const DATE: &str = "2025-12-31";
+
+/// 20,000 generated customers as a warehouse hands them over: orders in 3 files, with copies of
+/// orders in another file than their original (duplicate ids), negative and NaN amounts and
+/// orders after the run date (the shipped job's drop rules); customers and sessions in 2 files.
+fn dirty_sources() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("segvalue-dirty-").tempdir().unwrap().keep();
+        let clean = dir.join("clean");
+        segvalue_ok(&["generate", "--out", clean.to_str().unwrap(), "--customers", "20000", "--seed", "7"]);
+        let from = |t: &str| format!("read_parquet('{}/{t}/*.parquet')", clean.display());
+        let orders = from("orders");
+        for i in 0..3 {
+            std::fs::create_dir_all(dir.join("orders")).unwrap();
+            duckdb(&format!(
+                "COPY (
+                    SELECT * FROM {orders} WHERE order_id % 3 = {i}
+                    UNION ALL SELECT * FROM {orders} WHERE order_id % 3 = {next} AND order_id % 89 = 0
+                    UNION ALL SELECT * REPLACE (order_id + 900000000 AS order_id, -amount AS amount) FROM {orders} WHERE order_id % 3 = {i} AND order_id % 97 = 0
+                    UNION ALL SELECT * REPLACE (order_id + 910000000 AS order_id, 'NaN'::DOUBLE AS amount) FROM {orders} WHERE order_id % 3 = {i} AND order_id % 101 = 0
+                    UNION ALL SELECT * REPLACE (order_id + 920000000 AS order_id, TIMESTAMPTZ '2026-03-01 10:00:00+00' AS order_ts) FROM {orders} WHERE order_id % 3 = {i} AND order_id % 103 = 0
+                 ) TO '{}/orders/part-{i}.parquet' (FORMAT parquet)",
+                dir.display(),
+                next = (i + 1) % 3
+            ));
+        }
+        for (t, key) in [("customers", "customer_id"), ("sessions", "customer_id, session_ts")] {
+            std::fs::create_dir_all(dir.join(t)).unwrap();
+            for i in 0..2 {
+                duckdb(&format!("COPY (SELECT * FROM {} WHERE hash({key}) % 2 = {i}) TO '{}/{t}/part-{i}.parquet' (FORMAT parquet)", from(t), dir.display()));
+            }
+        }
+        dir
+    })
+}
+
+/// The shipped job over [`dirty_sources`], written into `dir`.
+fn dirty_job(dir: &Path) -> String {
+    let shipped = std::fs::read_to_string(Path::new(ROOT).join("jobs/retail.toml")).unwrap();
+    let job = dir.join("retail.toml");
+    let text = shipped
+        .replace("\"../data/sample/", &format!("\"{}/", dirty_sources().display()))
+        .replace("\"../sql/retail\"", &format!("\"{ROOT}/sql/retail\""));
+    std::fs::write(&job, text).unwrap();
+    job.display().to_string()
+}
+
+fn run_args<'a>(job: &'a str, out: &'a str, engine: &'a str) -> [&'a str; 8] {
+    ["run", job, "--run-date", DATE, "--output-root", out, "--engine", engine]
+}
+
+/// The shipped job over the dirty sources on the embedded engine, once per test run.
+fn local_tables() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new().prefix("segvalue-local-").tempdir().unwrap().keep();
+        let (job, out) = (dirty_job(&dir), dir.join("out"));
+        segvalue_ok(&run_args(&job, out.to_str().unwrap(), "local"));
+        out
+    })
 }
 
 #[test]
-fn default_job_on_a_ballista_cluster_matches_the_embedded_engine() {
+fn every_table_on_a_ballista_cluster_equals_the_embedded_engine_on_dirty_multi_file_sources() {
     let mut cluster = Cluster::start(2);
     let tmp = tempfile::tempdir().unwrap();
-    let (local, dist) = (tmp.path().join("local"), tmp.path().join("ballista"));
-    run_retail(&local, "local");
-    run_retail(&dist, &cluster.engine());
+    let (job, dist) = (dirty_job(tmp.path()), tmp.path().join("ballista"));
+    segvalue_ok(&run_args(&job, dist.to_str().unwrap(), &cluster.engine()));
     cluster.assert_alive();
 
     // The executors did the work: both wrote shuffle files for the run's stages.
     for w in &cluster.work_dirs {
         assert!(!files_under(w).is_empty(), "executor work dir {} is empty: the cluster did not run the job", w.display());
     }
+    // The drop rules ran on the cluster and dropped what they drop locally.
+    let (local, m) = (local_tables(), manifest(&dist, DATE));
+    assert_eq!(m["quality"], manifest(local, DATE)["quality"], "quality rules differ between engines");
+    let dropped: Vec<i64> = m["quality"].as_array().unwrap().iter().map(|r| r["rows"].as_i64().unwrap()).collect();
+    assert!(dropped.iter().filter(|&&n| n > 0).count() >= 3, "the dirty rows were not dropped: {}", m["quality"]);
+    let rows = assert_same_tables(local, &dist, DATE, "ballista cluster vs embedded engine");
+    eprintln!("{rows} rows in {} tables equal between the engines", m["tables"].as_array().unwrap().len());
+    assert_eq!(m["engine"], serde_json::json!(cluster.engine()), "the manifest names the engine the run used");
+}
 
-    // customer_features: the same customers, every value equal up to summation order.
-    let (l, d) = (read_partition(&local, "customer_features", "2025-12-31"), read_partition(&dist, "customer_features", "2025-12-31"));
-    let columns: Vec<String> = duckdb(&format!("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {l})"))
-        .into_iter()
-        .map(|r| format!("{}\t{}", r[0].as_str().unwrap(), r[1].as_str().unwrap()))
-        .collect();
-    let dist_columns: Vec<String> = duckdb(&format!("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {d})"))
-        .into_iter()
-        .map(|r| format!("{}\t{}", r[0].as_str().unwrap(), r[1].as_str().unwrap()))
-        .collect();
-    assert_eq!(columns, dist_columns, "schemas differ");
-    let counts = duckdb(&format!(
-        "SELECT (SELECT count(*) FROM {l}), (SELECT count(*) FROM {d}), \
-         (SELECT count(*) FROM {l} a JOIN {d} b USING (customer_id))"
-    ));
-    let n = counts[0][0].as_i64().unwrap();
-    assert!(n > 1000, "{counts:?}");
-    assert_eq!(counts[0][1].as_i64(), Some(n), "row counts differ");
-    assert_eq!(counts[0][2].as_i64(), Some(n), "customer ids differ");
-    for c in &columns {
-        let (name, ty) = c.split_once('\t').unwrap();
-        if name == "customer_id" {
-            continue;
+/// A run whose cluster lost a process either completed with the embedded engine's tables or
+/// failed with exit 1, one error line (returned) and nothing published; it never hangs.
+fn assert_completed_or_failed_cleanly(mut run: Child, err_log: &Path, out: &Path, what: &str) -> Option<String> {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let status = loop {
+        if let Some(s) = run.try_wait().unwrap() {
+            break s;
         }
-        let numeric = ["DOUBLE", "FLOAT", "BIGINT", "INTEGER", "DECIMAL"].iter().any(|t| ty.starts_with(t));
-        let differ = if numeric {
-            format!(
-                "abs(CAST(a.\"{name}\" AS DOUBLE) - CAST(b.\"{name}\" AS DOUBLE)) > 1e-9 * greatest(1, abs(CAST(a.\"{name}\" AS DOUBLE))) \
-                 OR (a.\"{name}\" IS NULL) <> (b.\"{name}\" IS NULL)"
-            )
-        } else {
-            format!("a.\"{name}\" IS DISTINCT FROM b.\"{name}\"")
-        };
-        let bad = duckdb(&format!("SELECT count(*) FROM {l} a JOIN {d} b USING (customer_id) WHERE {differ}"));
-        assert_eq!(bad[0][0].as_i64(), Some(0), "column {name} ({ty}) differs between engines");
+        if Instant::now() > deadline {
+            let _ = run.kill();
+            panic!("{what}: the run hung for 240 s:\n{}", std::fs::read_to_string(err_log).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let stderr = std::fs::read_to_string(err_log).unwrap();
+    assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    match status.code() {
+        Some(0) => {
+            let rows = assert_same_tables(local_tables(), out, DATE, what);
+            eprintln!("{what}: the run completed; {rows} rows equal the embedded engine's");
+            None
+        }
+        Some(1) => {
+            let errors: Vec<&str> = stderr.lines().filter(|l| l.contains(" ERROR ")).collect();
+            assert_eq!(errors.len(), 1, "{what}: expected one error line:\n{stderr}");
+            eprintln!("{what}: the run failed: {}", errors[0]);
+            let published: Vec<PathBuf> = files_under(out).into_iter().filter(|p| !p.components().any(|c| c.as_os_str() == "_staging")).collect();
+            assert!(published.is_empty(), "{what}: a failed run published {published:?}");
+            Some(errors[0].to_string())
+        }
+        other => panic!("{what}: exit code {other:?}:\n{stderr}"),
     }
+}
 
-    // Segment assignments agree customer by customer.
-    let seg = duckdb(&format!(
-        "SELECT count(*), count(*) FILTER (WHERE a.segment_id = b.segment_id AND a.rfm_segment = b.rfm_segment) \
-         FROM {} a JOIN {} b USING (customer_id)",
-        read_partition(&local, "customer_segments", "2025-12-31"),
-        read_partition(&dist, "customer_segments", "2025-12-31")
-    ));
-    assert_eq!(seg[0][0].as_i64(), Some(n));
-    assert_eq!(seg[0][1].as_i64(), Some(n), "segment assignments differ between engines");
+/// Starts the dirty job on `cluster` and waits until the cluster is running its queries: shuffle
+/// files appear in an executor's work directory.
+fn start_run_mid_query(cluster: &Cluster, dir: &Path) -> (Child, PathBuf, PathBuf) {
+    let (job, out, err) = (dirty_job(dir), dir.join("out"), dir.join("run.err"));
+    let run = Command::new(BIN)
+        .args(run_args(&job, out.to_str().unwrap(), &cluster.engine()))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while cluster.work_dirs.iter().all(|w| files_under(w).is_empty()) {
+        assert!(Instant::now() < deadline, "no executor started work in 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (run, out, err)
+}
 
-    // The manifest names the engine the run used.
-    let manifest = manifest(&dist, "2025-12-31");
-    assert_eq!(manifest["engine"], serde_json::json!(cluster.engine()));
+#[test]
+fn an_executor_killed_mid_query_leaves_the_tables_right_or_nothing_published() {
+    let mut cluster = Cluster::start(2);
+    let tmp = tempfile::tempdir().unwrap();
+    local_tables();
+    let (run, out, err) = start_run_mid_query(&cluster, tmp.path());
+    cluster.kill(2);
+    assert_completed_or_failed_cleanly(run, &err, &out, "executor killed mid-query");
+}
+
+#[test]
+fn a_scheduler_killed_mid_query_leaves_the_tables_right_or_nothing_published() {
+    let mut cluster = Cluster::start(2);
+    let tmp = tempfile::tempdir().unwrap();
+    local_tables();
+    let (run, out, err) = start_run_mid_query(&cluster, tmp.path());
+    cluster.kill(0);
+    if let Some(line) = assert_completed_or_failed_cleanly(run, &err, &out, "scheduler killed mid-query") {
+        assert!(line.contains("the Ballista scheduler") || line.contains("cannot reach the scheduler"), "not in plain words: {line}");
+    }
 }
 
 #[test]

@@ -253,3 +253,33 @@ pub fn rel(a: f64, b: f64) -> f64 {
 pub fn floats(v: &serde_json::Value) -> Vec<f64> {
     v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
 }
+
+/// Every table `a`'s manifest lists for `date` equals `b`'s, row by row (`ORDER BY ALL`): the
+/// same tables, columns and types, the same rows, numbers within 1e-9 (relative above 1) and
+/// everything else exactly. Returns the rows compared.
+pub fn assert_same_tables(a: &Path, b: &Path, date: &str, what: &str) -> usize {
+    let tables = |root: &Path| -> Vec<String> {
+        let mut t: Vec<String> = manifest(root, date)["tables"].as_array().unwrap().iter().map(|t| t["table"].as_str().unwrap().to_string()).collect();
+        t.sort();
+        t
+    };
+    let names = tables(a);
+    assert_eq!(names, tables(b), "{what}: the runs published different tables");
+    let mut rows = 0;
+    for t in &names {
+        let schema = |root: &Path| duckdb(&format!("SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {})", read_partition(root, t, date)));
+        assert_eq!(schema(a), schema(b), "{what}: table {t}: columns differ");
+        let read = |root: &Path| duckdb(&format!("SELECT * EXCLUDE (run_date) FROM {} ORDER BY ALL", read_partition(root, t, date)));
+        let (x, y) = (read(a), read(b));
+        assert_eq!(x.len(), y.len(), "{what}: table {t}: {} rows against {}", x.len(), y.len());
+        for (i, (r, s)) in x.iter().zip(&y).enumerate() {
+            let same = r.iter().zip(s).all(|(u, v)| match (u.as_f64(), v.as_f64()) {
+                (Some(u), Some(v)) => (u - v).abs() <= 1e-9 * u.abs().max(v.abs()).max(1.0),
+                _ => u == v,
+            });
+            assert!(same, "{what}: table {t} row {i} differs:\n  {r:?}\n  {s:?}");
+        }
+        rows += x.len();
+    }
+    rows
+}
