@@ -88,22 +88,38 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
     };
     stages.record("report", t, None, Some(1));
 
+    let model = crate::models::SavedModel {
+        format: crate::models::FORMAT.to_string(),
+        job: job.name.clone(),
+        run_date,
+        run_id: manifest.run_id.clone(),
+        segmentation: computed.saved_segmentation,
+        clv: computed.saved_clv,
+    };
+    let model = (model.segmentation.is_some() || model.clv.is_some()).then_some(model);
+
     let t = Instant::now();
+    // Space for everything written from the commit on, held until the commit starts: a full
+    // disk fails the run here, with nothing published, never between two tables.
+    let after_commit = [html.len(), serde_json::to_vec_pretty(&model).map_or(0, |m| m.len()), serde_json::to_vec_pretty(&manifest).map_or(0, |m| m.len())];
     // From the first table to the manifest, no other run of this date commits.
-    let mut lock = publisher.lock_run_date().await?;
+    let lock = async {
+        publisher.reserve_commit_space(&after_commit).await?;
+        publisher.lock_run_date().await
+    };
+    let mut lock = match lock.await {
+        Ok(lock) => lock,
+        Err(e) => {
+            publisher.abandon().await;
+            return Err(e.into());
+        }
+    };
+    publisher.release_commit_space().await;
     let finished = async {
         manifest.tables = publisher.commit(&mut lock).await?;
         stages.record("commit", t, None, Some(manifest.tables.iter().map(|t| t.rows).sum()));
-        let model = crate::models::SavedModel {
-            format: crate::models::FORMAT.to_string(),
-            job: job.name.clone(),
-            run_date,
-            run_id: manifest.run_id.clone(),
-            segmentation: computed.saved_segmentation,
-            clv: computed.saved_clv,
-        };
-        if model.segmentation.is_some() || model.clv.is_some() {
-            let at = publisher.write_model(&model).await?;
+        if let Some(model) = &model {
+            let at = publisher.write_model(model).await?;
             tracing::info!(model = at, "model saved");
         }
         let report_at = publisher.write_report(&html).await?;

@@ -281,6 +281,42 @@ impl Publisher {
         Ok(self.staged.clone())
     }
 
+    /// `<root>/_staging/<run_id>/_reserved`: see [`Publisher::reserve_commit_space`].
+    fn reserved_file(&self) -> ObjectPath {
+        self.child(&["_staging", &self.run_id, "_reserved"])
+    }
+
+    /// On a local root, sets aside the disk space the commit and what follows it write (each
+    /// table's marker and lock renewal, then the files of `after_commit`'s sizes: model, report,
+    /// manifest) as a file in this run's staging area, until
+    /// [`Publisher::release_commit_space`] frees it as the commit starts. A disk that is full
+    /// fails the run here, before any table moves, instead of between two tables or before the
+    /// manifest. Object stores do not fill up: nothing is written there.
+    pub async fn reserve_commit_space(&self, after_commit: &[usize]) -> Result<(), PublishError> {
+        if self.root.scheme() != "file" {
+            return Ok(());
+        }
+        // File systems allocate whole blocks. Each table adds a marker (its lock renewal and old
+        // marker replace files of the same size); a local put writes a temporary copy before
+        // it renames, so a file may briefly take its size twice.
+        const BLOCK: usize = 4096;
+        let blocks = |n: usize| n.div_ceil(BLOCK).max(1) * BLOCK;
+        let bytes = (self.staged.len() + 8) * BLOCK + after_commit.iter().map(|&n| 2 * blocks(n)).sum::<usize>();
+        let path = self.reserved_file();
+        self.store.put(&path, vec![0u8; bytes].into()).await.map_err(|e| PublishError::Store {
+            location: redact(self.root.as_str()),
+            message: format!("no room to commit ({} KiB for the markers, model, report and manifest): {}", bytes / 1024, one_line(&e)),
+        })?;
+        Ok(())
+    }
+
+    /// Frees the space [`Publisher::reserve_commit_space`] set aside.
+    pub async fn release_commit_space(&self) {
+        if self.root.scheme() == "file" {
+            let _ = self.store.delete(&self.reserved_file()).await;
+        }
+    }
+
     /// Waits until no other run of this date is committing, then holds the date for this
     /// run's commit, model, report and manifest (release it after the manifest).
     pub async fn lock_run_date(&self) -> Result<CommitLock, PublishError> {

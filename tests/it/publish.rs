@@ -302,3 +302,100 @@ fn runs_lists_each_date_and_flags_an_incomplete_one() {
     assert_eq!((runs[0][1].as_str(), runs[0][5].as_str()), ("incomplete", "table 'customer_segments' has no _SUCCESS"));
     assert_eq!(runs[1][1], "complete");
 }
+
+/// A tmpfs mounted for one test (the test suite runs as root, as CI does), unmounted after.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(bytes: u64) -> Tmpfs {
+        let dir = tempfile::Builder::new().prefix("segvalue-tmpfs-").tempdir().unwrap();
+        let out = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"]).arg(dir.path()).output().unwrap();
+        assert!(out.status.success(), "mounting a small tmpfs needs root (CI runs the tests as root): {}", String::from_utf8_lossy(&out.stderr));
+        Tmpfs(dir)
+    }
+
+    /// Resizes the file system to its used bytes plus `free`.
+    fn leave_free(&self, free: u64) {
+        let df = Command::new("df").args(["-B1", "--output=used"]).arg(self.0.path()).output().unwrap();
+        let used: u64 = String::from_utf8_lossy(&df.stdout).lines().nth(1).unwrap().trim().parse().unwrap();
+        let out = Command::new("mount").args(["-o", &format!("remount,size={}", used + free)]).arg(self.0.path()).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.0.path()).status();
+    }
+}
+
+/// Runs `job` for `date` on `disk` with 0, 32, 64, … KiB free until a run fits. Every run that
+/// fails must do so with exit 1 and one line naming the lack of space, then pass `unchanged`;
+/// returns the failures while staging and while setting space aside for the commit.
+fn sweep_free_space(disk: &Tmpfs, job: &JobDir, date: &str, unchanged: impl Fn(&str)) -> (usize, usize) {
+    let (mut at_staging, mut at_reserve) = (0, 0);
+    for step in 0.. {
+        let free = step * 32 * 1024;
+        assert!(free < 4 << 20, "no run fitted in 4 MiB");
+        disk.leave_free(free);
+        let (code, _, stderr) = segvalue(&["run", &job.job(), "--run-date", date]);
+        if code == 0 {
+            eprintln!("{date}: {step} runs failed ({at_staging} while staging, {at_reserve} setting space aside for the commit); the one with {} KiB free fitted", free / 1024);
+            return (at_staging, at_reserve);
+        }
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.contains(" ERROR ")).collect();
+        let when = format!("{date}, {} KiB free", free / 1024);
+        assert!(code == 1 && errors.len() == 1 && !stderr.contains("panicked"), "{when}: exit {code}:\n{stderr}");
+        assert!(errors[0].contains("No space left on device"), "{when}: {}", errors[0]);
+        at_reserve += usize::from(errors[0].contains("no room to commit"));
+        at_staging += usize::from(errors[0].contains("table '"));
+        unchanged(&format!("{when}: {}", errors[0]));
+    }
+    unreachable!()
+}
+
+/// A full disk (a small tmpfs) never leaves a date half-published. A date published with
+/// input A is rerun with input B, and a new date is run, each on 0, 32, 64, … KiB free until
+/// the run fits: a rerun that fails leaves the date wholly A's (tables, markers, manifest;
+/// `segvalue runs` says complete), a new date's failed run leaves nothing of that date, and
+/// neither leaves staging behind; the runs that fit publish B's tables byte for byte. The
+/// failures come both from staging and from the space set aside for the commit.
+#[test]
+fn a_full_disk_fails_a_run_whole_and_a_rerun_with_room_publishes_it() {
+    let disk = Tmpfs::mount(8 << 20);
+    let root = disk.0.path().join("out");
+    let root_s = root.display().to_string();
+    let other = tempfile::tempdir().unwrap();
+    segvalue_ok(&["generate", "--out", other.path().to_str().unwrap(), "--customers", "1500", "--seed", "12"]);
+    let jobs = [JobDir::retail(&segmentation_to(&root_s)), JobDir::retail_at(&other.path().display().to_string(), &segmentation_to(&root_s))];
+    let alone = JobDir::retail_at(&other.path().display().to_string(), &segmentation_to("out"));
+    segvalue_ok(&["run", &alone.job(), "--run-date", DATE]);
+    let want_b = snapshot(&alone.out());
+    let no_staging = |when: &str| assert!(files_under(&root.join("_staging")).is_empty(), "{when}: staging left behind");
+    let status = |date: &str| segvalue_ok(&["runs", &root_s]).lines().find(|l| l.starts_with(date)).map(|l| l.split('\t').nth(1).unwrap().to_string());
+
+    segvalue_ok(&["run", &jobs[0].job(), "--run-date", DATE]);
+    let (a, a_manifest) = (snapshot(&root), manifest(&root, DATE));
+    assert!(a != want_b);
+    let rerun = sweep_free_space(&disk, &jobs[1], DATE, |when| {
+        assert!(snapshot(&root) == a, "{when}: a failed rerun changed the published tables");
+        assert_eq!(manifest(&root, DATE), a_manifest, "{when}");
+        assert_eq!(status(DATE).as_deref(), Some("complete"), "{when}");
+        no_staging(when);
+    });
+    assert!(snapshot(&root) == want_b, "the rerun that fitted did not publish input B's tables");
+    assert_eq!(status(DATE).as_deref(), Some("complete"));
+
+    // A date not published before: its commit adds files rather than replacing them.
+    let new_date = "2025-12-30";
+    let first = sweep_free_space(&disk, &jobs[1], new_date, |when| {
+        let left: Vec<PathBuf> = files_under(&root).into_iter().filter(|p| p.to_string_lossy().contains(&format!("run_date={new_date}"))).collect();
+        assert!(left.is_empty(), "{when}: a failed run left {left:?}");
+        assert!(status(new_date).is_none(), "{when}");
+        no_staging(when);
+    });
+    assert_eq!(status(new_date).as_deref(), Some("complete"));
+    for (name, (staging, reserve)) in [("rerun", rerun), ("new date", first)] {
+        assert!(staging > 0 && reserve > 0, "{name}: the sweep missed a stage: {staging} staging, {reserve} reserve failures");
+    }
+}
