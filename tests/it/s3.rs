@@ -270,3 +270,152 @@ fn secrets_never_appear_in_logs_outputs_or_errors() {
         assert!(!written.contains(canary), "{canary} written");
     }
 }
+
+/// What one output root holds for 2025-12-31, read from the S3 server: per table (in
+/// `RETAIL_TABLES` order) its partition's file names, the SHA-256 of its data file and its
+/// `_SUCCESS` run id; the manifest's run id and its commit seconds.
+fn s3_state(port: u16, prefix: &str) -> serde_json::Value {
+    let code = format!(
+        r#"
+import boto3, hashlib, json
+s3 = boto3.client('s3')
+out = {{'tables': []}}
+for t in {RETAIL_TABLES:?}:
+    p = '{prefix}' + t + '/run_date=2025-12-31/'
+    keys = [o['Key'][len(p):] for o in s3.list_objects_v2(Bucket='marts', Prefix=p).get('Contents', [])]
+    get = lambda k: s3.get_object(Bucket='marts', Key=p + k)['Body'].read()
+    data = hashlib.sha256(get('part-00000.parquet')).hexdigest() if 'part-00000.parquet' in keys else None
+    marker = next((l[7:] for l in get('_SUCCESS').decode().splitlines() if l.startswith('run_id=')), None) if '_SUCCESS' in keys else None
+    out['tables'].append({{'files': keys, 'data': data, 'run_id': marker}})
+m = json.loads(s3.get_object(Bucket='marts', Key='{prefix}_manifests/run_date=2025-12-31/manifest.json')['Body'].read())
+out['run_id'] = m['run_id']
+out['commit_seconds'] = next(s['seconds'] for s in m['stages'] if s['stage'] == 'commit')
+out['staging'] = s3.list_objects_v2(Bucket='marts', Prefix='{prefix}_staging/').get('KeyCount', 0)
+print(json.dumps(out))
+"#
+    );
+    serde_json::from_str(&py(port, &code)).unwrap()
+}
+
+/// kill -9 during commits to S3: a date published with input A is rerun 12 times alternating
+/// inputs B and A (another generated dataset), each run killed a random 0–150 % of a lone
+/// commit's duration after its commit began. After every kill each partition holds wholly one
+/// input's data file, its `_SUCCESS` (when present) names a run of that same input, and
+/// `segvalue runs` calls the date complete exactly when every marker names the manifest's run;
+/// a last rerun publishes its input's tables whole.
+#[test]
+fn kill_9_during_s3_commits_leaves_each_partition_wholly_old_or_new() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = std::env::var("SEGVALUE_KILL_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(rand::random);
+    eprintln!("SEGVALUE_KILL_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let s3_port = free_port();
+    let _moto = start(&["-m", "moto.server", "-H", "127.0.0.1", "-p", &s3_port.to_string()], s3_port);
+    let other = tempfile::tempdir().unwrap();
+    segvalue_ok(&["generate", "--out", other.path().to_str().unwrap(), "--customers", "1500", "--seed", "12"]);
+    py(
+        s3_port,
+        &format!(
+            "import boto3\ns3 = boto3.client('s3')\nfor b in ['raw', 'marts']: s3.create_bucket(Bucket=b)\n\
+             for name, d in [('a', '{}'), ('b', '{}')]:\n    for t in ['customers', 'orders', 'sessions']:\n        \
+             s3.upload_file(d + '/' + t + '/part-00000.parquet', 'raw', name + '/' + t + '/part-00000.parquet')\n",
+            dataset().display(),
+            other.path().display()
+        ),
+    );
+    let env = aws_env(s3_port);
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let extra = format!("{}\n[output]\nroot = \"s3://marts/shared/\"\npublish_views = [\"kpi_monthly_retention\"]\n", retail_segmentation("{ min = 2, max = 6 }"));
+    let jobs = [JobDir::retail_at("s3://raw/a", &extra), JobDir::retail_at("s3://raw/b", &extra)];
+    let mut refs: Vec<Vec<String>> = Vec::new();
+    let mut commit_seconds = 0.0f64;
+    for (i, j) in jobs.iter().enumerate() {
+        let prefix = format!("ref-{i}/");
+        let (code, _, stderr) = segvalue_env(&["run", &j.job(), "--run-date", "2025-12-31", "--output-root", &format!("s3://marts/{prefix}")], &env_ref);
+        assert_eq!(code, 0, "{stderr}");
+        let state = s3_state(s3_port, &prefix);
+        commit_seconds = commit_seconds.max(state["commit_seconds"].as_f64().unwrap());
+        refs.push(state["tables"].as_array().unwrap().iter().map(|t| t["data"].as_str().unwrap().to_string()).collect());
+    }
+    assert!(refs[0].iter().zip(&refs[1]).all(|(a, b)| a != b), "both inputs give the same bytes");
+
+    let logs = tempfile::tempdir().unwrap();
+    let spawn = |i: usize, log: &Path| {
+        Command::new(BIN)
+            .args(["--log-format", "json", "run", &jobs[i].job(), "--run-date", "2025-12-31"])
+            .envs(env_ref.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let run_id = |log: &Path| {
+        std::fs::read_to_string(log).ok()?.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find(|v| v["message"] == "run started")?["run_id"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let mut run_inputs = std::collections::HashMap::new();
+    let check = |run_inputs: &std::collections::HashMap<String, usize>, when: &str| -> (Vec<usize>, bool) {
+        let state = s3_state(s3_port, "shared/");
+        let mut held = Vec::new();
+        let mut markers = Vec::new();
+        for (k, t) in state["tables"].as_array().unwrap().iter().enumerate() {
+            let name = RETAIL_TABLES[k];
+            let data = t["data"].as_str().unwrap_or_else(|| panic!("{name}: no data file {when}"));
+            let input = (0..2).find(|&i| refs[i][k] == data).unwrap_or_else(|| panic!("{name}: neither input's bytes {when}"));
+            held.push(input);
+            let files: Vec<&str> = t["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+            assert!(files.iter().all(|f| *f == "part-00000.parquet" || *f == "_SUCCESS"), "{name}: {files:?} {when}");
+            let id = t["run_id"].as_str().map(str::to_string);
+            if let Some(id) = &id {
+                let by = run_inputs.get(id).unwrap_or_else(|| panic!("{name}: _SUCCESS names run {id}, which no run logged {when}"));
+                assert_eq!(*by, input, "{name}: _SUCCESS of run {id} beside the other input's data {when}");
+            }
+            markers.push(id);
+        }
+        let m_id = state["run_id"].as_str().unwrap();
+        let complete = markers.iter().all(|id| id.as_deref() == Some(m_id));
+        let (code, out, stderr) = segvalue_env(&["runs", "s3://marts/shared/"], &env_ref);
+        assert_eq!(code, 0, "{stderr}");
+        let line: Vec<&str> = out.lines().nth(1).unwrap().split('\t').collect();
+        assert_eq!(line[1], if complete { "complete" } else { "incomplete" }, "`segvalue runs` says {line:?}, markers {markers:?}, manifest {m_id} {when}");
+        if complete {
+            assert!(held.iter().all(|&i| i == run_inputs[m_id]), "complete, yet tables hold {held:?} {when}");
+        }
+        (held, markers.iter().any(Option::is_none))
+    };
+    let first = logs.path().join("first.log");
+    assert!(spawn(0, &first).wait().unwrap().success());
+    run_inputs.insert(run_id(&first).unwrap(), 0);
+    check(&run_inputs, "after the first run");
+
+    let (mut mixed, mut unmarked, mut finished) = (0, 0, 0);
+    for n in 0..12 {
+        let input = 1 - n % 2;
+        let log = logs.path().join(format!("kill-{n}.log"));
+        let mut child = spawn(input, &log);
+        // The report is the last stage before the commit lock and the commit.
+        while child.try_wait().unwrap().is_none() && !std::fs::read_to_string(&log).unwrap_or_default().contains("\"stage\":\"report\"") {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let ms = rng.gen_range(0..(commit_seconds * 1500.0).max(10.0) as u64);
+        std::thread::sleep(Duration::from_millis(ms));
+        let exited = child.try_wait().unwrap().is_some();
+        let _ = child.kill();
+        let status = child.wait().unwrap();
+        if let Some(id) = run_id(&log) {
+            run_inputs.insert(id, input);
+        }
+        let (held, missing) = check(&run_inputs, &format!("killed {ms} ms into the commit (kill {n}, seed {seed})"));
+        mixed += usize::from(held.iter().any(|&i| i != held[0]));
+        unmarked += usize::from(missing);
+        finished += usize::from(exited && status.success());
+    }
+    eprintln!("12 kills in S3 commits of {:.0} ms: {finished} runs had finished, {mixed} left old and new tables side by side, {unmarked} a partition without _SUCCESS", commit_seconds * 1000.0);
+    assert!(mixed + unmarked > 0, "no kill landed inside a commit");
+    let last = logs.path().join("last.log");
+    assert!(spawn(1, &last).wait().unwrap().success(), "{}", std::fs::read_to_string(&last).unwrap());
+    run_inputs.insert(run_id(&last).unwrap(), 1);
+    let (held, missing) = check(&run_inputs, "after the last run");
+    assert!(held.iter().all(|&i| i == 1) && !missing, "{held:?}");
+}
