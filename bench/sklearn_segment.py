@@ -2,8 +2,11 @@
 
   sklearn_segment.py data OUT_DIR N SEED
       writes OUT_DIR/points/part-0.parquet: N rows, 6 features around 8 centres.
-  sklearn_segment.py fit POINTS_PARQUET
-      times scikit-learn's KMeans(k=8, n_init=1, lloyd) fit alone on the standardised features.
+  sklearn_segment.py init POINTS_PARQUET OUT_JSON
+      scikit-learn's k-means++ centres (k=8, random_state=0) on the standardised features.
+  sklearn_segment.py fit POINTS_PARQUET [INIT_JSON]
+      times scikit-learn's KMeans(k=8, n_init=1, lloyd) fit alone on the standardised features,
+      from INIT_JSON's centres when given (the same start segvalue's fit gets).
   sklearn_segment.py job POINTS_PARQUET LABELS_PARQUET
       the plain pandas + scikit-learn script: read, standardise, fit, 20k-sample silhouette,
       write the labels. Prints timings and the inertia as JSON.
@@ -33,14 +36,26 @@ def data(out_dir, n, seed):
     df.to_parquet(f"{out_dir}/points/part-0.parquet", index=False)
 
 
-def kmeans():
-    return KMeans(n_clusters=8, n_init=1, algorithm="lloyd", random_state=0, max_iter=300, tol=1e-4)
+def kmeans(init="k-means++"):
+    return KMeans(n_clusters=8, init=init, n_init=1, algorithm="lloyd", random_state=0, max_iter=300, tol=1e-4)
 
 
-def fit(path):
-    x = StandardScaler().fit_transform(pd.read_parquet(path, columns=FEATURES).to_numpy())
+def standardised(path):
+    return StandardScaler().fit_transform(pd.read_parquet(path, columns=FEATURES).to_numpy())
+
+
+def init(path, out):
+    from sklearn.cluster import kmeans_plusplus
+    centres, _ = kmeans_plusplus(standardised(path), n_clusters=8, random_state=0)
+    with open(out, "w") as f:
+        json.dump(centres.tolist(), f)
+
+
+def fit(path, init_path=None):
+    x = standardised(path)
+    start = np.array(json.load(open(init_path))) if init_path else "k-means++"
     t = time.perf_counter()
-    km = kmeans().fit(x)
+    km = kmeans(start).fit(x)
     print(json.dumps({"fit_seconds": time.perf_counter() - t, "inertia": float(km.inertia_), "n_iter": int(km.n_iter_)}))
 
 
@@ -56,4 +71,5 @@ def job(path, labels_path):
 
 if __name__ == "__main__":
     cmd, *args = sys.argv[1:]
-    {"data": lambda: data(args[0], int(args[1]), int(args[2])), "fit": lambda: fit(args[0]), "job": lambda: job(*args)}[cmd]()
+    {"data": lambda: data(args[0], int(args[1]), int(args[2])), "init": lambda: init(*args), "fit": lambda: fit(*args),
+     "job": lambda: job(*args)}[cmd]()

@@ -36,7 +36,7 @@ mod stage;
 pub mod transitions;
 
 pub use error::SegmentError;
-pub use kmeans::{KMeansAlgorithm, KMeansModel, KMeansParams, KMeansValidParams};
+pub use kmeans::{KMeansAlgorithm, KMeansInit, KMeansModel, KMeansParams, KMeansValidParams};
 pub use profile::SegmentProfile;
 pub use segmentation::{Features, FittedModel, Segmentation};
 pub use select_k::KScore;

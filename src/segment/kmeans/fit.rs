@@ -6,11 +6,11 @@ use ndarray::{ArrayBase, Data, Ix2};
 use rand_xoshiro::Xoshiro256Plus;
 use rand_xoshiro::rand_core::SeedableRng;
 
-use super::columns::Columns;
+use super::columns::{Centres, Columns};
 use super::lloyd::{lloyd, tolerance};
 use super::minibatch::minibatch;
 use super::model::KMeansModel;
-use super::params::{KMeansAlgorithm, KMeansValidParams};
+use super::params::{KMeansAlgorithm, KMeansInit, KMeansValidParams};
 use super::seeding::kmeans_plus_plus;
 use crate::segment::error::SegmentError;
 
@@ -28,6 +28,12 @@ impl<D: Data<Elem = f64>, T> Fit<ArrayBase<D, Ix2>, T, SegmentError> for KMeansV
         match self.algorithm {
             KMeansAlgorithm::Lloyd => {
                 let tol = tolerance(&cols, self.tol);
+                if let KMeansInit::Precomputed(c) = &self.init {
+                    if c.ncols() != x.ncols() {
+                        return Err(SegmentError::Params(format!("precomputed centres have {} columns, the data {}", c.ncols(), x.ncols())));
+                    }
+                    return Ok(lloyd(&cols, Centres::new(c), self.max_iter, tol));
+                }
                 let mut best: Option<KMeansModel> = None;
                 for _ in 0..self.n_init {
                     let init = kmeans_plus_plus(&cols, k, &mut rng);
@@ -50,7 +56,7 @@ mod tests {
     use ndarray::{Array2, array};
     use rand::Rng;
 
-    use crate::segment::kmeans::{KMeansAlgorithm, KMeansParams};
+    use crate::segment::kmeans::{KMeansAlgorithm, KMeansInit, KMeansParams};
 
     fn fit(x: &Array2<f64>, params: KMeansParams) -> Result<KMeansModel, SegmentError> {
         params.fit(&DatasetBase::from(x.clone()))
@@ -66,6 +72,22 @@ mod tests {
         let x = array![[0.0], [1.0]];
         let err = fit(&x, KMeansParams::new(3, 1)).unwrap_err();
         assert_eq!(err.to_string(), "k = 3 is more than the 2 rows to cluster");
+    }
+
+    #[test]
+    fn precomputed_centres_start_the_one_run() {
+        let x = array![[0.0, 0.0], [0.0, 1.0], [10.0, 10.0], [10.0, 11.0], [5.0, 5.0]];
+        let m = fit(&x, KMeansParams::new(2, 7).n_init(4)).unwrap();
+        // Started at its own optimum, Lloyd stops at once with the same centres.
+        let again = fit(&x, KMeansParams::new(2, 99).init_method(KMeansInit::Precomputed(m.centroids.clone()))).unwrap();
+        assert_eq!((again.centroids.clone(), again.inertia, again.n_iter), (m.centroids.clone(), m.inertia, 1));
+        // A poor start converges elsewhere: the start is really used.
+        let poor = fit(&x, KMeansParams::new(2, 7).init_method(KMeansInit::Precomputed(array![[0.0, 0.0], [0.0, 1.0]]))).unwrap();
+        assert!(poor.n_iter > 1, "{poor:?}");
+        let wrong = fit(&x, KMeansParams::new(2, 7).init_method(KMeansInit::Precomputed(array![[0.0], [1.0]]))).unwrap_err();
+        assert!(wrong.to_string().contains("precomputed centres have 1 columns, the data 2"), "{wrong}");
+        let rows = fit(&x, KMeansParams::new(3, 7).init_method(KMeansInit::Precomputed(m.centroids))).unwrap_err();
+        assert!(rows.to_string().contains("precomputed centres must be 3 finite rows, got 2"), "{rows}");
     }
 
     #[test]

@@ -25,4 +25,4 @@ mod params;
 mod seeding;
 
 pub use model::KMeansModel;
-pub use params::{KMeansAlgorithm, KMeansParams, KMeansValidParams};
+pub use params::{KMeansAlgorithm, KMeansInit, KMeansParams, KMeansValidParams};

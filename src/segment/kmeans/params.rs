@@ -2,6 +2,7 @@
 //! checked [`KMeansValidParams`] that alone can be fitted (linfa's `ParamGuard`).
 
 use linfa::ParamGuard;
+use ndarray::Array2;
 
 use crate::segment::error::SegmentError;
 
@@ -13,6 +14,16 @@ pub enum KMeansAlgorithm {
     MiniBatch { batch_size: usize },
 }
 
+/// Where Lloyd's runs start (linfa-clustering's `KMeansInit` shape).
+#[derive(Debug, Clone, PartialEq)]
+pub enum KMeansInit {
+    /// k-means++ seeding (Arthur & Vassilvitskii 2007), once per `n_init`.
+    KMeansPlusPlus,
+    /// These centres (k rows, one column per feature), one run: to compare with another
+    /// implementation from the same start, as the benchmark does with scikit-learn's.
+    Precomputed(Array2<f64>),
+}
+
 /// Checked K-means settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KMeansValidParams {
@@ -22,6 +33,7 @@ pub struct KMeansValidParams {
     pub(super) tol: f64,
     pub(super) seed: u64,
     pub(super) algorithm: KMeansAlgorithm,
+    pub(super) init: KMeansInit,
 }
 
 /// Unchecked K-means settings (defaults as scikit-learn: 10 inits, 300 iterations, tol 1e-4).
@@ -37,7 +49,12 @@ impl KMeansParams {
             tol: 1e-4,
             seed,
             algorithm: KMeansAlgorithm::Lloyd,
+            init: KMeansInit::KMeansPlusPlus,
         })
+    }
+    pub fn init_method(mut self, init: KMeansInit) -> Self {
+        self.0.init = init;
+        self
     }
     pub fn n_init(mut self, n: usize) -> Self {
         self.0.n_init = n;
@@ -79,6 +96,11 @@ impl ParamGuard for KMeansParams {
         }
         if let KMeansAlgorithm::MiniBatch { batch_size: 0 } = p.algorithm {
             return bad("batch_size cannot be 0".into());
+        }
+        if let KMeansInit::Precomputed(c) = &p.init {
+            if c.nrows() != p.k || c.iter().any(|v| !v.is_finite()) {
+                return bad(format!("precomputed centres must be {} finite rows, got {}", p.k, c.nrows()));
+            }
         }
         Ok(p)
     }
