@@ -1,8 +1,9 @@
 //! A run from start to end: read the pseudonym key, check the sources, output root and saved
 //! models (the preflight), open the session (checking the quality
-//! rules), compute and stage every table, draw the report, take the run date's commit lock,
-//! commit, then save the model, the report and the manifest and release the lock. Any failure
-//! before the commit abandons the staged files.
+//! rules), compute and stage every table, draw the report, set aside (on a local root) the disk
+//! space the rest needs, take the run date's commit lock, commit, then save the model, the
+//! report and the manifest and release the lock. Any failure before the commit abandons the
+//! staged files.
 
 use std::time::Instant;
 

@@ -215,15 +215,41 @@ fn kill_9_at_50_random_moments_leaves_each_partition_wholly_old_or_new() {
     assert_eq!(snapshot(s.root.path()), s.refs[1]);
 }
 
-/// Two runs of one date with different inputs at once: the commit lock lets one commit after
-/// the other, so the date ends wholly one input's (tables, markers and manifest) and complete.
+/// Writes the date's commit lock `lock-<n>` as held (or released) by a run on another machine
+/// with a live lease, as `segvalue` writes its own.
+fn foreign_lock(out: &Path, n: u64, released: bool) {
+    let dir = out.join(format!("_manifests/run_date={DATE}/_commit"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let holder = serde_json::json!({
+        "run_id": "elsewhere-run", "host": "another-machine", "pid": 1, "process_start": 0,
+        "expires_at": (chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc3339(), "released": released,
+    });
+    std::fs::write(dir.join(format!("lock-{n:020}")), holder.to_string()).unwrap();
+}
+
+/// Two runs of one date with different inputs at once, made to reach the commit together: a
+/// lock held by another machine stops both until both wait, then is released, so both go for
+/// the lock at the same instant. The commit lock lets one commit after the other, so the date
+/// ends wholly one input's (tables, markers and manifest) and complete.
 #[test]
 fn concurrent_runs_with_different_inputs_leave_the_date_wholly_one_run() {
     let s = OldAndNew::new();
     let logs = tempfile::tempdir().unwrap();
+    let lock_dir = s.root.path().join(format!("_manifests/run_date={DATE}/_commit"));
     for round in 0..3 {
+        let next = files_in_or_none(&lock_dir).iter().filter_map(|f| f.strip_prefix("lock-")?.parse::<u64>().ok()).max().map_or(0, |n| n + 1);
+        foreign_lock(s.root.path(), next, false);
         let paths = [logs.path().join(format!("a{round}.log")), logs.path().join(format!("b{round}.log"))];
-        let children = [s.spawn(0, &paths[0]), s.spawn(1, &paths[1])];
+        let mut children = [s.spawn(0, &paths[0]), s.spawn(1, &paths[1])];
+        let started = std::time::Instant::now();
+        while !paths.iter().all(|p| std::fs::read_to_string(p).unwrap_or_default().contains("waiting for another run")) {
+            for (i, c) in children.iter_mut().enumerate() {
+                assert!(c.try_wait().unwrap().is_none(), "round {round}: a run ended without waiting for the held lock: {}", std::fs::read_to_string(&paths[i]).unwrap());
+            }
+            assert!(started.elapsed() < Duration::from_secs(120), "round {round}: the runs never both waited");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        foreign_lock(s.root.path(), next, true);
         let mut run_inputs = std::collections::HashMap::new();
         for (i, c) in children.into_iter().enumerate() {
             let o = c.wait_with_output().unwrap();
@@ -236,6 +262,11 @@ fn concurrent_runs_with_different_inputs_leave_the_date_wholly_one_run() {
     }
 }
 
+/// The names in `dir`, or none when it does not exist.
+fn files_in_or_none(dir: &Path) -> Vec<String> {
+    if dir.exists() { files_in(dir) } else { Vec::new() }
+}
+
 /// A run that finds its date's commit lock held (here by a run on another machine, with a live
 /// lease) waits without touching the date, and commits once the lock is released.
 #[test]
@@ -243,16 +274,7 @@ fn a_run_waits_for_the_commit_lock_of_its_date() {
     let j = job("");
     let out = j.out();
     let lock_dir = out.join(format!("_manifests/run_date={DATE}/_commit"));
-    std::fs::create_dir_all(&lock_dir).unwrap();
-    let lock = lock_dir.join("lock-00000000000000000003");
-    let holder = |released: bool| {
-        serde_json::json!({
-            "run_id": "elsewhere-run", "host": "another-machine", "pid": 1, "process_start": 0,
-            "expires_at": (chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc3339(), "released": released,
-        })
-        .to_string()
-    };
-    std::fs::write(&lock, holder(false)).unwrap();
+    foreign_lock(&out, 3, false);
     let log = tempfile::NamedTempFile::new().unwrap();
     let mut child = Command::new(BIN)
         .args(["--log-format", "json", "run", &j.job(), "--run-date", DATE])
@@ -269,7 +291,7 @@ fn a_run_waits_for_the_commit_lock_of_its_date() {
     std::thread::sleep(Duration::from_secs(1));
     assert!(child.try_wait().unwrap().is_none(), "the run committed under another run's lock");
     assert!(!partition(&out, TABLES[0]).exists(), "a table was published under another run's lock");
-    std::fs::write(&lock, holder(true)).unwrap();
+    foreign_lock(&out, 3, true);
     assert!(child.wait().unwrap().success());
     assert_eq!(files_in(&lock_dir), ["lock-00000000000000000004"], "the run's own lock replaces the released one");
     assert_eq!(segvalue_ok(&["runs", &out.display().to_string()]).lines().nth(1).unwrap().split('\t').nth(1), Some("complete"));
