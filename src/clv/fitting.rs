@@ -74,8 +74,10 @@ where
     }
 }
 
-/// Newton steps after L-BFGS (see [`optimize::polish`]): one usually reaches rounding level.
-const POLISH_STEPS: usize = 2;
+/// Newton steps after L-BFGS (see [`optimize::polish`]): one reaches rounding level, and a
+/// second would cost 2d + 1 more evaluations to be rejected (7 on all repeat buyers for
+/// Gamma-Gamma).
+const POLISH_STEPS: usize = 1;
 
 /// Minimises `objective` over log-parameters from `start` and returns the natural parameters
 /// and the iteration count; a fit that does not converge or runs off to 0 or infinity is an
