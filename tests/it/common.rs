@@ -283,3 +283,12 @@ pub fn assert_same_tables(a: &Path, b: &Path, date: &str, what: &str) -> usize {
     }
     rows
 }
+
+/// The run id a run logged as it started (None when it was killed before that).
+pub fn logged_run_id(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "run started")
+        .and_then(|v| v["run_id"].as_str().map(str::to_string))
+}

@@ -138,14 +138,6 @@ impl OldAndNew {
     }
 }
 
-/// The run id a run logged as it started (None when it was killed before that).
-fn logged_run_id(log: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(log).ok()?;
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["message"] == "run started")
-        .and_then(|v| v["run_id"].as_str().map(str::to_string))
-}
 
 /// Runs a date with input A, then reruns it 50 times alternating inputs B and A, killing each
 /// rerun with SIGKILL: half at a random moment of the whole run, half during its commit

@@ -349,11 +349,6 @@ fn kill_9_during_s3_commits_leaves_each_partition_wholly_old_or_new() {
             .spawn()
             .unwrap()
     };
-    let run_id = |log: &Path| {
-        std::fs::read_to_string(log).ok()?.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()).find(|v| v["message"] == "run started")?["run_id"]
-            .as_str()
-            .map(str::to_string)
-    };
     let mut run_inputs = std::collections::HashMap::new();
     let check = |run_inputs: &std::collections::HashMap<String, usize>, when: &str| -> (Vec<usize>, bool) {
         let state = s3_state(s3_port, "shared/");
@@ -386,7 +381,7 @@ fn kill_9_during_s3_commits_leaves_each_partition_wholly_old_or_new() {
     };
     let first = logs.path().join("first.log");
     assert!(spawn(0, &first).wait().unwrap().success());
-    run_inputs.insert(run_id(&first).unwrap(), 0);
+    run_inputs.insert(logged_run_id(&first).unwrap(), 0);
     check(&run_inputs, "after the first run");
 
     let (mut mixed, mut unmarked, mut finished) = (0, 0, 0);
@@ -403,7 +398,7 @@ fn kill_9_during_s3_commits_leaves_each_partition_wholly_old_or_new() {
         let exited = child.try_wait().unwrap().is_some();
         let _ = child.kill();
         let status = child.wait().unwrap();
-        if let Some(id) = run_id(&log) {
+        if let Some(id) = logged_run_id(&log) {
             run_inputs.insert(id, input);
         }
         let (held, missing) = check(&run_inputs, &format!("killed {ms} ms into the commit (kill {n}, seed {seed})"));
@@ -415,7 +410,7 @@ fn kill_9_during_s3_commits_leaves_each_partition_wholly_old_or_new() {
     assert!(mixed + unmarked > 0, "no kill landed inside a commit");
     let last = logs.path().join("last.log");
     assert!(spawn(1, &last).wait().unwrap().success(), "{}", std::fs::read_to_string(&last).unwrap());
-    run_inputs.insert(run_id(&last).unwrap(), 1);
+    run_inputs.insert(logged_run_id(&last).unwrap(), 1);
     let (held, missing) = check(&run_inputs, "after the last run");
     assert!(held.iter().all(|&i| i == 1) && !missing, "{held:?}");
 }
