@@ -73,6 +73,21 @@ impl Cluster {
         self.children[i].wait().unwrap();
     }
 
+    /// The last lines of every process's logs, for a failure message.
+    fn log_tails(&self) -> String {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.logs).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| {
+                let text = std::fs::read_to_string(p).unwrap_or_default();
+                let lines: Vec<&str> = text.lines().collect();
+                format!("--- {} ---\n{}", p.display(), lines[lines.len().saturating_sub(15)..].join("\n"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Every child is still running (none crashed during the test).
     fn assert_alive(&mut self) {
         for child in &mut self.children {
@@ -177,7 +192,7 @@ fn every_table_on_a_ballista_cluster_equals_the_embedded_engine_on_dirty_multi_f
 
 /// A run whose cluster lost a process either completed with the embedded engine's tables or
 /// failed with exit 1, one error line (returned) and nothing published; it never hangs.
-fn assert_completed_or_failed_cleanly(mut run: Child, err_log: &Path, out: &Path, what: &str) -> Option<String> {
+fn assert_completed_or_failed_cleanly(mut run: Child, cluster: &Cluster, err_log: &Path, out: &Path, what: &str) -> Option<String> {
     let deadline = Instant::now() + Duration::from_secs(240);
     let status = loop {
         if let Some(s) = run.try_wait().unwrap() {
@@ -185,7 +200,7 @@ fn assert_completed_or_failed_cleanly(mut run: Child, err_log: &Path, out: &Path
         }
         if Instant::now() > deadline {
             let _ = run.kill();
-            panic!("{what}: the run hung for 240 s:\n{}", std::fs::read_to_string(err_log).unwrap_or_default());
+            panic!("{what}: the run hung for 240 s:\n{}\n{}", std::fs::read_to_string(err_log).unwrap_or_default(), cluster.log_tails());
         }
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -211,7 +226,7 @@ fn assert_completed_or_failed_cleanly(mut run: Child, err_log: &Path, out: &Path
 
 /// Starts the dirty job on `cluster` and waits until the cluster is running its queries: shuffle
 /// files appear in an executor's work directory.
-fn start_run_mid_query(cluster: &Cluster, dir: &Path) -> (Child, PathBuf, PathBuf) {
+fn start_run_mid_query(cluster: &mut Cluster, dir: &Path) -> (Child, PathBuf, PathBuf) {
     let (job, out, err) = (dirty_job(dir), dir.join("out"), dir.join("run.err"));
     let run = Command::new(BIN)
         .args(run_args(&job, out.to_str().unwrap(), &cluster.engine()))
@@ -224,6 +239,8 @@ fn start_run_mid_query(cluster: &Cluster, dir: &Path) -> (Child, PathBuf, PathBu
         assert!(Instant::now() < deadline, "no executor started work in 60 s");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // Every process is up, so the kill that follows is the only one lost.
+    cluster.assert_alive();
     (run, out, err)
 }
 
@@ -232,9 +249,9 @@ fn an_executor_killed_mid_query_leaves_the_tables_right_or_nothing_published() {
     let mut cluster = Cluster::start(2);
     let tmp = tempfile::tempdir().unwrap();
     local_tables();
-    let (run, out, err) = start_run_mid_query(&cluster, tmp.path());
+    let (run, out, err) = start_run_mid_query(&mut cluster, tmp.path());
     cluster.kill(2);
-    assert_completed_or_failed_cleanly(run, &err, &out, "executor killed mid-query");
+    assert_completed_or_failed_cleanly(run, &cluster, &err, &out, "executor killed mid-query");
 }
 
 #[test]
@@ -242,9 +259,9 @@ fn a_scheduler_killed_mid_query_leaves_the_tables_right_or_nothing_published() {
     let mut cluster = Cluster::start(2);
     let tmp = tempfile::tempdir().unwrap();
     local_tables();
-    let (run, out, err) = start_run_mid_query(&cluster, tmp.path());
+    let (run, out, err) = start_run_mid_query(&mut cluster, tmp.path());
     cluster.kill(0);
-    if let Some(line) = assert_completed_or_failed_cleanly(run, &err, &out, "scheduler killed mid-query") {
+    if let Some(line) = assert_completed_or_failed_cleanly(run, &cluster, &err, &out, "scheduler killed mid-query") {
         assert!(line.contains("the Ballista scheduler") || line.contains("cannot reach the scheduler"), "not in plain words: {line}");
     }
 }

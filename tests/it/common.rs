@@ -198,8 +198,24 @@ pub fn manifest(out: &Path, date: &str) -> serde_json::Value {
 }
 
 /// A free TCP port on loopback for a server the test starts.
+///
+/// Ports come from 20000–31999, below Linux's ephemeral range (32768–60999): a port the kernel
+/// chose (`bind(0)`) is free only until something binds it, and the suite's many outgoing
+/// connections take ephemeral ports, so a server started a moment later could find it taken
+/// (an executor that never started made a cluster test hang once). No port is handed out twice
+/// by one test process.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(u32::MAX, std::process::id() % SPAN, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let port = (LOW + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Runs a DuckDB query in the test venv's Python and returns its rows as JSON values.
