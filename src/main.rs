@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use segvalue::engine::cluster;
-use segvalue::error::EXIT_RUN_FAILED;
+use segvalue::error::{EXIT_BAD_JOB, EXIT_RUN_FAILED};
 use segvalue::{Error, generate, pipeline};
 
 use cli::args::{Cli, Command, load};
@@ -21,6 +21,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let args = Cli::parse();
     let progress = cli::logging::init(&args);
+    if let Err(message) = cli::failpoints::configure() {
+        tracing::error!(exit_code = EXIT_BAD_JOB, "{message}");
+        return ExitCode::from(EXIT_BAD_JOB);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

@@ -2,6 +2,7 @@
 //! what the inspection commands return. The library knows nothing of terminals.
 
 pub mod args;
+pub mod failpoints;
 pub mod inspect;
 pub mod logging;
 mod progress;

@@ -82,6 +82,15 @@ pub enum PublishError {
 pub const DATA_FILE: &str = "part-00000.parquet";
 pub const SUCCESS: &str = "_SUCCESS";
 
+/// Ends the process here when the crash tests ask (`SEGVALUE_FAILPOINTS=publish-step=…`, see
+/// `cli::failpoints`): called after each object a commit and the files after it write, move
+/// or delete, so a test can crash at every step in turn, even where a step lasts microseconds
+/// and a timed kill would not land. `abort` ends the process as SIGKILL does (no destructor,
+/// no flush). fail-rs fail points, as TiKV tests its recovery; off unless configured.
+fn crash_point() {
+    fail::fail_point!("publish-step", |_| std::process::abort());
+}
+
 /// What was published for one table; recorded in the manifest.
 #[derive(Debug, Clone, Serialize)]
 pub struct TableReport {
@@ -248,10 +257,12 @@ impl Publisher {
             let data = dir.clone().join(DATA_FILE);
             let success = dir.clone().join(SUCCESS);
             self.delete_if_exists(&success).await?;
+            crash_point();
             self.store
                 .rename(&self.staging_file(&t.table, DATA_FILE), &data)
                 .await
                 .map_err(|e| self.store_err(&data, &e))?;
+            crash_point();
             // Files of another layout (e.g. written by hand) would be read beside ours.
             let strays: Vec<ObjectPath> = self
                 .store
@@ -263,6 +274,7 @@ impl Publisher {
                 .map_err(|e| self.store_err(&dir, &e))?;
             for p in strays {
                 self.delete_if_exists(&p).await?;
+                crash_point();
             }
             // Written beside the staged data and moved in: a local put goes through a temporary
             // file next to its target, which a kill would leave in the partition.
@@ -272,10 +284,12 @@ impl Publisher {
                 .put(&staged_marker, marker.into_bytes().into())
                 .await
                 .map_err(|e| self.store_err(&staged_marker, &e))?;
+            crash_point();
             self.store
                 .rename(&staged_marker, &success)
                 .await
                 .map_err(|e| self.store_err(&success, &e))?;
+            crash_point();
         }
         self.remove_staging(&self.child(&["_staging", &self.run_id])).await;
         Ok(self.staged.clone())
@@ -425,6 +439,7 @@ impl Publisher {
     pub async fn write_report(&self, html: &str) -> Result<String, PublishError> {
         let path = self.dated("_reports", self.run_date).join("report.html");
         self.store.put(&path, html.as_bytes().to_vec().into()).await.map_err(|e| self.store_err(&path, &e))?;
+        crash_point();
         Ok(redact(&self.url_of(&path)))
     }
 
@@ -469,6 +484,7 @@ impl Publisher {
         let path = self.model_path(self.run_date);
         let json = serde_json::to_vec_pretty(model).map_err(|e| self.store_err(&path, &e))?;
         self.store.put(&path, json.into()).await.map_err(|e| self.store_err(&path, &e))?;
+        crash_point();
         Ok(redact(&self.url_of(&path)))
     }
 
@@ -493,6 +509,7 @@ impl Publisher {
         let path = self.dated("_manifests", self.run_date).join("manifest.json");
         let json = serde_json::to_vec_pretty(manifest).map_err(|e| self.store_err(&path, &e))?;
         self.store.put(&path, json.into()).await.map_err(|e| self.store_err(&path, &e))?;
+        crash_point();
         Ok(redact(&self.url_of(&path)))
     }
 

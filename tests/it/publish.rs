@@ -83,8 +83,16 @@ impl OldAndNew {
 
     /// Starts a run of input `i` on the shared root, its JSON log in `log`.
     fn spawn(&self, i: usize, log: &Path) -> std::process::Child {
-        Command::new(BIN)
-            .args(["--log-format", "json", "run", &self.jobs[i].job(), "--run-date", DATE])
+        self.spawn_with(i, log, None)
+    }
+
+    /// [`OldAndNew::spawn`] with `SEGVALUE_FAILPOINTS` set to `failpoints`.
+    fn spawn_with(&self, i: usize, log: &Path, failpoints: Option<&str>) -> std::process::Child {
+        let mut c = Command::new(BIN);
+        if let Some(f) = failpoints {
+            c.env("SEGVALUE_FAILPOINTS", f);
+        }
+        c.args(["--log-format", "json", "run", &self.jobs[i].job(), "--run-date", DATE])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log).unwrap())
             .spawn()
@@ -144,7 +152,8 @@ impl OldAndNew {
 /// (right after its first data file lands, then a random 0–20 ms later). After every kill each
 /// partition holds wholly one input's bytes, its `_SUCCESS` (when present) names a run of that
 /// same input, and `segvalue runs` calls the date complete exactly when every marker names the
-/// manifest's run. The seed is printed; `SEGVALUE_KILL_SEED` replays one.
+/// manifest's run. The seed is printed; `SEGVALUE_KILL_SEED` replays one. Then the same
+/// checks after a crash (a fail point) after each step of publishing in turn.
 #[test]
 fn kill_9_at_50_random_moments_leaves_each_partition_wholly_old_or_new() {
     use rand::{Rng, SeedableRng};
@@ -197,6 +206,29 @@ fn kill_9_at_50_random_moments_leaves_each_partition_wholly_old_or_new() {
         in_commit += usize::from(at_commit);
     }
     eprintln!("50 kills ({in_commit} aimed at the commit): {finished} runs had finished, {mixed} left old and new tables side by side, {unmarked} a partition without _SUCCESS");
+
+    // Then a crash after each step of publishing in turn (each object written, moved or
+    // deleted), which timed kills cannot aim at, until a run gets past the last step.
+    let mut step = 0;
+    loop {
+        let input = 1 - step % 2;
+        let log = logs.path().join(format!("step-{step}.log"));
+        let failpoint = if step == 0 { "publish-step=return".to_string() } else { format!("publish-step={step}*off->return") };
+        let status = s.spawn_with(input, &log, Some(&failpoint)).wait().unwrap();
+        if let Some(id) = logged_run_id(&log) {
+            run_inputs.insert(id, input);
+        }
+        s.check(&run_inputs, &format!("after a crash at publish step {step} (input {})", INPUTS[input]));
+        if status.success() {
+            break;
+        }
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(6), "step {step}: the run did not end at its fail point: {}", std::fs::read_to_string(&log).unwrap());
+        step += 1;
+        assert!(step < 1000, "publishing never ended");
+    }
+    assert!(step > 3 * TABLES.len(), "only {step} publish steps for {} tables", TABLES.len());
+    eprintln!("crashed after each of the {step} steps of publishing");
     // A rerun after all that publishes the input's tables whole, and the date is complete.
     let last = logs.path().join("last.log");
     assert!(s.spawn(1, &last).wait().unwrap().success());
@@ -221,8 +253,9 @@ fn foreign_lock(out: &Path, n: u64, released: bool) {
 
 /// Two runs of one date with different inputs at once, made to reach the commit together: a
 /// lock held by another machine stops both until both wait, then is released, so both go for
-/// the lock at the same instant. The commit lock lets one commit after the other, so the date
-/// ends wholly one input's (tables, markers and manifest) and complete.
+/// the lock at the same instant, and every step of their commits is slowed (a fail point), so
+/// without the lock the commits would interleave. The commit lock lets one commit after the
+/// other, so the date ends wholly one input's (tables, markers and manifest) and complete.
 #[test]
 fn concurrent_runs_with_different_inputs_leave_the_date_wholly_one_run() {
     let s = OldAndNew::new();
@@ -232,7 +265,9 @@ fn concurrent_runs_with_different_inputs_leave_the_date_wholly_one_run() {
         let next = files_in_or_none(&lock_dir).iter().filter_map(|f| f.strip_prefix("lock-")?.parse::<u64>().ok()).max().map_or(0, |n| n + 1);
         foreign_lock(s.root.path(), next, false);
         let paths = [logs.path().join(format!("a{round}.log")), logs.path().join(format!("b{round}.log"))];
-        let mut children = [s.spawn(0, &paths[0]), s.spawn(1, &paths[1])];
+        // Every step of publishing slowed, so both commits would overlap without the lock.
+        let slow = Some("publish-step=sleep(20)");
+        let mut children = [s.spawn_with(0, &paths[0], slow), s.spawn_with(1, &paths[1], slow)];
         let started = std::time::Instant::now();
         while !paths.iter().all(|p| std::fs::read_to_string(p).unwrap_or_default().contains("waiting for another run")) {
             for (i, c) in children.iter_mut().enumerate() {
