@@ -141,6 +141,6 @@ fn build_store(base: &Url, retry: RetryConfig) -> Result<Arc<dyn ObjectStore>, S
             });
         }
     };
-    // Remote answers can break off mid-body, which the stores' own retries do not cover.
+    // A listing's page can break off mid-body, which the stores' own retries do not cover.
     Ok(Arc::new(super::resume::ResumingStore::new(store)))
 }
