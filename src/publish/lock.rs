@@ -128,6 +128,9 @@ impl CommitLock {
             let mut holder = me.clone();
             holder.expires_at = chrono::Utc::now() + LEASE;
             let body = serde_json::to_vec(&holder).expect("a lock serializes");
+            // Where a test widens the race between two runs that listed the same locks
+            // (`SEGVALUE_FAILPOINTS=lock-create=sleep(…)`): only one create may succeed.
+            fail::fail_point!("lock-create");
             match store.put_opts(&path, body.into(), PutOptions { mode: PutMode::Create, ..Default::default() }).await {
                 Ok(_) => {
                     // Earlier locks are history now.

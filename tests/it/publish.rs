@@ -253,8 +253,8 @@ fn foreign_lock(out: &Path, n: u64, released: bool) {
 
 /// Two runs of one date with different inputs at once, made to reach the commit together: a
 /// lock held by another machine stops both until both wait, then is released, so both go for
-/// the lock at the same instant, and every step of their commits is slowed (a fail point), so
-/// without the lock the commits would interleave. The commit lock lets one commit after the
+/// the lock at the same instant; fail points make both try to create the same lock object and
+/// slow every step of their commits, so without the lock the commits would interleave. The commit lock lets one commit after the
 /// other, so the date ends wholly one input's (tables, markers and manifest) and complete.
 #[test]
 fn concurrent_runs_with_different_inputs_leave_the_date_wholly_one_run() {
@@ -265,8 +265,10 @@ fn concurrent_runs_with_different_inputs_leave_the_date_wholly_one_run() {
         let next = files_in_or_none(&lock_dir).iter().filter_map(|f| f.strip_prefix("lock-")?.parse::<u64>().ok()).max().map_or(0, |n| n + 1);
         foreign_lock(s.root.path(), next, false);
         let paths = [logs.path().join(format!("a{round}.log")), logs.path().join(format!("b{round}.log"))];
-        // Every step of publishing slowed, so both commits would overlap without the lock.
-        let slow = Some("publish-step=sleep(20)");
+        // Each run pauses between listing the locks and creating its own, longer than the
+        // runs' polls are apart, so both try to create the same lock; and every step of
+        // publishing is slowed, so without the lock both commits would interleave.
+        let slow = Some("lock-create=sleep(500);publish-step=sleep(20)");
         let mut children = [s.spawn_with(0, &paths[0], slow), s.spawn_with(1, &paths[1], slow)];
         let started = std::time::Instant::now();
         while !paths.iter().all(|p| std::fs::read_to_string(p).unwrap_or_default().contains("waiting for another run")) {
