@@ -88,6 +88,9 @@ mod tests {
         assert!(wrong.to_string().contains("precomputed centres have 1 columns, the data 2"), "{wrong}");
         let rows = fit(&x, KMeansParams::new(3, 7).init_method(KMeansInit::Precomputed(m.centroids))).unwrap_err();
         assert!(rows.to_string().contains("precomputed centres must be 3 finite rows, got 2"), "{rows}");
+        let minibatch = KMeansParams::new(2, 7).algorithm(KMeansAlgorithm::MiniBatch { batch_size: 2 });
+        let ignored = fit(&x, minibatch.init_method(KMeansInit::Precomputed(array![[0.0, 0.0], [0.0, 1.0]]))).unwrap_err();
+        assert!(ignored.to_string().contains("Lloyd's algorithm only"), "{ignored}");
     }
 
     #[test]

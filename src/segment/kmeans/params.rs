@@ -98,6 +98,11 @@ impl ParamGuard for KMeansParams {
             return bad("batch_size cannot be 0".into());
         }
         if let KMeansInit::Precomputed(c) = &p.init {
+            // Mini-batch seeds its own centres on its init sample; a start it ignored would
+            // make a comparison "from the same centres" untrue.
+            if matches!(p.algorithm, KMeansAlgorithm::MiniBatch { .. }) {
+                return bad("precomputed centres start Lloyd's algorithm only, not mini-batch".into());
+            }
             if c.nrows() != p.k || c.iter().any(|v| !v.is_finite()) {
                 return bad(format!("precomputed centres must be {} finite rows, got {}", p.k, c.nrows()));
             }
