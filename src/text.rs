@@ -32,6 +32,16 @@ const CONNECTION_LOST: &[&str] = &["h2 protocol error", "transport error", "Conn
 /// `lost the connection to the Ballista scheduler (h2 protocol error: …)`. `None` for anything
 /// else, which is shown as it is.
 pub fn plain_cluster_error(text: &str) -> Option<String> {
+    // Ballista's client reaching a process that has gone: `GrpcConnectionError("Error connecting
+    // to Ballista scheduler or executor at URL: tonic::transport::Error(… Connection refused …)")`
+    // (e.g. fetching a result from an executor killed after its job finished).
+    const CONNECTING: &str = "Error connecting to Ballista scheduler or executor at ";
+    if let Some(at) = text.find(CONNECTING) {
+        let rest = &text[at + CONNECTING.len()..];
+        let url = &rest[..rest.find(": ").unwrap_or(rest.len())];
+        let reason = CONNECTION_LOST.iter().find(|lost| rest.contains(*lost)).map_or("cannot connect", |lost| lost);
+        return Some(format!("lost the connection to the Ballista cluster at {url} ({})", reason.to_lowercase()));
+    }
     let start = text.find("message: \"")? + "message: \"".len();
     let message = &text[start..start + text[start..].find('"')?];
     CONNECTION_LOST
@@ -108,6 +118,10 @@ mod tests {
         let raw = "Execution error: code: 'Unknown error', message: \"h2 protocol error: error reading a body from connection\", \
                    source: hyper::Error(Body, Error { kind: Io(Custom { kind: BrokenPipe, error: \"stream closed because of a broken pipe\" }) })";
         assert_eq!(one_line(&raw), "lost the connection to the Ballista scheduler (h2 protocol error: error reading a body from connection)");
+        let executor = "Execution error: GrpcConnectionError(\"Error connecting to Ballista scheduler or executor at http://127.0.0.1:26088: \
+                        tonic::transport::Error(Transport, ConnectError(ConnectError(\\\"tcp connect error\\\", 127.0.0.1:26088, Os { code: 111, \
+                        kind: ConnectionRefused, message: \\\"Connection refused\\\" })))\")";
+        assert_eq!(one_line(&executor), "lost the connection to the Ballista cluster at http://127.0.0.1:26088 (connection refused)");
         let failed_job = "Execution error: code: 'Internal error', message: \"Job failed: task 3 failed 4 times\"";
         assert_eq!(one_line(&failed_job), failed_job);
     }

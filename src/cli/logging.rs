@@ -19,7 +19,10 @@ pub fn init(cli: &Cli) -> Option<Progress> {
         _ => "trace",
     };
     // Our own crate at the chosen level; dependencies stay at warn unless RUST_LOG says otherwise.
-    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("warn,segvalue={level}")));
+    // Ballista's client logs a failed cluster job as an error of its own, which the run then
+    // reports as its one error line: at -v it shows, at the default it would be a second line.
+    let quiet_client = if level == "info" || level == "warn" { ",ballista_core::execution_plans::distributed_query=off" } else { "" };
+    let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("warn,segvalue={level}{quiet_client}")));
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     match cli.log_format {
         LogFormat::Json => {

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use ballista_core::config::BALLISTA_CLIENT_PULL;
 use ballista_core::extension::{SessionConfigExt, SessionStateExt};
 use ballista_core::serde::BallistaCodec;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
@@ -26,6 +27,7 @@ use datafusion::execution::context::SessionContext;
 use datafusion::prelude::SessionConfig;
 
 use super::config::{EngineConfig, StorageSection};
+use super::deadline::DeadlinePlanner;
 use super::error::EngineError;
 use super::local::session_config;
 use super::mode::EngineMode;
@@ -45,11 +47,25 @@ pub fn client_context(config: &EngineConfig, url: &str) -> Result<SessionContext
     let runtime = runtime_env(&config.storage).map_err(|e| cluster_err(engine, e))?;
     let state = SessionStateBuilder::new()
         .with_default_features()
-        .with_config(session_config(&config.settings).upgrade_for_ballista())
+        // Pull tracking: the scheduler answers the submission with the job id, so a query past
+        // its deadline can be cancelled (push tracking learns the id from the job's first status
+        // update, which a stuck job may never send).
+        .with_config(session_config(&config.settings).upgrade_for_ballista().set_bool(BALLISTA_CLIENT_PULL, true))
         .with_runtime_env(runtime)
         .build()
         .upgrade_for_ballista(url.to_string())
         .map_err(|e| cluster_err(engine, e))?;
+    let state = match config.settings.query_timeout_secs {
+        0 => state,
+        secs => {
+            let planner = DeadlinePlanner {
+                inner: Arc::clone(state.query_planner()),
+                limit: Duration::from_secs(secs),
+                scheduler_url: url.to_string(),
+            };
+            SessionStateBuilder::new_from_existing(state).with_query_planner(Arc::new(planner)).build()
+        }
+    };
     let ctx = SessionContext::new_with_state(state);
     crate::functions::register(&ctx);
     // The driver lists source files while planning; build its stores now so a bad bucket

@@ -25,6 +25,9 @@ pub struct EngineSection {
     pub batch_size: Option<usize>,
     /// How long a Ballista run waits for the scheduler to have an executor.
     pub executor_wait_secs: u64,
+    /// How long one query may run on a Ballista cluster before the driver cancels its job and
+    /// fails the run (0: no limit); see `engine::deadline`.
+    pub query_timeout_secs: u64,
     /// Compute an aggregating view read more than once in a run only once, held in memory
     /// (local engine; see `views::CachedView`).
     pub cache_views: bool,
@@ -37,6 +40,10 @@ pub struct EngineSection {
     /// [`DEFAULT_MEMORY_MAX`] (local engine).
     pub memory_limit: Option<String>,
 }
+
+/// Six hours: far above any query of the jobs this tool is measured on (the 100M-order job runs
+/// in about 12 minutes on one machine), so it only ends runs whose cluster lost the job.
+pub const DEFAULT_QUERY_TIMEOUT_SECS: u64 = 6 * 3600;
 
 /// The share of the machine's (or the container's) memory the engine's pool gets when the job
 /// sets no `memory_limit`, up to [`DEFAULT_MEMORY_MAX`]: the rest is for the model stages on
@@ -110,6 +117,7 @@ impl Default for EngineSection {
             target_partitions: None,
             batch_size: None,
             executor_wait_secs: 60,
+            query_timeout_secs: DEFAULT_QUERY_TIMEOUT_SECS,
             cache_views: true,
             distinct_rewrite: true,
             memory_limit: None,

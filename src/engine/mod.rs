@@ -12,6 +12,7 @@ use datafusion::execution::context::SessionContext;
 
 pub mod cluster;
 mod config;
+mod deadline;
 pub mod distinct;
 mod error;
 mod local;

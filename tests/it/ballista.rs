@@ -73,6 +73,12 @@ impl Cluster {
         self.children[i].wait().unwrap();
     }
 
+    /// Sends process `i` (0 the scheduler, 1.. the executors) signal `name` (e.g. "STOP").
+    fn signal(&self, i: usize, name: &str) {
+        let status = Command::new("kill").args([&format!("-{name}"), &self.children[i].id().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -{name} failed");
+    }
+
     /// The last lines of every process's logs, for a failure message.
     fn log_tails(&self) -> String {
         let mut names: Vec<PathBuf> = std::fs::read_dir(&self.logs).unwrap().flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
@@ -142,13 +148,23 @@ fn dirty_sources() -> &'static Path {
     })
 }
 
+/// A query of the dirty job takes seconds; a cluster that lost its job fails the run at this.
+const QUERY_TIMEOUT_SECS: u64 = 60;
+
 /// The shipped job over [`dirty_sources`], written into `dir`.
 fn dirty_job(dir: &Path) -> String {
+    dirty_job_with_timeout(dir, QUERY_TIMEOUT_SECS)
+}
+
+/// [`dirty_job`] with `[engine] query_timeout_secs`.
+fn dirty_job_with_timeout(dir: &Path, query_timeout_secs: u64) -> String {
     let shipped = std::fs::read_to_string(Path::new(ROOT).join("jobs/retail.toml")).unwrap();
+    assert!(!shipped.contains("[engine]"), "the shipped job now has an [engine] section: set query_timeout_secs in it");
     let job = dir.join("retail.toml");
     let text = shipped
         .replace("\"../data/sample/", &format!("\"{}/", dirty_sources().display()))
-        .replace("\"../sql/retail\"", &format!("\"{ROOT}/sql/retail\""));
+        .replace("\"../sql/retail\"", &format!("\"{ROOT}/sql/retail\""))
+        + &format!("\n[engine]\nquery_timeout_secs = {query_timeout_secs}\n");
     std::fs::write(&job, text).unwrap();
     job.display().to_string()
 }
@@ -227,7 +243,12 @@ fn assert_completed_or_failed_cleanly(mut run: Child, cluster: &Cluster, err_log
 /// Starts the dirty job on `cluster` and waits until the cluster is running its queries: shuffle
 /// files appear in an executor's work directory.
 fn start_run_mid_query(cluster: &mut Cluster, dir: &Path) -> (Child, PathBuf, PathBuf) {
-    let (job, out, err) = (dirty_job(dir), dir.join("out"), dir.join("run.err"));
+    start_run_mid_query_with_timeout(cluster, dir, QUERY_TIMEOUT_SECS)
+}
+
+/// [`start_run_mid_query`] with `[engine] query_timeout_secs`.
+fn start_run_mid_query_with_timeout(cluster: &mut Cluster, dir: &Path, query_timeout_secs: u64) -> (Child, PathBuf, PathBuf) {
+    let (job, out, err) = (dirty_job_with_timeout(dir, query_timeout_secs), dir.join("out"), dir.join("run.err"));
     let run = Command::new(BIN)
         .args(run_args(&job, out.to_str().unwrap(), &cluster.engine()))
         .stdout(std::process::Stdio::null())
@@ -251,7 +272,11 @@ fn an_executor_killed_mid_query_leaves_the_tables_right_or_nothing_published() {
     local_tables();
     let (run, out, err) = start_run_mid_query(&mut cluster, tmp.path());
     cluster.kill(2);
-    assert_completed_or_failed_cleanly(run, &cluster, &err, &out, "executor killed mid-query");
+    if let Some(line) = assert_completed_or_failed_cleanly(run, &cluster, &err, &out, "executor killed mid-query") {
+        // Ballista 55 lost the job (the run ended at query_timeout_secs), or the driver could
+        // not fetch a result from the killed executor.
+        assert!(line.contains("query_timeout_secs") || line.contains("lost the connection to the Ballista"), "not in plain words: {line}");
+    }
 }
 
 #[test]
@@ -262,8 +287,31 @@ fn a_scheduler_killed_mid_query_leaves_the_tables_right_or_nothing_published() {
     let (run, out, err) = start_run_mid_query(&mut cluster, tmp.path());
     cluster.kill(0);
     if let Some(line) = assert_completed_or_failed_cleanly(run, &cluster, &err, &out, "scheduler killed mid-query") {
-        assert!(line.contains("the Ballista scheduler") || line.contains("cannot reach the scheduler"), "not in plain words: {line}");
+        assert!(line.contains("lost the connection to the Ballista") || line.contains("cannot reach the scheduler"), "not in plain words: {line}");
     }
+}
+
+/// Ballista 55 can lose a job when an executor dies at the wrong moment, and then the client
+/// waits for ever (see `engine::deadline`). A stopped executor (SIGSTOP: its tasks never finish,
+/// and the scheduler notices nothing for its 10 s) stands for that job deterministically: the run
+/// ends at `query_timeout_secs` with exit 1 and one line, its job cancelled on the scheduler.
+#[test]
+fn a_query_the_cluster_never_finishes_fails_the_run_at_query_timeout_secs_and_cancels_its_job() {
+    let mut cluster = Cluster::start(1);
+    let tmp = tempfile::tempdir().unwrap();
+    local_tables();
+    let (run, out, err) = start_run_mid_query_with_timeout(&mut cluster, tmp.path(), 3);
+    cluster.signal(1, "STOP");
+    let started = Instant::now();
+    let line = assert_completed_or_failed_cleanly(run, &cluster, &err, &out, "executor stopped mid-query");
+    let waited = started.elapsed();
+    cluster.signal(1, "CONT");
+    let line = line.expect("the run completed although its executor was stopped");
+    assert!(line.contains("did not finish a query within 3 s") && line.contains("query_timeout_secs"), "{line}\n{}", cluster.log_tails());
+    let job = line.split("job ").nth(1).and_then(|s| s.split(' ').next()).unwrap_or_else(|| panic!("no job named: {line}"));
+    assert!(line.contains(&format!("job {job} cancelled")), "the job was not cancelled: {line}");
+    // Well before the scheduler itself would give up (10 s to drop the executor + 10 s grace).
+    assert!(waited < Duration::from_secs(15), "the run took {waited:?} to fail");
 }
 
 #[test]
