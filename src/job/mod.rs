@@ -208,6 +208,27 @@ root = "out"
     }
 
     #[test]
+    fn select_keys_choose_among_a_range_of_k() {
+        use crate::segment::spec::{KSelect, SelectRule};
+        let seg = "[segmentation]\nview='v'\nid='c'\nfeatures=['a']\n";
+        let select = |extra: &str| parse(&format!("{MINIMAL}\n{seg}{extra}")).map(|j| j.segmentation.unwrap().select).map_err(|e| e.to_string());
+        assert_eq!(select("").unwrap(), KSelect::default());
+        let s = select("select='stability'\nmin_stability=0.8\nmin_segment_share=0.05\nstability_resamples=20\n").unwrap();
+        assert_eq!(s, KSelect { rule: SelectRule::Stability, min_stability: Some(0.8), min_segment_share: 0.05, stability_resamples: 20 });
+        for (extra, want) in [
+            ("select='gap'\n", "segmentation.select: "),
+            ("min_segment_share=0.5\n", "segmentation.min_segment_share: must be at least 0 and below 0.5, got 0.5"),
+            ("min_stability=1.5\n", "segmentation.min_stability: must be between -0.5 and 1"),
+            ("stability_resamples=1\n", "segmentation.stability_resamples: must be from 2 to 1000, got 1"),
+            ("k=4\nselect='silhouette'\n", "segmentation.select: applies only when k is a range"),
+            ("algorithm='dbscan'\neps=0.5\nmin_segment_share=0.1\n", "segmentation.min_segment_share: does not apply to algorithm 'dbscan'"),
+        ] {
+            let err = select(extra).unwrap_err();
+            assert!(err.starts_with(&format!("/jobs/t.toml: {want}")), "{extra}: {err}");
+        }
+    }
+
+    #[test]
     fn k_range_must_be_ordered() {
         let err = parse(&format!("{MINIMAL}\n[segmentation]\nview='v'\nid='c'\nfeatures=['a']\nk={{min=5,max=3}}\n"))
             .unwrap_err()

@@ -9,7 +9,7 @@ use super::error::{At, Invalid, Problem};
 use super::model_mode::parse_model_mode;
 use super::value::{Choice, Name};
 use crate::model_mode::ModelMode;
-use crate::segment::spec::{Algorithm, ColumnPrep, Impute, KChoice, Scale, SegmentationSpec};
+use crate::segment::spec::{Algorithm, ColumnPrep, Impute, KChoice, KSelect, Scale, SegmentationSpec, SelectRule};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,6 +27,10 @@ pub(super) struct SegmentationSection {
     max_iter: Option<u64>,
     tol: Option<f64>,
     silhouette_sample: Option<usize>,
+    select: Option<String>,
+    min_stability: Option<f64>,
+    min_segment_share: Option<f64>,
+    stability_resamples: Option<usize>,
     fit_sample: Option<usize>,
     batch_size: Option<usize>,
     eps: Option<f64>,
@@ -59,6 +63,19 @@ impl Choice for Scale {
     const WORDS: &'static [(&'static str, Self)] =
         &[("zscore", Scale::ZScore), ("minmax", Scale::MinMax), ("robust", Scale::Robust), ("none", Scale::None)];
 }
+
+impl Choice for SelectRule {
+    const WHAT: &'static str = "select rule";
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("silhouette", SelectRule::Silhouette),
+        ("stability", SelectRule::Stability),
+        ("calinski_harabasz", SelectRule::CalinskiHarabasz),
+        ("davies_bouldin", SelectRule::DaviesBouldin),
+    ];
+}
+
+/// The most bootstrap refits per candidate k (each is a fit on the silhouette sample).
+pub const MAX_STABILITY_RESAMPLES: usize = 1000;
 
 /// `algorithm` before its parameters are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +110,43 @@ impl Choice for Transform {
 
 fn parse_log1p(t: Option<&str>) -> Result<bool, Problem> {
     Ok(Transform::parse_or(t, Transform::None)? == Transform::Log1p)
+}
+
+/// `select`, `min_stability`, `min_segment_share` and `stability_resamples`: how k is chosen
+/// among the candidates of a range.
+fn parse_select(s: &SegmentationSection, k: KChoice) -> Result<KSelect, (&'static str, Problem)> {
+    let defaults = KSelect::default();
+    if matches!(k, KChoice::Fixed(_)) {
+        for (name, present) in [
+            ("select", s.select.is_some()),
+            ("min_stability", s.min_stability.is_some()),
+            ("min_segment_share", s.min_segment_share.is_some()),
+        ] {
+            if present {
+                return Err((name, "applies only when k is a range (k = { min = .., max = .. })".into()));
+            }
+        }
+    }
+    let rule = SelectRule::parse_or(s.select.as_deref(), defaults.rule).map_err(|p| ("select", p))?;
+    if let Some(m) = s.min_stability
+        && !(-0.5..=1.0).contains(&m)
+    {
+        return Err(("min_stability", format!("must be between -0.5 and 1 (an adjusted Rand index), got {m}").into()));
+    }
+    let min_segment_share = s.min_segment_share.unwrap_or(defaults.min_segment_share);
+    if !(0.0..0.5).contains(&min_segment_share) {
+        return Err(("min_segment_share", format!("must be at least 0 and below 0.5, got {min_segment_share}").into()));
+    }
+    let stability_resamples = s.stability_resamples.unwrap_or(defaults.stability_resamples);
+    if !(2..=MAX_STABILITY_RESAMPLES).contains(&stability_resamples) {
+        return Err(("stability_resamples", format!("must be from 2 to {MAX_STABILITY_RESAMPLES}, got {stability_resamples}").into()));
+    }
+    Ok(KSelect {
+        rule,
+        min_stability: s.min_stability,
+        min_segment_share,
+        stability_resamples,
+    })
 }
 
 /// The most segments a job may ask for (fixed, or the top of a range): every k of a range is a
@@ -186,15 +240,19 @@ pub(super) fn validate_segmentation(s: SegmentationSection) -> Result<Segmentati
         ("min_points", s.min_points.is_some(), matches!(algorithm, Algorithm::Dbscan { .. })),
         ("covariance", s.covariance.is_some(), algorithm == Algorithm::Gmm),
         ("fit_sample", s.fit_sample.is_some(), !matches!(algorithm, Algorithm::Dbscan { .. })),
+        ("select", s.select.is_some(), !matches!(algorithm, Algorithm::Dbscan { .. })),
+        ("min_stability", s.min_stability.is_some(), !matches!(algorithm, Algorithm::Dbscan { .. })),
+        ("min_segment_share", s.min_segment_share.is_some(), !matches!(algorithm, Algorithm::Dbscan { .. })),
+        ("stability_resamples", s.stability_resamples.is_some(), !matches!(algorithm, Algorithm::Dbscan { .. })),
     ] {
         if present && !ok {
             return invalid(k, format!("does not apply to algorithm '{}'", algorithm.name()).into());
         }
     }
-    let k = match (s.k, algorithm) {
+    let k = match (s.k.as_ref(), algorithm) {
         (Some(_), Algorithm::Dbscan { .. }) => return invalid("k", "dbscan finds the number of clusters itself".into()),
         (None, _) => KChoice::Range { min: 2, max: 8 },
-        (Some(v), _) => parse_k(&v).at(key("k"))?,
+        (Some(v), _) => parse_k(v).at(key("k"))?,
     };
     let n_init = s.n_init.unwrap_or(10);
     if n_init == 0 {
@@ -216,6 +274,7 @@ pub(super) fn validate_segmentation(s: SegmentationSection) -> Result<Segmentati
     if silhouette_sample < 2 {
         return invalid("silhouette_sample", format!("must be at least 2, got {silhouette_sample}").into());
     }
+    let select = parse_select(&s, k).map_err(|(k, p)| Invalid::new(key(k), p))?;
     // A million prepared rows of ten columns is 80 MB and a K-means fit of seconds; at 10M
     // orders a 1M sample chose the same k and 99.98 % of the same segments as all 1.76M rows
     // (BENCHMARKS.md, "Fitting on a sample").
@@ -252,6 +311,7 @@ pub(super) fn validate_segmentation(s: SegmentationSection) -> Result<Segmentati
         max_iter,
         tol,
         silhouette_sample,
+        select,
         fit_sample,
         mode,
         model_from,

@@ -139,7 +139,10 @@ pub struct SegmentationReport {
     pub categorical: Vec<String>,
     pub algorithm: String,
     pub k: usize,
+    /// The rule that chose k (`select`) and the chosen k's silhouette and bootstrap stability.
+    pub select: String,
     pub silhouette: f64,
+    pub stability: f64,
     /// Inertia of the chosen k as `segmentation_k_selection` reports it (on the fit sample).
     pub inertia: f64,
     /// Rows the clustering was fitted on: `fit_sample` rows when there are more customers,

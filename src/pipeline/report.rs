@@ -29,7 +29,7 @@ pub(super) fn segmentation_charts(
 ) -> SegmentationCharts {
     let chosen_k = seg.k_selection.iter().find(|r| r.chosen).map_or(seg.k, |r| r.k);
     let k_selection = KSelection {
-        rows: seg.k_selection.iter().map(|r| KRow { k: r.k, inertia: r.inertia, silhouette: r.silhouette }).collect(),
+        rows: seg.k_selection.iter().map(|r| KRow { k: r.k, inertia: r.inertia, silhouette: r.silhouette, stability: r.stability }).collect(),
         chosen_k,
     };
     let segments = seg

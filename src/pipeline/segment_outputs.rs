@@ -26,7 +26,7 @@ pub(super) fn log_outcome(seg: &Segmentation, model_use: Option<&ModelUse>, mode
         }
         _ => {
             let chosen = seg.k_selection.iter().find(|r| r.chosen);
-            tracing::info!(k = seg.k, silhouette = chosen.map(|c| c.silhouette), "segmentation fitted");
+            tracing::info!(k = seg.k, silhouette = chosen.map(|c| c.silhouette), stability = chosen.map(|c| c.stability), "segmentation fitted");
         }
     }
 }
@@ -66,7 +66,9 @@ pub(super) fn report(
         categorical: spec.categorical.clone(),
         algorithm: spec.algorithm.name().to_string(),
         k: seg.k,
+        select: spec.select.rule.name().to_string(),
         silhouette: chosen.map_or(f64::NAN, |c| c.silhouette),
+        stability: chosen.map_or(f64::NAN, |c| c.stability),
         inertia: chosen.map_or(f64::NAN, |c| c.inertia),
         fit_rows: seg.fit_rows,
         iterations: seg.n_iter,

@@ -195,6 +195,8 @@ pub(super) fn k_selection_batch(seg: &Segmentation) -> RecordBatch {
             Field::new("silhouette", DataType::Float64, true),
             Field::new("calinski_harabasz", DataType::Float64, true),
             Field::new("davies_bouldin", DataType::Float64, true),
+            Field::new("stability", DataType::Float64, true),
+            Field::new("min_segment_share", DataType::Float64, true),
             Field::new("chosen", DataType::Boolean, false),
         ],
         vec![
@@ -203,6 +205,8 @@ pub(super) fn k_selection_batch(seg: &Segmentation) -> RecordBatch {
             metric(&|r| r.silhouette),
             metric(&|r| r.calinski_harabasz),
             metric(&|r| r.davies_bouldin),
+            metric(&|r| r.stability),
+            metric(&|r| r.min_segment_share),
             Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.chosen)))),
         ],
     )

@@ -32,6 +32,7 @@ pub struct KRow {
     pub k: usize,
     pub inertia: f64,
     pub silhouette: f64,
+    pub stability: f64,
 }
 
 #[derive(Debug, Clone)]

@@ -88,7 +88,8 @@ fn k_selection_parts(k: Option<&KSelection>) -> Result<Option<Parts>, ReportErro
     };
     Ok(Some(Parts {
         caption: format!(
-            "Mean silhouette (higher is better, left axis) and inertia (within-cluster sum of \
+            "Mean silhouette and stability (the mean adjusted Rand index of refits on bootstrap \
+             resamples; both higher is better, left axis) and inertia (within-cluster sum of \
              squares, right axis) for each k tried; the dashed line marks the chosen k = {}.",
             k.chosen_k
         ),
@@ -223,7 +224,7 @@ mod tests {
             title: "t".into(),
             key_numbers: vec![("rows".into(), "10".into())],
             k_selection: Some(KSelection {
-                rows: (2..6).map(|k| KRow { k, inertia: 100.0 / k as f64, silhouette: 0.1 * k as f64 }).collect(),
+                rows: (2..6).map(|k| KRow { k, inertia: 100.0 / k as f64, silhouette: 0.1 * k as f64, stability: 1.0 - 0.1 * k as f64 }).collect(),
                 chosen_k: 3,
             }),
             segments: Some(
@@ -314,7 +315,7 @@ mod tests {
     fn degenerate_numbers_still_draw() {
         let (nan, inf) = (f64::NAN, f64::INFINITY);
         let data = ReportData {
-            k_selection: Some(KSelection { rows: vec![KRow { k: 4, inertia: nan, silhouette: inf }], chosen_k: 9 }),
+            k_selection: Some(KSelection { rows: vec![KRow { k: 4, inertia: nan, silhouette: inf, stability: nan }], chosen_k: 9 }),
             segments: Some(vec![SegmentSize { id: 7, name: String::new(), customers: 0 }]),
             profile: Some(ProfileHeatmap {
                 features: vec!["a very long feature name that will not fit under its column".into(); 12],
@@ -348,8 +349,8 @@ mod tests {
         let data = ReportData {
             k_selection: Some(KSelection {
                 rows: vec![
-                    KRow { k: 2, inertia: big, silhouette: -big },
-                    KRow { k: 3, inertia: -big, silhouette: big },
+                    KRow { k: 2, inertia: big, silhouette: -big, stability: big },
+                    KRow { k: 3, inertia: -big, silhouette: big, stability: -big },
                 ],
                 chosen_k: 1_000_000,
             }),

@@ -1,5 +1,6 @@
 //! Clustering quality metrics: the mean silhouette (Rousseeuw 1987), the Calinski–Harabasz
-//! variance ratio (Caliński & Harabasz 1974) and the Davies–Bouldin index (Davies & Bouldin 1979).
+//! variance ratio (Caliński & Harabasz 1974) and the Davies–Bouldin index (Davies & Bouldin 1979);
+//! and the adjusted Rand index (Hubert & Arabie 1985) between two labelings.
 //!
 //! The definitions follow scikit-learn 1.x (`sklearn.metrics.silhouette_score` with the
 //! euclidean metric, `calinski_harabasz_score`, `davies_bouldin_score`) including its edge
@@ -22,6 +23,7 @@ use rayon::prelude::*;
 const SILHOUETTE: &str = "silhouette";
 const CALINSKI: &str = "Calinski-Harabasz";
 const DAVIES: &str = "Davies-Bouldin";
+const RAND: &str = "adjusted Rand index";
 
 /// Why a metric cannot be computed.
 #[derive(Debug, Clone, PartialEq)]
@@ -407,6 +409,36 @@ pub fn davies_bouldin_score(x: ArrayView2<f64>, labels: &[usize]) -> Result<f64,
         total += worst;
     }
     Ok(total / k as f64)
+}
+
+/// Adjusted Rand index of two labelings of the same rows, as scikit-learn's
+/// `adjusted_rand_score` computes it from the pair confusion matrix: 1.0 for the same partition
+/// (whatever the label values, and when neither labeling puts two rows apart that the other
+/// puts together), about 0 for independent ones, negative below chance. Pair counts are exact
+/// integers, as in Python, until the final division.
+pub fn adjusted_rand_score(a: &[usize], b: &[usize]) -> Result<f64, MetricError> {
+    if a.len() != b.len() {
+        return Err(MetricError::LengthMismatch { metric: RAND, rows: a.len(), labels: b.len() });
+    }
+    let mut joint: std::collections::HashMap<(usize, usize), i128> = std::collections::HashMap::new();
+    let (mut rows_a, mut rows_b) = (std::collections::HashMap::new(), std::collections::HashMap::new());
+    for (&x, &y) in a.iter().zip(b) {
+        *joint.entry((x, y)).or_insert(0) += 1;
+        *rows_a.entry(x).or_insert(0i128) += 1;
+        *rows_b.entry(y).or_insert(0i128) += 1;
+    }
+    let squares = |m: &mut dyn Iterator<Item = i128>| m.map(|c| c * c).sum::<i128>();
+    let n = a.len() as i128;
+    let both = squares(&mut joint.values().copied());
+    // Ordered pairs of distinct rows: together in both (tp), only in b (fp), only in a (fn).
+    let tp = both - n;
+    let fp = squares(&mut rows_b.values().copied()) - both;
+    let fn_ = squares(&mut rows_a.values().copied()) - both;
+    let tn = n * n - fp - fn_ - both;
+    if fp == 0 && fn_ == 0 {
+        return Ok(1.0);
+    }
+    Ok(2.0 * (tp * tn - fn_ * fp) as f64 / ((tp + fn_) * (fn_ + tn) + (tp + fp) * (fp + tn)) as f64)
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //!
 //! 1. [`prep`]: impute, log1p, clip, scale, one-hot ([`prep::PrepColumn`] records every fitted
 //!    number).
-//! 2. [`select_k`]: K-means ([`kmeans`]), mini-batch K-means, GMM or DBSCAN; k chosen by
-//!    silhouette with Calinski–Harabasz and Davies–Bouldin reported ([`metrics`]).
+//! 2. [`select_k`]: K-means ([`kmeans`]), mini-batch K-means, GMM or DBSCAN; k chosen by the
+//!    `select` rule (silhouette by default, stability, Calinski–Harabasz or Davies–Bouldin,
+//!    [`metrics`]) among the candidates that pass the segment-share and stability floors.
 //! 3. [`profile`]: segment ids ordered by size, profiles in original units, auto-names.
 //! 4. [`rfm`]: RFM quintiles and named segments, lifecycle stages, value tiers, actions.
 //! 5. Across runs: [`score`] with a saved model, [`align`] ids with the previous model,
@@ -37,6 +38,7 @@ pub mod transitions;
 
 pub use error::SegmentError;
 pub use kmeans::{KMeansAlgorithm, KMeansInit, KMeansModel, KMeansParams, KMeansValidParams};
+pub use metrics::adjusted_rand_score;
 pub use profile::SegmentProfile;
 pub use segmentation::{Features, FittedModel, Segmentation};
 pub use select_k::KScore;

@@ -1,9 +1,19 @@
 //! Fitting the clustering algorithm and choosing k.
 //!
-//! With `k = { min, max }` every k is fitted and the highest silhouette wins (the smaller k
-//! on a tie). Each candidate is scored with the silhouette (on one seeded sample of
-//! `silhouette_sample` rows shared by all candidates, exact when n is not above it),
-//! Calinski–Harabasz and Davies–Bouldin, as scikit-learn computes them.
+//! With `k = { min, max }` every k is fitted and scored: the silhouette (on one seeded sample
+//! of `silhouette_sample` rows shared by all candidates, exact when n is not above it),
+//! Calinski–Harabasz and Davies–Bouldin as scikit-learn computes them, the inertia, the
+//! smallest segment's share, and the bootstrap stability. `select` names the rule that picks k
+//! (highest silhouette by default), among the candidates that pass the `min_segment_share` and
+//! `min_stability` floors; the smaller k wins a tie.
+//!
+//! Stability follows the resampling idea of Ben-Hur, Elisseeff & Guyon (2002, "A stability
+//! based method for discovering structure in clustered data") and Hennig (2007, "Cluster-wise
+//! assessment of cluster stability"): refit k on a bootstrap resample of the silhouette sample,
+//! label the sample with the refit, and compare with the candidate's labels by the adjusted Rand
+//! index; the mean over `stability_resamples` seeded resamples. A k that splits a real group, or
+//! whose solution depends on where the fit starts, refits differently and scores low. Each refit
+//! is a single start (not `n_init`), so that dependence shows, at a cost of one fit per resample.
 
 use linfa::prelude::*;
 use linfa_clustering::{Dbscan, GaussianMixtureModel};
@@ -13,8 +23,8 @@ use rand_xoshiro::rand_core::SeedableRng;
 
 use super::error::SegmentError;
 use super::kmeans::{KMeansAlgorithm, KMeansModel, KMeansParams};
-use super::metrics::{calinski_harabasz_score, davies_bouldin_score, sample_rows, silhouette_many};
-use super::spec::{Algorithm, KChoice, SegmentationSpec};
+use super::metrics::{adjusted_rand_score, calinski_harabasz_score, davies_bouldin_score, sample_rows, silhouette_many};
+use super::spec::{Algorithm, KChoice, KSelect, SegmentationSpec, SelectRule};
 
 /// One row of `segmentation_k_selection`. Metrics are NaN where undefined (fewer than two
 /// clusters).
@@ -25,6 +35,10 @@ pub struct KScore {
     pub silhouette: f64,
     pub calinski_harabasz: f64,
     pub davies_bouldin: f64,
+    /// Mean adjusted Rand index of bootstrap refits (see the module notes); NaN for DBSCAN.
+    pub stability: f64,
+    /// The smallest segment's share of the clustered rows.
+    pub min_segment_share: f64,
     pub chosen: bool,
 }
 
@@ -47,6 +61,8 @@ pub struct Clustering {
 
 /// Offset of the fit sample's seed from `seed`, so that it is not the silhouette sample's draw.
 const FIT_SAMPLE_STREAM: u64 = 0x5eed_f17;
+/// Offset of the stability resamples' seeds from `seed`.
+const STABILITY_STREAM: u64 = 0x57ab_1e;
 
 /// Fits `spec.algorithm` and returns the chosen clustering of every row of `z` and the score
 /// table.
@@ -133,7 +149,9 @@ fn fit_rows(z: ArrayView2<f64>, spec: &SegmentationSpec) -> Result<(Clustering, 
         let mut c = fit_one(z, spec, k)?;
         let (candidate, candidates_n) = (i + 1, ks.len());
         tracing::info!(k = c.centroids.nrows(), candidate, candidates = candidates_n, inertia = c.inertia, iterations = c.n_iter, "clustering candidate");
-        let scored = score(z, &c, spec, &mut sample);
+        let mut scored = score(z, &c, spec, &mut sample);
+        let sizes = counts(c.labels.iter().copied(), c.centroids.nrows());
+        scored.min_segment_share = sizes.iter().min().map_or(f64::NAN, |&m| m as f64 / sizes.iter().sum::<usize>().max(1) as f64);
         if forget {
             c.labels = Vec::new();
         }
@@ -159,19 +177,16 @@ fn fit_rows(z: ArrayView2<f64>, spec: &SegmentationSpec) -> Result<(Clustering, 
             silhouette,
             calinski_harabasz: s.calinski_harabasz,
             davies_bouldin: s.davies_bouldin,
+            stability: match spec.algorithm {
+                Algorithm::Dbscan { .. } => f64::NAN,
+                _ => stability(zs.view(), &s.sampled, f.centroids.nrows(), spec),
+            },
+            min_segment_share: s.min_segment_share,
             chosen: false,
         })
         .collect();
-    // Highest silhouette, first (smallest k) on a tie; a lone candidate is chosen as is.
-    let mut best = 0;
-    for (i, s) in scores.iter().enumerate() {
-        if s.silhouette > scores[best].silhouette || scores[best].silhouette.is_nan() && !s.silhouette.is_nan() {
-            best = i;
-        }
-    }
-    if ks.len() > 1 && scores[best].silhouette.is_nan() {
-        return Err(SegmentError::Fit("no candidate k has a defined silhouette".into()));
-    }
+    // A lone candidate (a fixed k, DBSCAN) is chosen as is.
+    let best = if ks.len() > 1 { choose(&scores, &spec.select)? } else { 0 };
     scores[best].chosen = true;
     let (mut chosen, _) = candidates.swap_remove(best);
     if forget {
@@ -300,7 +315,89 @@ fn distinct(labels: &[usize]) -> usize {
 struct Scored {
     calinski_harabasz: f64,
     davies_bouldin: f64,
+    min_segment_share: f64,
     sampled: Vec<usize>,
+}
+
+/// The candidate `select` picks: the best value of its rule among those that pass the floors,
+/// the first (smallest k) on a tie.
+fn choose(scores: &[KScore], select: &KSelect) -> Result<usize, SegmentError> {
+    let (name, value): (&str, fn(&KScore) -> f64) = match select.rule {
+        SelectRule::Silhouette => ("silhouette", |s| s.silhouette),
+        SelectRule::Stability => ("stability", |s| s.stability),
+        SelectRule::CalinskiHarabasz => ("calinski_harabasz", |s| s.calinski_harabasz),
+        // Lower is better.
+        SelectRule::DaviesBouldin => ("davies_bouldin", |s| -s.davies_bouldin),
+    };
+    let passes = |s: &KScore| s.min_segment_share >= select.min_segment_share && select.min_stability.is_none_or(|m| s.stability >= m);
+    let mut best: Option<usize> = None;
+    for (i, s) in scores.iter().enumerate() {
+        if value(s).is_finite() && passes(s) && best.is_none_or(|b| value(s) > value(&scores[b])) {
+            best = Some(i);
+        }
+    }
+    best.ok_or_else(|| {
+        let tried: Vec<String> = scores
+            .iter()
+            .map(|s| format!("k = {}: {name} {:.3}, stability {:.3}, smallest segment {:.1} %", s.k, value(s).abs(), s.stability, 100.0 * s.min_segment_share))
+            .collect();
+        let floors = format!(
+            "min_segment_share = {}{}",
+            select.min_segment_share,
+            select.min_stability.map(|m| format!(", min_stability = {m}")).unwrap_or_default()
+        );
+        SegmentError::Fit(format!("no candidate k has a defined {name} and passes {floors} ({})", tried.join("; ")))
+    })
+}
+
+/// Mean adjusted Rand index between `labels` (a candidate's, on the silhouette sample `zs`) and
+/// the labels that refits of k on seeded bootstrap resamples of `zs` give the same rows; NaN if
+/// a refit fails (e.g. a singular mixture component).
+fn stability(zs: ArrayView2<f64>, labels: &[usize], k: usize, spec: &SegmentationSpec) -> f64 {
+    use rand::Rng;
+    let m = zs.nrows();
+    if m == 0 || k > m {
+        return f64::NAN;
+    }
+    let resamples = spec.select.stability_resamples;
+    let mut total = 0.0;
+    for b in 0..resamples {
+        let seed = spec.seed.wrapping_add(STABILITY_STREAM).wrapping_add(b as u64);
+        let mut rng = Xoshiro256Plus::seed_from_u64(seed);
+        let rows: Vec<usize> = (0..m).map(|_| rng.gen_range(0..m)).collect();
+        let refit = match refit_labels(select_rows(zs, &rows).view(), zs, k, spec, seed) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(k, resample = b, "stability refit failed: {e}");
+                return f64::NAN;
+            }
+        };
+        total += adjusted_rand_score(labels, &refit).unwrap_or(f64::NAN);
+    }
+    total / resamples as f64
+}
+
+/// Fits k on `boot` (one start, seeded by `seed`) and labels every row of `zs` with the fit.
+fn refit_labels(boot: ArrayView2<f64>, zs: ArrayView2<f64>, k: usize, spec: &SegmentationSpec, seed: u64) -> Result<Vec<usize>, SegmentError> {
+    match spec.algorithm {
+        Algorithm::Gmm => {
+            let gmm = GaussianMixtureModel::params_with_rng(k, Xoshiro256Plus::seed_from_u64(seed))
+                .n_runs(1)
+                .max_n_iterations(spec.max_iter)
+                .tolerance(spec.tol)
+                .fit(&DatasetBase::from(boot.as_standard_layout().into_owned()))
+                .map_err(|e| SegmentError::Fit(format!("gaussian mixture with k = {k}: {e}")))?;
+            Ok(gmm.predict(&zs.as_standard_layout()).to_vec())
+        }
+        _ => {
+            let algorithm = match spec.algorithm {
+                Algorithm::MiniBatchKMeans { batch_size } => KMeansAlgorithm::MiniBatch { batch_size },
+                _ => KMeansAlgorithm::Lloyd,
+            };
+            let model = KMeansParams::new(k, seed).n_init(1).max_iter(spec.max_iter).tol(spec.tol).algorithm(algorithm).fit(&DatasetBase::from(boot))?;
+            Ok(model.assign(zs).0.to_vec())
+        }
+    }
 }
 
 /// Scores one candidate; DBSCAN noise rows are left out, as they belong to no cluster. The
@@ -325,6 +422,7 @@ fn score(z: ArrayView2<f64>, c: &Clustering, spec: &SegmentationSpec, sample: &m
     Scored {
         calinski_harabasz: calinski_harabasz_score(zc, &labels).unwrap_or(f64::NAN),
         davies_bouldin: davies_bouldin_score(zc, &labels).unwrap_or(f64::NAN),
+        min_segment_share: f64::NAN,
         sampled: rows.iter().map(|&i| labels[i]).collect(),
     }
 }
@@ -416,5 +514,47 @@ mod tests {
         assert_eq!(one.centroids, four.centroids);
         assert_eq!(one.labels, four.labels);
         assert_eq!(one_scores, four_scores);
+    }
+
+    fn row(k: usize, silhouette: f64, stability: f64, min_segment_share: f64, davies_bouldin: f64) -> KScore {
+        KScore { k, inertia: 1.0, silhouette, calinski_harabasz: silhouette * 100.0, davies_bouldin, stability, min_segment_share, chosen: false }
+    }
+
+    #[test]
+    fn each_select_rule_picks_its_best_among_the_candidates_that_pass_the_floors() {
+        let rows = [row(2, 0.50, 0.70, 0.40, 0.9), row(3, 0.45, 0.95, 0.20, 0.7), row(4, 0.50, 0.80, 0.03, 0.8), row(5, 0.30, 0.95, 0.10, 1.2)];
+        let pick = |rule, min_stability, min_segment_share| {
+            choose(&rows, &KSelect { rule, min_stability, min_segment_share, stability_resamples: 10 }).map(|i| rows[i].k)
+        };
+        // A tie goes to the smaller k.
+        assert_eq!(pick(SelectRule::Silhouette, None, 0.0).unwrap(), 2);
+        assert_eq!(pick(SelectRule::Stability, None, 0.0).unwrap(), 3);
+        assert_eq!(pick(SelectRule::CalinskiHarabasz, None, 0.0).unwrap(), 2);
+        assert_eq!(pick(SelectRule::DaviesBouldin, None, 0.0).unwrap(), 3);
+        // Silhouette with a stability floor; a segment-share floor.
+        assert_eq!(pick(SelectRule::Silhouette, Some(0.75), 0.0).unwrap(), 4);
+        assert_eq!(pick(SelectRule::Silhouette, Some(0.75), 0.05).unwrap(), 3);
+        assert_eq!(pick(SelectRule::DaviesBouldin, None, 0.25).unwrap(), 2);
+        let err = pick(SelectRule::Silhouette, Some(0.99), 0.0).unwrap_err().to_string();
+        assert!(err.contains("min_stability = 0.99") && err.contains("k = 3: silhouette 0.450, stability 0.950, smallest segment 20.0 %"), "{err}");
+    }
+
+    #[test]
+    fn stability_is_highest_at_the_true_k_and_reproducible_for_a_seed() {
+        let x = blobs(2_000);
+        let s = spec(1_000_000, Algorithm::KMeans);
+        let (_, scores) = fit(x.view(), &s).unwrap();
+        let at = |k: usize| scores.iter().find(|r| r.k == k).unwrap().stability;
+        assert!(at(4) > 0.99, "{scores:?}");
+        for k in [2, 3, 5, 6] {
+            assert!(at(k) < at(4), "k = {k}: {scores:?}");
+        }
+        let (_, again) = fit(x.view(), &s).unwrap();
+        assert_eq!(scores, again);
+        // Each blob is a quarter of the rows.
+        assert!((scores.iter().find(|r| r.k == 4).unwrap().min_segment_share - 0.25).abs() < 1e-12);
+        // Choosing by stability finds the four blobs too.
+        let by_stability = SegmentationSpec { select: KSelect { rule: SelectRule::Stability, ..KSelect::default() }, ..s };
+        assert_eq!(fit(x.view(), &by_stability).unwrap().0.centroids.nrows(), 4);
     }
 }

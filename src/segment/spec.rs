@@ -20,8 +20,58 @@ pub enum Scale {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KChoice {
     Fixed(usize),
-    /// Try every k in `min..=max` and keep the highest silhouette.
+    /// Try every k in `min..=max` and keep the best by [`KSelect`].
     Range { min: usize, max: usize },
+}
+
+/// The rule that picks k among the candidates of `k = { min, max }` (`select`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectRule {
+    /// Highest mean silhouette (the default).
+    Silhouette,
+    /// Highest bootstrap stability (mean adjusted Rand index of refits).
+    Stability,
+    /// Highest Calinski–Harabasz ratio.
+    CalinskiHarabasz,
+    /// Lowest Davies–Bouldin index.
+    DaviesBouldin,
+}
+
+impl SelectRule {
+    /// The job-file name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SelectRule::Silhouette => "silhouette",
+            SelectRule::Stability => "stability",
+            SelectRule::CalinskiHarabasz => "calinski_harabasz",
+            SelectRule::DaviesBouldin => "davies_bouldin",
+        }
+    }
+}
+
+/// How k is chosen: a rule, applied to the candidates that pass the floors. Ties go to the
+/// smaller k.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KSelect {
+    pub rule: SelectRule,
+    /// Candidates less stable than this are not chosen (`min_stability`).
+    pub min_stability: Option<f64>,
+    /// Candidates whose smallest segment holds less than this share of the fitted rows are not
+    /// chosen (`min_segment_share`; 0 = no floor).
+    pub min_segment_share: f64,
+    /// Bootstrap refits per candidate for its stability (`stability_resamples`).
+    pub stability_resamples: usize,
+}
+
+impl Default for KSelect {
+    fn default() -> Self {
+        KSelect {
+            rule: SelectRule::Silhouette,
+            min_stability: None,
+            min_segment_share: 0.0,
+            stability_resamples: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -83,6 +133,7 @@ pub struct SegmentationSpec {
     pub max_iter: u64,
     pub tol: f64,
     pub silhouette_sample: usize,
+    pub select: KSelect,
     /// K-means, mini-batch and GMM candidates (and the k choice) are fitted on a seeded sample
     /// of at most this many rows; every row is then assigned by the chosen model. With no more
     /// rows than this, the fit uses every row, exactly as without a sample.
@@ -148,6 +199,7 @@ pub(crate) fn test_spec(k: KChoice) -> SegmentationSpec {
         max_iter: 100,
         tol: 1e-6,
         silhouette_sample: 20_000,
+        select: KSelect::default(),
         fit_sample: 1_000_000,
         mode: crate::model_mode::ModelMode::Refit,
         model_from: crate::model_mode::ModelFrom::Latest,

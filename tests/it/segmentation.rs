@@ -116,6 +116,47 @@ fn separated_blobs_choose_the_true_k_and_metrics_equal_sklearn() {
     // Our K-means lands at least as low as scikit-learn's (within 0.1 %).
     let (ours, theirs) = (c[1].as_f64().unwrap(), sk["sklearn_inertia"].as_f64().unwrap());
     assert!(ours <= theirs * 1.001, "inertia: segvalue {ours} vs scikit-learn {theirs}");
+    // The true k refits the same on every bootstrap resample, and its smallest segment's share
+    // is what the published segments say.
+    let stab = duckdb(&format!(
+        "SELECT stability, min_segment_share FROM read_parquet('{}') WHERE chosen",
+        table(&j, "segmentation_k_selection")
+    ));
+    assert!(stab[0][0].as_f64().unwrap() > 0.99, "{stab:?}");
+    let smallest = duckdb(&format!(
+        "SELECT min(n) / sum(n) FROM (SELECT count(*)::DOUBLE AS n FROM read_parquet('{}') GROUP BY segment_id)",
+        table(&j, "customer_segments")
+    ));
+    assert!(rel_eq(stab[0][1].as_f64().unwrap(), smallest[0][0].as_f64().unwrap(), 1e-12), "{stab:?} vs {smallest:?}");
+}
+
+/// The adjusted Rand index behind `stability` against scikit-learn's `adjusted_rand_score`, on
+/// labelings from identical to independent, with label values that differ between the sides.
+#[test]
+fn adjusted_rand_index_equals_sklearn() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let mut pairs: Vec<(Vec<usize>, Vec<usize>)> = Vec::new();
+    for (n, ka, kb, agree) in [(500, 4, 4, 1.0), (500, 4, 4, 0.9), (1000, 3, 6, 0.6), (2000, 8, 5, 0.0), (50, 1, 3, 0.5), (300, 5, 5, 0.99)] {
+        let a: Vec<usize> = (0..n).map(|_| rng.gen_range(0..ka)).collect();
+        // b relabels a (values shifted, so equal partitions have different labels) or draws anew.
+        let b: Vec<usize> = a.iter().map(|&l| if rng.r#gen::<f64>() < agree { (l * 7 + 3) % (ka * 7 + 3) } else { rng.gen_range(0..kb) }).collect();
+        pairs.push((a, b));
+    }
+    let input = serde_json::to_string(&pairs).unwrap();
+    let script = "import json, sys\nfrom sklearn.metrics import adjusted_rand_score as ari\nprint(json.dumps([ari(a, b) for a, b in json.loads(sys.stdin.read())]))";
+    let mut child = std::process::Command::new(python())
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let theirs: Vec<f64> = serde_json::from_slice(&out.stdout).expect("scikit-learn's values");
+    for ((a, b), want) in pairs.iter().zip(theirs) {
+        let got = segvalue::segment::adjusted_rand_score(a, b).unwrap();
+        assert!((got - want).abs() <= 1e-12, "n = {}: segvalue {got} vs scikit-learn {want}", a.len());
+    }
 }
 
 #[test]

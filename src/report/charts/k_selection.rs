@@ -1,11 +1,11 @@
-//! Chart 1, choosing k: mean silhouette (left axis) and inertia (right axis) against k, the
-//! chosen k marked by a dashed line.
+//! Chart 1, choosing k: mean silhouette and bootstrap stability (left axis) and inertia (right
+//! axis) against k, the chosen k marked by a dashed line.
 
 use plotters::prelude::*;
 
 use super::axes::{Ticks, axis_fmt, numeric, value_range};
 use super::canvas::{Glyph, fail, legend, svg};
-use super::theme::{BLUE, DESC, H, INK, LABEL, MUTED, ORANGE, W, axes, text};
+use super::theme::{BLUE, DESC, GREEN, H, INK, LABEL, MUTED, ORANGE, W, axes, text};
 use crate::report::error::ReportError;
 use crate::report::model::KSelection;
 
@@ -20,7 +20,7 @@ pub(in crate::report) fn k_selection(ks: &KSelection) -> Result<String, ReportEr
     let step = (kmax - kmin) / 20 + 1;
     let ticks: Vec<f64> = (kmin..=kmax).step_by(step).map(|k| k as f64).collect();
     let x = (kmin as f64 - 0.5)..(kmax as f64 + 0.5);
-    let sil = value_range(rows.iter().map(|r| r.silhouette), 0.1);
+    let sil = value_range(rows.iter().flat_map(|r| [r.silhouette, r.stability]), 0.1);
     let inertia = value_range(rows.iter().map(|r| r.inertia), 0.1);
     let chosen = ks.chosen_k as f64;
 
@@ -39,7 +39,7 @@ pub(in crate::report) fn k_selection(ks: &KSelection) -> Result<String, ReportEr
             })
             .y_label_formatter(&axis_fmt(&sil))
             .x_desc("k (number of segments)")
-            .y_desc("silhouette")
+            .y_desc("silhouette, stability")
             .draw()?;
         chart
             .configure_secondary_axes()
@@ -63,6 +63,10 @@ pub(in crate::report) fn k_selection(ks: &KSelection) -> Result<String, ReportEr
             chart.draw_series(LineSeries::new(run.clone(), BLUE.stroke_width(2)))?;
             chart.draw_series(run.into_iter().map(|p| Circle::new(p, 4, BLUE.filled())))?;
         }
+        for run in finite_runs(rows.iter().map(|r| (r.k as f64, r.stability))) {
+            chart.draw_series(LineSeries::new(run.clone(), GREEN.stroke_width(2)))?;
+            chart.draw_series(run.into_iter().map(|p| Cross::new(p, 4, GREEN.stroke_width(2))))?;
+        }
         let left = chart.plotting_area().get_pixel_range().0.start;
         let chosen_label = format!("chosen k = {}", ks.chosen_k);
         legend(
@@ -70,6 +74,7 @@ pub(in crate::report) fn k_selection(ks: &KSelection) -> Result<String, ReportEr
             (left, 16),
             &[
                 (Glyph::Line(BLUE), "silhouette"),
+                (Glyph::Line(GREEN), "stability"),
                 (Glyph::Line(ORANGE), "inertia"),
                 (Glyph::Dashed(MUTED), chosen_label.as_str()),
             ],

@@ -17,6 +17,7 @@ pub(super) const SMALL: f64 = 13.5;
 pub(super) const BLUE: RGBColor = RGBColor(0x4E, 0x79, 0xA7);
 pub(super) const LIGHT_BLUE: RGBColor = RGBColor(0xBF, 0xD1, 0xE5);
 pub(super) const ORANGE: RGBColor = RGBColor(0xE1, 0x7C, 0x1C);
+pub(super) const GREEN: RGBColor = RGBColor(0x3B, 0x8A, 0x3E);
 pub(super) const GRID: RGBColor = RGBColor(0xE3, 0xE6, 0xEA);
 pub(super) const INK: RGBColor = RGBColor(0x1D, 0x24, 0x30);
 pub(super) const MUTED: RGBColor = RGBColor(0x6A, 0x74, 0x83);
