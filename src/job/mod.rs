@@ -183,7 +183,7 @@ root = "out"
         let err = parse(&format!("{MINIMAL}\n{seg}algorithm='x'\n")).unwrap_err().to_string();
         assert_eq!(
             err,
-            "/jobs/t.toml: segmentation.algorithm: unknown algorithm 'x' (expected kmeans, minibatch_kmeans, dbscan or gmm)"
+            "/jobs/t.toml: segmentation.algorithm: unknown algorithm 'x' (expected kmeans, minibatch_kmeans, dbscan, gmm or hierarchical)"
         );
         let err = parse(&format!("{MINIMAL}\n{seg}mode='x'\n")).unwrap_err().to_string();
         assert_eq!(err, "/jobs/t.toml: segmentation.mode: unknown mode 'x' (expected refit or score)");
@@ -226,6 +226,15 @@ root = "out"
             let err = select(extra).unwrap_err();
             assert!(err.starts_with(&format!("/jobs/t.toml: {want}")), "{extra}: {err}");
         }
+    }
+
+    #[test]
+    fn hierarchical_fits_a_bounded_sample() {
+        let seg = "[segmentation]\nview='v'\nid='c'\nfeatures=['a']\nalgorithm='hierarchical'\n";
+        assert_eq!(parse(&format!("{MINIMAL}\n{seg}")).unwrap().segmentation.unwrap().fit_sample, 5_000);
+        let err = parse(&format!("{MINIMAL}\n{seg}fit_sample=1000000\n")).unwrap_err().to_string();
+        assert!(err.starts_with("/jobs/t.toml: segmentation.fit_sample: the Ward linkage holds every pairwise distance, so at most 20000 rows"), "{err}");
+        assert!(parse(&format!("{MINIMAL}\n{seg}mode='score'\n")).is_ok());
     }
 
     #[test]

@@ -74,6 +74,12 @@ impl Choice for SelectRule {
     ];
 }
 
+/// Rows the Ward linkage is fitted on by default (`fit_sample` for `hierarchical`): its
+/// n(n − 1)/2 distances are 100 MB here; the other rows join the nearest cluster mean.
+pub const DEFAULT_LINKAGE_ROWS: usize = 5_000;
+/// The most rows a Ward linkage may hold: 20,000 rows are 1.6 GB of distances.
+pub const MAX_LINKAGE_ROWS: usize = 20_000;
+
 /// The most bootstrap refits per candidate k (each is a fit on the silhouette sample).
 pub const MAX_STABILITY_RESAMPLES: usize = 1000;
 
@@ -84,6 +90,7 @@ enum AlgorithmName {
     MiniBatchKMeans,
     Dbscan,
     Gmm,
+    Hierarchical,
 }
 
 impl Choice for AlgorithmName {
@@ -93,6 +100,7 @@ impl Choice for AlgorithmName {
         ("minibatch_kmeans", AlgorithmName::MiniBatchKMeans),
         ("dbscan", AlgorithmName::Dbscan),
         ("gmm", AlgorithmName::Gmm),
+        ("hierarchical", AlgorithmName::Hierarchical),
     ];
 }
 
@@ -233,6 +241,7 @@ pub(super) fn validate_segmentation(s: SegmentationSection) -> Result<Segmentati
             }
             Algorithm::Gmm
         }
+        AlgorithmName::Hierarchical => Algorithm::Hierarchical,
     };
     for (k, present, ok) in [
         ("batch_size", s.batch_size.is_some(), matches!(algorithm, Algorithm::MiniBatchKMeans { .. })),
@@ -278,7 +287,11 @@ pub(super) fn validate_segmentation(s: SegmentationSection) -> Result<Segmentati
     // A million prepared rows of ten columns is 80 MB and a K-means fit of seconds; at 10M
     // orders a 1M sample chose the same k and 99.98 % of the same segments as all 1.76M rows
     // (BENCHMARKS.md, "Fitting on a sample").
-    let fit_sample = s.fit_sample.unwrap_or(1_000_000);
+    let fit_sample = s.fit_sample.unwrap_or(if algorithm == Algorithm::Hierarchical { DEFAULT_LINKAGE_ROWS } else { 1_000_000 });
+    if algorithm == Algorithm::Hierarchical && fit_sample > MAX_LINKAGE_ROWS {
+        let message = format!("the Ward linkage holds every pairwise distance, so at most {MAX_LINKAGE_ROWS} rows (1.6 GB), got {fit_sample}");
+        return invalid("fit_sample", message.into());
+    }
     let k_max = match k {
         KChoice::Fixed(k) => k,
         KChoice::Range { max, .. } => max,
@@ -287,10 +300,10 @@ pub(super) fn validate_segmentation(s: SegmentationSection) -> Result<Segmentati
         return invalid("fit_sample", format!("must be at least the largest k ({}), got {fit_sample}", k_max.max(2)).into());
     }
     let (mode, model_from) = parse_model_mode("segmentation", s.mode.as_deref(), s.model_from.as_deref())?;
-    if mode == ModelMode::Score && !matches!(algorithm, Algorithm::KMeans | Algorithm::MiniBatchKMeans { .. }) {
+    if mode == ModelMode::Score && !matches!(algorithm, Algorithm::KMeans | Algorithm::MiniBatchKMeans { .. } | Algorithm::Hierarchical) {
         return invalid(
             "mode",
-            "score assigns to the nearest saved centroid, so it needs algorithm kmeans or minibatch_kmeans".into(),
+            "score assigns to the nearest saved centroid, so it needs algorithm kmeans, minibatch_kmeans or hierarchical".into(),
         );
     }
     let drift_warn_psi = s.drift_warn_psi.unwrap_or(0.25);

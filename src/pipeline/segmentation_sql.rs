@@ -59,10 +59,10 @@ const RFM: &str = "__segvalue_rfm";
 const SAMPLE_SALT: &str = "segvalue/segmentation";
 
 /// Whether this stage runs here: more customers than `fit_sample` and a model that assigns
-/// new rows by the nearest centroid (K-means, mini-batch K-means, any saved model). DBSCAN
+/// new rows by the nearest centroid (K-means, mini-batch K-means, Ward, any saved model). DBSCAN
 /// and GMM refits stay on the driver.
 pub(super) fn applies(spec: &SegmentationSpec, rows: u64) -> bool {
-    let by_centroid = spec.mode == ModelMode::Score || matches!(spec.algorithm, Algorithm::KMeans | Algorithm::MiniBatchKMeans { .. });
+    let by_centroid = spec.mode == ModelMode::Score || matches!(spec.algorithm, Algorithm::KMeans | Algorithm::MiniBatchKMeans { .. } | Algorithm::Hierarchical);
     by_centroid && rows > spec.fit_sample as u64
 }
 

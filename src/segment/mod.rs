@@ -3,7 +3,8 @@
 //!
 //! 1. [`prep`]: impute, log1p, clip, scale, one-hot ([`prep::PrepColumn`] records every fitted
 //!    number).
-//! 2. [`select_k`]: K-means ([`kmeans`]), mini-batch K-means, GMM or DBSCAN; k chosen by the
+//! 2. [`select_k`]: K-means ([`kmeans`]), mini-batch K-means, GMM, DBSCAN or Ward
+//!    ([`hierarchical`]); k chosen by the
 //!    `select` rule (silhouette by default, stability, Calinski–Harabasz or Davies–Bouldin,
 //!    [`metrics`]) among the candidates that pass the segment-share and stability floors.
 //! 3. [`profile`]: segment ids ordered by size, profiles in original units, auto-names.
@@ -25,6 +26,7 @@
 pub mod align;
 pub mod drift;
 mod error;
+pub mod hierarchical;
 mod kmeans;
 mod metrics;
 pub mod prep;

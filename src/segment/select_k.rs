@@ -22,6 +22,7 @@ use rand_xoshiro::Xoshiro256Plus;
 use rand_xoshiro::rand_core::SeedableRng;
 
 use super::error::SegmentError;
+use super::hierarchical::{self, Tree};
 use super::kmeans::{KMeansAlgorithm, KMeansModel, KMeansParams};
 use super::metrics::{adjusted_rand_score, calinski_harabasz_score, davies_bouldin_score, sample_rows, silhouette_many};
 use super::spec::{Algorithm, KChoice, KSelect, SegmentationSpec, SelectRule};
@@ -145,8 +146,10 @@ fn fit_rows(z: ArrayView2<f64>, spec: &SegmentationSpec) -> Result<(Clustering, 
     let forget = ks.len() > 1 && matches!(spec.algorithm, Algorithm::KMeans | Algorithm::MiniBatchKMeans { .. });
     let mut sample: Option<(Vec<usize>, Array2<f64>)> = None;
     let mut candidates = Vec::with_capacity(ks.len());
+    // One Ward linkage serves every k.
+    let mut tree: Option<Tree> = None;
     for (i, &k) in ks.iter().enumerate() {
-        let mut c = fit_one(z, spec, k)?;
+        let mut c = fit_one(z, spec, k, &mut tree)?;
         let (candidate, candidates_n) = (i + 1, ks.len());
         tracing::info!(k = c.centroids.nrows(), candidate, candidates = candidates_n, inertia = c.inertia, iterations = c.n_iter, "clustering candidate");
         let mut scored = score(z, &c, spec, &mut sample);
@@ -177,14 +180,17 @@ fn fit_rows(z: ArrayView2<f64>, spec: &SegmentationSpec) -> Result<(Clustering, 
             silhouette,
             calinski_harabasz: s.calinski_harabasz,
             davies_bouldin: s.davies_bouldin,
-            stability: match spec.algorithm {
-                Algorithm::Dbscan { .. } => f64::NAN,
-                _ => stability(zs.view(), &s.sampled, f.centroids.nrows(), spec),
-            },
+            stability: f64::NAN,
             min_segment_share: s.min_segment_share,
             chosen: false,
         })
         .collect();
+    if !matches!(spec.algorithm, Algorithm::Dbscan { .. }) {
+        let labelings: Vec<(usize, &[usize])> = candidates.iter().map(|(f, s)| (f.centroids.nrows(), s.sampled.as_slice())).collect();
+        for (row, value) in scores.iter_mut().zip(stabilities(zs.view(), &labelings, spec)) {
+            row.stability = value;
+        }
+    }
     // A lone candidate (a fixed k, DBSCAN) is chosen as is.
     let best = if ks.len() > 1 { choose(&scores, &spec.select)? } else { 0 };
     scores[best].chosen = true;
@@ -201,7 +207,7 @@ fn fit_rows(z: ArrayView2<f64>, spec: &SegmentationSpec) -> Result<(Clustering, 
     Ok((chosen, scores))
 }
 
-fn fit_one(z: ArrayView2<f64>, spec: &SegmentationSpec, k: usize) -> Result<Clustering, SegmentError> {
+fn fit_one(z: ArrayView2<f64>, spec: &SegmentationSpec, k: usize, tree: &mut Option<Tree>) -> Result<Clustering, SegmentError> {
     // linfa's GMM and k-d tree need row-major data; the prepared matrix is column-major, which
     // our K-means reads in place, so only those two get a row-major copy.
     let row_major = || z.as_standard_layout().into_owned();
@@ -252,6 +258,13 @@ fn fit_one(z: ArrayView2<f64>, spec: &SegmentationSpec, k: usize) -> Result<Clus
                 gmm: Some(gmm),
                 ..from_labels(z, labels.iter().map(|&l| Some(l)).collect(), k, 0)
             })
+        }
+        Algorithm::Hierarchical => {
+            if k > z.nrows() {
+                return Err(SegmentError::TooFewRows { k, rows: z.nrows() });
+            }
+            let labels = tree.get_or_insert_with(|| hierarchical::ward(z)).cut(k);
+            Ok(from_labels(z, labels.into_iter().map(Some).collect(), k, 0))
         }
         Algorithm::Dbscan { eps, min_points } => {
             let labels = Dbscan::params(min_points)
@@ -350,36 +363,46 @@ fn choose(scores: &[KScore], select: &KSelect) -> Result<usize, SegmentError> {
     })
 }
 
-/// Mean adjusted Rand index between `labels` (a candidate's, on the silhouette sample `zs`) and
-/// the labels that refits of k on seeded bootstrap resamples of `zs` give the same rows; NaN if
-/// a refit fails (e.g. a singular mixture component).
-fn stability(zs: ArrayView2<f64>, labels: &[usize], k: usize, spec: &SegmentationSpec) -> f64 {
+/// Per candidate `(k, labels)` (labels on the silhouette sample `zs`), the mean adjusted Rand
+/// index between its labels and those that refits of k on seeded bootstrap resamples of `zs`
+/// give the same rows. Every candidate sees the same resamples; NaN for a candidate whose refit
+/// fails (e.g. a singular mixture component).
+fn stabilities(zs: ArrayView2<f64>, candidates: &[(usize, &[usize])], spec: &SegmentationSpec) -> Vec<f64> {
     use rand::Rng;
     let m = zs.nrows();
-    if m == 0 || k > m {
-        return f64::NAN;
-    }
     let resamples = spec.select.stability_resamples;
-    let mut total = 0.0;
+    let mut totals: Vec<f64> = candidates.iter().map(|&(k, _)| if m == 0 || k > m { f64::NAN } else { 0.0 }).collect();
     for b in 0..resamples {
         let seed = spec.seed.wrapping_add(STABILITY_STREAM).wrapping_add(b as u64);
         let mut rng = Xoshiro256Plus::seed_from_u64(seed);
         let rows: Vec<usize> = (0..m).map(|_| rng.gen_range(0..m)).collect();
-        let refit = match refit_labels(select_rows(zs, &rows).view(), zs, k, spec, seed) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::warn!(k, resample = b, "stability refit failed: {e}");
-                return f64::NAN;
+        let boot = select_rows(zs, &rows);
+        let tree = (spec.algorithm == Algorithm::Hierarchical).then(|| hierarchical::ward(boot.view()));
+        for (total, &(k, labels)) in totals.iter_mut().zip(candidates) {
+            if total.is_nan() {
+                continue;
             }
-        };
-        total += adjusted_rand_score(labels, &refit).unwrap_or(f64::NAN);
+            match refit_labels(boot.view(), zs, k, spec, seed, tree.as_ref()) {
+                Ok(refit) => *total += adjusted_rand_score(labels, &refit).unwrap_or(f64::NAN),
+                Err(e) => {
+                    tracing::warn!(k, resample = b, "stability refit failed: {e}");
+                    *total = f64::NAN;
+                }
+            }
+        }
     }
-    total / resamples as f64
+    totals.into_iter().map(|t| t / resamples as f64).collect()
 }
 
-/// Fits k on `boot` (one start, seeded by `seed`) and labels every row of `zs` with the fit.
-fn refit_labels(boot: ArrayView2<f64>, zs: ArrayView2<f64>, k: usize, spec: &SegmentationSpec, seed: u64) -> Result<Vec<usize>, SegmentError> {
+/// Fits k on `boot` (one start, seeded by `seed`; Ward: a cut of `tree`, the linkage of `boot`)
+/// and labels every row of `zs` with the fit.
+fn refit_labels(boot: ArrayView2<f64>, zs: ArrayView2<f64>, k: usize, spec: &SegmentationSpec, seed: u64, tree: Option<&Tree>) -> Result<Vec<usize>, SegmentError> {
     match spec.algorithm {
+        Algorithm::Hierarchical => {
+            let tree = tree.ok_or_else(|| SegmentError::Fit("no linkage for the hierarchical refit".into()))?;
+            let means = from_labels(boot, tree.cut(k).into_iter().map(Some).collect(), k, 0).centroids;
+            Ok(KMeansModel { centroids: means, inertia: 0.0, n_iter: 0, relocated: 0 }.assign(zs).0.to_vec())
+        }
         Algorithm::Gmm => {
             let gmm = GaussianMixtureModel::params_with_rng(k, Xoshiro256Plus::seed_from_u64(seed))
                 .n_runs(1)

@@ -81,6 +81,8 @@ pub enum Algorithm {
     Dbscan { eps: f64, min_points: usize },
     /// Full covariance is the only type linfa-clustering 0.8 implements.
     Gmm,
+    /// Agglomerative, Ward linkage ([`super::hierarchical`]).
+    Hierarchical,
 }
 
 impl Algorithm {
@@ -91,6 +93,7 @@ impl Algorithm {
             Algorithm::MiniBatchKMeans { .. } => "minibatch_kmeans",
             Algorithm::Dbscan { .. } => "dbscan",
             Algorithm::Gmm => "gmm",
+            Algorithm::Hierarchical => "hierarchical",
         }
     }
 }

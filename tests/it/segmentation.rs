@@ -130,6 +130,27 @@ fn separated_blobs_choose_the_true_k_and_metrics_equal_sklearn() {
     assert!(rel_eq(stab[0][1].as_f64().unwrap(), smallest[0][0].as_f64().unwrap(), 1e-12), "{stab:?} vs {smallest:?}");
 }
 
+/// Ward's linkage against scikit-learn's `AgglomerativeClustering(linkage="ward")` on the same
+/// rows: the same partition (adjusted Rand index 1), with more clusters than blobs so that the
+/// order of the merges inside a blob decides the answer.
+#[test]
+fn hierarchical_labels_equal_sklearn_ward() {
+    let j = blobs_job(2000, false, "scale = \"none\"\nalgorithm = \"hierarchical\"\nk = 9");
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    let script = "import sys, json, duckdb\n\
+                  from sklearn.cluster import AgglomerativeClustering\n\
+                  from sklearn.metrics import adjusted_rand_score\n\
+                  rows = duckdb.sql(f\"SELECT b.x1, b.x2, b.x3, b.x4, s.segment_id FROM read_parquet('{sys.argv[1]}') b \
+                  JOIN read_parquet('{sys.argv[2]}') s USING (customer_id) ORDER BY customer_id\").fetchall()\n\
+                  X = [r[:4] for r in rows]\n\
+                  sk = AgglomerativeClustering(n_clusters=9, linkage='ward').fit_predict(X)\n\
+                  print(json.dumps({'rows': len(rows), 'ari': adjusted_rand_score(sk, [r[4] for r in rows])}))";
+    let source = j.dir.path().join("blobs/part-0.parquet");
+    let sk = python_json(&["-c", script, source.to_str().unwrap(), &table(&j, "customer_segments")]);
+    assert_eq!(sk["rows"], 2000);
+    assert_eq!(sk["ari"].as_f64(), Some(1.0), "segvalue's Ward partition differs from scikit-learn's: {sk}");
+}
+
 /// The adjusted Rand index behind `stability` against scikit-learn's `adjusted_rand_score`, on
 /// labelings from identical to independent, with label values that differ between the sides.
 #[test]
@@ -165,6 +186,9 @@ fn minibatch_gmm_and_dbscan_find_the_blobs() {
         ("minibatch_kmeans", "k = 5\nbatch_size = 256"),
         ("gmm", "k = 5\nn_init = 2"),
         ("dbscan", "eps = 1.5\nmin_points = 10"),
+        ("hierarchical", "k = 5"),
+        // The linkage on a sample; the engine assigns the other rows to the nearest mean.
+        ("hierarchical", "k = 5\nfit_sample = 500"),
     ] {
         let j = blobs_job(2000, false, &format!("scale = \"none\"\nalgorithm = \"{algorithm}\"\n{extra}"));
         segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
@@ -216,7 +240,7 @@ fn nulls_without_imputation_name_the_view_and_column() {
 #[test]
 fn bad_segmentation_configs_are_clear_errors() {
     let cases = [
-        ("k = 3\nalgorithm = \"kmedoids\"", 2, "segmentation.algorithm: unknown algorithm 'kmedoids' (expected kmeans, minibatch_kmeans, dbscan or gmm)"),
+        ("k = 3\nalgorithm = \"kmedoids\"", 2, "segmentation.algorithm: unknown algorithm 'kmedoids' (expected kmeans, minibatch_kmeans, dbscan, gmm or hierarchical)"),
         ("k = 3\nscale = \"l2\"", 2, "segmentation.scale: unknown scale 'l2'"),
         ("k = 3\n[segmentation.columns.x9]\nimpute = \"mean\"", 2, "segmentation.columns.x9: 'x9' is not in features"),
         ("algorithm = \"dbscan\"", 2, "segmentation.eps: dbscan needs eps"),
