@@ -6,9 +6,10 @@ use ndarray::Array2;
 
 use crate::clv::{self, BgNbdParams, PurchaseTuple};
 use crate::report::{
-    HoldoutBucket, KRow, KSelection, PAliveMatrix, ProfileHeatmap, ReportData, SegmentSize, SegmentValues,
+    HoldoutBucket, KRow, KSelection, PAliveMatrix, ProfileHeatmap, ReportData, SegmentRuleText, SegmentSize, SegmentValues,
 };
 use crate::segment::Segmentation;
+use crate::segment::rules::SegmentRule;
 
 /// The segmentation's charts: k choice, sizes, profile heat map, CLV by segment.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +27,7 @@ pub(super) fn segmentation_charts(
     x: &Array2<f64>,
     seg: &Segmentation,
     clv: Option<&[(i32, f64)]>,
+    rules: &[SegmentRule],
 ) -> SegmentationCharts {
     let chosen_k = seg.k_selection.iter().find(|r| r.chosen).map_or(seg.k, |r| r.k);
     let k_selection = KSelection {
@@ -35,7 +37,15 @@ pub(super) fn segmentation_charts(
     let segments = seg
         .profiles
         .iter()
-        .map(|p| SegmentSize { id: p.segment_id as i64, name: p.name.clone(), customers: p.customers as u64 })
+        .map(|p| {
+            let rule = rules.iter().find(|r| r.segment_id == p.segment_id);
+            SegmentSize {
+                id: p.segment_id as i64,
+                name: p.name.clone(),
+                customers: p.customers as u64,
+                rule: rule.map(|r| SegmentRuleText { rule: r.text(features), precision: r.precision, coverage: r.coverage }),
+            }
+        })
         .collect();
     // Each segment's mean as a z-score against all customers, whatever scaling the model used.
     let (mean, sd): (Vec<f64>, Vec<f64>) = (0..features.len()).map(|j| mean_sd(x.column(j).iter().copied())).unzip();

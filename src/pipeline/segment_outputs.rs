@@ -6,11 +6,12 @@ use std::collections::BTreeMap;
 
 use super::manifest::{ModelUse, PrepReport, RfmReport, SegmentationReport};
 use super::rows::{ActionRow, RfmCounts};
-use super::tables::segment_actions_batch;
+use super::tables::{segment_actions_batch, segment_rules_batch};
 use crate::error::Error;
 use crate::model_mode::ModelMode;
 use crate::publish::Publisher;
 use crate::segment::profile::SegmentAction;
+use crate::segment::rules::SegmentRule;
 use crate::segment::rfm::{self, ActionKey, Lifecycle, ValueTier};
 use crate::segment::{self, Segmentation, SegmentationSpec};
 
@@ -147,4 +148,16 @@ fn action_rows(
     add("lifecycle", &c.lifecycle, &|n| Lifecycle::ALL.iter().find(|s| s.as_str() == n).map(|&s| stage_key(s)));
     add("value", &c.value, &|n| ValueTier::ALL.iter().find(|t| t.as_str() == n).map(|&t| tier_key(t)));
     rows
+}
+
+/// A rule per segment learned on the driver's rows `x` (original units) and their segments,
+/// with precision and coverage measured on those rows (every customer up to `fit_sample`, the
+/// fit sample above).
+pub(super) fn rules(x: &ndarray::Array2<f64>, seg: &Segmentation) -> Result<Vec<SegmentRule>, Error> {
+    segment::rules::segment_rules(x.view(), &seg.segment).map_err(|e| Error::from(segment::SegmentError::Fit(format!("segment rules: {e}"))))
+}
+
+/// `segment_rules` staged.
+pub(super) async fn stage_rules(publisher: &mut Publisher, spec: &SegmentationSpec, seg: &Segmentation, rules: &[SegmentRule]) -> Result<u64, Error> {
+    Ok(publisher.stage_batch("segment_rules", segment_rules_batch(&spec.features, seg, rules), &["segment_id".into()]).await?)
 }

@@ -12,7 +12,7 @@ use super::history;
 use super::ids::{id_array, id_index};
 use super::manifest::{ModelUse, RfmReport, Stages};
 use super::rows::{RfmColumns, RfmCounts};
-use super::segment_outputs::{Outcome, log_outcome, report, stage_actions};
+use super::segment_outputs::{Outcome, log_outcome, report, rules, stage_actions, stage_rules};
 use super::session::Session;
 use super::tables::{clv_totals, k_selection_batch, prep_batch, segments_batch, summary_batch};
 use crate::error::Error;
@@ -130,12 +130,14 @@ async fn in_memory(
     let summary = summary_batch(&spec.features, &seg, &actions, totals.as_deref());
     let clv_pairs: Option<Vec<(i32, f64)>> =
         clv_join.as_deref().map(|c| seg.segment.iter().zip(c).filter_map(|(&s, v)| v.map(|(v, _)| (s, v))).collect());
-    let charts = super::report::segmentation_charts(&spec.features, &frame.x, &seg, clv_pairs.as_deref());
+    let rules = rules(&frame.x, &seg)?;
+    let charts = super::report::segmentation_charts(&spec.features, &frame.x, &seg, clv_pairs.as_deref(), &rules);
     out += publisher.stage_batch("segment_summary", summary, &["segment_id".into()]).await?;
     out += publisher.stage_batch("segmentation_k_selection", k_selection_batch(&seg), &["k".into()]).await?;
     out += publisher.stage_batch("segmentation_prep", prep_batch(&seg.columns), &["column".into()]).await?;
     let counts = rfm_cols.as_ref().map(RfmCounts::of);
     out += stage_actions(publisher, &seg, &actions, counts.as_ref(), &s.job.actions).await?;
+    out += stage_rules(publisher, spec, &seg, &rules).await?;
     stages.record("segment_tables", t, None, Some(out));
 
     let (trained_on, reference) = match (spec.mode, previous) {

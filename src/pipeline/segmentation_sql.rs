@@ -32,7 +32,7 @@ use super::history;
 use super::manifest::{ModelUse, RfmReport, Stages};
 use super::query::{collect, first_duplicate, non_finite_count};
 use super::rows::RfmCounts;
-use super::segment_outputs::{Outcome, log_outcome, report, stage_actions};
+use super::segment_outputs::{Outcome, log_outcome, report, rules, stage_actions, stage_rules};
 use super::session::Session;
 use super::tables::{ClvTotals, k_selection_batch, prep_batch, summary_batch};
 use crate::engine::materialize;
@@ -865,11 +865,13 @@ async fn engine_stage(
         None => (None, None),
     };
     let summary = summary_batch(&spec.features, &seg, &actions, totals.as_deref());
-    let charts = super::report::segmentation_charts(&spec.features, &frame.x, &seg, pairs.as_deref());
+    let rules = rules(&frame.x, &seg)?;
+    let charts = super::report::segmentation_charts(&spec.features, &frame.x, &seg, pairs.as_deref(), &rules);
     out += publisher.stage_batch("segment_summary", summary, &["segment_id".into()]).await?;
     out += publisher.stage_batch("segmentation_k_selection", k_selection_batch(&seg), &["k".into()]).await?;
     out += publisher.stage_batch("segmentation_prep", prep_batch(&seg.columns), &["column".into()]).await?;
     out += stage_actions(publisher, &seg, &actions, rfm.as_ref().map(|_| &counts), &s.job.actions).await?;
+    out += stage_rules(publisher, spec, &seg, &rules).await?;
     stages.record("segment_tables", t, None, Some(out));
 
     let (trained_on, reference) = match (spec.mode, previous) {

@@ -12,6 +12,7 @@ use crate::clv::{ClvModels, HoldoutBucket};
 use crate::segment::prep::PrepColumn;
 use crate::segment::profile::SegmentAction;
 use crate::segment::rfm;
+use crate::segment::rules::SegmentRule;
 use crate::segment::{KScore, Segmentation, SegmentationSpec};
 
 fn f64_col(v: impl IntoIterator<Item = f64>) -> ArrayRef {
@@ -261,6 +262,33 @@ pub(super) fn segment_actions_batch(rows: &[ActionRow]) -> RecordBatch {
             Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.customers as i64))),
             Arc::new(StringArray::from_iter(rows.iter().map(|r| r.key.map(|k| k.as_str())))),
             Arc::new(StringArray::from_iter(rows.iter().map(|r| r.action.as_deref()))),
+        ],
+    )
+}
+
+/// `segment_rules`: one readable rule per segment with its precision and coverage.
+pub(super) fn segment_rules_batch(features: &[String], seg: &Segmentation, rules: &[SegmentRule]) -> RecordBatch {
+    let name = |id: i32| seg.profiles.iter().find(|p| p.segment_id == id).map(|p| p.name.clone()).unwrap_or_default();
+    batch(
+        vec![
+            Field::new("segment_id", DataType::Int32, false),
+            Field::new("segment_name", DataType::Utf8, false),
+            Field::new("rule", DataType::Utf8, false),
+            Field::new("conditions", DataType::Int32, false),
+            Field::new("precision", DataType::Float64, true),
+            Field::new("coverage", DataType::Float64, true),
+            Field::new("customers_matching", DataType::Int64, false),
+            Field::new("customers_measured", DataType::Int64, false),
+        ],
+        vec![
+            Arc::new(Int32Array::from_iter_values(rules.iter().map(|r| r.segment_id))),
+            Arc::new(StringArray::from_iter_values(rules.iter().map(|r| name(r.segment_id)))),
+            Arc::new(StringArray::from_iter_values(rules.iter().map(|r| r.text(features)))),
+            Arc::new(Int32Array::from_iter_values(rules.iter().map(|r| r.conditions.len() as i32))),
+            Arc::new(Float64Array::from_iter(rules.iter().map(|r| Some(r.precision).filter(|v| v.is_finite())))),
+            Arc::new(Float64Array::from_iter(rules.iter().map(|r| Some(r.coverage).filter(|v| v.is_finite())))),
+            Arc::new(Int64Array::from_iter_values(rules.iter().map(|r| r.matching as i64))),
+            Arc::new(Int64Array::from_iter_values(rules.iter().map(|r| r.rows as i64))),
         ],
     )
 }

@@ -40,6 +40,15 @@ pub struct SegmentSize {
     pub id: i64,
     pub name: String,
     pub customers: u64,
+    /// The segment's rule from `segment_rules`, when one was learned.
+    pub rule: Option<SegmentRuleText>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SegmentRuleText {
+    pub rule: String,
+    pub precision: f64,
+    pub coverage: f64,
 }
 
 #[derive(Debug, Clone)]

@@ -105,12 +105,35 @@ fn segment_parts(s: Option<&[SegmentSize]>) -> Result<Option<Parts>, ReportError
     let total = s.iter().fold(0u64, |a, x| a.saturating_add(x.customers));
     Ok(Some(Parts {
         caption: format!(
-            "Customers per segment, with each segment's share of the {} segmented customers.",
-            fmt_count(total)
+            "Customers per segment, with each segment's share of the {} segmented customers.{}",
+            fmt_count(total),
+            if s.iter().any(|x| x.rule.is_some()) {
+                " Below, each segment's rule (segment_rules): precision is the share of the customers \
+                 meeting it who are in the segment, coverage the share of the segment meeting it."
+            } else {
+                ""
+            }
         ),
         svg: charts::segment_sizes(s)?,
-        extra: None,
+        extra: s.iter().any(|x| x.rule.is_some()).then(|| rules_table(s)),
     }))
+}
+
+/// Each segment's rule with its precision and coverage, as `segment_rules` publishes them.
+fn rules_table(s: &[SegmentSize]) -> Markup {
+    let pct = |v: f64| if v.is_finite() { format!("{:.0} %", 100.0 * v) } else { "–".into() };
+    html! {
+        table.num.rules {
+            thead { tr { th { "Segment" } th { "Rule (a CRM filter)" } th { "Precision" } th { "Coverage" } } }
+            tbody {
+                @for x in s {
+                    @if let Some(r) = &x.rule {
+                        tr { td { (x.name) } td { code { (r.rule) } } td { (pct(r.precision)) } td { (pct(r.coverage)) } }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn profile_parts(p: Option<&ProfileHeatmap>) -> Result<Option<Parts>, ReportError> {
@@ -211,6 +234,7 @@ dl.kv dd{margin:0;font-weight:600;overflow-wrap:anywhere}\
 table.num{border-collapse:collapse;margin-top:12px;font-size:13px}\
 table.num th,table.num td{padding:3px 10px;border-bottom:1px solid #e6e9ee;text-align:right}\
 table.num th:first-child,table.num td:first-child{text-align:left}\
+table.rules th:nth-child(2),table.rules td:nth-child(2){text-align:left}\
 ";
 
 #[cfg(test)]
@@ -231,7 +255,7 @@ mod tests {
                 names
                     .iter()
                     .enumerate()
-                    .map(|(i, n)| SegmentSize { id: i as i64, name: n.to_string(), customers: 5 })
+                    .map(|(i, n)| SegmentSize { id: i as i64, name: n.to_string(), customers: 5, rule: None })
                     .collect(),
             ),
             profile: Some(ProfileHeatmap {
@@ -316,7 +340,7 @@ mod tests {
         let (nan, inf) = (f64::NAN, f64::INFINITY);
         let data = ReportData {
             k_selection: Some(KSelection { rows: vec![KRow { k: 4, inertia: nan, silhouette: inf, stability: nan }], chosen_k: 9 }),
-            segments: Some(vec![SegmentSize { id: 7, name: String::new(), customers: 0 }]),
+            segments: Some(vec![SegmentSize { id: 7, name: String::new(), customers: 0, rule: None }]),
             profile: Some(ProfileHeatmap {
                 features: vec!["a very long feature name that will not fit under its column".into(); 12],
                 segments: vec!["only".into()],
@@ -354,7 +378,7 @@ mod tests {
                 ],
                 chosen_k: 1_000_000,
             }),
-            segments: Some(many.iter().map(|n| SegmentSize { id: 0, name: n.clone(), customers: u64::MAX }).collect()),
+            segments: Some(many.iter().map(|n| SegmentSize { id: 0, name: n.clone(), customers: u64::MAX, rule: None }).collect()),
             profile: Some(ProfileHeatmap {
                 features: vec!["f".into()],
                 segments: many.clone(),

@@ -7,7 +7,8 @@
 //!    ([`hierarchical`]); k chosen by the
 //!    `select` rule (silhouette by default, stability, Calinski–Harabasz or Davies–Bouldin,
 //!    [`metrics`]) among the candidates that pass the segment-share and stability floors.
-//! 3. [`profile`]: segment ids ordered by size, profiles in original units, auto-names.
+//! 3. [`profile`]: segment ids ordered by size, profiles in original units, auto-names;
+//!    [`rules`]: a readable rule per segment from a shallow decision tree.
 //! 4. [`rfm`]: RFM quintiles and named segments, lifecycle stages, value tiers, actions.
 //! 5. Across runs: [`score`] with a saved model, [`align`] ids with the previous model,
 //!    [`transitions`] between runs and [`drift`] of the features.
@@ -32,6 +33,7 @@ mod metrics;
 pub mod prep;
 pub mod profile;
 pub mod rfm;
+pub mod rules;
 mod segmentation;
 mod select_k;
 pub mod spec;

@@ -58,6 +58,7 @@ pub const RETAIL_TABLES: &[&str] = &[
     "segmentation_k_selection",
     "segmentation_prep",
     "segment_actions",
+    "segment_rules",
     "segment_transitions",
     "kpi_monthly_retention",
 ];

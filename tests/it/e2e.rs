@@ -36,6 +36,7 @@ fn retail_job_publishes_hive_partitioned_tables() {
             "customer_segments",
             "kpi_monthly_retention",
             "segment_actions",
+            "segment_rules",
             "segment_summary",
             "segment_transitions",
             "segmentation_k_selection",

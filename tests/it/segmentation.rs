@@ -151,6 +151,35 @@ fn hierarchical_labels_equal_sklearn_ward() {
     assert_eq!(sk["ari"].as_f64(), Some(1.0), "segvalue's Ward partition differs from scikit-learn's: {sk}");
 }
 
+/// Each published segment rule, applied by DuckDB to the published features and segments,
+/// gives the stated precision, coverage and count.
+#[test]
+fn segment_rules_applied_by_duckdb_reproduce_their_precision_and_coverage() {
+    let j = JobDir::retail(&format!("{}\n[output]\nroot = \"out\"\n", retail_segmentation("{ min = 2, max = 6 }")));
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    let rules = duckdb(&format!(
+        "SELECT segment_id, rule, precision, coverage, customers_matching, conditions FROM read_parquet('{}') ORDER BY segment_id",
+        table(&j, "segment_rules")
+    ));
+    let segments = duckdb(&format!("SELECT count(DISTINCT segment_id) FROM read_parquet('{}')", table(&j, "customer_segments")));
+    assert_eq!(rules.len() as i64, segments[0][0].as_i64().unwrap(), "one rule per segment: {rules:?}");
+    for r in &rules {
+        let (id, rule) = (r[0].as_i64().unwrap(), r[1].as_str().unwrap());
+        assert!(r[5].as_i64().unwrap() <= 3, "a rule of more than three conditions: {rule}");
+        let got = duckdb(&format!(
+            "SELECT count(*) FILTER (WHERE {rule}), count(*) FILTER (WHERE ({rule}) AND segment_id = {id}), count(*) FILTER (WHERE segment_id = {id}) \
+             FROM read_parquet('{}') f JOIN read_parquet('{}') s USING (customer_id)",
+            table(&j, "customer_features"),
+            table(&j, "customer_segments")
+        ));
+        let (matching, hits, members) = (got[0][0].as_f64().unwrap(), got[0][1].as_f64().unwrap(), got[0][2].as_f64().unwrap());
+        assert_eq!(r[4].as_f64().unwrap(), matching, "segment {id}: {rule}");
+        assert!(rel_eq(r[2].as_f64().unwrap(), hits / matching, 1e-12), "segment {id} precision: {rule} {r:?} vs {hits}/{matching}");
+        assert!(rel_eq(r[3].as_f64().unwrap(), hits / members, 1e-12), "segment {id} coverage: {rule} {r:?} vs {hits}/{members}");
+        eprintln!("segment {id}: {rule} (precision {:.3}, coverage {:.3})", hits / matching, hits / members);
+    }
+}
+
 /// The adjusted Rand index behind `stability` against scikit-learn's `adjusted_rand_score`, on
 /// labelings from identical to independent, with label values that differ between the sides.
 #[test]
