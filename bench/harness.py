@@ -9,7 +9,8 @@ hold. Measured:
   a. feature SQL: the default job's views (quality rules included, no models) against the same
      script run unchanged in DuckDB (`segvalue sql`, bench/duckdb_sql.py);
   b. the RFM reference query of issue #10 over the raw orders, against DuckDB;
-  c. K-means against scikit-learn and BG/NBD + Gamma-Gamma against lifetimes 0.11.3;
+  c. K-means against scikit-learn (and Ward's linkage on a sample, both sides assigning the
+     rest to the nearest mean) and BG/NBD + Gamma-Gamma against lifetimes 0.11.3;
   d. the whole default job, whole process each side, against DuckDB running the job's SQL
      (the model inputs and published views) and, up to 10M orders, against the same job done
      the usual way in one Python script (bench/python_job.py: DuckDB + scikit-learn +
@@ -372,6 +373,44 @@ class Harness:
              "goal": GOALS["kmeans_job"], "strict": True, "stages": stages},
         ]
 
+    def ward(self):
+        """Ward's linkage (algorithm = "hierarchical") on the K-means points: segvalue's whole job
+        against the same job in pandas + scikit-learn, both linking a 5,000-row sample and
+        assigning the rest to the nearest mean (neither can link a million rows: the distances
+        alone would be 4 TB). segvalue also scores k (silhouette, and 10 bootstrap linkages for
+        the stability) and writes every table; the script writes the labels."""
+        n = self.spec["model"]
+        work = self.work / "kmeans"  # the points kmeans() wrote
+        points = work / "points" / "part-0.parquet"
+        job = self.write(work / "ward.toml", self.bench_job("ward.toml", {"points": f"{work}/points/"},
+                                                            f"{ROOT}/bench/sql/kmeans"))
+        pairs = []
+        for i in range(1, self.pairs + 1):
+            ours = self.segvalue("run", job, "--run-date", RUN_DATE, "--output-root", work / "ward_out", what="Ward job")
+            sk = self.run([self.py, ROOT / "bench" / "sklearn_segment.py", "ward", points, 5000, work / "sklearn_ward.parquet"],
+                          "sklearn Ward job")
+            sk_out = json.loads(sk["stdout"])
+            manifest = self.manifest(work / "ward_out")
+            stages = {s["stage"]: s["seconds"] for s in manifest["stages"]}
+            pairs.append({"pair": i, "ours_job": ours["wall"], "ours_rss_kb": ours["rss_kb"], "sk_job": sk_out,
+                          "sk_rss_kb": sk["rss_kb"], "stages": stages, "fit_rows": manifest["segmentation"]["fit_rows"]})
+            self.log(f"Ward, {n:,} points, pair {i}: whole job {ours['wall']:.2f} s vs {sk_out['total_seconds']:.2f} s "
+                     f"(segment stage {stages.get('segment', 0):.2f} s; scikit-learn's linkage {sk_out['linkage_seconds']:.2f} s)")
+        fit_rows = pairs[-1]["fit_rows"]
+        self.check(fit_rows <= 5500, f"the Ward job linked {fit_rows} rows, more than its sample of about 5,000")
+        common = {"size": f"{n:,} points × 6 (linkage on ~5,000)", "points": n, "peer_name": "scikit-learn", "pairs": pairs}
+        self.measurements += [
+            {**common, "measurement": "ward_job",
+             "title": "Ward segmentation job (k = 8) vs pandas + scikit-learn, whole process",
+             "segvalue": median(p["ours_job"] for p in pairs),
+             "peer": median(p["sk_job"]["total_seconds"] for p in pairs),
+             "ratio": median(p["ours_job"] / p["sk_job"]["total_seconds"] for p in pairs), "goal": None,
+             "stages": pairs[-1]["stages"]},
+            {**common, "measurement": "ward_rss", "title": "Ward segmentation job, peak RSS (GB)",
+             "segvalue": median(p["ours_rss_kb"] / 1e6 for p in pairs), "peer": median(p["sk_rss_kb"] / 1e6 for p in pairs),
+             "ratio": median(p["ours_rss_kb"] / p["sk_rss_kb"] for p in pairs), "goal": None, "unit": " GB"},
+        ]
+
     def clv(self):
         n = self.spec["model"]
         data = self.dataset(n)
@@ -524,6 +563,7 @@ class Harness:
                 self.rfm_query(n)
             if self.spec["model"]:
                 self.kmeans()
+                self.ward()
                 self.clv()
             for n in self.spec["job"]:
                 self.whole_job(n)

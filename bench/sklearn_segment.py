@@ -10,6 +10,11 @@
   sklearn_segment.py job POINTS_PARQUET LABELS_PARQUET
       the plain pandas + scikit-learn script: read, standardise, fit, 20k-sample silhouette,
       write the labels. Prints timings and the inertia as JSON.
+  sklearn_segment.py ward POINTS_PARQUET SAMPLE LABELS_PARQUET
+      the same script for Ward's linkage, which cannot take a million rows (it holds every
+      pairwise distance): AgglomerativeClustering(k=8, ward) on SAMPLE random rows, every row
+      to the nearest cluster mean, 20k-sample silhouette, write the labels. Prints the
+      linkage's seconds, the total and the silhouette as JSON.
 """
 import json
 import sys
@@ -69,7 +74,24 @@ def job(path, labels_path):
     print(json.dumps({"total_seconds": time.perf_counter() - t, "silhouette": float(s), "inertia": float(km.inertia_)}))
 
 
+def ward(path, sample, labels_path):
+    from sklearn.cluster import AgglomerativeClustering
+    t = time.perf_counter()
+    df = pd.read_parquet(path)
+    x = StandardScaler().fit_transform(df[FEATURES].to_numpy())
+    rows = np.random.default_rng(0).choice(len(x), size=min(int(sample), len(x)), replace=False)
+    t_link = time.perf_counter()
+    fitted = AgglomerativeClustering(n_clusters=8, linkage="ward").fit_predict(x[rows])
+    link_seconds = time.perf_counter() - t_link
+    means = np.stack([x[rows][fitted == c].mean(axis=0) for c in range(8)])
+    labels = np.concatenate([((x[i:i + 100_000, None, :] - means[None]) ** 2).sum(axis=2).argmin(axis=1)
+                             for i in range(0, len(x), 100_000)])
+    s = silhouette_score(x, labels, sample_size=20000, random_state=0)
+    pd.DataFrame({"customer_id": df["customer_id"], "segment_id": labels}).to_parquet(labels_path, index=False)
+    print(json.dumps({"total_seconds": time.perf_counter() - t, "linkage_seconds": link_seconds, "silhouette": float(s)}))
+
+
 if __name__ == "__main__":
     cmd, *args = sys.argv[1:]
     {"data": lambda: data(args[0], int(args[1]), int(args[2])), "init": lambda: init(*args), "fit": lambda: fit(*args),
-     "job": lambda: job(*args)}[cmd]()
+     "job": lambda: job(*args), "ward": lambda: ward(*args)}[cmd]()
