@@ -15,6 +15,11 @@ pub fn resolve_location(base: &Path, s: &str, dir: bool) -> Result<Url, String> 
     if s.is_empty() {
         return Err("location is empty".into());
     }
+    // No store or file system takes a path with a control character (object_store refuses
+    // NUL only when it first lists, mid-run).
+    if let Some(c) = s.chars().find(|c| c.is_control()) {
+        return Err(format!("location contains the control character U+{:04X}", c as u32));
+    }
     if s.contains("://") {
         let mut url = Url::parse(s).map_err(|e| format!("invalid URL '{}': {e}", redact(s)))?;
         if !SUPPORTED_SCHEMES.contains(&url.scheme()) {
@@ -78,4 +83,18 @@ pub fn normalize(p: &Path) -> PathBuf {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_location_with_a_control_character_is_refused() {
+        for bad in ["\u{0}", "data/\u{0}/x", "s3://b/a\u{7}b/"] {
+            let err = resolve_location(Path::new("/tmp"), bad, true).unwrap_err();
+            assert!(err.starts_with("location contains the control character U+"), "{bad:?}: {err}");
+        }
+        assert!(resolve_location(Path::new("/tmp"), "data/sample/", true).is_ok());
+    }
 }
