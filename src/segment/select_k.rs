@@ -152,9 +152,7 @@ fn fit_rows(z: ArrayView2<f64>, spec: &SegmentationSpec) -> Result<(Clustering, 
         let mut c = fit_one(z, spec, k, &mut tree)?;
         let (candidate, candidates_n) = (i + 1, ks.len());
         tracing::info!(k = c.centroids.nrows(), candidate, candidates = candidates_n, inertia = c.inertia, iterations = c.n_iter, "clustering candidate");
-        let mut scored = score(z, &c, spec, &mut sample);
-        let sizes = counts(c.labels.iter().copied(), c.centroids.nrows());
-        scored.min_segment_share = sizes.iter().min().map_or(f64::NAN, |&m| m as f64 / sizes.iter().sum::<usize>().max(1) as f64);
+        let scored = score(z, &c, spec, &mut sample);
         if forget {
             c.labels = Vec::new();
         }
@@ -213,16 +211,7 @@ fn fit_one(z: ArrayView2<f64>, spec: &SegmentationSpec, k: usize, tree: &mut Opt
     let row_major = || z.as_standard_layout().into_owned();
     match spec.algorithm {
         Algorithm::KMeans | Algorithm::MiniBatchKMeans { .. } => {
-            let algorithm = match spec.algorithm {
-                Algorithm::MiniBatchKMeans { batch_size } => KMeansAlgorithm::MiniBatch { batch_size },
-                _ => KMeansAlgorithm::Lloyd,
-            };
-            let model = KMeansParams::new(k, spec.seed)
-                .n_init(spec.n_init)
-                .max_iter(spec.max_iter)
-                .tol(spec.tol)
-                .algorithm(algorithm)
-                .fit(&DatasetBase::from(z))?;
+            let model = kmeans_params(spec, k, spec.seed, spec.n_init).fit(&DatasetBase::from(z))?;
             let (labels, _) = model.assign(z);
             let counts = counts(labels.iter().map(|&l| Some(l)), k);
             // Never publish an empty segment; relocation makes this rare (k > distinct rows).
@@ -247,12 +236,7 @@ fn fit_one(z: ArrayView2<f64>, spec: &SegmentationSpec, k: usize, tree: &mut Opt
             if k > z.nrows() {
                 return Err(SegmentError::TooFewRows { k, rows: z.nrows() });
             }
-            let gmm = GaussianMixtureModel::params_with_rng(k, Xoshiro256Plus::seed_from_u64(spec.seed))
-                .n_runs(spec.n_init as u64)
-                .max_n_iterations(spec.max_iter)
-                .tolerance(spec.tol)
-                .fit(&data)
-                .map_err(|e| SegmentError::Fit(format!("gaussian mixture with k = {k}: {e}")))?;
+            let gmm = fit_gmm(&data, spec, k, spec.seed, spec.n_init)?;
             let labels = gmm.predict(data.records());
             Ok(Clustering {
                 gmm: Some(gmm),
@@ -404,23 +388,30 @@ fn refit_labels(boot: ArrayView2<f64>, zs: ArrayView2<f64>, k: usize, spec: &Seg
             Ok(KMeansModel { centroids: means, inertia: 0.0, n_iter: 0, relocated: 0 }.assign(zs).0.to_vec())
         }
         Algorithm::Gmm => {
-            let gmm = GaussianMixtureModel::params_with_rng(k, Xoshiro256Plus::seed_from_u64(seed))
-                .n_runs(1)
-                .max_n_iterations(spec.max_iter)
-                .tolerance(spec.tol)
-                .fit(&DatasetBase::from(boot.as_standard_layout().into_owned()))
-                .map_err(|e| SegmentError::Fit(format!("gaussian mixture with k = {k}: {e}")))?;
+            let gmm = fit_gmm(&DatasetBase::from(boot.as_standard_layout().into_owned()), spec, k, seed, 1)?;
             Ok(gmm.predict(&zs.as_standard_layout()).to_vec())
         }
-        _ => {
-            let algorithm = match spec.algorithm {
-                Algorithm::MiniBatchKMeans { batch_size } => KMeansAlgorithm::MiniBatch { batch_size },
-                _ => KMeansAlgorithm::Lloyd,
-            };
-            let model = KMeansParams::new(k, seed).n_init(1).max_iter(spec.max_iter).tol(spec.tol).algorithm(algorithm).fit(&DatasetBase::from(boot))?;
-            Ok(model.assign(zs).0.to_vec())
-        }
+        _ => Ok(kmeans_params(spec, k, seed, 1).fit(&DatasetBase::from(boot))?.assign(zs).0.to_vec()),
     }
+}
+
+/// K-means (or mini-batch) parameters of `spec` for `k`, seeded with `seed`, best of `n_init`.
+fn kmeans_params(spec: &SegmentationSpec, k: usize, seed: u64, n_init: usize) -> KMeansParams {
+    let algorithm = match spec.algorithm {
+        Algorithm::MiniBatchKMeans { batch_size } => KMeansAlgorithm::MiniBatch { batch_size },
+        _ => KMeansAlgorithm::Lloyd,
+    };
+    KMeansParams::new(k, seed).n_init(n_init).max_iter(spec.max_iter).tol(spec.tol).algorithm(algorithm)
+}
+
+/// A Gaussian mixture of `k` components on `data` (row-major), seeded with `seed`, best of `runs`.
+fn fit_gmm(data: &DatasetBase<Array2<f64>, ndarray::Array1<()>>, spec: &SegmentationSpec, k: usize, seed: u64, runs: usize) -> Result<GaussianMixtureModel<f64>, SegmentError> {
+    GaussianMixtureModel::params_with_rng(k, Xoshiro256Plus::seed_from_u64(seed))
+        .n_runs(runs as u64)
+        .max_n_iterations(spec.max_iter)
+        .tolerance(spec.tol)
+        .fit(data)
+        .map_err(|e| SegmentError::Fit(format!("gaussian mixture with k = {k}: {e}")))
 }
 
 /// Scores one candidate; DBSCAN noise rows are left out, as they belong to no cluster. The
@@ -445,7 +436,7 @@ fn score(z: ArrayView2<f64>, c: &Clustering, spec: &SegmentationSpec, sample: &m
     Scored {
         calinski_harabasz: calinski_harabasz_score(zc, &labels).unwrap_or(f64::NAN),
         davies_bouldin: davies_bouldin_score(zc, &labels).unwrap_or(f64::NAN),
-        min_segment_share: f64::NAN,
+        min_segment_share: counts(c.labels.iter().copied(), c.centroids.nrows()).into_iter().min().map_or(f64::NAN, |m| m as f64 / labels.len().max(1) as f64),
         sampled: rows.iter().map(|&i| labels[i]).collect(),
     }
 }
