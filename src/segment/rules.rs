@@ -63,7 +63,7 @@ impl SegmentRule {
     }
 }
 
-/// A rule for each segment id in `segments` (noise, −1, gets none), learned on the rows of `x`
+/// A rule for each segment id in `labels` (noise, −1, gets none), learned on the rows of `x`
 /// (original units, NaN for missing) with their segment ids `labels`.
 pub fn segment_rules(x: ArrayView2<f64>, labels: &[i32]) -> Result<Vec<SegmentRule>, linfa::Error> {
     let mut ids: Vec<i32> = labels.iter().copied().filter(|&s| s >= 0).collect();
@@ -102,8 +102,11 @@ pub fn segment_rules(x: ArrayView2<f64>, labels: &[i32]) -> Result<Vec<SegmentRu
         .collect()
 }
 
+/// F1 of precision and coverage; 0 when either is undefined (a rule no row meets), so such a
+/// rule never wins (`total_cmp` would rank NaN first).
 fn f1(r: &SegmentRule) -> f64 {
-    if r.precision + r.coverage == 0.0 { 0.0 } else { 2.0 * r.precision * r.coverage / (r.precision + r.coverage) }
+    let f = 2.0 * r.precision * r.coverage / (r.precision + r.coverage);
+    if f.is_finite() { f } else { 0.0 }
 }
 
 /// The conditions leading to each leaf that predicts the segment (label 1).
