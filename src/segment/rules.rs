@@ -16,10 +16,15 @@ use ndarray::{Array1, Array2, ArrayView2, Axis};
 /// Tree depth: at most this many conditions per rule, so a marketer can read it.
 pub const MAX_DEPTH: usize = 3;
 /// The most rows a tree is trained on (evenly spaced among the complete rows): it only has to
-/// place a few thresholds. With 100,000 (and every leaf's rule rounded, not only the best's) the
-/// rules of a million-row K-means job took 1.2 s (the job 1.8 → 3.0 s in `bench:models`);
-/// precision and coverage are still measured on every row.
-const MAX_TREE_ROWS: usize = 20_000;
+/// place a few thresholds, and precision and coverage are still measured on every row. Below
+/// 4096 so that [`OTHERS_WEIGHT`] keeps every class total exact in f32.
+const MAX_TREE_ROWS: usize = 4_000;
+/// The weight of a row outside the segment (the segment's rows weigh 1). linfa-trees keeps
+/// class totals in a `HashMap` with a random hasher: when a node's two classes weigh the same,
+/// the class it predicts (and so how the tree is pruned) changes from process to process. With
+/// m < 4096 rows outside the segment their total m + m/4096 is exact in f32 and never a whole
+/// number, so it never equals the segment's count: the same rows give the same tree.
+const OTHERS_WEIGHT: f32 = 1.0 + 1.0 / 4096.0;
 
 /// One condition of a rule: `feature <= threshold` (`at_most`) or `feature > threshold`.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,7 +86,8 @@ pub fn segment_rules(x: ArrayView2<f64>, labels: &[i32]) -> Result<Vec<SegmentRu
     ids.into_iter()
         .map(|id| {
             let target: Array1<usize> = complete.iter().map(|&i| usize::from(labels[i] == id)).collect();
-            let data = DatasetBase::new(train.clone(), target);
+            let weights = target.mapv(|t| if t == 1 { 1.0 } else { OTHERS_WEIGHT });
+            let data = DatasetBase::new(train.clone(), target).with_weights(weights);
             let tree = DecisionTree::params().max_depth(Some(MAX_DEPTH)).min_weight_leaf(1.0).fit(&data)?;
             let mut leaves = Vec::new();
             paths(tree.root_node(), &mut Vec::new(), &mut leaves);
@@ -183,6 +189,19 @@ mod tests {
         let names = ["recency_days".to_string(), "frequency".into(), "noise".into()];
         let text = one.text(&names);
         assert!(text.contains("recency_days >") && text.contains("frequency <="), "{text}");
+    }
+
+    #[test]
+    fn a_node_with_equal_classes_gives_the_same_rule_every_time() {
+        // x = 0: two rows of segment 1 and two others (a tie the tree's leaf must break);
+        // x = 1: three of segment 1 and one other. Whether the x = 0 leaf predicts the segment
+        // decides between the rule TRUE and `x > 0.5`.
+        let x = Array2::from_shape_vec((8, 1), vec![0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0]).unwrap();
+        let labels = [1, 1, 0, 0, 1, 1, 1, 0];
+        let first = segment_rules(x.view(), &labels).unwrap();
+        for _ in 0..50 {
+            assert_eq!(segment_rules(x.view(), &labels).unwrap(), first);
+        }
     }
 
     #[test]
