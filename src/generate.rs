@@ -1,18 +1,26 @@
 //! Synthetic e-commerce data with known ground truth.
 //!
-//! The behavioural model, per customer (time in days from `start`):
-//! 1. Sign-up on a day drawn with growing density (`H · U^0.7`); with probability
-//!    `purchase_prob` the customer buys, the first purchase `Exp(mean 5 days)` later.
+//! Each customer belongs to a [`Persona`] (drawn by its share) whose parameters drive the
+//! behavioural model, per customer (time in days from `start`):
+//! 1. Sign-up on a day drawn as `H · U^signup_power` (below 1: later sign-ups more likely);
+//!    with probability `purchase_prob` the customer buys, the first purchase `Exp(mean 5 days)`
+//!    later.
 //! 2. Repeat purchases follow BG/NBD (Fader, Hardie & Lee 2005): a Poisson process with rate
 //!    λ ~ Gamma(r, α) per week, and after each repeat purchase the customer drops out with
 //!    probability p ~ Beta(a, b).
 //! 3. Order values follow Gamma-Gamma (Fader, Hardie & Lee 2005, "RFM and CLV"):
 //!    z ~ Gamma(shape p_spend, rate ν) with ν ~ Gamma(shape q, rate γ), so E[z] = p·γ/(q − 1).
-//! 4. Sessions arrive at rate `2λ + 0.01/day` while the customer is alive and for an
-//!    `Exp(mean 45 days)` tail after dropping out.
+//! 4. Each order's channel from the persona's channel mix (or, in the single population, a
+//!    preferred channel for 70 % of orders).
+//! 5. Sessions arrive at rate `sessions_per_purchase · λ + sessions_base` per day while the
+//!    customer is alive and for an `Exp(mean 45 days)` tail after dropping out.
+//!
+//! [`TruthParams::new`] draws from five personas ([`personas`]) that overlap on every single
+//! feature, so segmentation has a truth to recover; [`TruthParams::single`] is one population
+//! (BG/NBD and Gamma-Gamma parameters shared by everyone), for checking the CLV fits.
 //!
 //! Every customer has its own RNG stream derived from the seed, so the output depends only on
-//! `(customers, seed)`. [`generate`] is pure; [`write_dataset`] writes the Parquet files,
+//! the parameters. [`generate`] is pure; [`write_dataset`] writes the Parquet files,
 //! drawing customers in parallel chunks so memory stays bounded at any size (the rows are the
 //! same as one [`generate`] call, whatever the thread count).
 
@@ -30,18 +38,30 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use rand::Rng;
+use rand::distributions::WeightedIndex;
 use rand_distr::{Beta, Distribution, Exp, Gamma, LogNormal, Poisson};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rand_xoshiro::rand_core::SeedableRng;
 use serde::Serialize;
 
-/// Population parameters of the generator: the ground truth later stages are checked against.
+/// Parameters of the generator: the ground truth later stages are checked against.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TruthParams {
     pub customers: usize,
     pub seed: u64,
     pub start: NaiveDate,
     pub end: NaiveDate,
+    /// The populations customers are drawn from; their shares sum to 1.
+    pub personas: Vec<Persona>,
+}
+
+/// One population of customers and the parameters of its behaviour.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Persona {
+    pub name: &'static str,
+    /// Share of the customers.
+    pub share: f64,
+    /// Probability that a customer buys at all.
     pub purchase_prob: f64,
     /// BG/NBD, with time in weeks.
     pub r: f64,
@@ -52,15 +72,22 @@ pub struct TruthParams {
     pub p_spend: f64,
     pub q: f64,
     pub gamma: f64,
+    /// Each order's channel by these weights (web, app, store); `None`: a preferred channel
+    /// drawn uniformly and used for 70 % of orders, the rest uniform.
+    pub channels: Option<[f64; 3]>,
+    /// Sessions per day while active: `sessions_per_purchase · λ_day + sessions_base`.
+    pub sessions_per_purchase: f64,
+    pub sessions_base: f64,
+    /// Sign-up day `H · U^signup_power`.
+    pub signup_power: f64,
 }
 
-impl TruthParams {
-    pub fn new(customers: usize, seed: u64) -> TruthParams {
-        TruthParams {
-            customers,
-            seed,
-            start: NaiveDate::from_ymd_opt(2023, 1, 1).expect("valid date"),
-            end: NaiveDate::from_ymd_opt(2025, 12, 31).expect("valid date"),
+impl Persona {
+    /// The single population: everyone shares one BG/NBD and one Gamma-Gamma prior.
+    pub fn everyone() -> Persona {
+        Persona {
+            name: "everyone",
+            share: 1.0,
             purchase_prob: 0.85,
             r: 0.9,
             alpha: 6.0,
@@ -69,6 +96,113 @@ impl TruthParams {
             p_spend: 6.0,
             q: 3.5,
             gamma: 20.0,
+            channels: None,
+            sessions_per_purchase: 2.0,
+            sessions_base: 0.01,
+            signup_power: 0.7,
+        }
+    }
+}
+
+/// The five personas of the default data. Each overlaps another on every single feature
+/// (recency, frequency, spend, sessions, app share); together they separate.
+pub fn personas() -> Vec<Persona> {
+    let base = Persona { signup_power: 3.0, ..Persona::everyone() };
+    vec![
+        // Loyal app-first regulars: buy about every two weeks, rarely leave, live in the app.
+        Persona {
+            name: "app regulars",
+            share: 0.22,
+            purchase_prob: 0.95,
+            r: 12.0,
+            alpha: 24.0,
+            a: 0.2,
+            b: 200.0,
+            channels: Some([0.1, 0.85, 0.05]),
+            sessions_per_purchase: 3.0,
+            sessions_base: 0.03,
+            ..base.clone()
+        },
+        // Bargain-driven occasional buyers: small baskets a few times a year, on the web.
+        Persona {
+            name: "bargain hunters",
+            share: 0.26,
+            purchase_prob: 0.9,
+            r: 12.0,
+            alpha: 30.0,
+            a: 0.3,
+            b: 150.0,
+            p_spend: 6.0,
+            q: 6.0,
+            gamma: 20.0,
+            channels: Some([0.85, 0.1, 0.05]),
+            sessions_per_purchase: 1.0,
+            sessions_base: 0.05,
+            ..base.clone()
+        },
+        // High-value store customers: big baskets in the shop, hardly ever online.
+        Persona {
+            name: "store big spenders",
+            share: 0.16,
+            purchase_prob: 0.95,
+            r: 12.0,
+            alpha: 160.0,
+            a: 0.3,
+            b: 40.0,
+            p_spend: 6.0,
+            q: 6.0,
+            gamma: 100.0,
+            channels: Some([0.05, 0.05, 0.9]),
+            sessions_per_purchase: 0.3,
+            sessions_base: 0.002,
+            ..base.clone()
+        },
+        // Browsers who rarely buy: online most days, an order now and then.
+        Persona {
+            name: "browsers",
+            share: 0.16,
+            purchase_prob: 0.7,
+            r: 12.0,
+            alpha: 400.0,
+            a: 0.3,
+            b: 40.0,
+            channels: Some([0.75, 0.2, 0.05]),
+            sessions_per_purchase: 2.0,
+            sessions_base: 0.6,
+            ..base.clone()
+        },
+        // Lapsed one-timers: signed up early, bought once or twice, gone.
+        Persona {
+            name: "lapsed one-timers",
+            share: 0.2,
+            purchase_prob: 0.95,
+            r: 4.0,
+            alpha: 16.0,
+            a: 6.0,
+            b: 1.0,
+            channels: Some([0.9, 0.05, 0.05]),
+            sessions_per_purchase: 2.0,
+            sessions_base: 0.02,
+            signup_power: 3.0,
+            ..base
+        },
+    ]
+}
+
+impl TruthParams {
+    /// Customers drawn from the five [`personas`].
+    pub fn new(customers: usize, seed: u64) -> TruthParams {
+        TruthParams { personas: personas(), ..TruthParams::single(customers, seed) }
+    }
+
+    /// Customers drawn from one population ([`Persona::everyone`]).
+    pub fn single(customers: usize, seed: u64) -> TruthParams {
+        TruthParams {
+            customers,
+            seed,
+            start: NaiveDate::from_ymd_opt(2023, 1, 1).expect("valid date"),
+            end: NaiveDate::from_ymd_opt(2025, 12, 31).expect("valid date"),
+            personas: vec![Persona::everyone()],
         }
     }
 }
@@ -109,6 +243,7 @@ struct Columns {
     s_ts: Vec<i64>,
     s_pv: Vec<i32>,
     s_dur: Vec<i32>,
+    t_persona: Vec<&'static str>,
     t_lambda: Vec<f64>,
     t_p: Vec<f64>,
     t_nu: Vec<f64>,
@@ -125,14 +260,34 @@ pub fn generate(params: &TruthParams) -> Dataset {
     build(params.clone(), draw(params, 0..params.customers))
 }
 
+/// A persona's distributions, built once per draw.
+struct Drawn<'a> {
+    persona: &'a Persona,
+    lambda: Gamma<f64>,
+    p: Beta<f64>,
+    nu: Gamma<f64>,
+    channel: Option<WeightedIndex<f64>>,
+}
+
+impl<'a> Drawn<'a> {
+    fn new(persona: &'a Persona) -> Drawn<'a> {
+        Drawn {
+            persona,
+            lambda: Gamma::new(persona.r, 1.0 / persona.alpha).expect("r, alpha > 0"),
+            p: Beta::new(persona.a, persona.b).expect("a, b > 0"),
+            nu: Gamma::new(persona.q, 1.0 / persona.gamma).expect("q, gamma > 0"),
+            channel: persona.channels.map(|w| WeightedIndex::new(w).expect("channel weights")),
+        }
+    }
+}
+
 /// Draws customers `range`; their order ids count from 1 within the range.
 fn draw(params: &TruthParams, range: Range<usize>) -> Columns {
     let epoch = params.start.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros();
     let start_days = params.start.signed_duration_since(NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days();
     let horizon = (params.end - params.start).num_days() as f64 + 1.0;
-    let lambda_dist = Gamma::new(params.r, 1.0 / params.alpha).expect("r, alpha > 0");
-    let p_dist = Beta::new(params.a, params.b).expect("a, b > 0");
-    let nu_dist = Gamma::new(params.q, 1.0 / params.gamma).expect("q, gamma > 0");
+    let personas: Vec<Drawn> = params.personas.iter().map(Drawn::new).collect();
+    let shares = WeightedIndex::new(params.personas.iter().map(|p| p.share)).expect("persona shares");
     let first_delay = Exp::new(1.0 / 5.0).expect("rate > 0");
     let tail = Exp::new(1.0 / 45.0).expect("rate > 0");
     let pageviews = Poisson::new(4.0).expect("rate > 0");
@@ -143,8 +298,12 @@ fn draw(params: &TruthParams, range: Range<usize>) -> Columns {
     let mut order_id = 0i64;
     for i in range {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(params.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        // One population draws nothing here, so its rows are those of the generator before personas.
+        let which = if personas.len() == 1 { 0 } else { shares.sample(&mut rng) };
+        let d = &personas[which];
+        let persona = d.persona;
         let id = format!("C{:07}", i + 1);
-        let signup = (horizon * rng.r#gen::<f64>().powf(0.7)).floor().min(horizon - 1.0);
+        let signup = (horizon * rng.r#gen::<f64>().powf(persona.signup_power)).floor().min(horizon - 1.0);
         let acq = pick(&mut rng, ACQUISITION);
         c.c_id.push(id.clone());
         c.c_signup.push((start_days + signup as i64) as i32);
@@ -154,15 +313,15 @@ fn draw(params: &TruthParams, range: Range<usize>) -> Columns {
         c.c_age.push(pick(&mut rng, AGE_BANDS));
 
         // λ is drawn per week (the papers' unit) and used per day.
-        let lambda_week: f64 = lambda_dist.sample(&mut rng);
+        let lambda_week: f64 = d.lambda.sample(&mut rng);
         let lambda_day = lambda_week / 7.0;
-        let p: f64 = p_dist.sample(&mut rng);
-        let nu: f64 = nu_dist.sample(&mut rng);
-        let spend = Gamma::new(params.p_spend, 1.0 / nu).expect("nu > 0");
+        let p: f64 = d.p.sample(&mut rng);
+        let nu: f64 = d.nu.sample(&mut rng);
+        let spend = Gamma::new(persona.p_spend, 1.0 / nu).expect("nu > 0");
         let night_owl = rng.gen_bool(0.15);
         let pref_channel = pick(&mut rng, CHANNELS);
         let pref_category = pick(&mut rng, CATEGORIES);
-        let buyer = rng.gen_bool(params.purchase_prob);
+        let buyer = rng.gen_bool(persona.purchase_prob);
 
         let mut purchase_days = Vec::new();
         let mut alive = true;
@@ -199,12 +358,17 @@ fn draw(params: &TruthParams, range: Range<usize>) -> Columns {
             c.o_ts.push(ts);
             c.o_amount.push(((amount * 100.0).round() / 100.0).max(1.0));
             c.o_qty.push(1 + qty.sample(&mut rng) as i32);
-            c.o_channel.push(if rng.gen_bool(0.7) { pref_channel } else { pick(&mut rng, CHANNELS) });
+            let channel = match &d.channel {
+                Some(w) => CHANNELS[w.sample(&mut rng)],
+                None if rng.gen_bool(0.7) => pref_channel,
+                None => pick(&mut rng, CHANNELS),
+            };
+            c.o_channel.push(channel);
             c.o_cat.push(if rng.gen_bool(0.5) { pref_category } else { pick(&mut rng, CATEGORIES) });
         }
 
         // Sessions: while active, then a browsing tail after the last activity.
-        let session_rate = 2.0 * lambda_day + 0.01;
+        let session_rate = persona.sessions_per_purchase * lambda_day + persona.sessions_base;
         let session_end = (active_until + tail.sample(&mut rng)).min(horizon);
         let gap = Exp::new(session_rate).expect("rate > 0");
         let mut t = signup;
@@ -221,6 +385,7 @@ fn draw(params: &TruthParams, range: Range<usize>) -> Columns {
             c.s_dur.push((secs * pv as f64).round().min(86_400.0) as i32);
         }
 
+        c.t_persona.push(persona.name);
         c.t_lambda.push(lambda_week);
         c.t_p.push(p);
         c.t_nu.push(nu);
@@ -308,6 +473,7 @@ fn build(params: TruthParams, c: Columns) -> Dataset {
     let truth = batch(
         vec![
             ("customer_id", DataType::Utf8),
+            ("persona", DataType::Utf8),
             ("lambda_per_week", DataType::Float64),
             ("p_dropout", DataType::Float64),
             ("nu", DataType::Float64),
@@ -316,6 +482,7 @@ fn build(params: TruthParams, c: Columns) -> Dataset {
         ],
         vec![
             Arc::new(StringArray::from(c.c_id)),
+            strs(c.t_persona),
             Arc::new(Float64Array::from(c.t_lambda)),
             Arc::new(Float64Array::from(c.t_p)),
             Arc::new(Float64Array::from(c.t_nu)),
@@ -441,9 +608,23 @@ mod tests {
     }
 
     #[test]
+    fn customers_come_from_each_persona_by_its_share() {
+        let params = TruthParams::new(20_000, 4);
+        let ds = generate(&params);
+        let persona = ds.truth.column_by_name("persona").unwrap().as_string::<i32>();
+        for p in &params.personas {
+            let share = persona.iter().filter(|v| *v == Some(p.name)).count() as f64 / 20_000.0;
+            assert!((share - p.share).abs() < 0.015, "{}: {share} of the customers, {} wanted", p.name, p.share);
+        }
+        let single = generate(&TruthParams::single(2_000, 4));
+        assert!(single.truth.column_by_name("persona").unwrap().as_string::<i32>().iter().all(|v| v == Some("everyone")));
+    }
+
+    #[test]
     fn mean_order_value_is_near_the_gamma_gamma_mean() {
-        let p = TruthParams::new(3000, 5);
-        let ds = generate(&p);
+        let params = TruthParams::single(3000, 5);
+        let ds = generate(&params);
+        let p = &params.personas[0];
         let amounts = ds.orders.column(3).as_primitive::<datafusion::arrow::datatypes::Float64Type>();
         let mean = amounts.values().iter().sum::<f64>() / amounts.len() as f64;
         // E[z] = p·γ/(q − 1) = 48; orders weight heavy buyers, so allow a wide band.

@@ -10,7 +10,7 @@ use segvalue::engine::cluster;
 use segvalue::error::{EXIT_BAD_JOB, EXIT_RUN_FAILED};
 use segvalue::{Error, generate, pipeline};
 
-use cli::args::{Cli, Command, load};
+use cli::args::{Cli, Command, Population, load};
 use cli::inspect;
 
 mod cli;
@@ -128,11 +128,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
             .await
             .map_err(Error::from)?;
         }
-        Command::Generate { out, customers, seed } => {
+        Command::Generate { out, customers, seed, population } => {
             if customers == 0 {
                 return Err(Error::Usage("--customers must be at least 1".into()).into());
             }
-            let n = generate::write_dataset(&out, &generate::TruthParams::new(customers, seed))
+            let params = match population {
+                Population::Personas => generate::TruthParams::new(customers, seed),
+                Population::Single => generate::TruthParams::single(customers, seed),
+            };
+            let n = generate::write_dataset(&out, &params)
                 .with_context(|| format!("writing {}", out.display()))?;
             println!("customers\t{}\norders\t{}\nsessions\t{}", n.customers, n.orders, n.sessions);
         }

@@ -151,7 +151,18 @@ pub enum Command {
         customers: usize,
         #[arg(long, default_value_t = 7)]
         seed: u64,
+        /// `personas`: five kinds of customer (the truth segmentation recovers); `single`: one
+        /// population sharing one BG/NBD and Gamma-Gamma prior (the truth CLV fits recover).
+        #[arg(long, value_enum, default_value_t = Population::Personas)]
+        population: Population,
     },
+}
+
+/// The population `generate` draws customers from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Population {
+    Personas,
+    Single,
 }
 
 /// Loads the job and the parameters; every failure here is a bad job or argument (exit 2).

@@ -96,7 +96,7 @@ holdout_days = 90
 #[test]
 fn clv_recovers_the_generator_parameters_and_publishes_its_tables() {
     let data = tempfile::tempdir().unwrap();
-    segvalue_ok(&["generate", "--out", data.path().to_str().unwrap(), "--customers", "100000", "--seed", "3"]);
+    segvalue_ok(&["generate", "--out", data.path().to_str().unwrap(), "--customers", "100000", "--seed", "3", "--population", "single"]);
     let j = JobDir::retail_at(&data.path().display().to_string(), &format!("{CLV_JOB}\n[output]\nroot = \"out\"\n"));
     segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
     let out = j.out();
@@ -108,7 +108,7 @@ fn clv_recovers_the_generator_parameters_and_publishes_its_tables() {
     let report: Vec<String> = fitted.iter().map(|(k, v)| format!("{k}={v:.4}")).collect();
     eprintln!("fitted on 100k customers: {}", report.join(" "));
     assert!(model.iter().all(|r| r[3] == true));
-    let want = |k: &str| truth[k].as_f64().unwrap();
+    let want = |k: &str| truth["personas"][0][k].as_f64().unwrap();
     // Every parameter within 10%; the quantities the data pins down best (the mean purchase
     // rate r/α, the mean drop-out a/(a+b), the mean spend pγ/(q−1)) within 5%.
     for (name, key) in [("r", "r"), ("alpha", "alpha"), ("a", "a"), ("b", "b"), ("p", "p_spend"), ("q", "q"), ("gamma", "gamma")] {

@@ -98,6 +98,45 @@ fn default_job_report_has_every_chart_from_the_run_data() {
     }
 }
 
+/// The default job on the shipped sample finds the generator's five personas (issue #22): an
+/// adjusted Rand index of at least 0.8 against the truth (scikit-learn's, in
+/// `tests/support/personas.py`), each persona's dominant segment a different one, named for the
+/// persona's defining trait and drawn in the report's segment-size chart.
+#[test]
+fn default_job_finds_the_sample_personas_and_the_report_names_them() {
+    let out = tempfile::tempdir().unwrap();
+    segvalue_ok(&["run", &format!("{ROOT}/jobs/retail.toml"), "--run-date", "2025-12-31", "--output-root", out.path().to_str().unwrap()]);
+    let got = std::process::Command::new(python())
+        .arg(Path::new(ROOT).join("tests/support/personas.py"))
+        .arg(out.path())
+        .arg(Path::new(ROOT).join("data/sample/truth/customers.parquet"))
+        .output()
+        .unwrap();
+    assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&got.stdout).unwrap();
+    let ari = v["ari"].as_f64().unwrap();
+    assert!(ari >= 0.8, "adjusted Rand index {ari:.3} against the personas\n{v:#}");
+    assert!(v["k"].as_i64().unwrap() > 2, "{v:#}");
+    let drawn = svg_texts(&report(out.path()), "segment-sizes");
+    // The chart shortens long names with an ellipsis.
+    let is_drawn = |name: &str| drawn.iter().any(|t| t == name || t.strip_suffix('…').is_some_and(|p| name.starts_with(p)));
+    let mut segments = std::collections::BTreeSet::new();
+    for (persona, word) in [
+        ("app regulars", "app-first"),
+        ("bargain hunters", "frequent"),
+        ("browsers", "engaged online"),
+        ("lapsed one-timers", "lapsed"),
+        ("store big spenders", "rarely online"),
+    ] {
+        let d = &v["dominant"][persona];
+        let name = d["segment_name"].as_str().unwrap_or_else(|| panic!("{persona} missing\n{v:#}"));
+        assert!(name.contains(word), "{persona}'s segment is '{name}', without '{word}'");
+        assert!(is_drawn(name), "'{name}' not drawn in the segment sizes: {drawn:?}");
+        segments.insert(d["segment_id"].as_i64().unwrap());
+    }
+    assert_eq!(segments.len(), 5, "two personas share a segment\n{v:#}");
+}
+
 #[test]
 fn a_job_without_models_gets_a_report_that_says_so() {
     let j = JobDir::retail("[output]\nroot = \"out\"\npublish_views = [\"kpi_monthly_retention\"]\n");
