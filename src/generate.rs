@@ -123,7 +123,7 @@ pub fn personas() -> Vec<Persona> {
             sessions_base: 0.03,
             ..base.clone()
         },
-        // Bargain-driven occasional buyers: small baskets a few times a year, on the web.
+        // Bargain hunters: small baskets every few weeks, on the web.
         Persona {
             name: "bargain hunters",
             share: 0.26,
