@@ -92,7 +92,7 @@ const CLV: &str = "[clv]\nview = \"customer_summary\"\nid = \"customer_id\"\ntim
 
 /// A run of the default job's CLV stage, published under `j.out()`.
 pub fn clv_run() -> JobDir {
-    let j = JobDir::retail(&format!("{CLV}\n[output]\nroot = \"out\"\n"));
+    let j = JobDir::retail_at(&single_dataset().display().to_string(), &format!("{CLV}\n[output]\nroot = \"out\"\n"));
     segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
     j
 }
@@ -260,7 +260,10 @@ fn the_engine_s_customer_clv_equals_the_driver_s_predictions_to_the_bit() {
 #[test]
 fn gamma_gamma_on_a_sample_is_reproducible_and_close_to_the_full_fit() {
     let params = |extra: &str, partitions: &str| {
-        let j = JobDir::retail(&format!("{CLV}fit_sample = 500\n{extra}\n[engine]\ntarget_partitions = {partitions}\n\n[output]\nroot = \"out\"\n"));
+        let j = JobDir::retail_at(
+            &single_dataset().display().to_string(),
+            &format!("{CLV}fit_sample = 500\n{extra}\n[engine]\ntarget_partitions = {partitions}\n\n[output]\nroot = \"out\"\n"),
+        );
         segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
         let m = manifest(&j.out(), "2025-12-31");
         (m["clv"]["gamma_gamma"]["params"].clone(), m["clv"]["gamma_gamma"]["customers"].clone(), m["clv"]["gamma_gamma"]["sampled_from"].clone())
