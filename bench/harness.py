@@ -139,16 +139,17 @@ class Harness:
 
     # ---- inputs ---------------------------------------------------------------------------
 
-    def dataset(self, customers):
+    def dataset(self, customers, population="personas"):
         """`segvalue generate --seed 1` for this many customers, cached across runs."""
-        d = DATA_CACHE / f"personas-c{customers}"
+        d = DATA_CACHE / f"{population}-c{customers}"
         if not (d / "truth" / "params.json").exists():
             self.log(f"generating {customers:,} customers into {d}")
             tmp = d.with_name(d.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(d, ignore_errors=True)
             tmp.parent.mkdir(parents=True, exist_ok=True)
-            self.segvalue("generate", "--out", tmp, "--customers", customers, "--seed", 1, what="generate")
+            self.segvalue("generate", "--out", tmp, "--customers", customers, "--seed", 1, "--population", population,
+                          what="generate")
             tmp.rename(d)
         return d
 
@@ -437,8 +438,11 @@ class Harness:
         ]
 
     def clv(self):
+        # One population (the BG/NBD and Gamma-Gamma priors shared by everyone), as every CLV
+        # figure before the personas: on the personas the mixture fits a ≈ 0.03, and the same
+        # fit took 0.52 s against lifetimes' 10.8 s (0.048) at 75512bf (BENCHMARKS.md, "Personas"; issue #23).
         n = self.spec["model"]
-        data = self.dataset(n)
+        data = self.dataset(n, "single")
         work = self.work / "clv"
         shutil.rmtree(work, ignore_errors=True)
         summary_job = self.write(work / "clv_summary.toml", self.bench_job(
