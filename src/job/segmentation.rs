@@ -19,6 +19,7 @@ pub(super) struct SegmentationSection {
     features: Vec<String>,
     #[serde(default)]
     categorical: Vec<String>,
+    profile: Option<Vec<String>>,
     scale: Option<String>,
     algorithm: Option<String>,
     k: Option<toml::Value>,
@@ -179,6 +180,20 @@ pub(super) fn validate_segmentation(s: SegmentationSection) -> Result<Segmentati
             return invalid(k, format!("the id column '{f}' cannot be a feature").into());
         }
     }
+    let profile = s.profile.clone().unwrap_or_else(|| s.categorical.clone());
+    let mut profiled = BTreeSet::new();
+    for c in &profile {
+        Name::check(c).at(key("profile"))?;
+        if !profiled.insert(c) {
+            return invalid("profile", format!("column '{c}' is listed twice").into());
+        }
+        if c == &s.id {
+            return invalid("profile", format!("the id column '{c}' cannot be profiled").into());
+        }
+        if s.features.contains(c) {
+            return invalid("profile", format!("'{c}' is a numeric feature; profile lists categorical columns").into());
+        }
+    }
     if let Some(c) = s.columns.keys().find(|c| !s.features.contains(c)) {
         return invalid(&format!("columns.{c}"), format!("'{c}' is not in features").into());
     }
@@ -316,6 +331,7 @@ pub(super) fn validate_segmentation(s: SegmentationSection) -> Result<Segmentati
         features: s.features,
         prep,
         categorical: s.categorical,
+        profile,
         scale,
         algorithm,
         k,

@@ -4,6 +4,7 @@
 
 use ndarray::Array2;
 
+use super::tables::{CategoryCounts, top_share};
 use crate::clv::{self, BgNbdParams, PurchaseTuple};
 use crate::report::{
     HoldoutBucket, KRow, KSelection, PAliveMatrix, ProfileHeatmap, ReportData, SegmentRuleText, SegmentSize, SegmentValues,
@@ -28,6 +29,7 @@ pub(super) fn segmentation_charts(
     seg: &Segmentation,
     clv: Option<&[(i32, f64)]>,
     rules: &[SegmentRule],
+    shares: &[CategoryCounts],
 ) -> SegmentationCharts {
     let chosen_k = seg.k_selection.iter().find(|r| r.chosen).map_or(seg.k, |r| r.k);
     let k_selection = KSelection {
@@ -37,13 +39,16 @@ pub(super) fn segmentation_charts(
     let segments = seg
         .profiles
         .iter()
-        .map(|p| {
+        .enumerate()
+        .map(|(i, p)| {
             let rule = rules.iter().find(|r| r.segment_id == p.segment_id);
+            let mostly = shares.iter().filter_map(|(c, per)| top_share(&per[i]).map(|(v, s)| (c.clone(), v.to_string(), s))).collect();
             SegmentSize {
                 id: p.segment_id as i64,
                 name: p.name.clone(),
                 customers: p.customers as u64,
                 rule: rule.map(|r| SegmentRuleText { rule: r.text(features), precision: r.precision, coverage: r.coverage }),
+                mostly,
             }
         })
         .collect();

@@ -14,11 +14,11 @@ use super::manifest::{ModelUse, RfmReport, Stages};
 use super::rows::{RfmColumns, RfmCounts};
 use super::segment_outputs::{Outcome, log_outcome, report, rules, stage_actions, stage_rules};
 use super::session::Session;
-use super::tables::{clv_totals, k_selection_batch, prep_batch, segments_batch, summary_batch};
+use super::tables::{CategoryCounts, clv_totals, k_selection_batch, prep_batch, segments_batch, summary_batch};
 use crate::error::Error;
 use crate::features;
 use crate::publish::Publisher;
-use crate::segment::profile::segment_actions;
+use crate::segment::profile::{category_counts, segment_actions};
 use crate::segment::rfm::{self, Lifecycle};
 use crate::model_mode::ModelMode;
 use crate::segment::spec::RfmSpec;
@@ -52,7 +52,10 @@ async fn in_memory(
     rows: u64,
 ) -> Result<Outcome, Error> {
     let t = Instant::now();
-    let frame = features::load_frame(&s.ctx, &spec.view, &spec.id, &spec.features, &spec.categorical).await?;
+    // The profiled columns that are not clustered are loaded after the clustered ones.
+    let mut categorical = spec.categorical.clone();
+    categorical.extend(spec.profile.iter().filter(|c| !spec.categorical.contains(c)).cloned());
+    let frame = features::load_frame(&s.ctx, &spec.view, &spec.id, &spec.features, &categorical).await?;
     stages.record("load_features", t, Some(rows), Some(frame.x.nrows() as u64));
 
     let t = Instant::now();
@@ -61,7 +64,7 @@ async fn in_memory(
     let previous = model.as_ref().and_then(|m| m.segmentation.as_ref().map(|sg| (m.run_date, sg)));
     let input = segment::Features {
         x: &frame.x,
-        categorical: &frame.categorical,
+        categorical: &frame.categorical[..spec.categorical.len()],
     };
     let (seg, model_use) = match spec.mode {
         ModelMode::Score => {
@@ -127,11 +130,19 @@ async fn in_memory(
         .stage_batch("segment_transitions", transitions, &["segmentation".into(), "from_segment".into(), "to_segment".into()])
         .await?;
     let totals = clv_join.as_deref().map(|c| clv_totals(&seg, c));
-    let summary = summary_batch(&spec.features, &seg, &actions, totals.as_deref());
+    let shares: Vec<CategoryCounts> = spec
+        .profile
+        .iter()
+        .map(|c| {
+            let values = &frame.categorical[categorical.iter().position(|n| n == c).expect("loaded")];
+            (c.clone(), category_counts(&seg.segment, values, &seg.profiles))
+        })
+        .collect();
+    let summary = summary_batch(&spec.features, &seg, &actions, totals.as_deref(), &shares);
     let clv_pairs: Option<Vec<(i32, f64)>> =
         clv_join.as_deref().map(|c| seg.segment.iter().zip(c).filter_map(|(&s, v)| v.map(|(v, _)| (s, v))).collect());
     let rules = rules(&frame.x, &seg)?;
-    let charts = super::report::segmentation_charts(&spec.features, &frame.x, &seg, clv_pairs.as_deref(), &rules);
+    let charts = super::report::segmentation_charts(&spec.features, &frame.x, &seg, clv_pairs.as_deref(), &rules, &shares);
     out += publisher.stage_batch("segment_summary", summary, &["segment_id".into()]).await?;
     out += publisher.stage_batch("segmentation_k_selection", k_selection_batch(&seg), &["k".into()]).await?;
     out += publisher.stage_batch("segmentation_prep", prep_batch(&seg.columns), &["column".into()]).await?;

@@ -68,11 +68,22 @@ pub(super) fn segments_batch(
 
 /// `segment_summary`; with CLV, `clv[i]` holds profile `i`'s (total CLV, total P(alive),
 /// customers with a CLV).
+/// A profiled categorical column: its name and, per profile, (value, customers) by value.
+pub(super) type CategoryCounts = (String, Vec<Vec<(String, usize)>>);
+
+/// The most common value (ties: the first by value) and its share of the counted customers.
+pub(super) fn top_share(counts: &[(String, usize)]) -> Option<(&str, f64)> {
+    let total: usize = counts.iter().map(|(_, n)| n).sum();
+    let best = counts.iter().fold(None, |b: Option<&(String, usize)>, c| if b.is_none_or(|b| c.1 > b.1) { Some(c) } else { b })?;
+    Some((best.0.as_str(), best.1 as f64 / total as f64))
+}
+
 pub(super) fn summary_batch(
     features: &[String],
     seg: &Segmentation,
     actions: &[SegmentAction],
     clv: Option<&[ClvTotals]>,
+    categories: &[CategoryCounts],
 ) -> RecordBatch {
     let profiles = &seg.profiles;
     let nullable_f64 = |v: Vec<f64>| -> ArrayRef { Arc::new(Float64Array::from_iter(v.into_iter().map(|x| Some(x).filter(|x| x.is_finite())))) };
@@ -93,6 +104,27 @@ pub(super) fn summary_batch(
         cols.push(nullable_f64(profiles.iter().map(|p| p.means[j]).collect()));
         fields.push(Field::new(format!("median_{name}"), DataType::Float64, true));
         cols.push(nullable_f64(profiles.iter().map(|p| p.medians[j]).collect()));
+    }
+    for (column, per_profile) in categories {
+        // The most common value, its share, and every value's share as a JSON object that a BI
+        // tool or DuckDB's json functions can read.
+        let mut top = Vec::new();
+        let mut top_shares = Vec::new();
+        let mut shares = Vec::new();
+        for counts in per_profile {
+            let total: usize = counts.iter().map(|(_, n)| n).sum();
+            let best = top_share(counts);
+            top.push(best.map(|b| b.0.to_string()));
+            top_shares.push(best.map_or(f64::NAN, |b| b.1));
+            let object: serde_json::Map<String, serde_json::Value> = counts.iter().map(|(v, n)| (v.clone(), (*n as f64 / total as f64).into())).collect();
+            shares.push(serde_json::Value::Object(object).to_string());
+        }
+        fields.push(Field::new(format!("top_{column}"), DataType::Utf8, true));
+        cols.push(Arc::new(StringArray::from(top)));
+        fields.push(Field::new(format!("top_{column}_share"), DataType::Float64, true));
+        cols.push(nullable_f64(top_shares));
+        fields.push(Field::new(format!("{column}_shares"), DataType::Utf8, false));
+        cols.push(Arc::new(StringArray::from(shares)));
     }
     fields.push(Field::new("lifecycle_stage", DataType::Utf8, true));
     cols.push(Arc::new(StringArray::from_iter(actions.iter().map(|a| a.stage.map(|s| s.as_str())))));

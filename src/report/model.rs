@@ -42,6 +42,8 @@ pub struct SegmentSize {
     pub customers: u64,
     /// The segment's rule from `segment_rules`, when one was learned.
     pub rule: Option<SegmentRuleText>,
+    /// Per profiled categorical column: (column, most common value, its share).
+    pub mostly: Vec<(String, String, f64)>,
 }
 
 #[derive(Debug, Clone)]

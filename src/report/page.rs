@@ -112,23 +112,33 @@ fn segment_parts(s: Option<&[SegmentSize]>) -> Result<Option<Parts>, ReportError
                  meeting it who are in the segment, coverage the share of the segment meeting it."
             } else {
                 ""
-            }
+            },
         ),
         svg: charts::segment_sizes(s)?,
-        extra: s.iter().any(|x| x.rule.is_some()).then(|| rules_table(s)),
+        extra: s.iter().any(|x| x.rule.is_some() || !x.mostly.is_empty()).then(|| rules_table(s)),
     }))
 }
 
-/// Each segment's rule with its precision and coverage, as `segment_rules` publishes them.
+/// Each segment's rule with its precision and coverage, as `segment_rules` publishes them, and
+/// the most common value of each profiled categorical column (`segment_summary`'s `top_*`).
 fn rules_table(s: &[SegmentSize]) -> Markup {
     let pct = |v: f64| if v.is_finite() { format!("{:.0} %", 100.0 * v) } else { "–".into() };
+    let mostly = s.iter().any(|x| !x.mostly.is_empty());
     html! {
         table.num.rules {
-            thead { tr { th { "Segment" } th { "Rule (a CRM filter)" } th { "Precision" } th { "Coverage" } } }
+            thead { tr { th { "Segment" } th { "Rule (a CRM filter)" } th { "Precision" } th { "Coverage" } @if mostly { th { "Most common" } } } }
             tbody {
                 @for x in s {
-                    @if let Some(r) = &x.rule {
-                        tr { td { (x.name) } td { code { (r.rule) } } td { (pct(r.precision)) } td { (pct(r.coverage)) } }
+                    tr {
+                        td { (x.name) }
+                        @if let Some(r) = &x.rule {
+                            td { code { (r.rule) } } td { (pct(r.precision)) } td { (pct(r.coverage)) }
+                        } @else {
+                            td { "–" } td { "–" } td { "–" }
+                        }
+                        @if mostly {
+                            td { (x.mostly.iter().map(|(c, v, share)| format!("{c} {v} ({})", pct(*share))).collect::<Vec<_>>().join(", ")) }
+                        }
                     }
                 }
             }
@@ -255,7 +265,7 @@ mod tests {
                 names
                     .iter()
                     .enumerate()
-                    .map(|(i, n)| SegmentSize { id: i as i64, name: n.to_string(), customers: 5, rule: None })
+                    .map(|(i, n)| SegmentSize { id: i as i64, name: n.to_string(), customers: 5, rule: None, mostly: Vec::new() })
                     .collect(),
             ),
             profile: Some(ProfileHeatmap {
@@ -340,7 +350,7 @@ mod tests {
         let (nan, inf) = (f64::NAN, f64::INFINITY);
         let data = ReportData {
             k_selection: Some(KSelection { rows: vec![KRow { k: 4, inertia: nan, silhouette: inf, stability: nan }], chosen_k: 9 }),
-            segments: Some(vec![SegmentSize { id: 7, name: String::new(), customers: 0, rule: None }]),
+            segments: Some(vec![SegmentSize { id: 7, name: String::new(), customers: 0, rule: None, mostly: Vec::new() }]),
             profile: Some(ProfileHeatmap {
                 features: vec!["a very long feature name that will not fit under its column".into(); 12],
                 segments: vec!["only".into()],
@@ -378,7 +388,7 @@ mod tests {
                 ],
                 chosen_k: 1_000_000,
             }),
-            segments: Some(many.iter().map(|n| SegmentSize { id: 0, name: n.clone(), customers: u64::MAX, rule: None }).collect()),
+            segments: Some(many.iter().map(|n| SegmentSize { id: 0, name: n.clone(), customers: u64::MAX, rule: None, mostly: Vec::new() }).collect()),
             profile: Some(ProfileHeatmap {
                 features: vec!["f".into()],
                 segments: many.clone(),

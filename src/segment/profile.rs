@@ -5,9 +5,11 @@
 //! features on which its members differ most from everyone, in standard deviations of the
 //! prepared feature, e.g. "frequent · high spend · recent".
 
+use std::collections::{BTreeMap, HashMap};
+
 use ndarray::{Array2, Axis};
 
-use super::prep::{Prepared, unscale};
+use super::prep::{NULL_CATEGORY, Prepared, unscale};
 use crate::stats::{dominant, quantile_of};
 use super::rfm::{self, ActionKey, Lifecycle, ValueTier};
 use super::select_k::Clustering;
@@ -168,6 +170,19 @@ pub struct SegmentAction {
     pub tier: Option<ValueTier>,
     pub key: Option<ActionKey>,
     pub action: Option<String>,
+}
+
+/// Customers per value of one categorical column (`values`, a row's segment in `segment`),
+/// for each profile in `profiles`' order: (value, customers) by value; NULL is [`NULL_CATEGORY`].
+pub fn category_counts(segment: &[i32], values: &[Option<String>], profiles: &[SegmentProfile]) -> Vec<Vec<(String, usize)>> {
+    let at: HashMap<i32, usize> = profiles.iter().enumerate().map(|(i, p)| (p.segment_id, i)).collect();
+    let mut counts = vec![BTreeMap::<String, usize>::new(); profiles.len()];
+    for (s, v) in segment.iter().zip(values) {
+        if let Some(&i) = at.get(s) {
+            *counts[i].entry(v.as_deref().unwrap_or(NULL_CATEGORY).to_string()).or_insert(0) += 1;
+        }
+    }
+    counts.into_iter().map(|m| m.into_iter().collect()).collect()
 }
 
 /// Per profile: the action configured for its name, else the default for its dominant

@@ -128,6 +128,9 @@ pub struct SegmentationSpec {
     pub prep: Vec<ColumnPrep>,
     /// One-hot encoded columns.
     pub categorical: Vec<String>,
+    /// Categorical columns whose shares `segment_summary` shows per segment (`profile`;
+    /// default: `categorical`).
+    pub profile: Vec<String>,
     pub scale: Scale,
     pub algorithm: Algorithm,
     pub k: KChoice,
@@ -194,6 +197,7 @@ pub(crate) fn test_spec(k: KChoice) -> SegmentationSpec {
         features: vec!["a".into(), "b".into()],
         prep: vec![p.clone(), p],
         categorical: vec![],
+        profile: vec![],
         scale: Scale::ZScore,
         algorithm: Algorithm::KMeans,
         k,

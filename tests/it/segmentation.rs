@@ -519,3 +519,42 @@ fn past_fit_sample_rfm_tiers_and_preparation_equal_the_driver_path() {
     let rfm = |j: &JobDir| manifest(&j.out(), "2025-12-31")["segmentation"]["rfm"].clone();
     assert_eq!(rfm(&driver), rfm(&engine));
 }
+
+/// `segment_summary`'s categorical shares (issue #22): per segment and profiled column, the most
+/// common value, its share and every value's share equal DuckDB's counts over the published
+/// `customer_segments` joined to `customer_features`, whether the driver fits every customer
+/// or the engine assigns them past `fit_sample`.
+#[test]
+fn categorical_shares_per_segment_equal_duckdb_on_both_paths() {
+    for sample in ["", "fit_sample = 300\n"] {
+        let seg = retail_segmentation("4");
+        let j = JobDir::retail(&format!("{seg}{sample}profile = [\"region\", \"acquisition_channel\"]\n\n[output]\nroot = \"out\"\n"));
+        segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
+        for column in ["region", "acquisition_channel"] {
+            // Ours, one row per (segment, value); DuckDB's from the customers.
+            let ours = duckdb(&format!(
+                "SELECT segment_id, key, CAST(value AS DOUBLE), top_{column}, top_{column}_share \
+                 FROM read_parquet('{}'), json_each({column}_shares) ORDER BY 1, 2",
+                table(&j, "segment_summary")
+            ));
+            let theirs = duckdb(&format!(
+                "WITH c AS (SELECT s.segment_id, coalesce(CAST(f.{column} AS VARCHAR), '(null)') AS v, count(*) AS n \
+                 FROM read_parquet('{}') s JOIN read_parquet('{}') f USING (customer_id) GROUP BY 1, 2) \
+                 SELECT segment_id, v, n / sum(n) OVER (PARTITION BY segment_id), \
+                 first(v ORDER BY n DESC, v) OVER (PARTITION BY segment_id), max(n) OVER (PARTITION BY segment_id) / sum(n) OVER (PARTITION BY segment_id) \
+                 FROM c ORDER BY 1, 2",
+                table(&j, "customer_segments"),
+                table(&j, "customer_features")
+            ));
+            assert!(ours.len() > 4, "{sample}{column}: {ours:?}");
+            assert_eq!(ours.len(), theirs.len(), "{sample}{column}");
+            for (a, b) in ours.iter().zip(&theirs) {
+                assert_eq!((&a[0], &a[1], &a[3]), (&b[0], &b[1], &b[3]), "{sample}{column}");
+                for k in [2, 4] {
+                    let (x, y) = (a[k].as_f64().unwrap(), b[k].as_f64().unwrap());
+                    assert!((x - y).abs() < 1e-12, "{sample}{column}: {a:?} vs {b:?}");
+                }
+            }
+        }
+    }
+}

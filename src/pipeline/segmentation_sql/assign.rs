@@ -9,14 +9,14 @@ use ndarray::Array2;
 use super::order_stats::OrderStats;
 use super::prep::prepared_expr;
 use super::rfm::RfmPlan;
-use super::sql::{FEATURES, SAMPLE_SALT, f64s, i64s, num, text};
+use super::sql::{FEATURES, SAMPLE_SALT, f64s, i64s, num, strings, text};
 use crate::error::Error;
 use crate::features::{self, FeatureError};
 use crate::pipeline::query::collect;
 use crate::pipeline::session::Session;
 use crate::quality::quote;
 use crate::segment::SegmentationSpec;
-use crate::segment::prep::PrepColumn;
+use crate::segment::prep::{NULL_CATEGORY, PrepColumn};
 use crate::segment::profile::SegmentStats;
 use crate::segment::spec::RfmSpec;
 
@@ -100,6 +100,29 @@ pub(super) async fn profile(ctx: &SessionContext, spec: &SegmentationSpec, colum
     Ok(Profiled { stats, overall })
 }
 
+
+/// Per fitted centroid row, customers per value of each of `spec.profile`'s columns, counted
+/// by the engine over every customer: (value, customers) by value, NULL as [`NULL_CATEGORY`].
+pub(super) async fn category_counts(ctx: &SessionContext, spec: &SegmentationSpec, columns: &[PrepColumn], centroids: &Array2<f64>) -> Result<Vec<Vec<Vec<(String, usize)>>>, Error> {
+    let (nearest, _) = assignment(columns, centroids);
+    let mut out = Vec::with_capacity(spec.profile.len());
+    for column in &spec.profile {
+        let sql = format!(
+            "SELECT c, v, count(*) AS n FROM (SELECT CAST({nearest} AS BIGINT) AS c, coalesce(CAST({} AS VARCHAR), {}) AS v FROM {}) GROUP BY c, v",
+            quote(column),
+            text(NULL_CATEGORY),
+            quote(FEATURES)
+        );
+        let b = collect(ctx, &spec.view, &sql).await?;
+        let mut per_row = vec![Vec::new(); centroids.nrows()];
+        for ((c, v), n) in i64s(&b, "c").into_iter().zip(strings(&b, "v")).zip(i64s(&b, "n")) {
+            per_row[c as usize].push((v.unwrap_or_default(), n as usize));
+        }
+        per_row.iter_mut().for_each(|counts| counts.sort());
+        out.push(per_row);
+    }
+    Ok(out)
+}
 
 /// `customer_segments` as a plan: every customer assigned by the engine, `ids[i]` and
 /// `names[i]` for centroid row `i`, with the RFM columns joined.

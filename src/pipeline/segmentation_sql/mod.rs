@@ -34,7 +34,7 @@ use super::history;
 use super::manifest::{ModelUse, Stages};
 use super::segment_outputs::{Outcome, log_outcome, report, rules, stage_actions, stage_rules};
 use super::session::Session;
-use super::tables::{k_selection_batch, prep_batch, summary_batch};
+use super::tables::{CategoryCounts, k_selection_batch, prep_batch, summary_batch};
 use crate::engine::materialize;
 use crate::error::Error;
 use crate::model_mode::ModelMode;
@@ -43,7 +43,7 @@ use crate::quality::quote;
 use crate::segment::profile::{SegmentStats, actions_for, named_profiles, size_order};
 use crate::segment::spec::Algorithm;
 use crate::segment::{self, SegmentError, Segmentation, SegmentationSpec};
-use assign::{profile, sample, segments_sql};
+use assign::{category_counts, profile, sample, segments_sql};
 use sql::{CURRENT, FEATURES, RFM};
 use prep::{fit_preparation, population};
 use rfm::rfm_plan;
@@ -232,9 +232,22 @@ async fn engine_stage(
         }
         None => (None, None),
     };
-    let summary = summary_batch(&spec.features, &seg, &actions, totals.as_deref());
+    let counted = category_counts(ctx, spec, &seg.columns, &centroids).await?;
+    let shares: Vec<CategoryCounts> = spec
+        .profile
+        .iter()
+        .zip(counted)
+        .map(|(column, per_row)| {
+            let mut per_profile = vec![Vec::new(); seg.profiles.len()];
+            for (i, counts) in per_row.into_iter().enumerate() {
+                per_profile[new_id[i]] = counts;
+            }
+            (column.clone(), per_profile)
+        })
+        .collect();
+    let summary = summary_batch(&spec.features, &seg, &actions, totals.as_deref(), &shares);
     let rules = rules(&frame.x, &seg)?;
-    let charts = super::report::segmentation_charts(&spec.features, &frame.x, &seg, pairs.as_deref(), &rules);
+    let charts = super::report::segmentation_charts(&spec.features, &frame.x, &seg, pairs.as_deref(), &rules, &shares);
     out += publisher.stage_batch("segment_summary", summary, &["segment_id".into()]).await?;
     out += publisher.stage_batch("segmentation_k_selection", k_selection_batch(&seg), &["k".into()]).await?;
     out += publisher.stage_batch("segmentation_prep", prep_batch(&seg.columns), &["column".into()]).await?;
