@@ -1,17 +1,20 @@
 //! What both ways of segmenting (on the driver, [`super::segmentation`]; in the engine,
-//! [`super::segmentation_sql`]) hand out the same way: the manifest's account, the log line and
-//! `segment_actions`.
+//! [`super::segmentation_sql`]) hand out the same way: the manifest's account, the log line, the
+//! rules, and the per-segment tables after `customer_segments`.
 
 use std::collections::BTreeMap;
 
+use datafusion::arrow::array::RecordBatch;
+
 use super::manifest::{ModelUse, PrepReport, RfmReport, SegmentationReport};
 use super::rows::{ActionRow, RfmCounts};
-use super::tables::{segment_actions_batch, segment_rules_batch};
+use super::tables::{k_selection_batch, prep_batch, segment_actions_batch, segment_rules_batch};
 use crate::error::Error;
 use crate::model_mode::ModelMode;
 use crate::publish::Publisher;
 use crate::segment::profile::SegmentAction;
 use crate::segment::rules::SegmentRule;
+use crate::segment::spec::ActionsSpec;
 use crate::segment::rfm::{self, ActionKey, Lifecycle, ValueTier};
 use crate::segment::{self, Segmentation, SegmentationSpec};
 
@@ -33,12 +36,12 @@ pub(super) fn log_outcome(seg: &Segmentation, model_use: Option<&ModelUse>, mode
 }
 
 /// `segment_actions` staged, warning about `[actions]` entries that match nothing.
-pub(super) async fn stage_actions(
+async fn stage_actions(
     publisher: &mut Publisher,
     seg: &Segmentation,
     actions: &[SegmentAction],
     counts: Option<&RfmCounts>,
-    spec: &crate::segment::spec::ActionsSpec,
+    spec: &ActionsSpec,
 ) -> Result<u64, Error> {
     let table = action_rows(seg, actions, counts, spec);
     // An [actions] entry that is neither an action key nor a segment of this run is most
@@ -157,7 +160,25 @@ pub(super) fn rules(x: &ndarray::Array2<f64>, seg: &Segmentation) -> Result<Vec<
     segment::rules::segment_rules(x.view(), &seg.segment).map_err(|e| Error::from(segment::SegmentError::Fit(format!("segment rules: {e}"))))
 }
 
-/// `segment_rules` staged.
-pub(super) async fn stage_rules(publisher: &mut Publisher, spec: &SegmentationSpec, seg: &Segmentation, rules: &[SegmentRule]) -> Result<u64, Error> {
-    Ok(publisher.stage_batch("segment_rules", segment_rules_batch(&spec.features, seg, rules), &["segment_id".into()]).await?)
+/// The per-segment tables both paths stage alike: `segment_summary` (built by the path),
+/// `segmentation_k_selection`, `segmentation_prep`, `segment_actions` and `segment_rules`;
+/// returns the rows staged.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn stage_segment_tables(
+    publisher: &mut Publisher,
+    spec: &SegmentationSpec,
+    seg: &Segmentation,
+    summary: RecordBatch,
+    actions: &[SegmentAction],
+    counts: Option<&RfmCounts>,
+    actions_spec: &ActionsSpec,
+    rules: &[SegmentRule],
+) -> Result<u64, Error> {
+    let id = ["segment_id".to_string()];
+    let mut out = publisher.stage_batch("segment_summary", summary, &id).await?;
+    out += publisher.stage_batch("segmentation_k_selection", k_selection_batch(seg), &["k".into()]).await?;
+    out += publisher.stage_batch("segmentation_prep", prep_batch(&seg.columns), &["column".into()]).await?;
+    out += stage_actions(publisher, seg, actions, counts, actions_spec).await?;
+    out += publisher.stage_batch("segment_rules", segment_rules_batch(&spec.features, seg, rules), &id).await?;
+    Ok(out)
 }

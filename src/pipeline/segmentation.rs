@@ -12,9 +12,9 @@ use super::history;
 use super::ids::{id_array, id_index};
 use super::manifest::{ModelUse, RfmReport, Stages};
 use super::rows::{RfmColumns, RfmCounts};
-use super::segment_outputs::{Outcome, log_outcome, report, rules, stage_actions, stage_rules};
+use super::segment_outputs::{Outcome, log_outcome, report, rules, stage_segment_tables};
 use super::session::Session;
-use super::tables::{CategoryCounts, clv_totals, k_selection_batch, prep_batch, segments_batch, summary_batch};
+use super::tables::{CategoryCounts, clv_totals, segments_batch, summary_batch};
 use crate::error::Error;
 use crate::features;
 use crate::publish::Publisher;
@@ -143,12 +143,8 @@ async fn in_memory(
         clv_join.as_deref().map(|c| seg.segment.iter().zip(c).filter_map(|(&s, v)| v.map(|(v, _)| (s, v))).collect());
     let rules = rules(&frame.x, &seg)?;
     let charts = super::report::segmentation_charts(&spec.features, &frame.x, &seg, clv_pairs.as_deref(), &rules, &shares);
-    out += publisher.stage_batch("segment_summary", summary, &["segment_id".into()]).await?;
-    out += publisher.stage_batch("segmentation_k_selection", k_selection_batch(&seg), &["k".into()]).await?;
-    out += publisher.stage_batch("segmentation_prep", prep_batch(&seg.columns), &["column".into()]).await?;
     let counts = rfm_cols.as_ref().map(RfmCounts::of);
-    out += stage_actions(publisher, &seg, &actions, counts.as_ref(), &s.job.actions).await?;
-    out += stage_rules(publisher, spec, &seg, &rules).await?;
+    out += stage_segment_tables(publisher, spec, &seg, summary, &actions, counts.as_ref(), &s.job.actions, &rules).await?;
     stages.record("segment_tables", t, None, Some(out));
 
     let (trained_on, reference) = match (spec.mode, previous) {

@@ -32,9 +32,9 @@ use ndarray::Axis;
 use super::clv::ClvOutcome;
 use super::history;
 use super::manifest::{ModelUse, Stages};
-use super::segment_outputs::{Outcome, log_outcome, report, rules, stage_actions, stage_rules};
+use super::segment_outputs::{Outcome, log_outcome, report, rules, stage_segment_tables};
 use super::session::Session;
-use super::tables::{CategoryCounts, k_selection_batch, prep_batch, summary_batch};
+use super::tables::{CategoryCounts, summary_batch};
 use crate::engine::materialize;
 use crate::error::Error;
 use crate::model_mode::ModelMode;
@@ -248,11 +248,7 @@ async fn engine_stage(
     let summary = summary_batch(&spec.features, &seg, &actions, totals.as_deref(), &shares);
     let rules = rules(&frame.x, &seg)?;
     let charts = super::report::segmentation_charts(&spec.features, &frame.x, &seg, pairs.as_deref(), &rules, &shares);
-    out += publisher.stage_batch("segment_summary", summary, &["segment_id".into()]).await?;
-    out += publisher.stage_batch("segmentation_k_selection", k_selection_batch(&seg), &["k".into()]).await?;
-    out += publisher.stage_batch("segmentation_prep", prep_batch(&seg.columns), &["column".into()]).await?;
-    out += stage_actions(publisher, &seg, &actions, rfm.as_ref().map(|_| &counts), &s.job.actions).await?;
-    out += stage_rules(publisher, spec, &seg, &rules).await?;
+    out += stage_segment_tables(publisher, spec, &seg, summary, &actions, rfm.as_ref().map(|_| &counts), &s.job.actions, &rules).await?;
     stages.record("segment_tables", t, None, Some(out));
 
     let (trained_on, reference) = match (spec.mode, previous) {
