@@ -5,7 +5,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::rows::{ActionRow, RfmColumns};
 use crate::clv::{ClvModels, HoldoutBucket};
@@ -14,6 +14,7 @@ use crate::segment::profile::SegmentAction;
 use crate::segment::rfm;
 use crate::segment::rules::SegmentRule;
 use crate::segment::{KScore, Segmentation, SegmentationSpec};
+use crate::stats::dominant_of_counts;
 
 fn f64_col(v: impl IntoIterator<Item = f64>) -> ArrayRef {
     Arc::new(Float64Array::from_iter_values(v))
@@ -66,18 +67,20 @@ pub(super) fn segments_batch(
     )
 }
 
-/// `segment_summary`; with CLV, `clv[i]` holds profile `i`'s (total CLV, total P(alive),
-/// customers with a CLV).
 /// A profiled categorical column: its name and, per profile, (value, customers) by value.
 pub(super) type CategoryCounts = (String, Vec<Vec<(String, usize)>>);
 
-/// The most common value (ties: the first by value) and its share of the counted customers.
+/// The most common value (as [`dominant_of_counts`] picks it: ties to the first by value) and
+/// its share of the counted customers.
 pub(super) fn top_share(counts: &[(String, usize)]) -> Option<(&str, f64)> {
-    let total: usize = counts.iter().map(|(_, n)| n).sum();
-    let best = counts.iter().fold(None, |b: Option<&(String, usize)>, c| if b.is_none_or(|b| c.1 > b.1) { Some(c) } else { b })?;
-    Some((best.0.as_str(), best.1 as f64 / total as f64))
+    let by_value: BTreeMap<&str, usize> = counts.iter().map(|(v, n)| (v.as_str(), *n)).collect();
+    let total: usize = by_value.values().sum();
+    let top = dominant_of_counts(by_value.clone())?;
+    Some((top, by_value[top] as f64 / total as f64))
 }
 
+/// `segment_summary`; with CLV, `clv[i]` holds profile `i`'s (total CLV, total P(alive),
+/// customers with a CLV).
 pub(super) fn summary_batch(
     features: &[String],
     seg: &Segmentation,

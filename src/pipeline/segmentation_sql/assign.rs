@@ -9,14 +9,14 @@ use ndarray::Array2;
 use super::order_stats::OrderStats;
 use super::prep::prepared_expr;
 use super::rfm::RfmPlan;
-use super::sql::{FEATURES, SAMPLE_SALT, f64s, i64s, num, strings, text};
+use super::sql::{FEATURES, SAMPLE_SALT, category, f64s, i64s, num, strings, text};
 use crate::error::Error;
 use crate::features::{self, FeatureError};
 use crate::pipeline::query::collect;
 use crate::pipeline::session::Session;
 use crate::quality::quote;
 use crate::segment::SegmentationSpec;
-use crate::segment::prep::{NULL_CATEGORY, PrepColumn};
+use crate::segment::prep::PrepColumn;
 use crate::segment::profile::SegmentStats;
 use crate::segment::spec::RfmSpec;
 
@@ -100,27 +100,36 @@ pub(super) async fn profile(ctx: &SessionContext, spec: &SegmentationSpec, colum
     Ok(Profiled { stats, overall })
 }
 
-
-/// Per fitted centroid row, customers per value of each of `spec.profile`'s columns, counted
-/// by the engine over every customer: (value, customers) by value, NULL as [`NULL_CATEGORY`].
+/// Per profiled column (`spec.profile`) and fitted centroid row, customers per value, counted
+/// by the engine over every customer in one scan: (value, customers) by value, NULL as
+/// [`crate::segment::prep::NULL_CATEGORY`].
 pub(super) async fn category_counts(ctx: &SessionContext, spec: &SegmentationSpec, columns: &[PrepColumn], centroids: &Array2<f64>) -> Result<Vec<Vec<Vec<(String, usize)>>>, Error> {
-    let (nearest, _) = assignment(columns, centroids);
-    let mut out = Vec::with_capacity(spec.profile.len());
-    for column in &spec.profile {
-        let sql = format!(
-            "SELECT c, v, count(*) AS n FROM (SELECT CAST({nearest} AS BIGINT) AS c, coalesce(CAST({} AS VARCHAR), {}) AS v FROM {}) GROUP BY c, v",
-            quote(column),
-            text(NULL_CATEGORY),
-            quote(FEATURES)
-        );
-        let b = collect(ctx, &spec.view, &sql).await?;
-        let mut per_row = vec![Vec::new(); centroids.nrows()];
-        for ((c, v), n) in i64s(&b, "c").into_iter().zip(strings(&b, "v")).zip(i64s(&b, "n")) {
-            per_row[c as usize].push((v.unwrap_or_default(), n as usize));
-        }
-        per_row.iter_mut().for_each(|counts| counts.sort());
-        out.push(per_row);
+    let p = spec.profile.len();
+    if p == 0 {
+        return Ok(Vec::new());
     }
+    let (nearest, _) = assignment(columns, centroids);
+    // A grouping set (segment, column) per column: a result row belongs to the one column it
+    // holds a value for (never NULL after `category`).
+    let values: Vec<String> = spec.profile.iter().enumerate().map(|(j, c)| format!("{} AS v{j}", category(c))).collect();
+    let names: Vec<String> = (0..p).map(|j| format!("v{j}")).collect();
+    let sets: Vec<String> = names.iter().map(|v| format!("(c, {v})")).collect();
+    let sql = format!(
+        "SELECT c, {}, count(*) AS n FROM (SELECT CAST({nearest} AS BIGINT) AS c, {} FROM {}) GROUP BY GROUPING SETS ({})",
+        names.join(", "),
+        values.join(", "),
+        quote(FEATURES),
+        sets.join(", ")
+    );
+    let b = collect(ctx, &spec.view, &sql).await?;
+    let (c, n) = (i64s(&b, "c"), i64s(&b, "n"));
+    let mut v: Vec<Vec<Option<String>>> = names.iter().map(|name| strings(&b, name)).collect();
+    let mut out = vec![vec![Vec::new(); centroids.nrows()]; p];
+    for row in 0..c.len() {
+        let j = (0..p).find(|&j| v[j][row].is_some()).expect("each row groups one column");
+        out[j][c[row] as usize].push((v[j][row].take().expect("found above"), n[row] as usize));
+    }
+    out.iter_mut().flatten().for_each(|counts| counts.sort());
     Ok(out)
 }
 

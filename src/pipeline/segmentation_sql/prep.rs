@@ -4,11 +4,11 @@
 use datafusion::execution::context::SessionContext;
 
 use super::order_stats::{OrderStats, checked_columns, checked_counts};
-use super::sql::{FEATURES, f64s, i64s, num, strings, text};
+use super::sql::{FEATURES, category, f64s, i64s, num, strings, text};
 use crate::error::Error;
 use crate::pipeline::query::{collect, first_duplicate};
 use crate::quality::quote;
-use crate::segment::prep::{NULL_CATEGORY, PrepColumn, usable_scale};
+use crate::segment::prep::{PrepColumn, usable_scale};
 use crate::segment::spec::{Impute, Scale};
 use crate::segment::{SegmentError, SegmentationSpec};
 
@@ -46,7 +46,7 @@ pub(super) async fn population(ctx: &SessionContext, spec: &SegmentationSpec) ->
 pub(super) fn prepared_expr(c: &PrepColumn, scaled: bool) -> String {
     let x = quote(&c.source);
     if let Some(cat) = &c.category {
-        return format!("CASE WHEN coalesce(CAST({x} AS VARCHAR), {}) = {} THEN 1.0 ELSE 0.0 END", text(NULL_CATEGORY), text(cat));
+        return format!("CASE WHEN {} = {} THEN 1.0 ELSE 0.0 END", category(&c.source), text(cat));
     }
     let mut v = format!("CAST({x} AS DOUBLE)");
     if let Some(fill) = c.fill_value {
@@ -158,12 +158,7 @@ pub(super) async fn fit_preparation(ctx: &SessionContext, spec: &SegmentationSpe
         columns.push(col);
     }
     for name in &spec.categorical {
-        let sql = format!(
-            "SELECT DISTINCT coalesce(CAST({} AS VARCHAR), {}) AS c FROM {} ORDER BY c",
-            quote(name),
-            text(NULL_CATEGORY),
-            quote(FEATURES)
-        );
+        let sql = format!("SELECT DISTINCT {} AS c FROM {} ORDER BY c", category(name), quote(FEATURES));
         for cat in strings(&collect(ctx, view, &sql).await?, "c").into_iter().flatten() {
             columns.push(PrepColumn::one_hot(name, &cat));
         }

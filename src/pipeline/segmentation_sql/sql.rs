@@ -6,6 +6,8 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 
 use crate::error::Error;
+use crate::quality::quote;
+use crate::segment::prep::NULL_CATEGORY;
 
 // Tables the stage registers in the session.
 
@@ -27,6 +29,11 @@ pub(super) fn num(v: f64) -> String {
 
 pub(super) fn text(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
+}
+
+/// A categorical column as the preparation reads it: its text, NULL as [`NULL_CATEGORY`].
+pub(super) fn category(column: &str) -> String {
+    format!("coalesce(CAST({} AS VARCHAR), {})", quote(column), text(NULL_CATEGORY))
 }
 
 
