@@ -37,7 +37,7 @@ pub(super) struct JobFile {
     pub rfm: Option<RfmSection>,
     pub tiers: Option<TiersSection>,
     #[serde(default)]
-    pub actions: BTreeMap<String, String>,
+    pub actions: BTreeMap<String, toml::Value>,
     pub clv: Option<ClvSection>,
     pub output: OutputSection,
 }

@@ -197,6 +197,38 @@ root = "out"
     }
 
     #[test]
+    fn actions_take_texts_economics_and_a_margin_and_name_a_bad_value() {
+        use crate::segment::rfm::{ActionKey, Economics, default_economics};
+        let ok = "[actions]\nmargin = 0.25\nat_risk = 'call them'\n\"Can't lose them\" = 'account manager'\n\
+                  [actions.champions]\ncost = 4\nresponse = 0.3\n[actions.silent]\nresponse = 0.1\ntext = 'nudge'\n";
+        let a = parse(&format!("{MINIMAL}\n{ok}")).unwrap().actions;
+        assert_eq!(a.margin, Some(0.25));
+        assert_eq!(a.text(ActionKey::AtRisk), "call them");
+        assert_eq!(a.text(ActionKey::Silent), "nudge");
+        assert_eq!(a.action("Can't lose them", Some(ActionKey::AtRisk)).as_deref(), Some("account manager"));
+        assert_eq!(a.economics(ActionKey::Champions), Economics { cost: 4.0, response: 0.3 });
+        // A key that sets only one of the two keeps the shipped other.
+        assert_eq!(a.economics(ActionKey::Silent), Economics { cost: default_economics(ActionKey::Silent).cost, response: 0.1 });
+        assert_eq!(a.economics(ActionKey::Loyal), default_economics(ActionKey::Loyal));
+        for (bad, key) in [
+            ("margin = 0", "actions.margin"),
+            ("margin = 1.5", "actions.margin"),
+            ("margin = 'high'", "actions.margin"),
+            ("champions = 3", "actions.champions"),
+            ("champions = ''", "actions.champions"),
+            ("champions = { cost = -1 }", "actions.champions.cost"),
+            ("champions = { cost = nan }", "actions.champions.cost"),
+            ("champions = { response = 1.2 }", "actions.champions.response"),
+            ("champions = { text = 5 }", "actions.champions.text"),
+            ("champions = { costs = 1 }", "actions.champions.costs"),
+            ("'Big spenders' = { cost = 1 }", "actions.Big spenders.cost"),
+        ] {
+            let err = parse(&format!("{MINIMAL}\n[actions]\n{bad}\n")).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("/jobs/t.toml: {key}: ")), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn fit_sample_must_hold_the_largest_k_and_not_be_set_for_dbscan() {
         let seg = "[segmentation]\nview='v'\nid='c'\nfeatures=['a']\n";
         let err = parse(&format!("{MINIMAL}\n{seg}k={{min=2,max=8}}\nfit_sample=5\n")).unwrap_err().to_string();

@@ -83,23 +83,65 @@ fn validate_rfm(r: RfmSection, t: TiersSection, default_id: &str) -> Result<RfmS
     })
 }
 
-/// `[actions]`: keys that name an [`ActionKey`] set its text, any other key is a segment name.
-pub(super) fn validate_actions(a: BTreeMap<String, String>) -> Result<ActionsSpec, Invalid> {
+/// `[actions]`: `margin` is the share of an order's value kept; a key that names an
+/// [`ActionKey`] sets its text (a string) or its `text`, `cost` and `response` (a table); any
+/// other key is a segment name and sets that segment's text.
+pub(super) fn validate_actions(a: BTreeMap<String, toml::Value>) -> Result<ActionsSpec, Invalid> {
     let mut spec = ActionsSpec::default();
-    for (name, text) in a {
-        if text.trim().is_empty() {
-            return Err(Invalid::new(format!("actions.{name}"), "the action text is empty"));
+    for (name, value) in a {
+        let at = format!("actions.{name}");
+        if name == "margin" {
+            let m = number(&value).filter(|m| *m > 0.0 && *m <= 1.0);
+            spec.margin = Some(m.ok_or_else(|| Invalid::new(at, "the margin is a number in (0, 1]: the share of an order's value kept"))?);
+            continue;
         }
-        match ActionKey::parse(&name) {
-            Some(key) => {
-                spec.by_key.insert(key, text);
+        let key = ActionKey::parse(&name);
+        let (text, cost, response) = match value {
+            toml::Value::String(t) => (Some(t), None, None),
+            toml::Value::Table(t) => action_table(&at, t, key.is_some())?,
+            _ => return Err(Invalid::new(at, "an action is a text, or a table with text, cost and response")),
+        };
+        if let Some(text) = text {
+            if text.trim().is_empty() {
+                return Err(Invalid::new(at, "the action text is empty"));
             }
-            None => {
-                spec.by_segment.insert(name, text);
-            }
+            match key {
+                Some(key) => spec.by_key.insert(key, text),
+                None => spec.by_segment.insert(name, text),
+            };
+        }
+        if let Some(key) = key.filter(|_| cost.is_some() || response.is_some()) {
+            let d = rfm::default_economics(key);
+            let e = rfm::Economics { cost: cost.unwrap_or(d.cost), response: response.unwrap_or(d.response) };
+            spec.economics.insert(key, e);
         }
     }
     Ok(spec)
+}
+
+/// `[actions.<name>]` as a table: `text`, and for an action key `cost` (≥ 0) and `response`
+/// (in [0, 1]).
+fn action_table(at: &str, t: toml::Table, is_key: bool) -> Result<(Option<String>, Option<f64>, Option<f64>), Invalid> {
+    let (mut text, mut cost, mut response) = (None, None, None);
+    for (field, v) in t {
+        let key = format!("{at}.{field}");
+        match field.as_str() {
+            "text" => text = Some(v.as_str().map(str::to_string).ok_or_else(|| Invalid::new(key, "the action text is a string"))?),
+            "cost" | "response" if !is_key => {
+                let keys: Vec<&str> = ActionKey::ALL.iter().map(|k| k.as_str()).collect();
+                return Err(Invalid::new(key, format!("cost and response belong to an action key ({}); a segment name takes only a text", keys.join(", "))));
+            }
+            "cost" => cost = Some(number(&v).filter(|c| *c >= 0.0).ok_or_else(|| Invalid::new(key, "the cost is a number of money per customer contacted, 0 or more"))?),
+            "response" => response = Some(number(&v).filter(|r| (0.0..=1.0).contains(r)).ok_or_else(|| Invalid::new(key, "the response is the share of contacted customers who order, in [0, 1]"))?),
+            _ => return Err(Invalid::new(key, "unknown key; an action takes text, cost and response")),
+        }
+    }
+    Ok((text, cost, response))
+}
+
+/// A finite TOML number (integer or float).
+fn number(v: &toml::Value) -> Option<f64> {
+    v.as_float().or_else(|| v.as_integer().map(|i| i as f64)).filter(|x| x.is_finite())
 }
 
 /// `[rfm]` and `[tiers]` given the validated `[segmentation]`: RFM joins the segmentation,

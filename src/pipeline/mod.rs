@@ -13,15 +13,18 @@
 //! 3. `segmentation.rs` — cluster the features, score RFM, lifecycle and value tiers and
 //!    recommend actions; `history.rs` ties the run to earlier ones (saved models, aligned
 //!    segment ids, transitions, drift).
-//! 4. `tables.rs` — build the Arrow batches of the published tables, from the shared rows in
+//! 4. `customer_actions.rs` — rank every customer's recommended action by its expected value,
+//!    from the staged segments and CLV.
+//! 5. `tables.rs` — build the Arrow batches of the published tables, from the shared rows in
 //!    `rows.rs` and ids in `ids.rs`.
-//! 5. `report.rs` — gather the run report's charts; `manifest.rs` — the manifest's types and
+//! 6. `report.rs` — gather the run report's charts; `manifest.rs` — the manifest's types and
 //!    the input hashes.
 //!
 //! `script.rs` writes the SQL a run executes as one script (`segvalue sql`).
 
 mod clv;
 mod clv_sql;
+mod customer_actions;
 mod history;
 mod ids;
 mod inspect;

@@ -1,5 +1,6 @@
 //! SQL helpers the model stages share when they read a view through the engine: running a
-//! query with errors naming the view, the non-finite test, and the duplicate-id check.
+//! query with errors naming the view, literals, the non-finite test, and the duplicate-id
+//! check.
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::execution::context::SessionContext;
@@ -30,6 +31,17 @@ pub(super) async fn for_each_batch(ctx: &SessionContext, view: &str, sql: &str, 
         each(&batch.map_err(&q)?)?;
     }
     Ok(())
+}
+
+/// A DOUBLE literal that plans back to the same bits: Rust's shortest round-trip form.
+pub(super) fn num(v: f64) -> String {
+    debug_assert!(v.is_finite());
+    format!("CAST({v:?} AS DOUBLE)")
+}
+
+/// A VARCHAR literal.
+pub(super) fn text(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// A SQL count of the rows where DOUBLE expression `x` is NaN or ±inf (NULLs not counted):

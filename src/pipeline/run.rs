@@ -10,6 +10,7 @@ use std::time::Instant;
 use chrono::NaiveDate;
 
 use super::clv::clv_stage;
+use super::customer_actions::customer_actions_stage;
 use super::manifest::{ClvReport, Manifest, SegmentationReport, Stages, inputs};
 use super::preflight::{Preflight, before_compute};
 use super::session::{Open, Session, open_with};
@@ -160,6 +161,7 @@ async fn compute_and_stage(s: &Session, publisher: &mut Publisher, stages: &mut 
         out.charts = charts;
         out.saved_segmentation = Some(saved);
     }
+    customer_actions_stage(s, publisher, stages).await?;
     for name in &s.job.output.publish_views {
         let t = Instant::now();
         let df = s.ctx.table(name.as_str()).await.map_err(|e| Error::query(format!("view '{name}'"), e))?;

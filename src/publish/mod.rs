@@ -175,12 +175,23 @@ impl Publisher {
 
     /// Writes `df` (sorted by `sort_by`, with BI-friendly types) to the staging area.
     pub async fn stage(&mut self, table: &str, df: DataFrame, sort_by: &[String]) -> Result<u64, PublishError> {
+        self.stage_with(table, df, sort_by, true).await
+    }
+
+    /// [`Publisher::stage`] for a frame computed from tables as published (see
+    /// [`Publisher::read_staged_as_published`]): its ids are pseudonyms already.
+    pub async fn stage_from_published(&mut self, table: &str, df: DataFrame, sort_by: &[String]) -> Result<u64, PublishError> {
+        self.stage_with(table, df, sort_by, false).await
+    }
+
+    async fn stage_with(&mut self, table: &str, df: DataFrame, sort_by: &[String], privacy: bool) -> Result<u64, PublishError> {
         let werr = |e: &dyn std::fmt::Display| PublishError::Write {
             table: table.to_string(),
             message: one_line(e),
         };
         let df = if self.remote_input { self.stream_here(df).await.map_err(|e| werr(&e))? } else { df };
-        let df = self.privacy.apply(df).and_then(bi_types).map_err(|e| werr(&e))?;
+        let df = if privacy { self.privacy.apply(df) } else { Ok(df) };
+        let df = df.and_then(bi_types).map_err(|e| werr(&e))?;
         let sort: Vec<_> = sort_by
             .iter()
             .filter(|c| df.schema().has_column_with_unqualified_name(c))

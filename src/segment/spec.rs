@@ -163,11 +163,16 @@ pub struct RfmSpec {
     pub value: ValueThresholds,
 }
 
-/// `[actions]`: text per action key (`champions`, `loyal`, …) or per segment name.
+/// `[actions]`: text per action key (`champions`, `loyal`, …) or per segment name, cost and
+/// response per action key, and the margin kept on an order.
 #[derive(Debug, Clone, Default)]
 pub struct ActionsSpec {
     pub by_key: BTreeMap<ActionKey, String>,
     pub by_segment: BTreeMap<String, String>,
+    /// Keys whose cost or response the job sets; the others keep [`rfm::default_economics`].
+    pub economics: BTreeMap<ActionKey, rfm::Economics>,
+    /// Share of an order's value kept; `None`: `[clv] margin`.
+    pub margin: Option<f64>,
 }
 
 impl ActionsSpec {
@@ -177,7 +182,17 @@ impl ActionsSpec {
             return Some(a.clone());
         }
         let key = key?;
-        Some(self.by_key.get(&key).cloned().unwrap_or_else(|| rfm::default_action(key).to_string()))
+        Some(self.text(key))
+    }
+
+    /// The text of a key's action: the job's, else the shipped default.
+    pub fn text(&self, key: ActionKey) -> String {
+        self.by_key.get(&key).cloned().unwrap_or_else(|| rfm::default_action(key).to_string())
+    }
+
+    /// The cost and response of a key's action: the job's, else the shipped default.
+    pub fn economics(&self, key: ActionKey) -> rfm::Economics {
+        self.economics.get(&key).copied().unwrap_or_else(|| rfm::default_economics(key))
     }
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, one module per topic. They drive the real `segvalue`
 //! binary and read its output back with the parquet crate and with DuckDB (an outside reader).
 
+mod actions;
 mod bad_input;
 mod ballista;
 mod clv;

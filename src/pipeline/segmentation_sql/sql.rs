@@ -21,15 +21,7 @@ pub(super) const RFM: &str = "__segvalue_rfm";
 /// Mixed into each id's hash that picks the fit sample, with the job's seed.
 pub(super) const SAMPLE_SALT: &str = "segvalue/segmentation";
 
-/// A DOUBLE literal that plans back to the same bits: Rust's shortest round-trip form.
-pub(super) fn num(v: f64) -> String {
-    debug_assert!(v.is_finite());
-    format!("CAST({v:?} AS DOUBLE)")
-}
-
-pub(super) fn text(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
+pub(super) use crate::pipeline::query::{num, text};
 
 /// A categorical column as the preparation reads it: its text, NULL as [`NULL_CATEGORY`].
 pub(super) fn category(column: &str) -> String {

@@ -1,6 +1,6 @@
 //! Recommended actions: the [`ActionKey`] table keys, their default texts ([`default_action`])
-//! and the default key of an RFM segment ([`rfm_action_key`]) or of a group of customers
-//! ([`group_action_key`]).
+//! and economics ([`default_economics`]), and the default key of an RFM segment
+//! ([`rfm_action_key`]) or of a group of customers ([`group_action_key`]).
 
 use std::fmt;
 
@@ -64,6 +64,38 @@ pub fn default_action(key: ActionKey) -> &'static str {
         ActionKey::Churned => "low-cost win-back campaign; survey why they left",
         ActionKey::LowValue => "promotions, low-cost wide-reach channels",
     }
+}
+
+/// What one contact with an action costs and how often it works. A customer's expected value
+/// of the contact (`customer_actions.expected_value`) is
+/// P(alive) × response × margin × expected order value − cost: only a customer who is still
+/// active (BG/NBD's P(alive)) can answer, and an answer is one order of the customer's
+/// Gamma-Gamma expected value, of which the margin is kept. Contacting pays when it is above
+/// zero, the break-even rule of direct marketing (Bult and Wansbeek 1995, "Optimal selection
+/// for direct mail", Marketing Science 14(4)).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Economics {
+    /// Money spent per customer contacted (voucher, call time, mailing), in the data's currency.
+    pub cost: f64,
+    /// Share of contacted customers still alive who place an order because of it, in [0, 1].
+    pub response: f64,
+}
+
+/// The shipped cost and response of each key's default action: cheap wide-reach contacts
+/// answer rarely, personal ones cost more and answer more often. Ballpark figures for a
+/// retailer whose orders are worth tens of currency units; `[actions.<key>]` replaces them.
+pub fn default_economics(key: ActionKey) -> Economics {
+    let (cost, response) = match key {
+        ActionKey::Champions => (3.0, 0.25),
+        ActionKey::Loyal => (1.0, 0.15),
+        ActionKey::New => (2.0, 0.20),
+        ActionKey::Potential => (1.0, 0.10),
+        ActionKey::Silent => (0.5, 0.08),
+        ActionKey::AtRisk => (5.0, 0.20),
+        ActionKey::Churned => (0.2, 0.02),
+        ActionKey::LowValue => (0.1, 0.05),
+    };
+    Economics { cost, response }
 }
 
 /// Default key for each default RFM segment name: Champions→champions, Loyal→loyal, Potential loyalist→potential,

@@ -10,7 +10,8 @@
 //!   silent after 60 days without a purchase, churned after 180.
 //! - `tiers`: [`ValueThresholds`] default to high value at or above the 80th percentile of spend,
 //!   low below the median.
-//! - `actions`: [`default_action`], one recommended action per [`ActionKey`].
+//! - `actions`: [`default_action`] and [`default_economics`], one recommended action per
+//!   [`ActionKey`].
 //!
 //! Everything here is pure: values in, values out, no I/O, no global state. Bad configuration is
 //! reported as `Err(String)` by the `check*`/`parse*` functions; scoring functions never panic.
@@ -20,7 +21,7 @@ mod lifecycle;
 mod scores;
 mod tiers;
 
-pub use actions::{ActionKey, default_action, group_action_key, rfm_action_key};
+pub use actions::{ActionKey, Economics, default_action, default_economics, group_action_key, rfm_action_key};
 pub use lifecycle::{Lifecycle, LifecycleThresholds, lifecycle};
 pub use scores::{RfmRule, check_rules, default_rules, parse_range, quintile_scores, rfm_cell, rfm_segment};
 pub use tiers::{ValueThresholds, ValueTier, value_tiers};

@@ -1,0 +1,87 @@
+//! `customer_actions`: each customer's recommended action, its expected value and the order in
+//! which a CRM should contact customers. A plan over the staged `customer_segments` (lifecycle
+//! stage and value tier give the action key) and `customer_clv` (P(alive) and the expected
+//! order value), so the engine computes it and the driver never holds the customers.
+
+use std::time::Instant;
+
+use super::manifest::Stages;
+use super::query::{num, text};
+use super::session::Session;
+use crate::error::Error;
+use crate::publish::Publisher;
+use crate::quality::quote;
+use crate::segment::rfm::{Lifecycle, ValueTier, group_action_key};
+use crate::segment::spec::ActionsSpec;
+
+const TABLE: &str = "customer_actions";
+/// The staged tables, as the plan reads them.
+const SEGMENTS: &str = "__segvalue_actions_segments";
+const CLV: &str = "__segvalue_actions_clv";
+
+/// Stages `customer_actions` when the run has clusters with RFM tiers and CLV; returns its
+/// rows. Ranked by expected value: `priority` 1 is the customer most worth contacting.
+pub(super) async fn customer_actions_stage(s: &Session, publisher: &mut Publisher, stages: &mut Stages) -> Result<Option<u64>, Error> {
+    let (Some(seg), Some(clv), Some(_)) = (&s.job.segmentation, &s.job.clv, &s.job.rfm) else {
+        return Ok(None);
+    };
+    let t = Instant::now();
+    let q = |e| Error::query(TABLE, e);
+    // As published (pseudonymised ids): both tables carry the same pseudonyms, and the result
+    // is staged without pseudonymising again.
+    for (table, name) in [("customer_segments", SEGMENTS), ("customer_clv", CLV)] {
+        let df = publisher.read_staged_as_published(table).await?.ok_or_else(|| q(not_staged(table)))?;
+        s.ctx.register_table(name, df.into_view()).map_err(q)?;
+    }
+    let margin = s.job.actions.margin.unwrap_or(clv.margin);
+    let sql = actions_sql(&s.job.actions, margin, &seg.id, &clv.id);
+    let df = s.ctx.sql(&sql).await.map_err(q)?;
+    let rows = publisher.stage_from_published(TABLE, df, &["priority".to_string()]).await?;
+    for name in [SEGMENTS, CLV] {
+        s.ctx.deregister_table(name).map_err(q)?;
+    }
+    stages.record("actions", t, None, Some(rows));
+    tracing::info!(customers = rows, margin, "customer actions ranked by expected value");
+    Ok(Some(rows))
+}
+
+fn not_staged(table: &str) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::Execution(format!("{table} was not staged before customer_actions"))
+}
+
+/// The plan: each customer's key from (lifecycle stage, value tier) as [`group_action_key`]
+/// maps them, that key's text, cost and response, and
+/// expected value = P(alive) × response × margin × expected order value − cost
+/// (see [`crate::segment::rfm::Economics`]). `contact` is true where it is above zero;
+/// `priority` numbers customers by expected value, highest first, ties by id, customers
+/// without a CLV last.
+fn actions_sql(actions: &ActionsSpec, margin: f64, id: &str, clv_id: &str) -> String {
+    let keys: Vec<String> = Lifecycle::ALL
+        .iter()
+        .flat_map(|&stage| ValueTier::ALL.iter().map(move |&tier| (stage, tier)))
+        .map(|(stage, tier)| {
+            let key = group_action_key(stage, tier);
+            let e = actions.economics(key);
+            let cells = [text(stage.as_str()), text(tier.as_str()), text(key.as_str()), text(&actions.text(key)), num(e.cost), num(e.response)];
+            format!("({})", cells.join(", "))
+        })
+        .collect();
+    let id = quote(id);
+    format!(
+        "SELECT {id}, CAST(row_number() OVER (ORDER BY expected_value DESC NULLS LAST, {id}) AS BIGINT) AS priority, action_key, recommended_action, \
+           expected_value, coalesce(expected_value > 0, false) AS contact, segment_id, segment_name, lifecycle_stage, value_tier, \
+           p_alive, expected_avg_value, cost, response \
+         FROM (SELECT s.{id}, k.column3 AS action_key, k.column4 AS recommended_action, \
+                 c.p_alive * k.column6 * {margin} * c.expected_avg_value - k.column5 AS expected_value, \
+                 s.segment_id, s.segment_name, s.lifecycle_stage, s.value_tier, c.p_alive, c.expected_avg_value, \
+                 k.column5 AS cost, k.column6 AS response \
+               FROM {segments} s \
+               JOIN (VALUES {keys}) k ON s.lifecycle_stage = k.column1 AND s.value_tier = k.column2 \
+               LEFT JOIN {clv} c ON s.{id} = c.{clv_id}) a",
+        margin = num(margin),
+        segments = quote(SEGMENTS),
+        clv = quote(CLV),
+        keys = keys.join(", "),
+        clv_id = quote(clv_id),
+    )
+}
