@@ -6,11 +6,12 @@
 use std::time::Instant;
 
 use super::manifest::Stages;
-use super::query::{num, text};
+use super::query::{collect, f64s, i64s, num, strings, text};
 use super::session::Session;
 use crate::error::Error;
 use crate::publish::Publisher;
 use crate::quality::quote;
+use crate::report::ActionTotals;
 use crate::segment::rfm::{Lifecycle, ValueTier, group_action_key};
 use crate::segment::spec::ActionsSpec;
 
@@ -18,10 +19,12 @@ const TABLE: &str = "customer_actions";
 /// The staged tables, as the plan reads them.
 const SEGMENTS: &str = "__segvalue_actions_segments";
 const CLV: &str = "__segvalue_actions_clv";
+const STAGED: &str = "__segvalue_actions_staged";
 
-/// Stages `customer_actions` when the run has clusters with RFM tiers and CLV; returns its
-/// rows. Ranked by expected value: `priority` 1 is the customer most worth contacting.
-pub(super) async fn customer_actions_stage(s: &Session, publisher: &mut Publisher, stages: &mut Stages) -> Result<Option<u64>, Error> {
+/// Stages `customer_actions` when the run has clusters with RFM tiers and CLV, ranked by
+/// expected value (`priority` 1 is the customer most worth contacting); returns its totals
+/// per action key for the report.
+pub(super) async fn customer_actions_stage(s: &Session, publisher: &mut Publisher, stages: &mut Stages) -> Result<Option<Vec<ActionTotals>>, Error> {
     let (Some(seg), Some(clv), Some(_)) = (&s.job.segmentation, &s.job.clv, &s.job.rfm) else {
         return Ok(None);
     };
@@ -40,9 +43,40 @@ pub(super) async fn customer_actions_stage(s: &Session, publisher: &mut Publishe
     for name in [SEGMENTS, CLV] {
         s.ctx.deregister_table(name).map_err(q)?;
     }
+    let totals = totals(s, publisher).await?;
     stages.record("actions", t, None, Some(rows));
     tracing::info!(customers = rows, margin, "customer actions ranked by expected value");
-    Ok(Some(rows))
+    Ok(Some(totals))
+}
+
+/// Per action key of the staged table: customers, and over those to contact the customers,
+/// cost and expected value. Summed as decimals, exact whatever order the engine adds in.
+async fn totals(s: &Session, publisher: &Publisher) -> Result<Vec<ActionTotals>, Error> {
+    let df = publisher.read_staged_as_published(TABLE).await?.ok_or_else(|| Error::query(TABLE, not_staged(TABLE)))?;
+    s.ctx.register_table(STAGED, df.into_view()).map_err(|e| Error::query(TABLE, e))?;
+    let exact = |x: &str| format!("CAST(sum(CASE WHEN contact THEN CAST({x} AS DECIMAL(38, 12)) END) AS DOUBLE)");
+    let sql = format!(
+        "SELECT action_key, recommended_action, count(*) AS customers, count(CASE WHEN contact THEN 1 END) AS contact, \
+           {} AS cost, {} AS expected_value FROM {} GROUP BY action_key, recommended_action ORDER BY expected_value DESC NULLS LAST, action_key",
+        exact("cost"),
+        exact("expected_value"),
+        quote(STAGED)
+    );
+    let b = collect(&s.ctx, TABLE, &sql).await?;
+    s.ctx.deregister_table(STAGED).map_err(|e| Error::query(TABLE, e))?;
+    let (key, action, customers, contact) = (strings(&b, "action_key"), strings(&b, "recommended_action"), i64s(&b, "customers"), i64s(&b, "contact"));
+    let (cost, value) = (f64s(&b, "cost"), f64s(&b, "expected_value"));
+    Ok((0..key.len())
+        .map(|i| ActionTotals {
+            key: key[i].clone().unwrap_or_default(),
+            action: action[i].clone().unwrap_or_default(),
+            customers: customers[i] as u64,
+            contact: contact[i] as u64,
+            // No customer to contact: a NULL sum, nothing spent or earned.
+            cost: if contact[i] == 0 { 0.0 } else { cost[i] },
+            expected_value: if contact[i] == 0 { 0.0 } else { value[i] },
+        })
+        .collect())
 }
 
 fn not_staged(table: &str) -> datafusion::error::DataFusionError {

@@ -1,8 +1,10 @@
 //! SQL helpers the model stages share when they read a view through the engine: running a
-//! query with errors naming the view, literals, the non-finite test, and the duplicate-id
-//! check.
+//! query with errors naming the view, literals, the columns of collected batches, the
+//! non-finite test, and the duplicate-id check.
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::execution::context::SessionContext;
 
 use super::ids::id_array;
@@ -44,6 +46,34 @@ pub(super) fn text(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// Column `name` of every batch as f64 (NULL as NaN).
+pub(super) fn f64s(batches: &[RecordBatch], name: &str) -> Vec<f64> {
+    let mut out = Vec::new();
+    for b in batches {
+        let c = cast(b.column_by_name(name).expect("selected"), &DataType::Float64).expect("numbers cast to DOUBLE");
+        out.extend(c.as_primitive::<Float64Type>().iter().map(|v| v.unwrap_or(f64::NAN)));
+    }
+    out
+}
+
+pub(super) fn i64s(batches: &[RecordBatch], name: &str) -> Vec<i64> {
+    let mut out = Vec::new();
+    for b in batches {
+        let c = cast(b.column_by_name(name).expect("selected"), &DataType::Int64).expect("integers cast to BIGINT");
+        out.extend(c.as_primitive::<Int64Type>().iter().map(|v| v.unwrap_or(0)));
+    }
+    out
+}
+
+pub(super) fn strings(batches: &[RecordBatch], name: &str) -> Vec<Option<String>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let c = cast(b.column_by_name(name).expect("selected"), &DataType::Utf8).expect("text casts");
+        out.extend(c.as_string::<i32>().iter().map(|v| v.map(str::to_string)));
+    }
+    out
+}
+
 /// A SQL count of the rows where DOUBLE expression `x` is NaN or ±inf (NULLs not counted):
 /// `x - x` is NaN exactly then, 0 for finite values.
 pub(super) fn non_finite_count(x: &str) -> String {
@@ -64,5 +94,23 @@ pub(super) async fn first_duplicate(ctx: &SessionContext, view: &str, table: &st
     match batches.iter().find(|b| b.num_rows() > 0) {
         Some(b) => Err(FeatureError::DuplicateId { view: view.to_string(), id: first_id(b)? }.into()),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::execution::context::SessionContext;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn number_literals_plan_back_to_the_same_bits() {
+        let ctx = SessionContext::new();
+        let values = [0.1, -3.3333333333333335, 1e-300, 5e-324, 1.7976931348623157e308, -0.0, 123456789.125, 2.0f64.sqrt()];
+        let list: Vec<String> = values.iter().map(|&v| format!("{} AS v{}", num(v), values.iter().position(|&w| w.to_bits() == v.to_bits()).unwrap())).collect();
+        let b = ctx.sql(&format!("SELECT {}", list.join(", "))).await.unwrap().collect().await.unwrap();
+        for (i, v) in values.iter().enumerate() {
+            assert_eq!(f64s(&b, &format!("v{i}"))[0].to_bits(), v.to_bits(), "{v:?}");
+        }
     }
 }

@@ -128,6 +128,7 @@ pub(super) fn report_data(
     charts: SegmentationCharts,
     p_alive: Option<PAliveMatrix>,
     holdout: Option<Vec<HoldoutBucket>>,
+    actions: Option<Vec<crate::report::ActionTotals>>,
 ) -> ReportData {
     let mut key = vec![
         ("job".to_string(), m.job.clone()),
@@ -169,5 +170,6 @@ pub(super) fn report_data(
         clv_by_segment: charts.clv_by_segment,
         p_alive,
         holdout,
+        actions,
     }
 }

@@ -80,7 +80,7 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
     };
     // Drawn before anything is committed: a report that cannot be drawn fails the run whole.
     let t = Instant::now();
-    let data = report::report_data(&manifest, computed.charts, computed.p_alive, computed.holdout);
+    let data = report::report_data(&manifest, computed.charts, computed.p_alive, computed.holdout, computed.actions);
     let html = match crate::report::render_html(&data) {
         Ok(h) => h,
         Err(e) => {
@@ -147,6 +147,7 @@ struct Computed {
     holdout: Option<Vec<crate::report::HoldoutBucket>>,
     saved_segmentation: Option<crate::models::SavedSegmentation>,
     saved_clv: Option<crate::models::SavedClv>,
+    actions: Option<Vec<crate::report::ActionTotals>>,
 }
 
 async fn compute_and_stage(s: &Session, publisher: &mut Publisher, stages: &mut Stages) -> Result<Computed, Error> {
@@ -161,7 +162,7 @@ async fn compute_and_stage(s: &Session, publisher: &mut Publisher, stages: &mut 
         out.charts = charts;
         out.saved_segmentation = Some(saved);
     }
-    customer_actions_stage(s, publisher, stages).await?;
+    out.actions = customer_actions_stage(s, publisher, stages).await?;
     for name in &s.job.output.publish_views {
         let t = Instant::now();
         let df = s.ctx.table(name.as_str()).await.map_err(|e| Error::query(format!("view '{name}'"), e))?;

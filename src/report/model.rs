@@ -19,6 +19,22 @@ pub struct ReportData {
     pub clv_by_segment: Option<Vec<SegmentValues>>,
     pub p_alive: Option<PAliveMatrix>,
     pub holdout: Option<Vec<HoldoutBucket>>,
+    /// Per action key, what `customer_actions` recommends.
+    pub actions: Option<Vec<ActionTotals>>,
+}
+
+/// One action key's customers in `customer_actions`, and what contacting those worth it
+/// costs and is expected to earn.
+#[derive(Debug, Clone)]
+pub struct ActionTotals {
+    pub key: String,
+    pub action: String,
+    pub customers: u64,
+    /// Customers whose expected value is above zero.
+    pub contact: u64,
+    /// Sums over the customers to contact; the expected value is net of the cost.
+    pub cost: f64,
+    pub expected_value: f64,
 }
 
 #[derive(Debug, Clone)]

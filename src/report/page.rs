@@ -9,7 +9,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use super::charts;
 use super::error::ReportError;
 use super::format::{fmt_count, fmt_value};
-use super::model::{HoldoutBucket, KSelection, PAliveMatrix, ProfileHeatmap, ReportData, SegmentSize, SegmentValues};
+use super::model::{ActionTotals, HoldoutBucket, KSelection, PAliveMatrix, ProfileHeatmap, ReportData, SegmentSize, SegmentValues};
 use crate::stats::{BoxStats, box_stats};
 
 /// Renders the whole page. Pure: no I/O, no clock, deterministic output.
@@ -22,6 +22,7 @@ pub fn render_html(data: &ReportData) -> Result<String, ReportError> {
         ("clv", "CLV by segment", clv_parts(data.clv_by_segment.as_deref())?),
         ("p-alive", "P(alive) by frequency and recency", p_alive_parts(data.p_alive.as_ref())?),
         ("holdout", "Holdout check", holdout_parts(data.holdout.as_deref())?),
+        ("actions", "Who to contact", action_parts(data.actions.as_deref())),
     ];
     let page = html! {
         (DOCTYPE)
@@ -74,7 +75,7 @@ fn section(id: &str, heading: &str, parts: Option<&Parts>) -> Markup {
                 None => { p.na { "Not run in this job." } }
                 Some(drawn) => {
                     p.cap { (drawn.caption) }
-                    figure { (PreEscaped(&drawn.svg)) }
+                    @if !drawn.svg.is_empty() { figure { (PreEscaped(&drawn.svg)) } }
                     @if let Some(extra) = &drawn.extra { (extra) }
                 }
             }
@@ -201,6 +202,38 @@ fn clv_parts(c: Option<&[SegmentValues]>) -> Result<Option<Parts>, ReportError> 
     }))
 }
 
+/// `customer_actions` per action key: a table, no chart.
+fn action_parts(a: Option<&[ActionTotals]>) -> Option<Parts> {
+    let a = a.filter(|a| !a.is_empty())?;
+    let (contact, cost, value) = a.iter().fold((0u64, 0.0, 0.0), |(n, c, v), x| (n.saturating_add(x.contact), c + x.cost, v + x.expected_value));
+    let table = html! {
+        table.num.rules {
+            tr {
+                th { "action key" } th { "recommended action" } th { "customers" } th { "to contact" }
+                th { "cost" } th { "net expected value" }
+            }
+            @for x in a {
+                tr {
+                    td { (x.key) } td { (x.action) } td { (fmt_count(x.customers)) } td { (fmt_count(x.contact)) }
+                    td { (fmt_value(x.cost)) } td { (fmt_value(x.expected_value)) }
+                }
+            }
+        }
+    };
+    Some(Parts {
+        caption: format!(
+            "Each customer's recommended action (customer_actions) is worth P(alive) × response × margin × \
+             expected order value − cost per contact. Contacting the {} customers for whom that is above zero \
+             costs {} and is expected to bring {} more than it costs; a campaign takes them in priority order.",
+            fmt_count(contact),
+            fmt_value(cost),
+            fmt_value(value),
+        ),
+        svg: String::new(),
+        extra: Some(table),
+    })
+}
+
 fn p_alive_parts(p: Option<&PAliveMatrix>) -> Result<Option<Parts>, ReportError> {
     let Some(p) = p.filter(|p| !p.frequency.is_empty() && !p.recency.is_empty()) else {
         return Ok(None);
@@ -283,6 +316,14 @@ mod tests {
                 time_unit: "days".into(),
             }),
             holdout: Some(vec![HoldoutBucket { label: "0".into(), actual: 0.1, predicted: 0.2 }]),
+            actions: Some(vec![ActionTotals {
+                key: "at_risk".into(),
+                action: "call <them>".into(),
+                customers: 10,
+                contact: 4,
+                cost: 20.0,
+                expected_value: 12.5,
+            }]),
         }
     }
 
@@ -317,6 +358,7 @@ mod tests {
         // plotters escapes SVG text itself; the names must not be escaped twice.
         assert!(html.contains(">\nA&lt;b&gt;&amp;&quot;c&apos;\n</text>"));
         assert!(!html.contains("&amp;lt;"));
+        assert!(html.contains("<td>call &lt;them&gt;</td>"));
     }
 
     #[test]
@@ -331,7 +373,7 @@ mod tests {
     fn missing_or_empty_sections_say_not_run() {
         let html = render_html(&ReportData::default()).unwrap();
         assert_eq!(html.matches("<svg").count(), 0);
-        assert_eq!(not_run(&html), 6);
+        assert_eq!(not_run(&html), 7);
 
         let empty = ReportData {
             k_selection: Some(KSelection { rows: vec![], chosen_k: 3 }),
@@ -340,9 +382,10 @@ mod tests {
             clv_by_segment: Some(vec![]),
             p_alive: Some(PAliveMatrix { frequency: vec![], recency: vec![], p: vec![], time_unit: String::new() }),
             holdout: Some(vec![]),
+            actions: Some(vec![]),
             ..ReportData::default()
         };
-        assert_eq!(not_run(&render_html(&empty).unwrap()), 6);
+        assert_eq!(not_run(&render_html(&empty).unwrap()), 7);
     }
 
     #[test]

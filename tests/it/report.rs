@@ -93,8 +93,26 @@ fn default_job_report_has_every_chart_from_the_run_data() {
     assert_eq!(bar_labels, expected, "segment sizes drawn at the bars");
     let r = manifest["clv"]["bgnbd"]["params"]["r"].as_f64().unwrap();
     assert!(html.contains(&format!("r = {r:.4}")), "BG/NBD r = {r:.4} missing");
-    for title in ["Choosing k", "Segment sizes", "Segment profiles", "CLV by segment", "P(alive)", "Holdout"] {
+    for title in ["Choosing k", "Segment sizes", "Segment profiles", "CLV by segment", "P(alive)", "Holdout", "Who to contact"] {
         assert!(html.contains(title), "section {title} missing");
+    }
+    // Who to contact: per action key, its customers and those worth contacting, as counted by
+    // DuckDB from the published customer_actions.
+    let actions = duckdb(&format!(
+        "SELECT action_key, recommended_action, count(*), count(*) FILTER (WHERE contact) \
+         FROM read_parquet('{}/customer_actions/*/*.parquet') GROUP BY ALL ORDER BY 1",
+        out.path().display()
+    ));
+    assert!(actions.len() >= 5, "{actions:?}");
+    for a in &actions {
+        let row = format!(
+            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td>",
+            a[0].as_str().unwrap(),
+            a[1].as_str().unwrap(),
+            thousands(a[2].as_i64().unwrap()),
+            thousands(a[3].as_i64().unwrap())
+        );
+        assert!(html.contains(&row), "{row} missing");
     }
 }
 
@@ -143,7 +161,7 @@ fn a_job_without_models_gets_a_report_that_says_so() {
     segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
     let html = report(&j.out());
     assert_eq!(html.matches("<svg").count(), 0);
-    assert_eq!(html.matches("Not run in this job").count(), 6);
+    assert_eq!(html.matches("Not run in this job").count(), 7);
     assert!(html.contains("kpi_monthly_retention"));
 }
 
@@ -185,9 +203,10 @@ fn the_report_renders_in_chromium_without_errors_or_clipped_text() {
         assert!(c["marks"].as_u64().unwrap() >= 10 && c["texts"].as_u64().unwrap() >= 3, "{what}: {c}");
         assert_eq!(c["outside"], serde_json::json!([]), "{what}: text drawn outside the chart");
     }
-    // Every section but the key numbers holds a chart.
+    // Every section but the key numbers and the actions table holds a chart.
     let sections: Vec<&str> = seen["sections"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
-    for s in &sections[1..] {
+    assert_eq!(sections.last(), Some(&"actions"), "{sections:?}");
+    for s in &sections[1..sections.len() - 1] {
         assert!(with_chart.contains(s), "section {s} has no chart ({with_chart:?})");
     }
     assert!(std::fs::metadata(&png).unwrap().len() > 50_000, "no screenshot at {}", png.display());
