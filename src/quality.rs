@@ -198,7 +198,9 @@ pub fn view_sql(source: &str, r: &SourceRules, params: &Params, dedupe: &Dedupe)
     let id = quote(&d.column);
     // Order by the timestamp rule's column when there is one, so "first" is the earliest.
     let tie = r.future_timestamps.as_ref().map(|f| format!(", {}", quote(&f.column))).unwrap_or_default();
-    let distinct_on = |rows: &str| format!("SELECT DISTINCT ON ({id}) * FROM ({rows}) ORDER BY {id}{tie}");
+    // Parenthesised: as a branch of the UNION ALL below, a bare ORDER BY would sort the union
+    // and leave DISTINCT ON to keep an arbitrary row per id.
+    let distinct_on = |rows: &str| format!("SELECT * FROM (SELECT DISTINCT ON ({id}) * FROM ({rows}) ORDER BY {id}{tie})");
     match dedupe {
         Dedupe::All => distinct_on(&filtered),
         Dedupe::Nothing => filtered,

@@ -131,10 +131,16 @@ future_timestamps = { column = "order_ts", action = "drop" }"#;
     );
     let got = duckdb(&format!(
         "SELECT (SELECT count(*) FROM read_parquet('{ours}', hive_partitioning = false)), (SELECT count(*) FROM ({full})),
-                (SELECT count(*) FROM (SELECT * FROM read_parquet('{ours}', hive_partitioning = false) EXCEPT ALL {full})),
-                (SELECT count(*) FROM read_parquet('{ours}', hive_partitioning = false) WHERE order_id IS NULL)"
+                (SELECT count(*) FROM (SELECT * FROM read_parquet('{ours}', hive_partitioning = false) EXCEPT ALL SELECT * FROM ({full}))),
+                (SELECT count(*) FROM read_parquet('{ours}', hive_partitioning = false) WHERE order_id IS NULL),
+                (SELECT count(*) FROM read_parquet('{ours}', hive_partitioning = false) o
+                   JOIN (SELECT order_id, min(order_ts) AS first FROM read_parquet('{}') GROUP BY order_id HAVING count(*) > 1) r USING (order_id)
+                   WHERE o.order_ts <> r.first)",
+        raw.display()
     ));
     assert_eq!(got[0][0], got[0][1], "row counts");
     assert_eq!(got[0][2], 0, "rows differ from a full DISTINCT ON");
     assert_eq!(got[0][3], 1, "the NULL ids collapse to one row, as DISTINCT ON does");
+    // Stated outright, so that both sides keeping any row cannot pass: the earliest copy wins.
+    assert_eq!(got[0][4], 0, "duplicated ids whose kept row is not the earliest");
 }
