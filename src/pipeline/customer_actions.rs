@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::publish::Publisher;
 use crate::quality::quote;
 use crate::report::ActionTotals;
-use crate::segment::rfm::{Lifecycle, ValueTier, group_action_key};
+use crate::segment::rfm::{ActionKey, Lifecycle, ValueTier, group_action_key};
 use crate::segment::spec::ActionsSpec;
 
 const TABLE: &str = "customer_actions";
@@ -39,7 +39,9 @@ pub(super) async fn customer_actions_stage(s: &Session, publisher: &mut Publishe
     let margin = s.job.actions.margin.unwrap_or(clv.margin);
     let sql = actions_sql(&s.job.actions, margin, &seg.id, &clv.id);
     let df = s.ctx.sql(&sql).await.map_err(q)?;
-    let rows = publisher.stage_from_published(TABLE, df, &["priority".to_string()]).await?;
+    // Not sorted again: the window's one ordered partition is already in priority order (the
+    // test reads the file in its order).
+    let rows = publisher.stage_from_published(TABLE, df, &[]).await?;
     for name in [SEGMENTS, CLV] {
         s.ctx.deregister_table(name).map_err(q)?;
     }
@@ -89,33 +91,40 @@ fn not_staged(table: &str) -> datafusion::error::DataFusionError {
 /// (see [`crate::segment::rfm::Economics`]). `contact` is true where it is above zero;
 /// `priority` numbers customers by expected value, highest first, ties by id, customers
 /// without a CLV last.
+///
+/// Built to fit a small memory pool: the key's text, cost and response are CASE expressions
+/// on the key (no join), and the rows the window sorts carry only the key, not the texts,
+/// which are added after it.
 fn actions_sql(actions: &ActionsSpec, margin: f64, id: &str, clv_id: &str) -> String {
-    let keys: Vec<String> = Lifecycle::ALL
+    let pairs: Vec<(Lifecycle, ValueTier)> = Lifecycle::ALL.iter().flat_map(|&stage| ValueTier::ALL.iter().map(move |&tier| (stage, tier))).collect();
+    let key_of: Vec<String> = pairs
         .iter()
-        .flat_map(|&stage| ValueTier::ALL.iter().map(move |&tier| (stage, tier)))
         .map(|(stage, tier)| {
-            let key = group_action_key(stage, tier);
-            let e = actions.economics(key);
-            let cells = [text(stage.as_str()), text(tier.as_str()), text(key.as_str()), text(&actions.text(key)), num(e.cost), num(e.response)];
-            format!("({})", cells.join(", "))
+            let key = group_action_key(*stage, *tier);
+            format!("WHEN lifecycle_stage = {} AND value_tier = {} THEN {}", text(stage.as_str()), text(tier.as_str()), text(key.as_str()))
         })
         .collect();
+    // One CASE per property of the key, over every key.
+    let by_key = |value: &dyn Fn(ActionKey) -> String| {
+        let arms: Vec<String> = ActionKey::ALL.iter().map(|&k| format!("WHEN {} THEN {}", text(k.as_str()), value(k))).collect();
+        format!("CASE action_key {} END", arms.join(" "))
+    };
+    let cost = by_key(&|k| num(actions.economics(k).cost));
+    let response = by_key(&|k| num(actions.economics(k).response));
+    let action = by_key(&|k| text(&actions.text(k)));
     let id = quote(id);
     format!(
-        "SELECT {id}, CAST(row_number() OVER (ORDER BY expected_value DESC NULLS LAST, {id}) AS BIGINT) AS priority, action_key, recommended_action, \
-           expected_value, coalesce(expected_value > 0, false) AS contact, segment_id, segment_name, lifecycle_stage, value_tier, \
-           p_alive, expected_avg_value, cost, response \
-         FROM (SELECT s.{id}, k.column3 AS action_key, k.column4 AS recommended_action, \
-                 c.p_alive * k.column6 * {margin} * c.expected_avg_value - k.column5 AS expected_value, \
-                 s.segment_id, s.segment_name, s.lifecycle_stage, s.value_tier, c.p_alive, c.expected_avg_value, \
-                 k.column5 AS cost, k.column6 AS response \
-               FROM {segments} s \
-               JOIN (VALUES {keys}) k ON s.lifecycle_stage = k.column1 AND s.value_tier = k.column2 \
-               LEFT JOIN {clv} c ON s.{id} = c.{clv_id}) a",
+        "SELECT {id}, CAST(row_number() OVER (ORDER BY expected_value DESC NULLS LAST, {id}) AS BIGINT) AS priority, action_key, \
+           {action} AS recommended_action, expected_value, coalesce(expected_value > 0, false) AS contact, segment_id, segment_name, \
+           lifecycle_stage, value_tier, p_alive, expected_avg_value, {cost} AS cost, {response} AS response \
+         FROM (SELECT s.*, c.p_alive, c.expected_avg_value, c.p_alive * {response} * {margin} * c.expected_avg_value - {cost} AS expected_value \
+               FROM (SELECT {id}, segment_id, segment_name, lifecycle_stage, value_tier, CASE {keys} END AS action_key FROM {segments}) s \
+               LEFT JOIN (SELECT {clv_id}, p_alive, expected_avg_value FROM {clv}) c ON s.{id} = c.{clv_id} \
+               WHERE s.action_key IS NOT NULL) a",
+        keys = key_of.join(" "),
         margin = num(margin),
         segments = quote(SEGMENTS),
         clv = quote(CLV),
-        keys = keys.join(", "),
         clv_id = quote(clv_id),
     )
 }
