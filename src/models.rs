@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use crate::clv::{BgNbdParams, GammaGammaParams};
+use crate::clv::{BgNbdParams, GammaGammaParams, PurchaseModel};
 use crate::segment::FittedModel;
 use crate::segment::prep::PrepColumn;
 
@@ -92,6 +92,10 @@ pub struct DriftReference {
 pub struct SavedClv {
     pub trained_on: NaiveDate,
     pub time_unit: String,
+    /// The purchase model `bgnbd` holds: "bgnbd" (models saved before there was a choice) or
+    /// "mbgnbd".
+    #[serde(default = "bgnbd")]
+    pub model: String,
     pub bgnbd: BTreeMap<String, f64>,
     pub gamma_gamma: BTreeMap<String, f64>,
 }
@@ -185,11 +189,18 @@ impl SavedSegmentation {
     }
 }
 
+fn bgnbd() -> String {
+    PurchaseModel::BgNbd.as_str().to_string()
+}
+
 impl SavedClv {
-    pub fn params(&self, date: NaiveDate, time_unit: &str) -> Result<(BgNbdParams, GammaGammaParams), ModelError> {
+    pub fn params(&self, date: NaiveDate, time_unit: &str, model: PurchaseModel) -> Result<(BgNbdParams, GammaGammaParams), ModelError> {
         let incompatible = |message: String| ModelError::Incompatible { what: "clv", date, message };
         if self.time_unit != time_unit {
             return Err(incompatible(format!("it was fitted in {}, the job uses {time_unit}", self.time_unit)));
+        }
+        if self.model != model.as_str() {
+            return Err(incompatible(format!("it is a {} model, the job uses {}", self.model, model.as_str())));
         }
         let get = |m: &BTreeMap<String, f64>, k: &str| {
             m.get(k).copied().filter(|v| v.is_finite() && *v > 0.0).ok_or_else(|| incompatible(format!("parameter {k} is missing")))
@@ -199,6 +210,7 @@ impl SavedClv {
             alpha: get(&self.bgnbd, "alpha")?,
             a: get(&self.bgnbd, "a")?,
             b: get(&self.bgnbd, "b")?,
+            model,
         };
         let g = GammaGammaParams {
             p: get(&self.gamma_gamma, "p")?,
@@ -238,6 +250,20 @@ mod tests {
             center,
             scale,
         }
+    }
+
+    #[test]
+    fn a_saved_clv_model_names_its_purchase_model_and_older_files_read_as_bgnbd() {
+        let old = r#"{"trained_on": "2025-01-01", "time_unit": "weeks", "bgnbd": {"r": 0.2, "alpha": 4.0, "a": 0.8, "b": 2.4},
+                     "gamma_gamma": {"p": 6.0, "q": 3.9, "gamma": 15.0}}"#;
+        let saved: SavedClv = serde_json::from_str(old).unwrap();
+        let date = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
+        let (b, _) = saved.params(date, "weeks", PurchaseModel::BgNbd).unwrap();
+        assert_eq!((b.r, b.model), (0.2, PurchaseModel::BgNbd));
+        let err = saved.params(date, "weeks", PurchaseModel::MbgNbd).unwrap_err().to_string();
+        assert!(err.contains("it is a bgnbd model, the job uses mbgnbd"), "{err}");
+        let mbg = SavedClv { model: "mbgnbd".into(), ..saved };
+        assert_eq!(mbg.params(date, "weeks", PurchaseModel::MbgNbd).unwrap().0.model, PurchaseModel::MbgNbd);
     }
 
     #[test]

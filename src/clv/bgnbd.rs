@@ -1,6 +1,9 @@
 //! BG/NBD: Fader, Hardie & Lee (2005), "Counting Your Customers the Easy Way: An Alternative
-//! to the Pareto/NBD Model", Marketing Science 24(2). Variables use the paper's symbols:
-//! x repeat purchases, t_x recency, T tenure; λ ~ Gamma(r, α), p ~ Beta(a, b).
+//! to the Pareto/NBD Model", Marketing Science 24(2); and its modification MBG/NBD: Batislam,
+//! Denizel & Filiztekin (2007), "Empirical validation and comparison of models for customer
+//! base analysis", International Journal of Research in Marketing 24(3). Variables use the
+//! papers' symbols: x repeat purchases, t_x recency, T tenure; λ ~ Gamma(r, α), p ~ Beta(a, b).
+//! The two differ by one shift in the Beta terms ([`PurchaseModel::shift`]).
 //!
 //! Numerics, as in lifetimes 0.11.3 so the two agree:
 //! - the fit minimises the mean negative log-likelihood plus `penalizer · (r² + α² + a² + b²)`
@@ -16,13 +19,57 @@ use statrs::function::gamma::{digamma, ln_gamma};
 use super::error::ClvError;
 use super::fitting;
 
-/// Fitted (or given) BG/NBD parameters.
+/// The drop-out process. BG/NBD: a customer may leave right after each repeat purchase, so one
+/// without repeat purchases is alive. MBG/NBD: also right after the first purchase, so P(alive)
+/// falls with time for every customer (lifetimes' `BetaGeoFitter` and `ModifiedBetaGeoFitter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, strum::IntoStaticStr, strum::EnumString)]
+pub enum PurchaseModel {
+    #[default]
+    #[strum(serialize = "bgnbd")]
+    BgNbd,
+    #[strum(serialize = "mbgnbd")]
+    MbgNbd,
+}
+
+impl PurchaseModel {
+    pub const ALL: [PurchaseModel; 2] = [PurchaseModel::BgNbd, PurchaseModel::MbgNbd];
+
+    /// The name in job files, tables and saved models: "bgnbd", "mbgnbd".
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The name in messages: "BG/NBD", "MBG/NBD".
+    pub fn title(self) -> &'static str {
+        match self {
+            PurchaseModel::BgNbd => "BG/NBD",
+            PurchaseModel::MbgNbd => "MBG/NBD",
+        }
+    }
+
+    /// Purchases after which a customer may drop out, beyond BG/NBD's repeat purchases: the
+    /// Beta terms take b + x + s and the odds of having left a / (b + x + s − 1).
+    fn shift(self) -> f64 {
+        match self {
+            PurchaseModel::BgNbd => 0.0,
+            PurchaseModel::MbgNbd => 1.0,
+        }
+    }
+
+    /// Whether a customer with x repeat purchases may have dropped out (the A₄ term).
+    fn may_have_left(self, x: f64) -> bool {
+        x > 0.0 || self == PurchaseModel::MbgNbd
+    }
+}
+
+/// Fitted (or given) BG/NBD or MBG/NBD parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BgNbdParams {
     pub r: f64,
     pub alpha: f64,
     pub a: f64,
     pub b: f64,
+    pub model: PurchaseModel,
 }
 
 /// A fit with its diagnostics.
@@ -121,7 +168,8 @@ impl Sufficient {
     /// Sum of ln L (eq. 6 of the paper, in lifetimes' A₁…A₄ form) and its gradient with
     /// respect to (r, α, a, b), with time multiplied by `scale`.
     fn log_likelihood(&self, p: &BgNbdParams, scale: f64) -> (f64, [f64; 4]) {
-        let BgNbdParams { r, alpha, a, b } = *p;
+        let BgNbdParams { r, alpha, a, b, model } = *p;
+        let shift = model.shift();
         let (lg_r, dg_r, lg_b, dg_b, lg_ab, dg_ab) = (ln_gamma(r), digamma(r), ln_gamma(b), digamma(b), ln_gamma(a + b), digamma(a + b));
         let ln_alpha = alpha.ln();
         // Per distinct x: A₁ and A₂ pieces and the b + max(x, 1) − 1 of A₄.
@@ -137,12 +185,14 @@ impl Sufficient {
             .xs
             .iter()
             .map(|&x| {
-                let bx1 = b + x.max(1.0) - 1.0;
+                // b + x + s − 1 where A₄ applies (BG/NBD: x > 0), anything positive elsewhere.
+                let bx1 = if model.may_have_left(x) { b + x + shift - 1.0 } else { b };
+                let (bxs, abxs) = (b + x + shift, a + b + x + shift);
                 PerX {
-                    a12: ln_gamma(r + x) - lg_r + r * ln_alpha + lg_ab + ln_gamma(b + x) - lg_b - ln_gamma(a + b + x),
+                    a12: ln_gamma(r + x) - lg_r + r * ln_alpha + lg_ab + ln_gamma(bxs) - lg_b - ln_gamma(abxs),
                     d_r: digamma(r + x) - dg_r + ln_alpha,
-                    d_a: dg_ab - digamma(a + b + x),
-                    d_b: dg_ab + digamma(b + x) - dg_b - digamma(a + b + x),
+                    d_a: dg_ab - digamma(abxs),
+                    d_b: dg_ab + digamma(bxs) - dg_b - digamma(abxs),
                     ln_bx1: bx1.ln(),
                     inv_bx1: 1.0 / bx1,
                 }
@@ -164,7 +214,7 @@ impl Sufficient {
                     let (l_t, i_t) = per_t[ti as usize];
                     let rx = r + x;
                     let a3 = -rx * l_t;
-                    let (lse, w4, l_tx, i_tx) = if x > 0.0 {
+                    let (lse, w4, l_tx, i_tx) = if model.may_have_left(x) {
                         let (l_tx, i_tx) = per_tx[txi as usize];
                         let a4 = ln_a - px.ln_bx1 - rx * l_tx;
                         // ln(e^A₃ + e^A₄) and the weight e^A₄ / (e^A₃ + e^A₄) from one exp:
@@ -201,20 +251,20 @@ impl Sufficient {
 /// per-customer columns (the tests' entry; runs pass tuples to [`fit_tuples`]).
 #[cfg(test)]
 fn fit(x: &[f64], tx: &[f64], t: &[f64], penalizer: f64) -> Result<BgNbdFit, ClvError> {
-    fit_tuples(&compress(x, tx, t), penalizer)
+    fit_tuples(&compress(x, tx, t), PurchaseModel::BgNbd, penalizer)
 }
 
-/// Fits BG/NBD by maximum likelihood (L-BFGS on log-parameters, analytic gradient) on
-/// customers compressed to tuples.
-pub fn fit_tuples(tuples: &[PurchaseTuple], penalizer: f64) -> Result<BgNbdFit, ClvError> {
-    fit_from(&Sufficient::from_tuples(tuples), penalizer, true)
+/// Fits BG/NBD or MBG/NBD by maximum likelihood (L-BFGS on log-parameters, analytic
+/// gradient) on customers compressed to tuples.
+pub fn fit_tuples(tuples: &[PurchaseTuple], model: PurchaseModel, penalizer: f64) -> Result<BgNbdFit, ClvError> {
+    fit_from(&Sufficient::from_tuples(tuples), model, penalizer, true)
 }
 
 /// [`fit_tuples`], optionally without the subsample warm start (tests compare the two).
-fn fit_from(data: &Sufficient, penalizer: f64, warm: bool) -> Result<BgNbdFit, ClvError> {
-    // Without repeat purchases a and b do not enter the likelihood and r → 0: no estimate.
+fn fit_from(data: &Sufficient, model: PurchaseModel, penalizer: f64, warm: bool) -> Result<BgNbdFit, ClvError> {
+    // Without repeat purchases r → 0 (and for BG/NBD a and b leave the likelihood): no estimate.
     if !data.rows.iter().any(|r| data.xs[r.0 as usize] > 0.0) {
-        return Err(ClvError::Input("BG/NBD needs at least one customer with a repeat purchase".into()));
+        return Err(ClvError::Input(format!("{} needs at least one customer with a repeat purchase", model.title())));
     }
     let max_t = data.rows.iter().map(|r| data.ts[r.2 as usize]).fold(0.0, f64::max);
     let scale = if max_t > 0.0 { 1.0 / max_t } else { 1.0 };
@@ -224,6 +274,7 @@ fn fit_from(data: &Sufficient, penalizer: f64, warm: bool) -> Result<BgNbdFit, C
             alpha: theta[1].exp(),
             a: theta[2].exp(),
             b: theta[3].exp(),
+            model,
         };
         let (ll, g) = data.log_likelihood(&p, scale);
         fitting::penalized_objective(&[p.r, p.alpha, p.a, p.b], ll, &g, data.total, penalizer)
@@ -235,12 +286,13 @@ fn fit_from(data: &Sufficient, penalizer: f64, warm: bool) -> Result<BgNbdFit, C
         }
         None => fitting::Start::cold(4),
     };
-    let (theta, iterations) = fitting::fit_positive("bgnbd", &["r", "alpha", "a", "b"], |theta| objective(data, theta), start)?;
+    let (theta, iterations) = fitting::fit_positive(model.as_str(), &["r", "alpha", "a", "b"], |theta| objective(data, theta), start)?;
     let params = BgNbdParams {
         r: theta[0],
         alpha: theta[1] / scale,
         a: theta[2],
         b: theta[3],
+        model,
     };
     let (log_likelihood, _) = data.log_likelihood(&params, 1.0);
     Ok(BgNbdFit {
@@ -264,12 +316,12 @@ impl BgNbdParams {
     }
 
     /// P(alive | x, t_x, T), eq. 11 of Fader, Hardie & Lee (2008, "Computing P(alive) using
-    /// the BG/NBD model"); 1 for customers without repeat purchases.
+    /// the BG/NBD model"); for BG/NBD 1 for customers without repeat purchases.
     pub fn p_alive(&self, x: f64, tx: f64, t: f64) -> f64 {
-        if x == 0.0 {
+        if !self.model.may_have_left(x) {
             return 1.0;
         }
-        let log_div = (self.r + x) * ((self.alpha + t) / (self.alpha + tx)).ln() + (self.a / (self.b + x - 1.0)).ln();
+        let log_div = (self.r + x) * ((self.alpha + t) / (self.alpha + tx)).ln() + (self.a / (self.b + x + self.model.shift() - 1.0)).ln();
         1.0 / (1.0 + log_div.exp())
     }
 
@@ -285,23 +337,25 @@ impl BgNbdParams {
 
     /// Eq. 10's numerator, ((a+b+x−1)/(a−1)) · [1 − ((α+T)/(α+T+h))^(r+x) ₂F₁(…)]: it does not
     /// depend on t_x, so customers sharing (x, T) share it (and its costly series).
+    /// For MBG/NBD, (a+b+x)/(a−1) · [1 − ((α+T)/(α+T+h))^(r+x) ₂F₁(r+x, b+x+1; a+b+x; z)]:
+    /// the same with c one larger.
     pub fn purchases_numerator(&self, h: f64, x: f64, t: f64) -> f64 {
-        let BgNbdParams { r, alpha, a, b } = *self;
+        let BgNbdParams { r, alpha, a, b, model } = *self;
         if h <= 0.0 {
             return 0.0;
         }
         let z = h / (alpha + t + h);
-        let c = a + b + x - 1.0;
-        let s = hyp2f1_series(c - (r + x), c - (b + x), c, z);
+        let c = a + b + x - 1.0 + model.shift();
+        let s = hyp2f1_series(c - (r + x), a - 1.0, c, z);
         let second = 1.0 - (1.0 - z).powf(a - 1.0) * s;
-        let first = (a + b + x - 1.0) / (a - 1.0);
-        first * second
+        c / (a - 1.0) * second
     }
 
-    /// Eq. 10's denominator, 1 + δ(x>0) · (a/(b+x−1)) · ((α+T)/(α+t_x))^(r+x).
+    /// Eq. 10's denominator, 1 + δ(x>0) · (a/(b+x−1)) · ((α+T)/(α+t_x))^(r+x); for MBG/NBD
+    /// 1 + (a/(b+x)) · ((α+T)/(α+t_x))^(r+x) for every x.
     pub fn purchases_denominator(&self, x: f64, tx: f64, t: f64) -> f64 {
-        let BgNbdParams { r, alpha, a, b } = *self;
-        if x > 0.0 { 1.0 + (a / (b + x - 1.0)) * ((alpha + t) / (alpha + tx)).powf(r + x) } else { 1.0 }
+        let BgNbdParams { r, alpha, a, b, model } = *self;
+        if model.may_have_left(x) { 1.0 + (a / (b + x + model.shift() - 1.0)) * ((alpha + t) / (alpha + tx)).powf(r + x) } else { 1.0 }
     }
 }
 
@@ -371,7 +425,7 @@ mod tests {
         // preconditions with its Hessian.
         let (x, tx, t) = simulate(250_000);
         let warm = fit(&x, &tx, &t, 0.0).unwrap().params;
-        let cold = fit_from(&Sufficient::new(&x, &tx, &t), 0.0, false).unwrap().params;
+        let cold = fit_from(&Sufficient::new(&x, &tx, &t), PurchaseModel::BgNbd, 0.0, false).unwrap().params;
         for (w, c) in [(warm.r, cold.r), (warm.alpha, cold.alpha), (warm.a, cold.a), (warm.b, cold.b)] {
             assert!((w / c - 1.0).abs() < 1e-5, "warm {warm:?} vs cold {cold:?}");
         }
@@ -380,7 +434,7 @@ mod tests {
         let data = Sufficient::new(&x, &tx, &t);
         let scale = 1.0 / t.iter().copied().fold(0.0, f64::max);
         let objective = |theta: &[f64]| {
-            let p = BgNbdParams { r: theta[0].exp(), alpha: theta[1].exp(), a: theta[2].exp(), b: theta[3].exp() };
+            let p = BgNbdParams { r: theta[0].exp(), alpha: theta[1].exp(), a: theta[2].exp(), b: theta[3].exp(), model: PurchaseModel::BgNbd };
             let (ll, g) = data.log_likelihood(&p, scale);
             super::super::fitting::penalized_objective(&[p.r, p.alpha, p.a, p.b], ll, &g, data.total, 0.0)
         };
@@ -407,7 +461,7 @@ mod tests {
             })
             .collect();
         for tuples in [&tuples, &split] {
-            let fitted = fit_tuples(tuples, 0.01).unwrap();
+            let fitted = fit_tuples(tuples, PurchaseModel::BgNbd, 0.01).unwrap();
             assert_eq!(fitted.params, by_customer.params);
             assert_eq!(fitted.log_likelihood, by_customer.log_likelihood);
             assert_eq!((fitted.customers, fitted.unique_tuples), (x.len(), by_customer.unique_tuples));
@@ -420,17 +474,19 @@ mod tests {
         let tx = [0.0, 5.0, 20.5, 30.0, 1.0, 0.0];
         let t = [10.0, 30.0, 40.0, 31.0, 2.0, 12.0];
         let d = Sufficient::new(&x, &tx, &t);
-        let p = BgNbdParams { r: 0.7, alpha: 3.0, a: 0.9, b: 2.2 };
-        let (_, g) = d.log_likelihood(&p, 0.5);
-        let h = 1e-6;
-        let bump = |k: usize, e: f64| {
-            let mut v = [p.r, p.alpha, p.a, p.b];
-            v[k] += e;
-            d.log_likelihood(&BgNbdParams { r: v[0], alpha: v[1], a: v[2], b: v[3] }, 0.5).0
-        };
-        for (k, gk) in g.iter().enumerate() {
-            let fd = (bump(k, h) - bump(k, -h)) / (2.0 * h);
-            assert!((fd - gk).abs() < 1e-6 * (1.0 + gk.abs()), "parameter {k}: {fd} vs {gk}");
+        for model in PurchaseModel::ALL {
+            let p = BgNbdParams { r: 0.7, alpha: 3.0, a: 0.9, b: 2.2, model };
+            let (_, g) = d.log_likelihood(&p, 0.5);
+            let h = 1e-6;
+            let bump = |k: usize, e: f64| {
+                let mut v = [p.r, p.alpha, p.a, p.b];
+                v[k] += e;
+                d.log_likelihood(&BgNbdParams { r: v[0], alpha: v[1], a: v[2], b: v[3], model }, 0.5).0
+            };
+            for (k, gk) in g.iter().enumerate() {
+                let fd = (bump(k, h) - bump(k, -h)) / (2.0 * h);
+                assert!((fd - gk).abs() < 1e-6 * (1.0 + gk.abs()), "{model:?} parameter {k}: {fd} vs {gk}");
+            }
         }
     }
 
@@ -448,7 +504,7 @@ mod tests {
         let x = [0.0, 1.0, 1.0, 4.0, 1.0];
         let tx = [0.0, 5.0, 5.0, 9.0, 5.0];
         let t = [10.0, 30.0, 30.0, 31.0, 30.0];
-        let p = BgNbdParams { r: 0.5, alpha: 2.0, a: 1.3, b: 2.2 };
+        let p = BgNbdParams { r: 0.5, alpha: 2.0, a: 1.3, b: 2.2, model: PurchaseModel::BgNbd };
         let batch = p.log_likelihood(&x, &tx, &t);
         let single: f64 = (0..5).map(|i| p.log_likelihood(&x[i..=i], &tx[i..=i], &t[i..=i])).sum();
         assert!((batch - single).abs() < 1e-12, "{batch} vs {single}");

@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn tuples_weigh_as_many_customers_as_they_count_in_any_order() {
-        let b = BgNbdParams { r: 0.5, alpha: 4.0, a: 0.8, b: 2.5 };
+        let b = BgNbdParams { r: 0.5, alpha: 4.0, a: 0.8, b: 2.5, model: Default::default() };
         let t = |cal_frequency, frequency, customers| HoldoutTuple { cal_frequency, cal_recency: cal_frequency * 2.0, cal_tenure: 30.0, frequency, customers };
         let grouped = [t(0.0, 1.0, 3), t(2.0, 2.0, 1), t(9.0, 11.0, 2)];
         let single = [t(9.0, 11.0, 1), t(0.0, 1.0, 1), t(2.0, 2.0, 1), t(0.0, 1.0, 1), t(9.0, 11.0, 1), t(0.0, 1.0, 1)];

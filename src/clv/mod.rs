@@ -24,7 +24,7 @@ mod predict;
 mod spec;
 mod summary;
 
-pub use bgnbd::{BgNbdFit, BgNbdParams, PurchaseTuple, compress, fit_tuples as fit_bgnbd, hyp2f1_series};
+pub use bgnbd::{BgNbdFit, BgNbdParams, PurchaseModel, PurchaseTuple, compress, fit_tuples as fit_bgnbd, hyp2f1_series};
 pub use error::ClvError;
 pub use gamma_gamma::{GammaGammaFit, GammaGammaParams};
 pub use holdout::{Holdout, HoldoutBucket, HoldoutTuple, holdout};

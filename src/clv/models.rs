@@ -1,7 +1,7 @@
 //! Both fitted models together ([`ClvModels`]): fitted on a summary ([`fit`]) or rebuilt from
 //! saved parameters ([`with_params`]).
 
-use super::bgnbd::{self, BgNbdFit, BgNbdParams, PurchaseTuple};
+use super::bgnbd::{self, BgNbdFit, BgNbdParams, PurchaseModel, PurchaseTuple};
 use super::error::ClvError;
 use super::gamma_gamma::{self, GammaGammaFit, GammaGammaParams};
 use super::summary::Summary;
@@ -14,17 +14,23 @@ pub struct ClvModels {
     pub frequency_monetary_corr: f64,
 }
 
-/// Fits BG/NBD on everyone and Gamma-Gamma on the repeat buyers.
-pub fn fit(s: &Summary, penalizer: f64) -> Result<ClvModels, ClvError> {
+/// Fits BG/NBD (or MBG/NBD) on everyone and Gamma-Gamma on the repeat buyers.
+pub fn fit(s: &Summary, model: PurchaseModel, penalizer: f64) -> Result<ClvModels, ClvError> {
     let (rx, rm) = repeat_buyers(s);
-    fit_tuples(&bgnbd::compress(&s.frequency, &s.recency, &s.tenure), &rx, &rm, penalizer)
+    fit_tuples(&bgnbd::compress(&s.frequency, &s.recency, &s.tenure), &rx, &rm, model, penalizer)
 }
 
 /// [`fit`] from what the fits read: every customer as (x, t_x, T) tuples for BG/NBD, and
 /// repeat buyers' frequency and monetary value (all of them, or a sample) for Gamma-Gamma.
-pub fn fit_tuples(tuples: &[PurchaseTuple], repeat_frequency: &[f64], repeat_monetary: &[f64], penalizer: f64) -> Result<ClvModels, ClvError> {
+pub fn fit_tuples(
+    tuples: &[PurchaseTuple],
+    repeat_frequency: &[f64],
+    repeat_monetary: &[f64],
+    model: PurchaseModel,
+    penalizer: f64,
+) -> Result<ClvModels, ClvError> {
     Ok(ClvModels {
-        bgnbd: bgnbd::fit_tuples(tuples, penalizer)?,
+        bgnbd: bgnbd::fit_tuples(tuples, model, penalizer)?,
         gamma_gamma: gamma_gamma::fit(repeat_frequency, repeat_monetary, penalizer)?,
         frequency_monetary_corr: pearson(repeat_frequency, repeat_monetary),
     })

@@ -35,7 +35,7 @@ pub struct ClvResult {
 
 /// Fits both models and predicts for every customer.
 pub fn value(s: &Summary, spec: &ClvSpec) -> Result<ClvResult, ClvError> {
-    predict(s, spec, fit(s, spec.penalizer)?)
+    predict(s, spec, fit(s, spec.model, spec.penalizer)?)
 }
 
 /// Predicts for every customer with fitted models.

@@ -1,5 +1,6 @@
 //! The validated CLV settings ([`ClvSpec`]) and the time unit of the summaries ([`TimeUnit`]).
 
+use super::bgnbd::PurchaseModel;
 use crate::model_mode::{ModelFrom, ModelMode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub const MAX_HOLDOUT_DAYS: u32 = 36_500;
 pub struct ClvSpec {
     pub view: String,
     pub id: String,
+    /// The purchase and drop-out model: BG/NBD or MBG/NBD.
+    pub model: PurchaseModel,
     pub time_unit: TimeUnit,
     pub horizon_months: u32,
     pub monthly_discount_rate: f64,

@@ -8,6 +8,9 @@
 //! | `gamma_gamma_expected_value(p, q, gamma, frequency, monetary_value)` | E[average order value], eq. 5 |
 //! | `bgnbd_gg_clv(r, alpha, a, b, p, q, gamma, margin, horizon_months, monthly_discount_rate, periods_per_month, frequency, recency, tenure, monetary_value)` | discounted CLV, as the `clv` column |
 //!
+//! `mbgnbd_p_alive`, `mbgnbd_expected_purchases` and `mbgnbd_gg_clv` take the same arguments
+//! for MBG/NBD parameters (Batislam, Denizel & Filiztekin 2007).
+//!
 //! Times are in the model's unit (`clv_model`'s `time_unit`); `periods_per_month` is 30 for
 //! days and 4.345 for weeks.
 
@@ -22,35 +25,46 @@ use std::sync::{Arc, Mutex};
 use foldhash::fast::FixedState;
 
 use super::args::{coerce_numeric, float_arrays, map_rows, no_null_parameters};
-use crate::clv::{BgNbdParams, GammaGammaParams, discounted_numerators_over};
+use crate::clv::{BgNbdParams, GammaGammaParams, PurchaseModel, discounted_numerators_over};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
-    PAlive,
-    ExpectedPurchases,
+    PAlive(PurchaseModel),
+    ExpectedPurchases(PurchaseModel),
     ExpectedValue,
-    Clv,
+    Clv(PurchaseModel),
 }
 
 impl Kind {
-    const ALL: [Kind; 4] = [Kind::PAlive, Kind::ExpectedPurchases, Kind::ExpectedValue, Kind::Clv];
+    const ALL: [Kind; 7] = [
+        Kind::PAlive(PurchaseModel::BgNbd),
+        Kind::ExpectedPurchases(PurchaseModel::BgNbd),
+        Kind::Clv(PurchaseModel::BgNbd),
+        Kind::PAlive(PurchaseModel::MbgNbd),
+        Kind::ExpectedPurchases(PurchaseModel::MbgNbd),
+        Kind::Clv(PurchaseModel::MbgNbd),
+        Kind::ExpectedValue,
+    ];
 
     fn name(self) -> &'static str {
         match self {
-            Kind::PAlive => "bgnbd_p_alive",
-            Kind::ExpectedPurchases => "bgnbd_expected_purchases",
+            Kind::PAlive(PurchaseModel::BgNbd) => "bgnbd_p_alive",
+            Kind::ExpectedPurchases(PurchaseModel::BgNbd) => "bgnbd_expected_purchases",
+            Kind::Clv(PurchaseModel::BgNbd) => "bgnbd_gg_clv",
+            Kind::PAlive(PurchaseModel::MbgNbd) => "mbgnbd_p_alive",
+            Kind::ExpectedPurchases(PurchaseModel::MbgNbd) => "mbgnbd_expected_purchases",
+            Kind::Clv(PurchaseModel::MbgNbd) => "mbgnbd_gg_clv",
             Kind::ExpectedValue => "gamma_gamma_expected_value",
-            Kind::Clv => "bgnbd_gg_clv",
         }
     }
 
     /// The model's parameters, first in the argument list.
     fn parameters(self) -> &'static [&'static str] {
         match self {
-            Kind::PAlive => &["r", "alpha", "a", "b"],
-            Kind::ExpectedPurchases => &["r", "alpha", "a", "b", "horizon"],
+            Kind::PAlive(_) => &["r", "alpha", "a", "b"],
+            Kind::ExpectedPurchases(_) => &["r", "alpha", "a", "b", "horizon"],
             Kind::ExpectedValue => &["p", "q", "gamma"],
-            Kind::Clv => &[
+            Kind::Clv(_) => &[
                 "r",
                 "alpha",
                 "a",
@@ -70,8 +84,8 @@ impl Kind {
     fn values(self) -> &'static [&'static str] {
         match self {
             Kind::ExpectedValue => &["frequency", "monetary_value"],
-            Kind::Clv => &["frequency", "recency", "tenure", "monetary_value"],
-            Kind::PAlive | Kind::ExpectedPurchases => &["frequency", "recency", "tenure"],
+            Kind::Clv(_) => &["frequency", "recency", "tenure", "monetary_value"],
+            Kind::PAlive(_) | Kind::ExpectedPurchases(_) => &["frequency", "recency", "tenure"],
         }
     }
 
@@ -83,18 +97,18 @@ impl Kind {
     /// `numerators` caches the costly part (eq. 10's numerator, a ₂F₁ series per month),
     /// which depends only on the parameters, x and T: customers share few (x, T) pairs.
     fn eval(self, p: &[f64], v: &[f64], numerators: &mut Numerators) -> f64 {
-        let bgnbd = || BgNbdParams { r: p[0], alpha: p[1], a: p[2], b: p[3] };
+        let bgnbd = |model| BgNbdParams { r: p[0], alpha: p[1], a: p[2], b: p[3], model };
         match self {
-            Kind::PAlive => 1.0 / bgnbd().purchases_denominator(v[0], v[1], v[2]),
-            Kind::ExpectedPurchases => {
-                let b = bgnbd();
+            Kind::PAlive(model) => 1.0 / bgnbd(model).purchases_denominator(v[0], v[1], v[2]),
+            Kind::ExpectedPurchases(model) => {
+                let b = bgnbd(model);
                 let key = [p[0], p[1], p[2], p[3], p[4], 0.0, 0.0, v[0], v[2]].map(f64::to_bits);
                 let numerator = numerators.get_or(key, || b.purchases_numerator(p[4], v[0], v[2]));
                 numerator / b.purchases_denominator(v[0], v[1], v[2])
             }
             Kind::ExpectedValue => GammaGammaParams { p: p[0], q: p[1], gamma: p[2] }.expected_avg_value(v[0], v[1]),
-            Kind::Clv => {
-                let (b, g) = (bgnbd(), GammaGammaParams { p: p[4], q: p[5], gamma: p[6] });
+            Kind::Clv(model) => {
+                let (b, g) = (bgnbd(model), GammaGammaParams { p: p[4], q: p[5], gamma: p[6] });
                 let (x, tx, t, m) = (v[0], v[1], v[2], v[3]);
                 let key = [p[0], p[1], p[2], p[3], p[8], p[9], p[10], x, t].map(f64::to_bits);
                 let discounted = numerators.get_or(key, || discounted_numerators_over(&b, x, t, p[10], p[8] as u32, p[9]).0);
@@ -202,7 +216,7 @@ impl ScalarUDFImpl for ClvFunction {
         let columns = float_arrays(&args.args, rows)?;
         let (params, values) = columns.split_at(n_params);
         no_null_parameters(name, self.kind.parameters(), params)?;
-        if self.kind == Kind::Clv {
+        if matches!(self.kind, Kind::Clv(_)) {
             // horizon_months counts months: a whole number from 1, at most a century (the
             // discounting loops over months).
             let most = crate::clv::MAX_HORIZON_MONTHS as f64;

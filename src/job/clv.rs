@@ -5,13 +5,14 @@ use serde::Deserialize;
 use super::error::{At, Invalid, Problem};
 use super::model_mode::parse_model_mode;
 use super::value::{Choice, Name};
-use crate::clv::{ClvSpec, TimeUnit};
+use crate::clv::{ClvSpec, PurchaseModel, TimeUnit};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ClvSection {
     view: String,
     id: String,
+    model: Option<String>,
     time_unit: Option<String>,
     horizon_months: Option<u32>,
     monthly_discount_rate: Option<f64>,
@@ -29,8 +30,14 @@ impl Choice for TimeUnit {
     const WORDS: &'static [(&'static str, Self)] = &[("weeks", TimeUnit::Weeks), ("days", TimeUnit::Days)];
 }
 
+impl Choice for PurchaseModel {
+    const WHAT: &'static str = "model";
+    const WORDS: &'static [(&'static str, Self)] = &[("bgnbd", PurchaseModel::BgNbd), ("mbgnbd", PurchaseModel::MbgNbd)];
+}
+
 pub(super) fn validate_clv(c: ClvSection) -> Result<ClvSpec, Invalid> {
     Name::check(&c.view).at("clv.view")?;
+    let model = PurchaseModel::parse_or(c.model.as_deref(), PurchaseModel::BgNbd).at("clv.model")?;
     let time_unit = TimeUnit::parse_or(c.time_unit.as_deref(), TimeUnit::Weeks).at("clv.time_unit")?;
     let horizon_months = c.horizon_months.unwrap_or(12);
     if horizon_months == 0 {
@@ -76,6 +83,7 @@ pub(super) fn validate_clv(c: ClvSection) -> Result<ClvSpec, Invalid> {
     Ok(ClvSpec {
         view: c.view,
         id: c.id,
+        model,
         time_unit,
         horizon_months,
         monthly_discount_rate: rate,

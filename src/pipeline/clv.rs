@@ -109,11 +109,11 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
                 .as_ref()
                 .and_then(|m| m.clv.as_ref().map(|c| (m.run_date, c)))
                 .ok_or_else(|| history::missing("clv", publisher, s.run_date, spec.model_from))?;
-            let (b, g) = saved.params(date, &time_unit)?;
+            let (b, g) = saved.params(date, &time_unit, spec.model)?;
             tracing::info!(model = %date, "CLV parameters from the saved model (mode = score)");
             (clv::with_params_tuples(tuples, rf, rm, b, g), saved.trained_on)
         }
-        crate::model_mode::ModelMode::Refit => (clv::fit_tuples(tuples, rf, rm, spec.penalizer)?, s.run_date),
+        crate::model_mode::ModelMode::Refit => (clv::fit_tuples(tuples, rf, rm, spec.model, spec.penalizer)?, s.run_date),
     };
     stages.record("clv_fit", t, Some(input.tuples.len() as u64), Some(7));
     let (b, g) = (models.bgnbd.params, models.gamma_gamma.params);
@@ -158,6 +158,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
         view: spec.view.clone(),
         customers: customers as usize,
         time_unit: time_unit.clone(),
+        model: b.model.as_str(),
         bgnbd: model_report(
             &[("r", b.r), ("alpha", b.alpha), ("a", b.a), ("b", b.b)],
             models.bgnbd.log_likelihood,
@@ -180,6 +181,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
     let saved = crate::models::SavedClv {
         trained_on,
         time_unit,
+        model: b.model.as_str().to_string(),
         bgnbd: report.bgnbd.params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         gamma_gamma: report.gamma_gamma.params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
     };
@@ -222,7 +224,7 @@ async fn holdout_stage(
         .iter()
         .map(|t| PurchaseTuple { frequency: t.cal_frequency, recency: t.cal_recency, tenure: t.cal_tenure, customers: t.customers })
         .collect();
-    let b = clv::fit_bgnbd(&cal, spec.penalizer)?.params;
+    let b = clv::fit_bgnbd(&cal, spec.model, spec.penalizer)?.params;
     let h = days as f64 * spec.time_unit.per_day();
     let check = clv::holdout(&tuples, &b, h);
     let report = HoldoutReport {

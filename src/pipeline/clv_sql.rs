@@ -228,6 +228,8 @@ pub(super) struct Scoring {
 /// to the bit (`functions` calls them).
 pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Scoring) -> datafusion::error::Result<DataFrame> {
     let udf = |name: &str, args: Vec<Expr>| -> datafusion::error::Result<Expr> { Ok(ctx.udf(name)?.call(args)) };
+    // The purchase model's functions: `bgnbd_p_alive`, `mbgnbd_p_alive`, …
+    let model = |function: &str| format!("{}_{function}", m.bgnbd.model.as_str());
     let (b, g) = (m.bgnbd, m.gamma_gamma);
     let bgnbd = || vec![lit(b.r), lit(b.alpha), lit(b.a), lit(b.b)];
     let gg = || vec![lit(g.p), lit(g.q), lit(g.gamma)];
@@ -255,10 +257,10 @@ pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Sc
         tx.clone(),
         t.clone(),
         mv.clone(),
-        udf("bgnbd_p_alive", with(bgnbd(), &[&x, &tx, &t]))?.alias("p_alive"),
-        udf("bgnbd_expected_purchases", with(horizon, &[&x, &tx, &t]))?.alias("expected_purchases"),
+        udf(&model("p_alive"), with(bgnbd(), &[&x, &tx, &t]))?.alias("p_alive"),
+        udf(&model("expected_purchases"), with(horizon, &[&x, &tx, &t]))?.alias("expected_purchases"),
         udf("gamma_gamma_expected_value", with(gg(), &[&x, &mv]))?.alias("expected_avg_value"),
-        udf("bgnbd_gg_clv", clv_args)?.alias("clv"),
+        udf(&model("gg_clv"), clv_args)?.alias("clv"),
         (aov * rate * lit(m.lifetime_periods) * lit(spec.margin)).alias("clv_simple"),
     ])?;
     Ok(df)

@@ -41,6 +41,8 @@ pub struct ClvReport {
     pub view: String,
     pub customers: usize,
     pub time_unit: String,
+    /// The purchase model, "bgnbd" or "mbgnbd"; `bgnbd` holds its fit.
+    pub model: &'static str,
     pub bgnbd: ModelReport,
     pub gamma_gamma: ModelReport,
     pub frequency_monetary_corr: f64,

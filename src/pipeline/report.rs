@@ -152,7 +152,8 @@ pub(super) fn report_data(
         let params = |p: &std::collections::BTreeMap<&'static str, f64>| {
             p.iter().map(|(k, v)| format!("{k} = {v:.4}")).collect::<Vec<_>>().join(", ")
         };
-        key.push(("BG/NBD".into(), format!("{} (log-likelihood {:.1})", params(&c.bgnbd.params), c.bgnbd.log_likelihood)));
+        let title = c.model.parse::<clv::PurchaseModel>().map_or("BG/NBD", |m| m.title());
+        key.push((title.into(), format!("{} (log-likelihood {:.1})", params(&c.bgnbd.params), c.bgnbd.log_likelihood)));
         key.push(("Gamma-Gamma".into(), format!("{} (log-likelihood {:.1})", params(&c.gamma_gamma.params), c.gamma_gamma.log_likelihood)));
         if let Some(h) = &c.holdout {
             key.push((

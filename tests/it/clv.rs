@@ -13,6 +13,7 @@ fn spec(penalizer: f64) -> ClvSpec {
     ClvSpec {
         view: "s".into(),
         id: "id".into(),
+        model: clv::PurchaseModel::BgNbd,
         time_unit: TimeUnit::Weeks,
         horizon_months: 12,
         monthly_discount_rate: 0.01,
@@ -242,11 +243,12 @@ fn the_holdout_from_the_summary_s_own_scan_equals_a_second_session() {
     assert!(one_scan == two_sessions, "a published CLV table differs between the two holdout paths");
 }
 
-/// lifetimes 0.11.3 on a published `customer_clv` partition (tests/support/lifetimes_check.py):
-/// the largest relative difference per quantity, with the customer it occurs at.
-fn lifetimes_on(partition: &Path, unit: &str, margin: &str, orders: Option<(&Path, &str)>) -> Value {
+/// lifetimes 0.11.3 on a published `customer_clv` partition (tests/support/lifetimes_check.py),
+/// with the fitter of `model` ("bgnbd" or "mbgnbd"): the largest relative difference per
+/// quantity, with the customer it occurs at, and lifetimes' parameters.
+fn lifetimes_on(model: &str, partition: &Path, unit: &str, margin: &str, orders: Option<(&Path, &str)>) -> Value {
     let script = format!("{ROOT}/tests/support/lifetimes_check.py");
-    let mut args = vec![script.as_str(), "compare", partition.to_str().unwrap(), unit, "12", "0.01", margin, "0.0"];
+    let mut args = vec![script.as_str(), "compare", model, partition.to_str().unwrap(), unit, "12", "0.01", margin, "0.0"];
     let orders = orders.map(|(p, end)| (p.display().to_string(), end));
     if let Some((p, end)) = &orders {
         args.extend([p.as_str(), *end]);
@@ -254,6 +256,20 @@ fn lifetimes_on(partition: &Path, unit: &str, margin: &str, orders: Option<(&Pat
     let out = Command::new(python()).args(&args).output().unwrap();
     assert!(out.status.success(), "lifetimes_check.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The purchase model's published parameters (`clv_model` under `out`) equal lifetimes' in
+/// `check` to 1e-4, named as lifetimes names them.
+fn assert_params(out: &Path, date: &str, model: &str, check: &Value) {
+    let rows = duckdb(&format!("SELECT model, parameter, value FROM read_parquet('{}') WHERE model <> 'gamma_gamma'", partition_glob(out, "clv_model", date)));
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    for r in &rows {
+        assert_eq!(r[0], model, "{rows:?}");
+        let (name, ours) = (r[1].as_str().unwrap(), r[2].as_f64().unwrap());
+        let theirs = check["params"][name].as_f64().unwrap();
+        eprintln!("{model} {name}: segvalue {ours}, lifetimes {theirs}");
+        assert!(rel(ours, theirs) < 1e-4, "{model} {name}: segvalue {ours}, lifetimes {theirs}");
+    }
 }
 
 /// Every quantity of `check[group]` within `tolerance` of lifetimes'; prints the figures.
@@ -272,20 +288,26 @@ fn assert_within(check: &Value, group: &str, tolerance: f64, what: &str) {
 }
 
 /// End to end on generated data: the shipped job file's SQL summary, fit and predictions
-/// against lifetimes fitted on the summary columns segvalue published.
+/// against lifetimes fitted on the summary columns segvalue published, with BG/NBD and with
+/// MBG/NBD (`[clv] model = "mbgnbd"`).
 #[test]
 fn the_shipped_job_s_clv_equals_lifetimes_on_its_published_summary() {
-    // The shipped job file, on one population: on the personas sample lifetimes' own
-    // expected purchases are NaN for some customers (its hypergeometric term at a ≈ 0.03).
-    let tmp = tempfile::tempdir().unwrap();
-    let shipped = std::fs::read_to_string(Path::new(ROOT).join("jobs/retail.toml")).unwrap();
-    let job = tmp.path().join("retail.toml");
-    let data = format!("{}/", single_dataset().display());
-    std::fs::write(&job, shipped.replace("../data/sample/", &data).replace("../sql/retail", &format!("{ROOT}/sql/retail"))).unwrap();
-    segvalue_ok(&["run", job.to_str().unwrap(), "--run-date", "2025-12-31", "--output-root", tmp.path().join("out").to_str().unwrap()]);
-    let check = lifetimes_on(&tmp.path().join("out/customer_clv/run_date=2025-12-31"), "weeks", "0.3", None);
-    assert!(check["customers"].as_u64().unwrap() > 1000, "{check}");
-    assert_within(&check, "predictions", 1e-6, "shipped job");
+    for model in ["bgnbd", "mbgnbd"] {
+        // The shipped job file, on one population: on the personas sample lifetimes' own
+        // expected purchases are NaN for some customers (its hypergeometric term at a ≈ 0.03).
+        let tmp = tempfile::tempdir().unwrap();
+        let shipped = std::fs::read_to_string(Path::new(ROOT).join("jobs/retail.toml")).unwrap();
+        let job = tmp.path().join("retail.toml");
+        let data = format!("{}/", single_dataset().display());
+        let text = shipped.replace("../data/sample/", &data).replace("../sql/retail", &format!("{ROOT}/sql/retail"));
+        std::fs::write(&job, text.replace("[clv]\n", &format!("[clv]\nmodel = \"{model}\"\n"))).unwrap();
+        let out = tmp.path().join("out");
+        segvalue_ok(&["run", job.to_str().unwrap(), "--run-date", "2025-12-31", "--output-root", out.to_str().unwrap()]);
+        let check = lifetimes_on(model, &out.join("customer_clv/run_date=2025-12-31"), "weeks", "0.3", None);
+        assert!(check["customers"].as_u64().unwrap() > 1000, "{check}");
+        assert_params(&out, "2025-12-31", model, &check);
+        assert_within(&check, "predictions", 1e-6, &format!("shipped job, {model}"));
+    }
 }
 
 /// End to end on lifetimes' CDNOW sample, given to segvalue as orders: the job's summary view
@@ -313,20 +335,24 @@ fn cdnow_orders_through_a_job_equal_lifetimes_summary_and_predictions() {
          GROUP BY s.customer_id, s.purchase_days, s.first_day, s.last_day",
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("job.toml"),
-        format!(
-            "[job]\nname = \"cdnow\"\nsql_dir = \"sql\"\n\n[sources.orders]\nurl = \"{}/\"\nformat = \"parquet\"\n\n\
-             [clv]\nview = \"customer_summary\"\nid = \"customer_id\"\ntime_unit = \"days\"\nhorizon_months = 12\n\
-             monthly_discount_rate = 0.01\nmargin = 1.0\n\n[output]\nroot = \"out\"\n",
-            data.display()
-        ),
-    )
-    .unwrap();
-    segvalue_ok(&["run", dir.path().join("job.toml").to_str().unwrap(), "--run-date", "1998-06-30"]);
-    let orders = data.join("orders.parquet");
-    let check = lifetimes_on(&dir.path().join("out/customer_clv/run_date=1998-06-30"), "days", "1.0", Some((&orders, "1998-06-30")));
-    assert_eq!(check["customers"], 2357, "{check}");
-    assert_within(&check, "summary", 1e-12, "CDNOW summary");
-    assert_within(&check, "predictions", 1e-6, "CDNOW");
+    for model in ["bgnbd", "mbgnbd"] {
+        std::fs::write(
+            dir.path().join("job.toml"),
+            format!(
+                "[job]\nname = \"cdnow\"\nsql_dir = \"sql\"\n\n[sources.orders]\nurl = \"{}/\"\nformat = \"parquet\"\n\n\
+                 [clv]\nview = \"customer_summary\"\nid = \"customer_id\"\nmodel = \"{model}\"\ntime_unit = \"days\"\nhorizon_months = 12\n\
+                 monthly_discount_rate = 0.01\nmargin = 1.0\n\n[output]\nroot = \"out-{model}\"\n",
+                data.display()
+            ),
+        )
+        .unwrap();
+        segvalue_ok(&["run", dir.path().join("job.toml").to_str().unwrap(), "--run-date", "1998-06-30"]);
+        let orders = data.join("orders.parquet");
+        let out = dir.path().join(format!("out-{model}"));
+        let check = lifetimes_on(model, &out.join("customer_clv/run_date=1998-06-30"), "days", "1.0", Some((&orders, "1998-06-30")));
+        assert_eq!(check["customers"], 2357, "{check}");
+        assert_within(&check, "summary", 1e-12, "CDNOW summary");
+        assert_params(&out, "1998-06-30", model, &check);
+        assert_within(&check, "predictions", 1e-6, &format!("CDNOW, {model}"));
+    }
 }

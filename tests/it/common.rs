@@ -263,6 +263,7 @@ pub fn lifetimes_params(f: &serde_json::Value) -> (segvalue::clv::BgNbdParams, s
         alpha: fit["bgnbd"]["alpha"].as_f64().unwrap(),
         a: fit["bgnbd"]["a"].as_f64().unwrap(),
         b: fit["bgnbd"]["b"].as_f64().unwrap(),
+        model: segvalue::clv::PurchaseModel::BgNbd,
     };
     let g = segvalue::clv::GammaGammaParams {
         p: fit["gamma_gamma"]["p"].as_f64().unwrap(),

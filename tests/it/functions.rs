@@ -32,6 +32,7 @@ fn default_spec() -> ClvSpec {
     ClvSpec {
         view: "customer_summary".into(),
         id: "customer_id".into(),
+        model: clv::PurchaseModel::BgNbd,
         time_unit: TimeUnit::Weeks,
         horizon_months: 12,
         monthly_discount_rate: 0.01,
@@ -52,7 +53,9 @@ fn sql_functions_equal_the_driver_on_the_cdnow_fixture() {
     let f = lifetimes_fixture();
     let (b, g) = lifetimes_params(&f);
     let spec = default_spec();
-    for set in ["cdnow", "customers"] {
+    for (set, model) in ["cdnow", "customers"].into_iter().flat_map(|s| clv::PurchaseModel::ALL.map(|m| (s, m))) {
+        let b = clv::BgNbdParams { model, ..b };
+        let m = model.as_str();
         let c = &f[set];
         let s = Summary {
             frequency: floats(&c["frequency"]),
@@ -71,8 +74,8 @@ fn sql_functions_equal_the_driver_on_the_cdnow_fixture() {
         let (bg, gg) = (format!("{:?}, {:?}, {:?}, {:?}", b.r, b.alpha, b.a, b.b), format!("{:?}, {:?}, {:?}", g.p, g.q, g.gamma));
         let horizon = 12.0 * TimeUnit::Weeks.per_month();
         let sql = format!(
-            "SELECT bgnbd_p_alive({bg}, x, tx, t), bgnbd_expected_purchases({bg}, {horizon:?}, x, tx, t), \
-             gamma_gamma_expected_value({gg}, x, m), bgnbd_gg_clv({bg}, {gg}, 0.3, 12, 0.01, {:?}, x, tx, t, m) \
+            "SELECT {m}_p_alive({bg}, x, tx, t), {m}_expected_purchases({bg}, {horizon:?}, x, tx, t), \
+             gamma_gamma_expected_value({gg}, x, m), {m}_gg_clv({bg}, {gg}, 0.3, 12, 0.01, {:?}, x, tx, t, m) \
              FROM c ORDER BY i",
             TimeUnit::Weeks.per_month()
         );
@@ -81,7 +84,7 @@ fn sql_functions_equal_the_driver_on_the_cdnow_fixture() {
         for (k, (g, w)) in got.iter().zip(want).enumerate() {
             assert_eq!(g.len(), n);
             let worst = g.iter().zip(w).map(|(a, b)| rel(*a, *b)).fold(0.0, f64::max);
-            assert!(worst <= 1e-12, "{set}: column {k} differs from the driver by {worst:e}");
+            assert!(worst <= 1e-12, "{set}, {m}: column {k} differs from the driver by {worst:e}");
         }
     }
 }
@@ -229,7 +232,7 @@ fn the_engine_s_customer_clv_equals_the_driver_s_predictions_to_the_bit() {
     let model = parquet_columns(&std::fs::read_dir(j.out().join("clv_model/run_date=2025-12-31")).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "parquet")).unwrap());
     // clv_model rows are sorted by (model, parameter): bgnbd a, alpha, b, r; gamma_gamma gamma, p, q.
     let v = &model["value"];
-    let b = clv::BgNbdParams { a: v[0], alpha: v[1], b: v[2], r: v[3] };
+    let b = clv::BgNbdParams { a: v[0], alpha: v[1], b: v[2], r: v[3], model: clv::PurchaseModel::BgNbd };
     let g = clv::GammaGammaParams { gamma: v[4], p: v[5], q: v[6] };
     let s = Summary {
         frequency: table["frequency"].clone(),

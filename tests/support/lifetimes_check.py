@@ -4,8 +4,9 @@ Usage:
   lifetimes_check.py cdnow-orders OUT_DIR
       Writes lifetimes' bundled CDNOW sample (2,357 customers, 6,919 orders) as an orders
       table (customer_id, order_date, amount) in OUT_DIR/orders.parquet.
-  lifetimes_check.py compare CUSTOMER_CLV_DIR UNIT HORIZON_MONTHS DISCOUNT MARGIN PENALIZER [ORDERS_PARQUET END_DATE]
-      Fits lifetimes' BetaGeoFitter and GammaGammaFitter and predicts every customer's
+  lifetimes_check.py compare MODEL CUSTOMER_CLV_DIR UNIT HORIZON_MONTHS DISCOUNT MARGIN PENALIZER [ORDERS_PARQUET END_DATE]
+      Fits lifetimes' BetaGeoFitter (MODEL bgnbd) or ModifiedBetaGeoFitter (mbgnbd) and
+      GammaGammaFitter and predicts every customer's
       P(alive), expected purchases over the horizon, expected average value and discounted
       CLV (times the margin), then prints JSON: the largest relative difference to the
       published column per quantity, with the customer it occurs at, and lifetimes' parameters.
@@ -20,7 +21,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pyarrow.dataset as ds
-from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter
 from lifetimes.datasets import load_dataset
 from lifetimes.utils import ConvergenceError, summary_data_from_transaction_data
 
@@ -34,6 +35,7 @@ RESTART_TOLS = (1e-8, 1e-9, 1e-10)
 # lifetimes' customer_lifetime_value counts periods per month with these factors.
 FREQ = {"weeks": "W", "days": "D"}
 PER_MONTH = {"weeks": 4.345, "days": 30.0}
+FITTERS = {"bgnbd": BetaGeoFitter, "mbgnbd": ModifiedBetaGeoFitter}
 
 
 def cdnow_orders(out_dir):
@@ -70,7 +72,7 @@ def worst(ours, theirs, ids):
     return {"rel": float(r[i]), "customer": str(ids[i]), "segvalue": float(ours[i]), "lifetimes": float(theirs[i])}
 
 
-def compare(published, unit, horizon_months, discount, margin, penalizer, orders=None, end=None):
+def compare(model, published, unit, horizon_months, discount, margin, penalizer, orders=None, end=None):
     pub = ds.dataset(published, format="parquet", partitioning="hive").to_table().to_pandas()
     pub = pub.sort_values("customer_id").set_index("customer_id")
     out = {"customers": len(pub)}
@@ -87,7 +89,7 @@ def compare(published, unit, horizon_months, discount, margin, penalizer, orders
     else:
         ids = pub.index.to_numpy()
         x, tx, t, m = pub["frequency"], pub["recency"], pub["tenure"], pub["monetary_value"]
-    bgf = fit(BetaGeoFitter, penalizer, x, tx, t)
+    bgf = fit(FITTERS[model], penalizer, x, tx, t)
     repeat = x > 0
     ggf = fit(GammaGammaFitter, penalizer, x[repeat], m[repeat])
     horizon = horizon_months * PER_MONTH[unit]
@@ -109,5 +111,5 @@ if __name__ == "__main__":
     if cmd == "cdnow-orders":
         cdnow_orders(*args)
     else:
-        published, unit, h, disc, margin, pen, *rest = args
-        compare(published, unit, int(h), float(disc), float(margin), float(pen), *rest)
+        model, published, unit, h, disc, margin, pen, *rest = args
+        compare(model, published, unit, int(h), float(disc), float(margin), float(pen), *rest)
