@@ -1,7 +1,8 @@
 """The peer side of the CLV measurements in bench/harness.py (bench/run): the same CLV work
 with lifetimes 0.11.3.
 
-usage: lifetimes_clv.py SUMMARY_PARQUET_DIR OUT_PARQUET
+usage: lifetimes_clv.py SUMMARY_PARQUET_DIR OUT_PARQUET [MODEL]
+MODEL: bgnbd (BetaGeoFitter, the default) or mbgnbd (ModifiedBetaGeoFitter).
 Prints one JSON line: fit seconds, total seconds and the fitted parameters.
 """
 import json
@@ -9,12 +10,13 @@ import sys
 import time
 
 import pandas as pd
-from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter
 
 start = time.perf_counter()
 d = pd.read_parquet(sys.argv[1])
 t_fit = time.perf_counter()
-bgf = BetaGeoFitter()
+fitter = {"bgnbd": BetaGeoFitter, "mbgnbd": ModifiedBetaGeoFitter}[sys.argv[3] if len(sys.argv) > 3 else "bgnbd"]
+bgf = fitter()
 bgf.fit(d["frequency"], d["recency"], d["tenure"])
 rep = d[d.frequency > 0]
 ggf = GammaGammaFitter()
