@@ -82,6 +82,8 @@ pub struct BgNbdFit {
     pub customers: usize,
     /// Unique (x, t_x, T) tuples the fit actually evaluated.
     pub unique_tuples: usize,
+    /// Set when the job's penalizer gave no fit and [`fitting::FALLBACK_PENALIZER`] did.
+    pub fallback: Option<fitting::Fallback>,
 }
 
 /// Customers who share one (x, t_x, T), and how many they are: the likelihood depends on a
@@ -257,7 +259,9 @@ fn fit(x: &[f64], tx: &[f64], t: &[f64], penalizer: f64) -> Result<BgNbdFit, Clv
 /// Fits BG/NBD or MBG/NBD by maximum likelihood (L-BFGS on log-parameters, analytic
 /// gradient) on customers compressed to tuples.
 pub fn fit_tuples(tuples: &[PurchaseTuple], model: PurchaseModel, penalizer: f64) -> Result<BgNbdFit, ClvError> {
-    fit_from(&Sufficient::from_tuples(tuples), model, penalizer, true)
+    let data = Sufficient::from_tuples(tuples);
+    let (fit, fallback) = fitting::with_fallback(penalizer, |p| fit_from(&data, model, p, true))?;
+    Ok(BgNbdFit { fallback, ..fit })
 }
 
 /// [`fit_tuples`], optionally without the subsample warm start (tests compare the two).
@@ -301,6 +305,7 @@ fn fit_from(data: &Sufficient, model: PurchaseModel, penalizer: f64, warm: bool)
         iterations,
         customers: data.total as usize,
         unique_tuples: data.rows.len(),
+        fallback: None,
     })
 }
 
@@ -486,6 +491,25 @@ mod tests {
             for (k, gk) in g.iter().enumerate() {
                 let fd = (bump(k, h) - bump(k, -h)) / (2.0 * h);
                 assert!((fd - gk).abs() < 1e-6 * (1.0 + gk.abs()), "{model:?} parameter {k}: {fd} vs {gk}");
+            }
+        }
+    }
+
+    #[test]
+    fn one_customer_with_a_million_purchases_among_ordinary_ones_still_fits() {
+        let (mut x, mut tx, mut t) = simulate(2_000);
+        let ordinary = fit(&x, &tx, &t, 0.0).unwrap().params;
+        x.push(1_000_000.0);
+        tx.push(300.0);
+        t.push(400.0);
+        for model in PurchaseModel::ALL {
+            let f = fit_tuples(&compress(&x, &tx, &t), model, 0.0).unwrap();
+            assert!(f.fallback.is_none(), "{model:?}: {:?}", f.fallback);
+            let p = f.params;
+            assert!([p.r, p.alpha, p.a, p.b].iter().all(|v| v.is_finite() && *v > 0.0), "{p:?}");
+            if model == PurchaseModel::BgNbd {
+                // One customer in 2,001 moves the population's drop-out prior, not the whole fit.
+                assert!((p.a / ordinary.a - 1.0).abs() < 0.5 && (p.b / ordinary.b - 1.0).abs() < 0.5, "{p:?} vs {ordinary:?}");
             }
         }
     }

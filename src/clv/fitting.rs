@@ -74,6 +74,36 @@ where
     }
 }
 
+/// The penalizer a fit retries with when it fails without one: the smallest of the 0.001–0.1
+/// lifetimes' documentation suggests for fits that do not converge. It shrinks the parameters
+/// a little (its effect on a fit that needs none is below 1e-3 relative on CDNOW), and bounds
+/// them where the data alone cannot.
+pub const FALLBACK_PENALIZER: f64 = 0.001;
+
+/// How a fit got its parameters when the job's penalizer did not give any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fallback {
+    /// Why the fit with the job's penalizer failed.
+    pub reason: String,
+    /// The penalizer the parameters were fitted with.
+    pub penalizer: f64,
+}
+
+/// `fit(penalizer)`; if that fails for a reason other than bad input and `penalizer` is below
+/// [`FALLBACK_PENALIZER`], `fit(FALLBACK_PENALIZER)` with the first failure as its
+/// [`Fallback`]. When both fail, the first failure is the error.
+pub(super) fn with_fallback<T>(penalizer: f64, fit: impl Fn(f64) -> Result<T, ClvError>) -> Result<(T, Option<Fallback>), ClvError> {
+    match fit(penalizer) {
+        Ok(t) => Ok((t, None)),
+        Err(e @ ClvError::Input(_)) => Err(e),
+        Err(e) if penalizer < FALLBACK_PENALIZER => match fit(FALLBACK_PENALIZER) {
+            Ok(t) => Ok((t, Some(Fallback { reason: e.to_string(), penalizer: FALLBACK_PENALIZER }))),
+            Err(_) => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
 /// Newton steps after L-BFGS (see [`optimize::polish`]): one reaches rounding level, and a
 /// second would cost 2d + 1 more evaluations to be rejected (7 on all repeat buyers for
 /// Gamma-Gamma).

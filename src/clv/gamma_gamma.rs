@@ -26,6 +26,8 @@ pub struct GammaGammaFit {
     pub log_likelihood: f64,
     pub iterations: u64,
     pub customers: usize,
+    /// Set when the job's penalizer gave no fit and [`fitting::FALLBACK_PENALIZER`] did.
+    pub fallback: Option<fitting::Fallback>,
 }
 
 /// Repeat buyers prepared for repeated likelihood evaluations: the Γ and ψ terms depend on x
@@ -113,7 +115,8 @@ impl<'a> Data<'a> {
 
 /// Fits (p, q, γ) on repeat buyers: `x[i] > 0` and `m[i] > 0` for every i.
 pub fn fit(x: &[f64], m: &[f64], penalizer: f64) -> Result<GammaGammaFit, ClvError> {
-    fit_from(x, m, penalizer, true)
+    let (fit, fallback) = fitting::with_fallback(penalizer, |p| fit_from(x, m, p, true))?;
+    Ok(GammaGammaFit { fallback, ..fit })
 }
 
 /// [`fit`], optionally without the subsample warm start (tests compare the two).
@@ -151,10 +154,27 @@ fn fit_from(x: &[f64], m: &[f64], penalizer: f64, warm: bool) -> Result<GammaGam
         log_likelihood: data.log_likelihood(&params).0,
         iterations,
         customers: x.len(),
+        fallback: None,
     })
 }
 
 impl GammaGammaParams {
+    /// Checks that the expected spend per purchase (eq. 5) is finite and positive for a
+    /// customer with `x` repeat purchases, the fewest any customer has: p·x + q − 1 > 0. With
+    /// q ≤ 1 (a penalizer shrinks q; lifetimes fits such values too) it is not for customers
+    /// without repeat purchases, whose expected spend would come out negative.
+    pub fn check_predicts(&self, x: f64) -> Result<(), ClvError> {
+        if self.p * x + self.q - 1.0 > 0.0 {
+            return Ok(());
+        }
+        let message = format!(
+            "q = {:.4} leaves the expected spend of customers with {x} repeat purchases infinite (it needs p·x + q > 1); \
+             a smaller [clv] penalizer shrinks q less",
+            self.q
+        );
+        Err(ClvError::Fit { model: "gamma_gamma", message })
+    }
+
     /// E[Z | x, m̄] = (γ + x m̄) p / (p x + q − 1), eq. 5 of the 2005 paper: a weighted mean of
     /// the population mean p γ / (q − 1) and the customer's own m̄ (the population mean when
     /// x = 0).

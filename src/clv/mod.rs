@@ -26,6 +26,7 @@ mod summary;
 
 pub use bgnbd::{BgNbdFit, BgNbdParams, PurchaseModel, PurchaseTuple, compress, fit_tuples as fit_bgnbd, hyp2f1_series};
 pub use error::ClvError;
+pub use fitting::{FALLBACK_PENALIZER, Fallback};
 pub use gamma_gamma::{GammaGammaFit, GammaGammaParams};
 pub use holdout::{Holdout, HoldoutBucket, HoldoutTuple, holdout};
 pub use models::{ClvModels, fit, fit_tuples, with_params, with_params_tuples};

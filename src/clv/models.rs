@@ -52,12 +52,14 @@ pub fn with_params_tuples(tuples: &[PurchaseTuple], repeat_frequency: &[f64], re
             iterations: 0,
             customers: tuples.iter().map(|t| t.customers as usize).sum(),
             unique_tuples: 0,
+            fallback: None,
         },
         gamma_gamma: GammaGammaFit {
             params: g,
             log_likelihood: f64::NAN,
             iterations: 0,
             customers: repeat_frequency.len(),
+            fallback: None,
         },
         frequency_monetary_corr: pearson(repeat_frequency, repeat_monetary),
     }
@@ -81,4 +83,85 @@ fn pearson(x: &[f64], y: &[f64]) -> f64 {
         syy += (b - my) * (b - my);
     }
     sxy / (sxx * syy).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::clv::{ClvSpec, TimeUnit, predict};
+
+    fn spec(model: PurchaseModel) -> ClvSpec {
+        ClvSpec {
+            view: "s".into(),
+            id: "id".into(),
+            model,
+            time_unit: TimeUnit::Weeks,
+            horizon_months: 12,
+            monthly_discount_rate: 0.01,
+            margin: 1.0,
+            holdout_days: None,
+            penalizer: 0.0,
+            lifetime_periods: None,
+            fit_sample: crate::clv::DEFAULT_FIT_SAMPLE,
+            mode: Default::default(),
+            model_from: Default::default(),
+        }
+    }
+
+    /// A customer as the summary check accepts it, drawn to reach the corners: no repeat
+    /// purchase, tenure 0, recency equal to tenure, huge frequencies and values, a cent.
+    fn customer() -> impl Strategy<Value = (f64, f64, f64, f64)> {
+        let tenure = prop_oneof![Just(0.0), Just(1.0), 0.0..500.0f64, Just(1e5)];
+        let frequency = prop_oneof![Just(0u32), Just(1u32), 0u32..30, Just(1_000_000u32)].prop_map(|x| x as f64);
+        let value = prop_oneof![Just(0.01), 0.5..500.0f64, Just(1e9)];
+        (tenure, frequency, 0.0..=1.0f64, value).prop_map(|(t, x, share, m)| {
+            if x == 0.0 { (0.0, 0.0, t, 0.0) } else { (x, (share * t).min(t), t, m) }
+        })
+    }
+
+    /// One customer, a few, many identical ones, or a mix.
+    fn summary() -> impl Strategy<Value = Summary> {
+        let many_alike = (customer(), 2usize..400).prop_map(|(c, n)| vec![c; n]);
+        prop_oneof![proptest::collection::vec(customer(), 1..40), many_alike].prop_map(|cs| Summary {
+            frequency: cs.iter().map(|c| c.0).collect(),
+            recency: cs.iter().map(|c| c.1).collect(),
+            tenure: cs.iter().map(|c| c.2).collect(),
+            monetary_value: cs.iter().map(|c| c.3).collect(),
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+        /// Whatever the data, a fit either gives finite parameters and predictions in range
+        /// or a one-line error; it never panics or publishes NaN.
+        #[test]
+        fn degenerate_summaries_fit_or_fail_in_one_line(s in summary(), mbg in any::<bool>()) {
+            prop_assume!(s.check(&|i| i.to_string()).is_ok());
+            let model = if mbg { PurchaseModel::MbgNbd } else { PurchaseModel::BgNbd };
+            match fit(&s, model, 0.0) {
+                Ok(m) => {
+                    let b = m.bgnbd.params;
+                    prop_assert!([b.r, b.alpha, b.a, b.b].iter().all(|v| v.is_finite() && *v > 0.0), "{b:?}");
+                    let r = match predict(&s, &spec(model), m) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            prop_assert!(!e.to_string().contains('\n'), "{e}");
+                            return Ok(());
+                        }
+                    };
+                    for i in 0..s.frequency.len() {
+                        prop_assert!((0.0..=1.0).contains(&r.p_alive[i]), "p_alive {} at {i}", r.p_alive[i]);
+                        prop_assert!(r.expected_purchases[i].is_finite() && r.expected_purchases[i] >= 0.0, "expected {}", r.expected_purchases[i]);
+                        prop_assert!(r.clv[i].is_finite() && r.clv[i] >= 0.0, "clv {}", r.clv[i]);
+                    }
+                }
+                Err(e) => {
+                    let text = e.to_string();
+                    prop_assert!(!text.is_empty() && !text.contains('\n'), "{text}");
+                }
+            }
+        }
+    }
 }

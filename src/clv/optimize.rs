@@ -107,10 +107,11 @@ where
             None => f(&x).1,
         };
         let grad_max = gradient.iter().fold(0.0, |m, g| f64::max(m, g.abs()));
-        reasons.push(format!(
-            "{}; max |gradient| {grad_max:.1e}",
-            reason.as_ref().map(|r| r.text().to_string()).unwrap_or_default()
-        ));
+        // Restarts that stop for the same reason say it once.
+        let why = format!("{}; max |gradient| {grad_max:.1e}", reason.as_ref().map(|r| r.text().to_string()).unwrap_or_default());
+        if reasons.last() != Some(&why) {
+            reasons.push(why);
+        }
         let done = matches!(reason, Some(TerminationReason::SolverConverged)) || grad_max <= GRADIENT_AT_OPTIMUM;
         if done || iterations >= max_iter {
             return Ok(Minimum {

@@ -42,6 +42,7 @@ pub fn value(s: &Summary, spec: &ClvSpec) -> Result<ClvResult, ClvError> {
 pub fn predict(s: &Summary, spec: &ClvSpec, models: ClvModels) -> Result<ClvResult, ClvError> {
     let ClvModels { bgnbd: bg, gamma_gamma: gg, frequency_monetary_corr: corr } = models;
     let (b, g) = (bg.params, gg.params);
+    g.check_predicts(s.frequency.iter().copied().fold(f64::INFINITY, f64::min))?;
 
     let n = s.frequency.len();
     let lifetime = lifetime_periods(spec, &b);

@@ -34,6 +34,11 @@ impl Summary {
             if x == 0.0 && tx != 0.0 {
                 return bad(format!("recency {tx} must be 0 when frequency is 0"));
             }
+            // Repeat purchases come on later days than the first (the summary counts purchase
+            // days): without time between them the likelihood has no maximum.
+            if x > 0.0 && tx == 0.0 {
+                return bad(format!("frequency {x} with recency 0: repeat purchases come after the first, so recency must be above 0"));
+            }
             if m < 0.0 {
                 return bad(format!("monetary_value {m} is negative"));
             }
@@ -70,5 +75,17 @@ mod tests {
             monetary_value: vec![5.0],
         };
         assert!(s.check(&|_| "C1".to_string()).unwrap_err().to_string().contains("recency 4 must be between 0 and tenure 3"));
+    }
+
+    #[test]
+    fn repeat_purchases_need_time_after_the_first() {
+        let s = Summary {
+            frequency: vec![22.0],
+            recency: vec![0.0],
+            tenure: vec![0.0],
+            monetary_value: vec![5.0],
+        };
+        let err = s.check(&|_| "C1".to_string()).unwrap_err().to_string();
+        assert_eq!(err, "invalid CLV input: customer 'C1': frequency 22 with recency 0: repeat purchases come after the first, so recency must be above 0");
     }
 }

@@ -9,7 +9,7 @@ use datafusion::execution::context::SessionContext;
 
 use super::clv_sql::{self, CALIBRATION_COLUMNS, FitInput, Scoring};
 use super::ids::{id_array, id_index};
-use super::manifest::{ClvReport, HoldoutReport, ModelReport, Stages};
+use super::manifest::{ClvReport, FallbackReport, HoldoutReport, ModelReport, Stages};
 use super::session::{Open, SUMMARY_COLUMNS, Session, open_with};
 use super::tables::{clv_model_batch, validation_batch};
 use super::{history, report};
@@ -78,13 +78,21 @@ fn has_calibration(s: &Session, view: &str) -> Result<bool, Error> {
     Ok(CALIBRATION_COLUMNS.iter().all(|c| schema.field_with_name(c).is_ok()))
 }
 
-fn model_report(params: &[(&'static str, f64)], log_likelihood: f64, iterations: u64, customers: usize, sampled_from: Option<u64>) -> ModelReport {
+fn model_report(
+    params: &[(&'static str, f64)],
+    log_likelihood: f64,
+    iterations: u64,
+    customers: usize,
+    sampled_from: Option<u64>,
+    fallback: Option<&clv::Fallback>,
+) -> ModelReport {
     ModelReport {
         params: params.iter().copied().collect(),
         log_likelihood,
         iterations,
         customers,
         sampled_from,
+        fallback: fallback.map(|f| FallbackReport { penalizer: f.penalizer, reason: f.reason.clone() }),
     }
 }
 
@@ -117,12 +125,18 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
     };
     stages.record("clv_fit", t, Some(input.tuples.len() as u64), Some(7));
     let (b, g) = (models.bgnbd.params, models.gamma_gamma.params);
+    g.check_predicts(input.tuples.iter().map(|t| t.frequency).fold(f64::INFINITY, f64::min))?;
     let how = if scoring { "scored with the saved model" } else { "fitted" };
     tracing::info!(
         r = b.r, alpha = b.alpha, a = b.a, b = b.b, log_likelihood = models.bgnbd.log_likelihood,
         iterations = models.bgnbd.iterations, unique_tuples = models.bgnbd.unique_tuples, "BG/NBD {how}"
     );
     tracing::info!(p = g.p, q = g.q, gamma = g.gamma, log_likelihood = models.gamma_gamma.log_likelihood, "Gamma-Gamma {how}");
+    for (model, fallback) in [(b.model.title(), &models.bgnbd.fallback), ("Gamma-Gamma", &models.gamma_gamma.fallback)] {
+        if let Some(f) = fallback {
+            tracing::warn!(penalizer = f.penalizer, reason = %f.reason, "{model}: no fit with the job's penalizer; fitted with penalizer {}", f.penalizer);
+        }
+    }
     if models.frequency_monetary_corr.abs() > 0.3 {
         tracing::warn!(
             corr = models.frequency_monetary_corr,
@@ -165,6 +179,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
             models.bgnbd.iterations,
             models.bgnbd.customers,
             None,
+            models.bgnbd.fallback.as_ref(),
         ),
         gamma_gamma: model_report(
             &[("p", g.p), ("q", g.q), ("gamma", g.gamma)],
@@ -172,6 +187,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
             models.gamma_gamma.iterations,
             models.gamma_gamma.customers,
             sampled(models.gamma_gamma.customers),
+            models.gamma_gamma.fallback.as_ref(),
         ),
         frequency_monetary_corr: models.frequency_monetary_corr,
         lifetime_periods,

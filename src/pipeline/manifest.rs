@@ -62,6 +62,16 @@ pub struct ModelReport {
     /// buyers), how many there were to sample from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sampled_from: Option<u64>,
+    /// Set when the job's penalizer gave no fit: the penalizer the parameters were fitted
+    /// with, and why the first fit failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<FallbackReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FallbackReport {
+    pub penalizer: f64,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

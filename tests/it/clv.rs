@@ -38,7 +38,7 @@ fn fits_on_cdnow_equal_lifetimes_with_and_without_penalizer() {
         monetary_value: floats(&c["monetary_value"]),
     };
     for pen in ["0.0", "0.01"] {
-        let r = clv::value(&s, &spec(pen.parse().unwrap())).unwrap();
+        let r = clv::fit(&s, clv::PurchaseModel::BgNbd, pen.parse().unwrap()).unwrap();
         let want = &f["fits"][pen];
         let b = r.bgnbd.params;
         for (name, got) in [("r", b.r), ("alpha", b.alpha), ("a", b.a), ("b", b.b)] {
@@ -51,6 +51,10 @@ fn fits_on_cdnow_equal_lifetimes_with_and_without_penalizer() {
             assert!(rel(got, w) < 1e-4, "penalizer {pen}: Gamma-Gamma {name} = {got}, lifetimes {w}");
         }
     }
+    // With the penalizer, Gamma-Gamma's q falls below 1 (lifetimes' too): the expected spend of
+    // one-time buyers would be negative, which lifetimes publishes and segvalue refuses.
+    let err = clv::value(&s, &spec(0.01)).unwrap_err().to_string();
+    assert!(err.starts_with("gamma_gamma fit failed: q = 0.968"), "{err}");
 }
 
 #[test]
@@ -211,6 +215,30 @@ fn an_empty_summary_is_an_error() {
     );
     let err = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
     assert!(err.contains("view 'summary': no rows"), "{err}");
+}
+
+/// A summary too small for BG/NBD to have a maximum without a penalizer: the run fits with
+/// the fallback penalizer, says so in a warning and in the manifest, and publishes finite
+/// values; one without any repeat buyer fails in one line.
+#[test]
+fn a_fit_without_a_maximum_falls_back_to_a_penalizer_and_says_so() {
+    let rows = "('a', 3.0, 67.7, 148.4, 20.0), ('b', 1.0, 0.25, 1.0, 35.0), ('c', 0.0, 0.0, 0.0, 0.0), ('d', 2.0, 30.0, 90.0, 28.0)";
+    let view = format!("SELECT * FROM (VALUES {rows}) t(customer_id, frequency, recency, tenure, monetary_value)");
+    let j = JobDir::new(&[("summary.sql", &view)], "[clv]\nview = \"summary\"\nid = \"customer_id\"\n\n[output]\nroot = \"out\"\n");
+    let (code, _, err) = segvalue(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("no fit with the job's penalizer; fitted with penalizer 0.001"), "{err}");
+    let m = manifest(&j.out(), "2025-12-31");
+    let fallback = &m["clv"]["bgnbd"]["fallback"];
+    assert_eq!(fallback["penalizer"], 0.001, "{m}");
+    assert!(fallback["reason"].as_str().unwrap().starts_with("bgnbd fit"), "{fallback}");
+    let values = duckdb(&format!("SELECT count(*) FILTER (WHERE isfinite(clv) AND clv >= 0 AND p_alive BETWEEN 0 AND 1) FROM read_parquet('{}')", partition_glob(&j.out(), "customer_clv", "2025-12-31")));
+    assert_eq!(values[0][0], 4, "{values:?}");
+
+    let none = "SELECT * FROM (VALUES ('a', 0.0, 0.0, 5.0, 0.0), ('b', 0.0, 0.0, 9.0, 0.0)) t(customer_id, frequency, recency, tenure, monetary_value)";
+    j.write_view("summary.sql", none);
+    let err = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
+    assert!(err.contains("BG/NBD needs at least one customer with a repeat purchase") && err.trim().lines().count() == 1, "{err}");
 }
 
 /// The holdout check reads the calibration summary from the shipped view's `cal_*` columns
