@@ -344,6 +344,11 @@ impl BgNbdParams {
     /// depend on t_x, so customers sharing (x, T) share it (and its costly series).
     /// For MBG/NBD, (a+b+x)/(a−1) · [1 − ((α+T)/(α+T+h))^(r+x) ₂F₁(r+x, b+x+1; a+b+x; z)]:
     /// the same with c one larger.
+    ///
+    /// Evaluated without dividing by a − 1: with ε = a − 1, ₂F₁(c − r − x, ε; c; z) = 1 + ε·S
+    /// (every term but the first carries (ε)ₙ = ε·(a)ₙ₋₁), so the bracket over ε is
+    /// −expm1(ε·ln(1 − z))/ε − (1 − z)^ε·S. The textbook form (lifetimes') loses every digit
+    /// to cancellation as a nears 1, where a fit on few customers can land.
     pub fn purchases_numerator(&self, h: f64, x: f64, t: f64) -> f64 {
         let BgNbdParams { r, alpha, a, b, model } = *self;
         if h <= 0.0 {
@@ -351,9 +356,21 @@ impl BgNbdParams {
         }
         let z = h / (alpha + t + h);
         let c = a + b + x - 1.0 + model.shift();
-        let s = hyp2f1_series(c - (r + x), a - 1.0, c, z);
-        let second = 1.0 - (1.0 - z).powf(a - 1.0) * s;
-        c / (a - 1.0) * second
+        let (eps, ln_1mz) = (a - 1.0, (-z).ln_1p());
+        // S = Σ_{n≥1} (c − r − x)ₙ (a)ₙ₋₁ / ((c)ₙ n!) zⁿ.
+        let a1 = c - (r + x);
+        let mut term = a1 * z / c;
+        let mut sum = term;
+        for n in 1..1_000_000u32 {
+            let n = n as f64;
+            term *= (a1 + n) * (a + n - 1.0) / ((c + n) * (n + 1.0)) * z;
+            sum += term;
+            if term.abs() <= 1e-17 * sum.abs() && n > 2.0 {
+                break;
+            }
+        }
+        let log_part = if eps == 0.0 { -ln_1mz } else { -(eps * ln_1mz).exp_m1() / eps };
+        c * (log_part - (eps * ln_1mz).exp() * sum)
     }
 
     /// Eq. 10's denominator, 1 + δ(x>0) · (a/(b+x−1)) · ((α+T)/(α+t_x))^(r+x); for MBG/NBD

@@ -77,6 +77,16 @@ pub fn predict(s: &Summary, spec: &ClvSpec, models: ClvModels) -> Result<ClvResu
             (*clv, *clv_simple) = (spec.margin * v * discounted / den, aov * rate * lifetime * spec.margin);
         },
     );
+    // Parameters at the edge of what the data identify (a fit on a handful of customers, with
+    // a in the thousands) overflow the ₂F₁ series: stop rather than publish NaN or negatives.
+    let in_range = |i: usize| (0.0..=1.0).contains(&p_alive[i]) && expected[i] >= 0.0 && expected[i].is_finite() && clv[i] >= 0.0 && clv[i].is_finite();
+    if let Some(i) = (0..n).find(|&i| !in_range(i)) {
+        let message = format!(
+            "the predictions for a customer with frequency {}, recency {}, tenure {} are out of range (r = {:.4}, alpha = {:.4}, a = {:.4}, b = {:.4})",
+            s.frequency[i], s.recency[i], s.tenure[i], b.r, b.alpha, b.a, b.b
+        );
+        return Err(ClvError::Fit { model: b.model.as_str(), message });
+    }
     let clv_decile = deciles(&clv);
     Ok(ClvResult {
         bgnbd: bg,
