@@ -105,7 +105,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
     let t = Instant::now();
     let scoring = spec.mode == crate::model_mode::ModelMode::Score;
     tracing::info!(
-        model = "BG/NBD and Gamma-Gamma", customers, tuples = input.tuples.len(), repeat_buyers = input.repeat_buyers,
+        model = %format!("{} and Gamma-Gamma", spec.model.title()), customers, tuples = input.tuples.len(), repeat_buyers = input.repeat_buyers,
         gamma_gamma_rows = input.repeat_frequency.len(), "{}", if scoring { "scoring with the saved model" } else { "fitting" }
     );
     let time_unit = format!("{:?}", spec.time_unit).to_lowercase();
@@ -129,7 +129,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
     let how = if scoring { "scored with the saved model" } else { "fitted" };
     tracing::info!(
         r = b.r, alpha = b.alpha, a = b.a, b = b.b, log_likelihood = models.bgnbd.log_likelihood,
-        iterations = models.bgnbd.iterations, unique_tuples = models.bgnbd.unique_tuples, "BG/NBD {how}"
+        iterations = models.bgnbd.iterations, unique_tuples = models.bgnbd.unique_tuples, "{} {how}", b.model.title()
     );
     tracing::info!(p = g.p, q = g.q, gamma = g.gamma, log_likelihood = models.gamma_gamma.log_likelihood, "Gamma-Gamma {how}");
     for (model, fallback) in [(b.model.title(), &models.bgnbd.fallback), ("Gamma-Gamma", &models.gamma_gamma.fallback)] {
