@@ -31,6 +31,6 @@ pub use gamma_gamma::{GammaGammaFit, GammaGammaParams};
 pub use holdout::{Holdout, HoldoutBucket, HoldoutTuple, holdout};
 pub use models::{ClvModels, fit, fit_tuples, with_params, with_params_tuples};
 pub use optimize::{Minimum, minimize};
-pub use predict::{ClvResult, discounted_clv, discounted_numerators_over, lifetime_periods, predict, value};
+pub use predict::{ClvResult, discounted_clv, is_amount, is_probability, out_of_range, discounted_numerators_over, lifetime_periods, predict, value};
 pub use spec::{ClvSpec, DEFAULT_FIT_SAMPLE, MAX_HOLDOUT_DAYS, MAX_HORIZON_MONTHS, TimeUnit};
 pub use summary::Summary;

@@ -77,14 +77,10 @@ pub fn predict(s: &Summary, spec: &ClvSpec, models: ClvModels) -> Result<ClvResu
             (*clv, *clv_simple) = (spec.margin * v * discounted / den, aov * rate * lifetime * spec.margin);
         },
     );
-    // Parameters at the edge of what the data identify (a fit on a handful of customers, with
-    // a in the thousands) overflow the ₂F₁ series: stop rather than publish NaN or negatives.
-    let in_range = |i: usize| (0.0..=1.0).contains(&p_alive[i]) && expected[i] >= 0.0 && expected[i].is_finite() && clv[i] >= 0.0 && clv[i].is_finite();
+    let in_range = |i: usize| is_probability(p_alive[i]) && is_amount(expected[i]) && is_amount(clv[i]);
     if let Some(i) = (0..n).find(|&i| !in_range(i)) {
-        let message = format!(
-            "the predictions for a customer with frequency {}, recency {}, tenure {} are out of range (r = {:.4}, alpha = {:.4}, a = {:.4}, b = {:.4})",
-            s.frequency[i], s.recency[i], s.tenure[i], b.r, b.alpha, b.a, b.b
-        );
+        let customer = [("frequency", s.frequency[i]), ("recency", s.recency[i]), ("tenure", s.tenure[i])];
+        let message = out_of_range(&customer, &[("r", b.r), ("alpha", b.alpha), ("a", b.a), ("b", b.b)]);
         return Err(ClvError::Fit { model: b.model.as_str(), message });
     }
     let clv_decile = deciles(&clv);
@@ -100,6 +96,28 @@ pub fn predict(s: &Summary, spec: &ClvSpec, models: ClvModels) -> Result<ClvResu
         clv_decile,
         lifetime_periods: lifetime,
     })
+}
+
+// Parameters at the edge of what the data identify (a fit on a handful of customers, with a in
+// the thousands) overflow the ₂F₁ series: the driver (`predict`) and the SQL functions that
+// write `customer_clv` both stop rather than publish NaN or negatives.
+
+/// Whether `v` can be a probability.
+pub fn is_probability(v: f64) -> bool {
+    (0.0..=1.0).contains(&v)
+}
+
+/// Whether `v` can be an expected count or amount: finite and not negative.
+pub fn is_amount(v: f64) -> bool {
+    v >= 0.0 && v.is_finite()
+}
+
+/// The one-line reason a customer's predictions are out of range, naming the customer's summary
+/// and the parameters.
+pub fn out_of_range(customer: &[(&str, f64)], params: &[(&str, f64)]) -> String {
+    let customer: Vec<String> = customer.iter().map(|(name, v)| format!("{name} {v}")).collect();
+    let params: Vec<String> = params.iter().map(|(name, v)| format!("{name} = {v:.4}")).collect();
+    format!("the predictions for a customer with {} are out of range ({})", customer.join(", "), params.join(", "))
 }
 
 /// `clv_simple`'s lifetime: the configured one, else the population's expected time to drop

@@ -14,7 +14,7 @@
 //! Times are in the model's unit (`clv_model`'s `time_unit`); `periods_per_month` is 30 for
 //! days and 4.345 for weeks.
 
-use datafusion::arrow::array::Float64Array;
+use datafusion::arrow::array::{Array, Float64Array};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
 use datafusion::error::DataFusionError;
@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use foldhash::fast::FixedState;
 
 use super::args::{coerce_numeric, float_arrays, map_rows, no_null_parameters};
-use crate::clv::{BgNbdParams, GammaGammaParams, PurchaseModel, discounted_numerators_over};
+use crate::clv::{BgNbdParams, GammaGammaParams, PurchaseModel, discounted_numerators_over, is_amount, is_probability, out_of_range};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
@@ -86,6 +86,14 @@ impl Kind {
             Kind::ExpectedValue => &["frequency", "monetary_value"],
             Kind::Clv(_) => &["frequency", "recency", "tenure", "monetary_value"],
             Kind::PAlive(_) | Kind::ExpectedPurchases(_) => &["frequency", "recency", "tenure"],
+        }
+    }
+
+    /// Whether `v` is a value this function can return (`clv::predict` checks the same).
+    fn in_range(self, v: f64) -> bool {
+        match self {
+            Kind::PAlive(_) => is_probability(v),
+            Kind::ExpectedPurchases(_) | Kind::ExpectedValue | Kind::Clv(_) => is_amount(v),
         }
     }
 
@@ -232,6 +240,14 @@ impl ScalarUDFImpl for ClvFunction {
             v.iter_mut().zip(values).for_each(|(v, c)| *v = c.value(i));
             self.kind.eval(&p, &v, &mut numerators)
         });
+        if let Some(i) = (0..rows).find(|&i| out.is_valid(i) && !self.kind.in_range(out.value(i))) {
+            let named = |names: &[&'static str], columns: &[Float64Array]| -> Vec<(&'static str, f64)> {
+                names.iter().zip(columns).map(|(n, c)| (*n, c.value(i))).collect()
+            };
+            let customer = named(self.kind.values(), values);
+            let message = out_of_range(&customer, &named(self.kind.parameters(), params));
+            return Err(DataFusionError::Execution(format!("{name}: {message}")));
+        }
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }

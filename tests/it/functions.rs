@@ -186,6 +186,23 @@ fn bad_arguments_are_clear_errors() {
     );
     let line = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
     assert!(line.contains("bgnbd_p_alive: parameter 'r' is NULL"), "{line}");
+    // Parameters no fit gives (p·x + q < 1, a < 0) would publish negative values and P(alive)
+    // above 1: the run stops naming the customer and the parameters, and publishes nothing.
+    for (call, want) in [
+        (
+            "gamma_gamma_expected_value(0.1, 0.5, 1.0, frequency, 10.0)",
+            "gamma_gamma_expected_value: the predictions for a customer with frequency 1, monetary_value 10 are out of range (p = 0.1000, q = 0.5000, gamma = 1.0000)",
+        ),
+        ("bgnbd_p_alive(0.5, 2.0, -0.8, 2.5, frequency, 1.0, 3.0)", "bgnbd_p_alive: the predictions for a customer with frequency 1, recency 1, tenure 3 are out of range (r = 0.5000, alpha = 2.0000, a = -0.8000, b = 2.5000)"),
+    ] {
+        let j = JobDir::new(
+            &[("s.sql", "SELECT customer_id, 1.0 AS frequency FROM customers"), ("v.sql", &format!("SELECT customer_id, {call} AS v FROM s"))],
+            "[output]\nroot = \"out\"\npublish_views = [\"v\"]\n",
+        );
+        let line = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
+        assert!(line.contains(want), "{call}\n{line}");
+        assert!(!j.out().join("v").exists(), "{call}: nothing is published");
+    }
     // A NULL customer value gives NULL, and centroids assign as the K-means kernel does.
     let j = JobDir::new(
         &[
