@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use crate::clv::{BgNbdParams, GammaGammaParams, PurchaseModel};
+use crate::clv::{GammaGammaParams, PurchaseModel, PurchaseParams};
 use crate::segment::FittedModel;
 use crate::segment::prep::PrepColumn;
 
@@ -92,8 +92,9 @@ pub struct DriftReference {
 pub struct SavedClv {
     pub trained_on: NaiveDate,
     pub time_unit: String,
-    /// The purchase model `bgnbd` holds: "bgnbd" (models saved before there was a choice) or
-    /// "mbgnbd".
+    /// The purchase model `bgnbd` holds the parameters of, named as in `clv_model`: "bgnbd"
+    /// (models saved before there was a choice), "mbgnbd" or "pareto_nbd". The key `bgnbd`
+    /// stays for every model, so models saved before keep loading.
     #[serde(default = "bgnbd")]
     pub model: String,
     pub bgnbd: BTreeMap<String, f64>,
@@ -194,7 +195,7 @@ fn bgnbd() -> String {
 }
 
 impl SavedClv {
-    pub fn params(&self, date: NaiveDate, time_unit: &str, model: PurchaseModel) -> Result<(BgNbdParams, GammaGammaParams), ModelError> {
+    pub fn params(&self, date: NaiveDate, time_unit: &str, model: PurchaseModel) -> Result<(PurchaseParams, GammaGammaParams), ModelError> {
         let incompatible = |message: String| ModelError::Incompatible { what: "clv", date, message };
         if self.time_unit != time_unit {
             return Err(incompatible(format!("it was fitted in {}, the job uses {time_unit}", self.time_unit)));
@@ -205,13 +206,11 @@ impl SavedClv {
         let get = |m: &BTreeMap<String, f64>, k: &str| {
             m.get(k).copied().filter(|v| v.is_finite() && *v > 0.0).ok_or_else(|| incompatible(format!("parameter {k} is missing")))
         };
-        let b = BgNbdParams {
-            r: get(&self.bgnbd, "r")?,
-            alpha: get(&self.bgnbd, "alpha")?,
-            a: get(&self.bgnbd, "a")?,
-            b: get(&self.bgnbd, "b")?,
-            model,
-        };
+        let mut values = [0.0; 4];
+        for (v, name) in values.iter_mut().zip(model.parameters()) {
+            *v = get(&self.bgnbd, name)?;
+        }
+        let b = PurchaseParams::new(model, values);
         let g = GammaGammaParams {
             p: get(&self.gamma_gamma, "p")?,
             q: get(&self.gamma_gamma, "q")?,
@@ -259,11 +258,11 @@ mod tests {
         let saved: SavedClv = serde_json::from_str(old).unwrap();
         let date = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
         let (b, _) = saved.params(date, "weeks", PurchaseModel::BgNbd).unwrap();
-        assert_eq!((b.r, b.model), (0.2, PurchaseModel::BgNbd));
+        assert_eq!((b.values()[0], b.model()), (0.2, PurchaseModel::BgNbd));
         let err = saved.params(date, "weeks", PurchaseModel::MbgNbd).unwrap_err().to_string();
         assert!(err.contains("it is a bgnbd model, the job uses mbgnbd"), "{err}");
         let mbg = SavedClv { model: "mbgnbd".into(), ..saved };
-        assert_eq!(mbg.params(date, "weeks", PurchaseModel::MbgNbd).unwrap().0.model, PurchaseModel::MbgNbd);
+        assert_eq!(mbg.params(date, "weeks", PurchaseModel::MbgNbd).unwrap().0.model(), PurchaseModel::MbgNbd);
     }
 
     #[test]

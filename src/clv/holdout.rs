@@ -1,7 +1,7 @@
 //! The holdout check (`clv_validation`): actual against predicted repeat purchases per
 //! calibration-frequency bucket.
 
-use super::bgnbd::BgNbdParams;
+use super::purchase::PurchaseParams;
 
 /// One row of `clv_validation`.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +41,7 @@ pub struct Holdout {
 /// Compares the purchases `b` (fitted on the calibration period) predicts over the next
 /// `horizon` periods with the actual ones. Tuples are taken in ascending order, so the sums
 /// do not depend on the order they arrive in.
-pub fn holdout(tuples: &[HoldoutTuple], b: &BgNbdParams, horizon: f64) -> Holdout {
+pub fn holdout(tuples: &[HoldoutTuple], b: &PurchaseParams, horizon: f64) -> Holdout {
     // Sorted and equal tuples merged: the same sums however the customers were grouped.
     let mut sorted = tuples.to_vec();
     let key = |t: &HoldoutTuple| [t.cal_frequency, t.cal_recency, t.cal_tenure, t.frequency];
@@ -87,7 +87,7 @@ mod tests {
 
     #[test]
     fn tuples_weigh_as_many_customers_as_they_count_in_any_order() {
-        let b = BgNbdParams { r: 0.5, alpha: 4.0, a: 0.8, b: 2.5, model: Default::default() };
+        let b = PurchaseParams::new(Default::default(), [0.5, 4.0, 0.8, 2.5]);
         let t = |cal_frequency, frequency, customers| HoldoutTuple { cal_frequency, cal_recency: cal_frequency * 2.0, cal_tenure: 30.0, frequency, customers };
         let grouped = [t(0.0, 1.0, 3), t(2.0, 2.0, 1), t(9.0, 11.0, 2)];
         let single = [t(9.0, 11.0, 1), t(0.0, 1.0, 1), t(2.0, 2.0, 1), t(0.0, 1.0, 1), t(9.0, 11.0, 1), t(0.0, 1.0, 1)];

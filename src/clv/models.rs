@@ -1,7 +1,7 @@
 //! Both fitted models together ([`ClvModels`]): fitted on a summary ([`fit`]) or rebuilt from
 //! saved parameters ([`with_params`]).
 
-use super::bgnbd::{self, BgNbdFit, BgNbdParams, PurchaseModel, PurchaseTuple};
+use super::purchase::{self, PurchaseFit, PurchaseModel, PurchaseParams, PurchaseTuple};
 use super::error::ClvError;
 use super::gamma_gamma::{self, GammaGammaFit, GammaGammaParams};
 use super::summary::Summary;
@@ -9,15 +9,16 @@ use super::summary::Summary;
 /// Both fitted models.
 #[derive(Debug, Clone)]
 pub struct ClvModels {
-    pub bgnbd: BgNbdFit,
+    /// The purchase model's fit (BG/NBD, MBG/NBD or Pareto/NBD).
+    pub bgnbd: PurchaseFit,
     pub gamma_gamma: GammaGammaFit,
     pub frequency_monetary_corr: f64,
 }
 
-/// Fits BG/NBD (or MBG/NBD) on everyone and Gamma-Gamma on the repeat buyers.
+/// Fits the purchase model on everyone and Gamma-Gamma on the repeat buyers.
 pub fn fit(s: &Summary, model: PurchaseModel, penalizer: f64) -> Result<ClvModels, ClvError> {
     let (rx, rm) = repeat_buyers(s);
-    fit_tuples(&bgnbd::compress(&s.frequency, &s.recency, &s.tenure), &rx, &rm, model, penalizer)
+    fit_tuples(&purchase::compress(&s.frequency, &s.recency, &s.tenure), &rx, &rm, model, penalizer)
 }
 
 /// [`fit`] from what the fits read: every customer as (x, t_x, T) tuples for BG/NBD, and
@@ -30,23 +31,23 @@ pub fn fit_tuples(
     penalizer: f64,
 ) -> Result<ClvModels, ClvError> {
     Ok(ClvModels {
-        bgnbd: bgnbd::fit_tuples(tuples, model, penalizer)?,
+        bgnbd: purchase::fit_tuples(tuples, model, penalizer)?,
         gamma_gamma: gamma_gamma::fit(repeat_frequency, repeat_monetary, penalizer)?,
         frequency_monetary_corr: pearson(repeat_frequency, repeat_monetary),
     })
 }
 
-/// Saved parameters as fitted models for `s` (score-only runs): BG/NBD's log-likelihood is
+/// Saved parameters as fitted models for `s` (score-only runs): the purchase model's log-likelihood is
 /// evaluated on today's customers; nothing is fitted, so iterations are 0.
-pub fn with_params(s: &Summary, b: BgNbdParams, g: GammaGammaParams) -> ClvModels {
+pub fn with_params(s: &Summary, b: PurchaseParams, g: GammaGammaParams) -> ClvModels {
     let (rx, rm) = repeat_buyers(s);
-    with_params_tuples(&bgnbd::compress(&s.frequency, &s.recency, &s.tenure), &rx, &rm, b, g)
+    with_params_tuples(&purchase::compress(&s.frequency, &s.recency, &s.tenure), &rx, &rm, b, g)
 }
 
 /// [`with_params`] from the inputs of [`fit_tuples`].
-pub fn with_params_tuples(tuples: &[PurchaseTuple], repeat_frequency: &[f64], repeat_monetary: &[f64], b: BgNbdParams, g: GammaGammaParams) -> ClvModels {
+pub fn with_params_tuples(tuples: &[PurchaseTuple], repeat_frequency: &[f64], repeat_monetary: &[f64], b: PurchaseParams, g: GammaGammaParams) -> ClvModels {
     ClvModels {
-        bgnbd: BgNbdFit {
+        bgnbd: PurchaseFit {
             params: b,
             log_likelihood: b.log_likelihood_tuples(tuples),
             iterations: 0,
@@ -138,13 +139,13 @@ mod tests {
         /// Whatever the data, a fit either gives finite parameters and predictions in range
         /// or a one-line error; it never panics or publishes NaN.
         #[test]
-        fn degenerate_summaries_fit_or_fail_in_one_line(s in summary(), mbg in any::<bool>()) {
+        fn degenerate_summaries_fit_or_fail_in_one_line(s in summary(), which in 0..PurchaseModel::ALL.len()) {
             prop_assume!(s.check(&|i| i.to_string()).is_ok());
-            let model = if mbg { PurchaseModel::MbgNbd } else { PurchaseModel::BgNbd };
+            let model = PurchaseModel::ALL[which];
             match fit(&s, model, 0.0) {
                 Ok(m) => {
                     let b = m.bgnbd.params;
-                    prop_assert!([b.r, b.alpha, b.a, b.b].iter().all(|v| v.is_finite() && *v > 0.0), "{b:?}");
+                    prop_assert!(b.values().iter().all(|v| v.is_finite() && *v > 0.0), "{b:?}");
                     let r = match predict(&s, &spec(model), m) {
                         Ok(r) => r,
                         Err(e) => {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use foldhash::fast::FixedState;
 use rayon::prelude::*;
 
-use super::bgnbd::{BgNbdFit, BgNbdParams};
+use super::purchase::{PurchaseFit, PurchaseParams};
 use super::error::ClvError;
 use super::gamma_gamma::GammaGammaFit;
 use super::models::{ClvModels, fit};
@@ -17,7 +17,8 @@ use crate::stats::deciles;
 /// Everything the CLV stage publishes.
 #[derive(Debug, Clone)]
 pub struct ClvResult {
-    pub bgnbd: BgNbdFit,
+    /// The purchase model's fit.
+    pub bgnbd: PurchaseFit,
     pub gamma_gamma: GammaGammaFit,
     /// Pearson correlation of frequency and monetary value among repeat buyers; Gamma-Gamma
     /// assumes they are independent.
@@ -80,8 +81,8 @@ pub fn predict(s: &Summary, spec: &ClvSpec, models: ClvModels) -> Result<ClvResu
     let in_range = |i: usize| is_probability(p_alive[i]) && is_amount(expected[i]) && is_amount(clv[i]);
     if let Some(i) = (0..n).find(|&i| !in_range(i)) {
         let customer = [("frequency", s.frequency[i]), ("recency", s.recency[i]), ("tenure", s.tenure[i])];
-        let message = out_of_range(&customer, &[("r", b.r), ("alpha", b.alpha), ("a", b.a), ("b", b.b)]);
-        return Err(ClvError::Fit { model: b.model.as_str(), message });
+        let message = out_of_range(&customer, &b.named());
+        return Err(ClvError::Fit { model: b.model().as_str(), message });
     }
     let clv_decile = deciles(&clv);
     Ok(ClvResult {
@@ -116,32 +117,36 @@ pub fn is_amount(v: f64) -> bool {
 /// and the parameters.
 pub fn out_of_range(customer: &[(&str, f64)], params: &[(&str, f64)]) -> String {
     let customer: Vec<String> = customer.iter().map(|(name, v)| format!("{name} {v}")).collect();
-    let params: Vec<String> = params.iter().map(|(name, v)| format!("{name} = {v:.4}")).collect();
-    format!("the predictions for a customer with {} are out of range ({})", customer.join(", "), params.join(", "))
+    format!("the predictions for a customer with {} are out of range ({})", customer.join(", "), describe_params(params))
+}
+
+/// "r = 0.2430, alpha = 4.4136, …", for messages and logs.
+pub fn describe_params(params: &[(&str, f64)]) -> String {
+    params.iter().map(|(name, v)| format!("{name} = {v:.4}")).collect::<Vec<_>>().join(", ")
 }
 
 /// `clv_simple`'s lifetime: the configured one, else the population's expected time to drop
-/// out, 1 / (E[λ] · E[p]) = (α / r) · ((a + b) / a) periods.
-pub fn lifetime_periods(spec: &ClvSpec, b: &BgNbdParams) -> f64 {
-    spec.lifetime_periods.unwrap_or((b.alpha / b.r) * ((b.a + b.b) / b.a))
+/// out ([`PurchaseParams::mean_lifetime`]).
+pub fn lifetime_periods(spec: &ClvSpec, b: &PurchaseParams) -> f64 {
+    spec.lifetime_periods.unwrap_or(b.mean_lifetime())
 }
 
 /// Σ_{m=1..M} v · (E[N(m)] − E[N(m−1)]) / (1 + d)^m, months of `per_month` periods: lifetimes'
 /// `_customer_lifetime_value`, before the margin.
-pub fn discounted_clv(b: &BgNbdParams, v: f64, x: f64, tx: f64, t: f64, spec: &ClvSpec) -> f64 {
+pub fn discounted_clv(b: &PurchaseParams, v: f64, x: f64, tx: f64, t: f64, spec: &ClvSpec) -> f64 {
     v * discounted_numerators(b, x, t, spec).0 / b.purchases_denominator(x, tx, t)
 }
 
 /// Σ_{m=1..M} (U(m) − U(m−1)) / (1 + d)^m and U(M), where U is eq. 10's numerator
-/// ([`BgNbdParams::purchases_numerator`]); divided by the denominator, which does not depend
+/// ([`PurchaseParams::purchases_numerator`]); divided by the denominator, which does not depend
 /// on the horizon, they give the discounted purchases and E[N(M)].
-fn discounted_numerators(b: &BgNbdParams, x: f64, t: f64, spec: &ClvSpec) -> (f64, f64) {
+fn discounted_numerators(b: &PurchaseParams, x: f64, t: f64, spec: &ClvSpec) -> (f64, f64) {
     discounted_numerators_over(b, x, t, spec.time_unit.per_month(), spec.horizon_months, spec.monthly_discount_rate)
 }
 
 /// [`discounted_numerators`] with the horizon, the discount rate and the periods per month
 /// spelled out (for the SQL function `bgnbd_gg_clv`).
-pub fn discounted_numerators_over(b: &BgNbdParams, x: f64, t: f64, per_month: f64, horizon_months: u32, monthly_discount_rate: f64) -> (f64, f64) {
+pub fn discounted_numerators_over(b: &PurchaseParams, x: f64, t: f64, per_month: f64, horizon_months: u32, monthly_discount_rate: f64) -> (f64, f64) {
     let mut total = 0.0;
     let mut prev = 0.0;
     for month in 1..=horizon_months {

@@ -1,6 +1,6 @@
 //! The validated CLV settings ([`ClvSpec`]) and the time unit of the summaries ([`TimeUnit`]).
 
-use super::bgnbd::PurchaseModel;
+use super::purchase::PurchaseModel;
 use crate::model_mode::{ModelFrom, ModelMode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,7 +45,7 @@ pub const MAX_HOLDOUT_DAYS: u32 = 36_500;
 pub struct ClvSpec {
     pub view: String,
     pub id: String,
-    /// The purchase and drop-out model: BG/NBD or MBG/NBD.
+    /// The purchase and drop-out model: BG/NBD, MBG/NBD or Pareto/NBD.
     pub model: PurchaseModel,
     pub time_unit: TimeUnit,
     pub horizon_months: u32,

@@ -1,5 +1,5 @@
-//! The lifetime-value closed forms as SQL functions, given fitted BG/NBD (Fader, Hardie & Lee
-//! 2005) and Gamma-Gamma (Fader, Hardie & Lee 2005, "RFM and CLV") parameters:
+//! The lifetime-value closed forms as SQL functions, given fitted purchase-model (BG/NBD: Fader,
+//! Hardie & Lee 2005) and Gamma-Gamma (Fader, Hardie & Lee 2005, "RFM and CLV") parameters:
 //!
 //! | function | value |
 //! |---|---|
@@ -9,7 +9,9 @@
 //! | `bgnbd_gg_clv(r, alpha, a, b, p, q, gamma, margin, horizon_months, monthly_discount_rate, periods_per_month, frequency, recency, tenure, monetary_value)` | discounted CLV, as the `clv` column |
 //!
 //! `mbgnbd_p_alive`, `mbgnbd_expected_purchases` and `mbgnbd_gg_clv` take the same arguments
-//! for MBG/NBD parameters (Batislam, Denizel & Filiztekin 2007).
+//! for MBG/NBD parameters (Batislam, Denizel & Filiztekin 2007); `pareto_nbd_p_alive`,
+//! `pareto_nbd_expected_purchases` and `pareto_nbd_gg_clv` take Pareto/NBD's r, alpha, s, beta
+//! (Schmittlein, Morrison & Colombo 1987) in place of r, alpha, a, b.
 //!
 //! Times are in the model's unit (`clv_model`'s `time_unit`); `periods_per_month` is 30 for
 //! days and 4.345 for weeks.
@@ -25,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use foldhash::fast::FixedState;
 
 use super::args::{coerce_numeric, float_arrays, map_rows, no_null_parameters};
-use crate::clv::{BgNbdParams, GammaGammaParams, PurchaseModel, discounted_numerators_over, is_amount, is_probability, out_of_range};
+use crate::clv::{GammaGammaParams, PurchaseModel, PurchaseParams, discounted_numerators_over, is_amount, is_probability, out_of_range};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
@@ -36,47 +38,34 @@ enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 7] = [
-        Kind::PAlive(PurchaseModel::BgNbd),
-        Kind::ExpectedPurchases(PurchaseModel::BgNbd),
-        Kind::Clv(PurchaseModel::BgNbd),
-        Kind::PAlive(PurchaseModel::MbgNbd),
-        Kind::ExpectedPurchases(PurchaseModel::MbgNbd),
-        Kind::Clv(PurchaseModel::MbgNbd),
-        Kind::ExpectedValue,
-    ];
+    /// Three functions per purchase model, and Gamma-Gamma's.
+    fn all() -> Vec<Kind> {
+        let per_model = PurchaseModel::ALL.into_iter().flat_map(|m| [Kind::PAlive(m), Kind::ExpectedPurchases(m), Kind::Clv(m)]);
+        per_model.chain([Kind::ExpectedValue]).collect()
+    }
 
-    fn name(self) -> &'static str {
+    /// `bgnbd_p_alive`, `pareto_nbd_gg_clv`, `gamma_gamma_expected_value`, …
+    fn name(self) -> String {
         match self {
-            Kind::PAlive(PurchaseModel::BgNbd) => "bgnbd_p_alive",
-            Kind::ExpectedPurchases(PurchaseModel::BgNbd) => "bgnbd_expected_purchases",
-            Kind::Clv(PurchaseModel::BgNbd) => "bgnbd_gg_clv",
-            Kind::PAlive(PurchaseModel::MbgNbd) => "mbgnbd_p_alive",
-            Kind::ExpectedPurchases(PurchaseModel::MbgNbd) => "mbgnbd_expected_purchases",
-            Kind::Clv(PurchaseModel::MbgNbd) => "mbgnbd_gg_clv",
-            Kind::ExpectedValue => "gamma_gamma_expected_value",
+            Kind::PAlive(m) => format!("{}_p_alive", m.as_str()),
+            Kind::ExpectedPurchases(m) => format!("{}_expected_purchases", m.as_str()),
+            Kind::Clv(m) => format!("{}_gg_clv", m.as_str()),
+            Kind::ExpectedValue => "gamma_gamma_expected_value".into(),
         }
     }
 
-    /// The model's parameters, first in the argument list.
-    fn parameters(self) -> &'static [&'static str] {
+    /// The model's parameters, first in the argument list (the purchase model's named as in
+    /// `clv_model`).
+    fn parameters(self) -> Vec<&'static str> {
+        let gamma_gamma = ["p", "q", "gamma"];
         match self {
-            Kind::PAlive(_) => &["r", "alpha", "a", "b"],
-            Kind::ExpectedPurchases(_) => &["r", "alpha", "a", "b", "horizon"],
-            Kind::ExpectedValue => &["p", "q", "gamma"],
-            Kind::Clv(_) => &[
-                "r",
-                "alpha",
-                "a",
-                "b",
-                "p",
-                "q",
-                "gamma",
-                "margin",
-                "horizon_months",
-                "monthly_discount_rate",
-                "periods_per_month",
-            ],
+            Kind::PAlive(m) => m.parameters().to_vec(),
+            Kind::ExpectedPurchases(m) => m.parameters().into_iter().chain(["horizon"]).collect(),
+            Kind::ExpectedValue => gamma_gamma.to_vec(),
+            Kind::Clv(m) => {
+                let discounting = ["margin", "horizon_months", "monthly_discount_rate", "periods_per_month"];
+                m.parameters().into_iter().chain(gamma_gamma).chain(discounting).collect()
+            }
         }
     }
 
@@ -98,14 +87,14 @@ impl Kind {
     }
 
     fn arguments(self) -> Vec<&'static str> {
-        self.parameters().iter().chain(self.values()).copied().collect()
+        self.parameters().into_iter().chain(self.values().iter().copied()).collect()
     }
 
     /// The value for one row: `p` the parameters, `v` the customer's values, in order.
     /// `numerators` caches the costly part (eq. 10's numerator, a ₂F₁ series per month),
     /// which depends only on the parameters, x and T: customers share few (x, T) pairs.
     fn eval(self, p: &[f64], v: &[f64], numerators: &mut Numerators) -> f64 {
-        let bgnbd = |model| BgNbdParams { r: p[0], alpha: p[1], a: p[2], b: p[3], model };
+        let bgnbd = |model| PurchaseParams::new(model, [p[0], p[1], p[2], p[3]]);
         match self {
             Kind::PAlive(model) => 1.0 / bgnbd(model).purchases_denominator(v[0], v[1], v[2]),
             Kind::ExpectedPurchases(model) => {
@@ -167,6 +156,7 @@ impl Numerators<'_> {
 #[derive(Debug)]
 struct ClvFunction {
     kind: Kind,
+    name: String,
     signature: Signature,
     numerators: Mutex<NumeratorMap>,
 }
@@ -187,11 +177,12 @@ impl std::hash::Hash for ClvFunction {
 }
 
 pub fn functions() -> Vec<ScalarUDF> {
-    Kind::ALL
+    Kind::all()
         .into_iter()
         .map(|kind| {
             ScalarUDF::new_from_impl(ClvFunction {
                 kind,
+                name: kind.name(),
                 signature: Signature::user_defined(Volatility::Immutable),
                 numerators: Mutex::default(),
             })
@@ -201,7 +192,7 @@ pub fn functions() -> Vec<ScalarUDF> {
 
 impl ScalarUDFImpl for ClvFunction {
     fn name(&self) -> &str {
-        self.kind.name()
+        &self.name
     }
 
     fn signature(&self) -> &Signature {
@@ -209,7 +200,7 @@ impl ScalarUDFImpl for ClvFunction {
     }
 
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
-        coerce_numeric(self.kind.name(), &self.kind.arguments(), arg_types)
+        coerce_numeric(&self.name, &self.kind.arguments(), arg_types)
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
@@ -217,13 +208,13 @@ impl ScalarUDFImpl for ClvFunction {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let (name, n_params) = (self.kind.name(), self.kind.parameters().len());
+        let (name, n_params) = (self.name.as_str(), self.kind.parameters().len());
         let rows = args.number_rows;
         // Where the models run shows in the logs (a Ballista test checks it is the executors).
         tracing::debug!(function = name, rows, "model function evaluated");
         let columns = float_arrays(&args.args, rows)?;
         let (params, values) = columns.split_at(n_params);
-        no_null_parameters(name, self.kind.parameters(), params)?;
+        no_null_parameters(name, &self.kind.parameters(), params)?;
         if matches!(self.kind, Kind::Clv(_)) {
             // horizon_months counts months: a whole number from 1, at most a century (the
             // discounting loops over months).
@@ -245,7 +236,7 @@ impl ScalarUDFImpl for ClvFunction {
                 names.iter().zip(columns).map(|(n, c)| (*n, c.value(i))).collect()
             };
             let customer = named(self.kind.values(), values);
-            let message = out_of_range(&customer, &named(self.kind.parameters(), params));
+            let message = out_of_range(&customer, &named(&self.kind.parameters(), params));
             return Err(DataFusionError::Execution(format!("{name}: {message}")));
         }
         Ok(ColumnarValue::Array(Arc::new(out)))

@@ -32,7 +32,8 @@ impl Choice for TimeUnit {
 
 impl Choice for PurchaseModel {
     const WHAT: &'static str = "model";
-    const WORDS: &'static [(&'static str, Self)] = &[("bgnbd", PurchaseModel::BgNbd), ("mbgnbd", PurchaseModel::MbgNbd)];
+    const WORDS: &'static [(&'static str, Self)] =
+        &[("bgnbd", PurchaseModel::BgNbd), ("mbgnbd", PurchaseModel::MbgNbd), ("pareto_nbd", PurchaseModel::ParetoNbd)];
 }
 
 pub(super) fn validate_clv(c: ClvSection) -> Result<ClvSpec, Invalid> {

@@ -190,7 +190,7 @@ root = "out"
         let err = parse(&format!("{MINIMAL}\n[clv]\nview='v'\nid='c'\ntime_unit='x'\n")).unwrap_err().to_string();
         assert_eq!(err, "/jobs/t.toml: clv.time_unit: unknown time unit 'x' (expected weeks or days)");
         let err = parse(&format!("{MINIMAL}\n[clv]\nview='v'\nid='c'\nmodel='pareto'\n")).unwrap_err().to_string();
-        assert_eq!(err, "/jobs/t.toml: clv.model: unknown model 'pareto' (expected bgnbd or mbgnbd)");
+        assert_eq!(err, "/jobs/t.toml: clv.model: unknown model 'pareto' (expected bgnbd, mbgnbd or pareto_nbd)");
         assert_eq!(parse(&format!("{MINIMAL}\n[clv]\nview='v'\nid='c'\nmodel='mbgnbd'\n")).unwrap().clv.unwrap().model, crate::clv::PurchaseModel::MbgNbd);
         let err = parse(&format!("{MINIMAL}\n[clv]\nview='v'\nid='c'\nmodel_from='2025-01-01'\n")).unwrap_err().to_string();
         assert_eq!(err, "/jobs/t.toml: clv.model_from: only applies to mode = \"score\"");

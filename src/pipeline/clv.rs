@@ -128,11 +128,11 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
     g.check_predicts(input.tuples.iter().map(|t| t.frequency).fold(f64::INFINITY, f64::min))?;
     let how = if scoring { "scored with the saved model" } else { "fitted" };
     tracing::info!(
-        r = b.r, alpha = b.alpha, a = b.a, b = b.b, log_likelihood = models.bgnbd.log_likelihood,
-        iterations = models.bgnbd.iterations, unique_tuples = models.bgnbd.unique_tuples, "{} {how}", b.model.title()
+        parameters = %clv::describe_params(&b.named()), log_likelihood = models.bgnbd.log_likelihood,
+        iterations = models.bgnbd.iterations, unique_tuples = models.bgnbd.unique_tuples, "{} {how}", b.model().title()
     );
     tracing::info!(p = g.p, q = g.q, gamma = g.gamma, log_likelihood = models.gamma_gamma.log_likelihood, "Gamma-Gamma {how}");
-    for (model, fallback) in [(b.model.title(), &models.bgnbd.fallback), ("Gamma-Gamma", &models.gamma_gamma.fallback)] {
+    for (model, fallback) in [(b.model().title(), &models.bgnbd.fallback), ("Gamma-Gamma", &models.gamma_gamma.fallback)] {
         if let Some(f) = fallback {
             tracing::warn!(penalizer = f.penalizer, reason = %f.reason, "{model}: no fit with the job's penalizer; fitted with penalizer {}", f.penalizer);
         }
@@ -172,9 +172,9 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
         view: spec.view.clone(),
         customers: customers as usize,
         time_unit: time_unit.clone(),
-        model: b.model.as_str(),
+        model: b.model().as_str(),
         bgnbd: model_report(
-            &[("r", b.r), ("alpha", b.alpha), ("a", b.a), ("b", b.b)],
+            &b.named(),
             models.bgnbd.log_likelihood,
             models.bgnbd.iterations,
             models.bgnbd.customers,
@@ -197,7 +197,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
     let saved = crate::models::SavedClv {
         trained_on,
         time_unit,
-        model: b.model.as_str().to_string(),
+        model: b.model().as_str().to_string(),
         bgnbd: report.bgnbd.params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         gamma_gamma: report.gamma_gamma.params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
     };
@@ -240,7 +240,7 @@ async fn holdout_stage(
         .iter()
         .map(|t| PurchaseTuple { frequency: t.cal_frequency, recency: t.cal_recency, tenure: t.cal_tenure, customers: t.customers })
         .collect();
-    let b = clv::fit_bgnbd(&cal, spec.model, spec.penalizer)?.params;
+    let b = clv::fit_purchases(&cal, spec.model, spec.penalizer)?.params;
     let h = days as f64 * spec.time_unit.per_day();
     let check = clv::holdout(&tuples, &b, h);
     let report = HoldoutReport {

@@ -21,7 +21,7 @@ use datafusion::logical_expr::{Expr, ExprFunctionExt, cast, col, ident, lit, whe
 use super::ids::id_array;
 use super::query::{collect, first_duplicate, for_each_batch, non_finite_count};
 use super::session::SUMMARY_COLUMNS;
-use crate::clv::{self, BgNbdParams, ClvSpec, GammaGammaParams, HoldoutTuple, PurchaseTuple, Summary};
+use crate::clv::{self, ClvSpec, GammaGammaParams, HoldoutTuple, PurchaseTuple, Summary};
 use crate::error::Error;
 use crate::features::FeatureError;
 use crate::quality::quote;
@@ -216,7 +216,7 @@ fn sample_threshold(rows: u64, fit_sample: u64) -> Option<String> {
 
 /// The fitted models and the settings the predictions use.
 pub(super) struct Scoring {
-    pub(super) bgnbd: BgNbdParams,
+    pub(super) bgnbd: clv::PurchaseParams,
     pub(super) gamma_gamma: GammaGammaParams,
     /// `clv_simple`'s lifetime, in the model's time unit.
     pub(super) lifetime_periods: f64,
@@ -228,10 +228,10 @@ pub(super) struct Scoring {
 /// to the bit (`functions` calls them).
 pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Scoring) -> datafusion::error::Result<DataFrame> {
     let udf = |name: &str, args: Vec<Expr>| -> datafusion::error::Result<Expr> { Ok(ctx.udf(name)?.call(args)) };
-    // The purchase model's functions: `bgnbd_p_alive`, `mbgnbd_p_alive`, …
-    let model = |function: &str| format!("{}_{function}", m.bgnbd.model.as_str());
+    // The purchase model's functions: `bgnbd_p_alive`, `pareto_nbd_p_alive`, …
+    let model = |function: &str| format!("{}_{function}", m.bgnbd.model().as_str());
     let (b, g) = (m.bgnbd, m.gamma_gamma);
-    let bgnbd = || vec![lit(b.r), lit(b.alpha), lit(b.a), lit(b.b)];
+    let bgnbd = || b.values().map(lit).to_vec();
     let gg = || vec![lit(g.p), lit(g.q), lit(g.gamma)];
     let (x, tx, t, mv) = (col("frequency"), col("recency"), col("tenure"), col("monetary_value"));
     let per_month = spec.time_unit.per_month();

@@ -5,7 +5,7 @@
 use ndarray::Array2;
 
 use super::tables::{CategoryCounts, top_share};
-use crate::clv::{self, BgNbdParams, PurchaseTuple};
+use crate::clv::{self, PurchaseParams, PurchaseTuple};
 use crate::report::{
     HoldoutBucket, KRow, KSelection, PAliveMatrix, ProfileHeatmap, ReportData, SegmentRuleText, SegmentSize, SegmentValues,
 };
@@ -93,7 +93,7 @@ fn mean_sd(values: impl Iterator<Item = f64>) -> (f64, f64) {
 
 /// P(alive) over frequency × recency for a customer observed as long as the longest tenure,
 /// as lifetimes' `plot_probability_alive_matrix` draws it (Fader, Hardie & Lee 2005, eq. 11).
-pub(super) fn p_alive_matrix(b: &BgNbdParams, tuples: &[PurchaseTuple], time_unit: &str) -> PAliveMatrix {
+pub(super) fn p_alive_matrix(b: &PurchaseParams, tuples: &[PurchaseTuple], time_unit: &str) -> PAliveMatrix {
     const CELLS: usize = 24;
     let max_of = |v: &dyn Fn(&PurchaseTuple) -> f64| tuples.iter().map(v).filter(|x| x.is_finite()).fold(0.0_f64, f64::max);
     let t = max_of(&|p| p.tenure).max(1.0);

@@ -169,16 +169,13 @@ pub(super) fn clv_totals(seg: &Segmentation, clv: &[Option<(f64, f64)>]) -> Vec<
 /// `clv_model`: one row per fitted parameter.
 pub(super) fn clv_model_batch(r: &ClvModels) -> RecordBatch {
     let (b, g) = (r.bgnbd.params, r.gamma_gamma.params);
-    let m = b.model.as_str();
-    let rows: Vec<(&str, &str, f64, f64, usize, u64)> = vec![
-        (m, "r", b.r, r.bgnbd.log_likelihood, r.bgnbd.customers, r.bgnbd.iterations),
-        (m, "alpha", b.alpha, r.bgnbd.log_likelihood, r.bgnbd.customers, r.bgnbd.iterations),
-        (m, "a", b.a, r.bgnbd.log_likelihood, r.bgnbd.customers, r.bgnbd.iterations),
-        (m, "b", b.b, r.bgnbd.log_likelihood, r.bgnbd.customers, r.bgnbd.iterations),
+    let m = b.model().as_str();
+    let purchases = b.named().map(|(name, v)| (m, name, v, r.bgnbd.log_likelihood, r.bgnbd.customers, r.bgnbd.iterations));
+    let rows: Vec<(&str, &str, f64, f64, usize, u64)> = purchases.into_iter().chain([
         ("gamma_gamma", "p", g.p, r.gamma_gamma.log_likelihood, r.gamma_gamma.customers, r.gamma_gamma.iterations),
         ("gamma_gamma", "q", g.q, r.gamma_gamma.log_likelihood, r.gamma_gamma.customers, r.gamma_gamma.iterations),
         ("gamma_gamma", "gamma", g.gamma, r.gamma_gamma.log_likelihood, r.gamma_gamma.customers, r.gamma_gamma.iterations),
-    ];
+    ]).collect();
     batch(
         vec![
             Field::new("model", DataType::Utf8, false),

@@ -40,8 +40,7 @@ fn fits_on_cdnow_equal_lifetimes_with_and_without_penalizer() {
     for pen in ["0.0", "0.01"] {
         let r = clv::fit(&s, clv::PurchaseModel::BgNbd, pen.parse().unwrap()).unwrap();
         let want = &f["fits"][pen];
-        let b = r.bgnbd.params;
-        for (name, got) in [("r", b.r), ("alpha", b.alpha), ("a", b.a), ("b", b.b)] {
+        for (name, got) in r.bgnbd.params.named() {
             let w = want["bgnbd"][name].as_f64().unwrap();
             assert!(rel(got, w) < 1e-4, "penalizer {pen}: BG/NBD {name} = {got}, lifetimes {w}");
         }
@@ -272,7 +271,7 @@ fn the_holdout_from_the_summary_s_own_scan_equals_a_second_session() {
 }
 
 /// lifetimes 0.11.3 on a published `customer_clv` partition (tests/support/lifetimes_check.py),
-/// with the fitter of `model` ("bgnbd" or "mbgnbd"): the largest relative difference per
+/// with the fitter of `model` ("bgnbd", "mbgnbd" or "pareto_nbd"): the largest relative difference per
 /// quantity, with the customer it occurs at, and lifetimes' parameters.
 fn lifetimes_on(model: &str, partition: &Path, unit: &str, margin: &str, orders: Option<(&Path, &str)>) -> Value {
     let script = format!("{ROOT}/tests/support/lifetimes_check.py");
@@ -316,11 +315,11 @@ fn assert_within(check: &Value, group: &str, tolerance: f64, what: &str) {
 }
 
 /// End to end on generated data: the shipped job file's SQL summary, fit and predictions
-/// against lifetimes fitted on the summary columns segvalue published, with BG/NBD and with
-/// MBG/NBD (`[clv] model = "mbgnbd"`).
+/// against lifetimes fitted on the summary columns segvalue published, with BG/NBD, MBG/NBD
+/// and Pareto/NBD (`[clv] model = "mbgnbd"`, `"pareto_nbd"`).
 #[test]
 fn the_shipped_job_s_clv_equals_lifetimes_on_its_published_summary() {
-    for model in ["bgnbd", "mbgnbd"] {
+    for model in ["bgnbd", "mbgnbd", "pareto_nbd"] {
         // The shipped job file, on one population: on the personas sample lifetimes' own
         // expected purchases are NaN for some customers (its hypergeometric term at a ≈ 0.03).
         let tmp = tempfile::tempdir().unwrap();
@@ -363,7 +362,7 @@ fn cdnow_orders_through_a_job_equal_lifetimes_summary_and_predictions() {
          GROUP BY s.customer_id, s.purchase_days, s.first_day, s.last_day",
     )
     .unwrap();
-    for model in ["bgnbd", "mbgnbd"] {
+    for model in ["bgnbd", "mbgnbd", "pareto_nbd"] {
         std::fs::write(
             dir.path().join("job.toml"),
             format!(

@@ -256,7 +256,7 @@ pub fn lifetimes_fixture() -> serde_json::Value {
 }
 
 /// lifetimes' BG/NBD and Gamma-Gamma parameters fitted on CDNOW without a penalizer.
-pub fn lifetimes_params(f: &serde_json::Value) -> (segvalue::clv::BgNbdParams, segvalue::clv::GammaGammaParams) {
+pub fn lifetimes_params(f: &serde_json::Value) -> (segvalue::clv::PurchaseParams, segvalue::clv::GammaGammaParams) {
     let fit = &f["fits"]["0.0"];
     let b = segvalue::clv::BgNbdParams {
         r: fit["bgnbd"]["r"].as_f64().unwrap(),
@@ -264,7 +264,8 @@ pub fn lifetimes_params(f: &serde_json::Value) -> (segvalue::clv::BgNbdParams, s
         a: fit["bgnbd"]["a"].as_f64().unwrap(),
         b: fit["bgnbd"]["b"].as_f64().unwrap(),
         model: segvalue::clv::PurchaseModel::BgNbd,
-    };
+    }
+    .into();
     let g = segvalue::clv::GammaGammaParams {
         p: fit["gamma_gamma"]["p"].as_f64().unwrap(),
         q: fit["gamma_gamma"]["q"].as_f64().unwrap(),

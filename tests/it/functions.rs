@@ -54,7 +54,8 @@ fn sql_functions_equal_the_driver_on_the_cdnow_fixture() {
     let (b, g) = lifetimes_params(&f);
     let spec = default_spec();
     for (set, model) in ["cdnow", "customers"].into_iter().flat_map(|s| clv::PurchaseModel::ALL.map(|m| (s, m))) {
-        let b = clv::BgNbdParams { model, ..b };
+        // The SQL functions and the driver share formulas for any parameters, fitted or not.
+        let b = clv::PurchaseParams::new(model, b.values());
         let m = model.as_str();
         let c = &f[set];
         let s = Summary {
@@ -71,7 +72,7 @@ fn sql_functions_equal_the_driver_on_the_cdnow_fixture() {
         let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|c| Arc::new(Float64Array::from(c)) as _).collect()).unwrap();
         let ctx = session();
         ctx.register_table("c", Arc::new(MemTable::try_new(schema, vec![vec![batch]]).unwrap())).unwrap();
-        let (bg, gg) = (format!("{:?}, {:?}, {:?}, {:?}", b.r, b.alpha, b.a, b.b), format!("{:?}, {:?}, {:?}", g.p, g.q, g.gamma));
+        let (bg, gg) = (b.values().map(|v| format!("{v:?}")).join(", "), format!("{:?}, {:?}, {:?}", g.p, g.q, g.gamma));
         let horizon = 12.0 * TimeUnit::Weeks.per_month();
         let sql = format!(
             "SELECT {m}_p_alive({bg}, x, tx, t), {m}_expected_purchases({bg}, {horizon:?}, x, tx, t), \
@@ -249,7 +250,7 @@ fn the_engine_s_customer_clv_equals_the_driver_s_predictions_to_the_bit() {
     let model = parquet_columns(&std::fs::read_dir(j.out().join("clv_model/run_date=2025-12-31")).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|e| e == "parquet")).unwrap());
     // clv_model rows are sorted by (model, parameter): bgnbd a, alpha, b, r; gamma_gamma gamma, p, q.
     let v = &model["value"];
-    let b = clv::BgNbdParams { a: v[0], alpha: v[1], b: v[2], r: v[3], model: clv::PurchaseModel::BgNbd };
+    let b = clv::PurchaseParams::new(clv::PurchaseModel::BgNbd, [v[3], v[1], v[0], v[2]]);
     let g = clv::GammaGammaParams { gamma: v[4], p: v[5], q: v[6] };
     let s = Summary {
         frequency: table["frequency"].clone(),

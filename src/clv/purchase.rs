@@ -1,0 +1,335 @@
+//! The purchase and drop-out models behind P(alive) and expected purchases, side by side:
+//! BG/NBD and MBG/NBD (`bgnbd`), Pareto/NBD (`pareto_nbd`). What they share lives here: the
+//! customers compressed to (x, t_x, T) tuples ([`compress`]), the parameters of whichever
+//! model was fitted ([`PurchaseParams`]) and the fit ([`fit_tuples`]).
+//!
+//! Each model's prediction is eq. 10's shape in Fader, Hardie & Lee (2005): E[purchases in
+//! (T, T + h]] = numerator(h, x, T) / denominator(x, t_x, T), with P(alive) = 1 / denominator.
+//! The numerator does not depend on t_x, so customers sharing (x, T) share it (and its costly
+//! series); the SQL functions and `clv::predict` cache it on that key.
+//!
+//! Numerics, as in lifetimes 0.11.3 so the two agree: the fit minimises the mean negative
+//! log-likelihood plus `penalizer · Σ θ²` over log-parameters (so they stay positive), with
+//! time rescaled by `1 / max T` during the fit (the time-scale parameters are reported in the
+//! original unit; the penalty sees them rescaled, as in lifetimes).
+
+use rayon::prelude::*;
+
+use super::bgnbd::{self, BgNbdParams};
+use super::error::ClvError;
+use super::fitting;
+use super::pareto_nbd::{self, ParetoNbdParams};
+
+/// The purchase and drop-out process. BG/NBD: a customer may leave right after each repeat
+/// purchase, so one without repeat purchases is alive. MBG/NBD: also right after the first
+/// purchase, so P(alive) falls with time for every customer. Pareto/NBD: a customer leaves at
+/// any time, after an exponential lifetime (lifetimes' `BetaGeoFitter`,
+/// `ModifiedBetaGeoFitter` and `ParetoNBDFitter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, strum::IntoStaticStr, strum::EnumString)]
+pub enum PurchaseModel {
+    #[default]
+    #[strum(serialize = "bgnbd")]
+    BgNbd,
+    #[strum(serialize = "mbgnbd")]
+    MbgNbd,
+    #[strum(serialize = "pareto_nbd")]
+    ParetoNbd,
+}
+
+impl PurchaseModel {
+    pub const ALL: [PurchaseModel; 3] = [PurchaseModel::BgNbd, PurchaseModel::MbgNbd, PurchaseModel::ParetoNbd];
+
+    /// The name in job files, tables, SQL functions and saved models: "bgnbd", "mbgnbd",
+    /// "pareto_nbd".
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The name in messages: "BG/NBD", "MBG/NBD", "Pareto/NBD".
+    pub fn title(self) -> &'static str {
+        match self {
+            PurchaseModel::BgNbd => "BG/NBD",
+            PurchaseModel::MbgNbd => "MBG/NBD",
+            PurchaseModel::ParetoNbd => "Pareto/NBD",
+        }
+    }
+
+    /// The parameters in order, named as lifetimes names them.
+    pub fn parameters(self) -> [&'static str; 4] {
+        match self {
+            PurchaseModel::BgNbd | PurchaseModel::MbgNbd => ["r", "alpha", "a", "b"],
+            PurchaseModel::ParetoNbd => ["r", "alpha", "s", "beta"],
+        }
+    }
+}
+
+/// Fitted (or given) parameters of one purchase model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PurchaseParams {
+    /// BG/NBD or MBG/NBD (its `model` says which).
+    BgNbd(BgNbdParams),
+    ParetoNbd(ParetoNbdParams),
+}
+
+impl From<BgNbdParams> for PurchaseParams {
+    fn from(p: BgNbdParams) -> Self {
+        PurchaseParams::BgNbd(p)
+    }
+}
+
+impl From<ParetoNbdParams> for PurchaseParams {
+    fn from(p: ParetoNbdParams) -> Self {
+        PurchaseParams::ParetoNbd(p)
+    }
+}
+
+impl PurchaseParams {
+    /// `model`'s parameters from their values in [`PurchaseModel::parameters`] order.
+    pub fn new(model: PurchaseModel, v: [f64; 4]) -> PurchaseParams {
+        match model {
+            PurchaseModel::BgNbd | PurchaseModel::MbgNbd => BgNbdParams { r: v[0], alpha: v[1], a: v[2], b: v[3], model }.into(),
+            PurchaseModel::ParetoNbd => ParetoNbdParams { r: v[0], alpha: v[1], s: v[2], beta: v[3] }.into(),
+        }
+    }
+
+    pub fn model(&self) -> PurchaseModel {
+        match self {
+            PurchaseParams::BgNbd(p) => p.model,
+            PurchaseParams::ParetoNbd(_) => PurchaseModel::ParetoNbd,
+        }
+    }
+
+    /// The values in [`PurchaseModel::parameters`] order.
+    pub fn values(&self) -> [f64; 4] {
+        match *self {
+            PurchaseParams::BgNbd(p) => [p.r, p.alpha, p.a, p.b],
+            PurchaseParams::ParetoNbd(p) => [p.r, p.alpha, p.s, p.beta],
+        }
+    }
+
+    /// (name, value) pairs, as `clv_model` publishes them.
+    pub fn named(&self) -> [(&'static str, f64); 4] {
+        let (names, values) = (self.model().parameters(), self.values());
+        std::array::from_fn(|i| (names[i], values[i]))
+    }
+
+    /// P(alive | x, t_x, T).
+    pub fn p_alive(&self, x: f64, tx: f64, t: f64) -> f64 {
+        match self {
+            PurchaseParams::BgNbd(p) => p.p_alive(x, tx, t),
+            PurchaseParams::ParetoNbd(p) => p.p_alive(x, tx, t),
+        }
+    }
+
+    /// E[purchases in (T, T + h] | x, t_x, T].
+    pub fn expected_purchases(&self, h: f64, x: f64, tx: f64, t: f64) -> f64 {
+        self.purchases_numerator(h, x, t) / self.purchases_denominator(x, tx, t)
+    }
+
+    /// The part of [`Self::expected_purchases`] that does not depend on t_x.
+    pub fn purchases_numerator(&self, h: f64, x: f64, t: f64) -> f64 {
+        match self {
+            PurchaseParams::BgNbd(p) => p.purchases_numerator(h, x, t),
+            PurchaseParams::ParetoNbd(p) => p.purchases_numerator(h, x, t),
+        }
+    }
+
+    /// 1 / P(alive): [`Self::expected_purchases`]'s denominator.
+    pub fn purchases_denominator(&self, x: f64, tx: f64, t: f64) -> f64 {
+        match self {
+            PurchaseParams::BgNbd(p) => p.purchases_denominator(x, tx, t),
+            PurchaseParams::ParetoNbd(p) => p.purchases_denominator(x, tx, t),
+        }
+    }
+
+    /// The population's expected time to drop out, from the mean rates: BG/NBD
+    /// 1 / (E[λ] · E[p]) = (α / r) · ((a + b) / a) periods (purchases until a drop-out times
+    /// the time between them); Pareto/NBD 1 / E[μ] = β / s.
+    pub fn mean_lifetime(&self) -> f64 {
+        match *self {
+            PurchaseParams::BgNbd(p) => (p.alpha / p.r) * ((p.a + p.b) / p.a),
+            PurchaseParams::ParetoNbd(p) => p.beta / p.s,
+        }
+    }
+
+    /// Sum of ln L over customers, in the original time unit (for tests and reports).
+    pub fn log_likelihood(&self, x: &[f64], tx: &[f64], t: &[f64]) -> f64 {
+        self.log_likelihood_tuples(&compress(x, tx, t))
+    }
+
+    /// [`Self::log_likelihood`] over customers compressed to tuples.
+    pub fn log_likelihood_tuples(&self, tuples: &[PurchaseTuple]) -> f64 {
+        log_likelihood(&Sufficient::from_tuples(tuples), self, 1.0).0
+    }
+
+    /// Parameters fitted with time multiplied by `scale`, in the original unit: the time-scale
+    /// ones (α, and β for Pareto/NBD) divided by it.
+    fn unscaled(&self, scale: f64) -> PurchaseParams {
+        let mut v = self.values();
+        v[1] /= scale;
+        if self.model() == PurchaseModel::ParetoNbd {
+            v[3] /= scale;
+        }
+        PurchaseParams::new(self.model(), v)
+    }
+}
+
+/// Sum of ln L over `data` and its gradient in the natural parameters, with time multiplied
+/// by `scale`.
+fn log_likelihood(data: &Sufficient, p: &PurchaseParams, scale: f64) -> (f64, [f64; 4]) {
+    match p {
+        PurchaseParams::BgNbd(p) => bgnbd::log_likelihood(data, p, scale),
+        PurchaseParams::ParetoNbd(p) => pareto_nbd::log_likelihood(data, p, scale),
+    }
+}
+
+/// A fit with its diagnostics.
+#[derive(Debug, Clone)]
+pub struct PurchaseFit {
+    pub params: PurchaseParams,
+    /// Sum over customers of ln L, in the original time unit.
+    pub log_likelihood: f64,
+    pub iterations: u64,
+    pub customers: usize,
+    /// Unique (x, t_x, T) tuples the fit actually evaluated.
+    pub unique_tuples: usize,
+    /// Set when the job's penalizer gave no fit and [`fitting::FALLBACK_PENALIZER`] did.
+    pub fallback: Option<fitting::Fallback>,
+}
+
+/// Customers who share one (x, t_x, T), and how many they are: the likelihood depends on a
+/// customer only through this tuple, so the tuples (a `GROUP BY` in the engine) are all a fit
+/// needs, however many customers there are.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PurchaseTuple {
+    pub frequency: f64,
+    pub recency: f64,
+    pub tenure: f64,
+    pub customers: u64,
+}
+
+/// Per-customer columns compressed to [`PurchaseTuple`]s, in ascending (x, t_x, T) order.
+pub fn compress(x: &[f64], tx: &[f64], t: &[f64]) -> Vec<PurchaseTuple> {
+    let ((xs, xi), ((txs, txi), (ts, ti))) = rayon::join(|| fitting::indexed(x), || rayon::join(|| fitting::indexed(tx), || fitting::indexed(t)));
+    // One sortable key per customer: the three indices in 32 bits each.
+    let mut keys: Vec<u128> = (0..x.len())
+        .into_par_iter()
+        .map(|i| (xi[i] as u128) << 64 | (txi[i] as u128) << 32 | ti[i] as u128)
+        .collect();
+    keys.par_sort_unstable();
+    keys.chunk_by(|a, b| a == b)
+        .map(|same| PurchaseTuple {
+            frequency: xs[(same[0] >> 64) as usize],
+            recency: txs[(same[0] >> 32) as u32 as usize],
+            tenure: ts[same[0] as u32 as usize],
+            customers: same.len() as u64,
+        })
+        .collect()
+}
+
+/// Tuples with each value indexing a distinct list, rows in ascending index order with equal
+/// tuples merged: the order and the sums do not depend on where the tuples came from.
+pub(super) struct Sufficient {
+    pub(super) xs: Vec<f64>,
+    pub(super) txs: Vec<f64>,
+    pub(super) ts: Vec<f64>,
+    /// (x index, t_x index, T index, count)
+    pub(super) rows: Vec<(u32, u32, u32, f64)>,
+    pub(super) total: f64,
+}
+
+impl Sufficient {
+    #[cfg(test)]
+    pub(super) fn new(x: &[f64], tx: &[f64], t: &[f64]) -> Sufficient {
+        Sufficient::from_tuples(&compress(x, tx, t))
+    }
+
+    pub(super) fn from_tuples(tuples: &[PurchaseTuple]) -> Sufficient {
+        let column = |f: fn(&PurchaseTuple) -> f64| fitting::indexed(&tuples.iter().map(f).collect::<Vec<f64>>());
+        let ((xs, xi), (txs, txi), (ts, ti)) = (column(|p| p.frequency), column(|p| p.recency), column(|p| p.tenure));
+        let mut keyed: Vec<(u32, u32, u32, u64)> = (0..tuples.len()).map(|i| (xi[i], txi[i], ti[i], tuples[i].customers)).collect();
+        keyed.sort_unstable();
+        let mut rows: Vec<(u32, u32, u32, f64)> = Vec::with_capacity(keyed.len());
+        for same in keyed.chunk_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2)) {
+            let count: u64 = same.iter().map(|r| r.3).sum();
+            if count > 0 {
+                rows.push((same[0].0, same[0].1, same[0].2, count as f64));
+            }
+        }
+        let total = rows.iter().map(|r| r.3).sum();
+        Sufficient { xs, txs, ts, rows, total }
+    }
+
+    /// A systematic subsample of about `total / k` customers: every k-th customer in tuple
+    /// order, so each tuple keeps its share (for the warm start).
+    fn every(&self, k: usize) -> Sufficient {
+        let k = k as f64;
+        let mut seen = 0.0;
+        let rows = self
+            .rows
+            .iter()
+            .filter_map(|&(xi, txi, ti, w)| {
+                let picked = ((seen + w) / k).floor() - (seen / k).floor();
+                seen += w;
+                (picked > 0.0).then_some((xi, txi, ti, picked))
+            })
+            .collect::<Vec<_>>();
+        let total = rows.iter().map(|r| r.3).sum();
+        Sufficient { xs: self.xs.clone(), txs: self.txs.clone(), ts: self.ts.clone(), rows, total }
+    }
+}
+
+/// Fits `model` by maximum likelihood (L-BFGS on log-parameters, analytic gradient) on
+/// per-customer columns (the tests' entry; runs pass tuples to [`fit_tuples`]).
+#[cfg(test)]
+pub(super) fn fit(x: &[f64], tx: &[f64], t: &[f64], model: PurchaseModel, penalizer: f64) -> Result<PurchaseFit, ClvError> {
+    fit_tuples(&compress(x, tx, t), model, penalizer)
+}
+
+/// Fits `model` by maximum likelihood (L-BFGS on log-parameters, analytic gradient) on
+/// customers compressed to tuples.
+pub fn fit_tuples(tuples: &[PurchaseTuple], model: PurchaseModel, penalizer: f64) -> Result<PurchaseFit, ClvError> {
+    let data = Sufficient::from_tuples(tuples);
+    let (fit, fallback) = fitting::with_fallback(penalizer, |p| fit_from(&data, model, p, true))?;
+    Ok(PurchaseFit { fallback, ..fit })
+}
+
+/// [`fit_tuples`], optionally without the subsample warm start (tests compare the two).
+pub(super) fn fit_from(data: &Sufficient, model: PurchaseModel, penalizer: f64, warm: bool) -> Result<PurchaseFit, ClvError> {
+    // Without repeat purchases r → 0 (and for BG/NBD a and b leave the likelihood): no estimate.
+    if !data.rows.iter().any(|r| data.xs[r.0 as usize] > 0.0) {
+        return Err(ClvError::Input(format!("{} needs at least one customer with a repeat purchase", model.title())));
+    }
+    let max_t = data.rows.iter().map(|r| data.ts[r.2 as usize]).fold(0.0, f64::max);
+    let scale = if max_t > 0.0 { 1.0 / max_t } else { 1.0 };
+    let objective = |data: &Sufficient, theta: &[f64]| {
+        let p = PurchaseParams::new(model, std::array::from_fn(|i| theta[i].exp()));
+        let (ll, g) = log_likelihood(data, &p, scale);
+        fitting::penalized_objective(&p.values(), ll, &g, data.total, penalizer)
+    };
+    let start = match fitting::warm_start_step(data.total as usize).filter(|_| warm) {
+        Some(k) => {
+            let sub = data.every(k);
+            fitting::warm_start(|theta| objective(&sub, theta), 4)
+        }
+        None => fitting::Start::cold(4),
+    };
+    let (theta, iterations) = fitting::fit_positive(model.as_str(), &model.parameters(), |theta| objective(data, theta), start)?;
+    let fitted = PurchaseParams::new(model, std::array::from_fn(|i| theta[i]));
+    if let PurchaseParams::ParetoNbd(p) = fitted
+        && !pareto_nbd::series_converge(data, &p, scale)
+    {
+        let message = format!("alpha and beta are too far apart for the likelihood's series ({})", super::predict::describe_params(&fitted.unscaled(scale).named()));
+        return Err(ClvError::Fit { model: model.as_str(), message });
+    }
+    let params = fitted.unscaled(scale);
+    let (log_likelihood, _) = log_likelihood(data, &params, 1.0);
+    Ok(PurchaseFit {
+        params,
+        log_likelihood,
+        iterations,
+        customers: data.total as usize,
+        unique_tuples: data.rows.len(),
+        fallback: None,
+    })
+}
