@@ -16,7 +16,8 @@
 use rayon::prelude::*;
 use statrs::function::gamma::{digamma, ln_gamma};
 
-use super::purchase::{PurchaseModel, Sufficient};
+use super::spec::PurchaseModel;
+use super::tuples::Sufficient;
 
 /// Fitted (or given) BG/NBD or MBG/NBD parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -203,7 +204,8 @@ pub fn hyp2f1_series(a: f64, b: f64, c: f64, z: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clv::purchase::{PurchaseFit, PurchaseParams, PurchaseTuple, compress, fit_from, fit_tuples};
+    use crate::clv::purchase::{PurchaseFit, PurchaseParams, fit_from, fit_tuples};
+    use crate::clv::tuples::{PurchaseTuple, compress};
 
     fn fit(x: &[f64], tx: &[f64], t: &[f64], penalizer: f64) -> Result<PurchaseFit, crate::clv::ClvError> {
         crate::clv::purchase::fit(x, tx, t, PurchaseModel::BgNbd, penalizer)

@@ -19,3 +19,15 @@ pub enum ClvError {
         reason: String,
     },
 }
+
+/// The one-line reason a customer's predictions are out of range, naming the customer's summary
+/// and the parameters.
+pub fn out_of_range(customer: &[(&str, f64)], params: &[(&str, f64)]) -> String {
+    let customer: Vec<String> = customer.iter().map(|(name, v)| format!("{name} {v}")).collect();
+    format!("the predictions for a customer with {} are out of range ({})", customer.join(", "), describe_params(params))
+}
+
+/// "r = 0.2430, alpha = 4.4136, …", for messages and logs.
+pub fn describe_params(params: &[(&str, f64)]) -> String {
+    params.iter().map(|(name, v)| format!("{name} = {v:.4}")).collect::<Vec<_>>().join(", ")
+}

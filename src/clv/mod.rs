@@ -1,15 +1,17 @@
-//! Lifetime value: BG/NBD for purchases and P(alive), Gamma-Gamma for spend, discounted CLV,
-//! the simple CLV formula, and the holdout check. Pure: summaries in, values out; no
-//! DataFusion, no TOML.
+//! Lifetime value: a purchase model for purchases and P(alive) (BG/NBD, MBG/NBD or
+//! Pareto/NBD), Gamma-Gamma for spend, discounted CLV, the simple CLV formula, and the holdout
+//! check. Pure: summaries in, values out; no DataFusion, no TOML.
 //!
 //! Papers: BG/NBD — Fader, Hardie & Lee (2005), "Counting Your Customers the Easy Way"
-//! (`bgnbd`); Gamma-Gamma — Fader, Hardie & Lee (2005), "RFM and CLV: Using Iso-Value Curves
-//! for Customer Base Analysis" (`gamma_gamma`). Numerics follow lifetimes 0.11.3.
+//! (`bgnbd`, with MBG/NBD); Pareto/NBD — Schmittlein, Morrison & Colombo (1987) (`pareto_nbd`);
+//! Gamma-Gamma — Fader, Hardie & Lee (2005), "RFM and CLV: Using Iso-Value Curves for Customer
+//! Base Analysis" (`gamma_gamma`). Numerics follow lifetimes 0.11.3.
 //!
 //! 1. [`Summary`]: per customer (Fader–Hardie summary, in `time_unit`) x = `frequency` (repeat
 //!    purchase periods), t_x = `recency`, T = `tenure`, m̄ = `monetary_value` (mean repeat
 //!    purchase value), checked by [`Summary::check`].
-//! 2. [`fit`] both models (or [`with_params`] for saved ones) into [`ClvModels`].
+//! 2. [`fit`] both models (the purchase model on (x, t_x, T) tuples, `tuples` and `purchase`)
+//!    or [`with_params`] for saved ones, into [`ClvModels`].
 //! 3. [`predict`] per customer into a [`ClvResult`] ([`value`] does 2 and 3).
 //! 4. [`holdout`]: actual against predicted purchases in a holdout period.
 
@@ -25,16 +27,18 @@ mod predict;
 mod purchase;
 mod spec;
 mod summary;
+mod tuples;
 
 pub use bgnbd::{BgNbdParams, hyp2f1_series};
 pub use pareto_nbd::ParetoNbdParams;
-pub use purchase::{PurchaseFit, PurchaseModel, PurchaseParams, PurchaseTuple, compress, fit_tuples as fit_purchases};
-pub use error::ClvError;
+pub use purchase::{PurchaseFit, PurchaseParams, fit_tuples as fit_purchases};
+pub use tuples::{PurchaseTuple, compress};
+pub use error::{ClvError, describe_params, out_of_range};
 pub use fitting::{FALLBACK_PENALIZER, Fallback};
 pub use gamma_gamma::{GammaGammaFit, GammaGammaParams};
 pub use holdout::{Holdout, HoldoutBucket, HoldoutTuple, holdout};
 pub use models::{ClvModels, fit, fit_tuples, with_params, with_params_tuples};
 pub use optimize::{Minimum, minimize};
-pub use predict::{ClvResult, describe_params, discounted_clv, is_amount, is_probability, out_of_range, discounted_numerators_over, lifetime_periods, predict, value};
-pub use spec::{ClvSpec, DEFAULT_FIT_SAMPLE, MAX_HOLDOUT_DAYS, MAX_HORIZON_MONTHS, TimeUnit};
+pub use predict::{ClvResult, discounted_clv, is_amount, is_probability, discounted_numerators_over, lifetime_periods, predict, value};
+pub use spec::{ClvSpec, PurchaseModel, DEFAULT_FIT_SAMPLE, MAX_HOLDOUT_DAYS, MAX_HORIZON_MONTHS, TimeUnit};
 pub use summary::Summary;

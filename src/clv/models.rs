@@ -1,8 +1,10 @@
 //! Both fitted models together ([`ClvModels`]): fitted on a summary ([`fit`]) or rebuilt from
 //! saved parameters ([`with_params`]).
 
-use super::purchase::{self, PurchaseFit, PurchaseModel, PurchaseParams, PurchaseTuple};
 use super::error::ClvError;
+use super::purchase::{self, PurchaseFit, PurchaseParams};
+use super::spec::PurchaseModel;
+use super::tuples::{self, PurchaseTuple};
 use super::gamma_gamma::{self, GammaGammaFit, GammaGammaParams};
 use super::summary::Summary;
 
@@ -18,7 +20,7 @@ pub struct ClvModels {
 /// Fits the purchase model on everyone and Gamma-Gamma on the repeat buyers.
 pub fn fit(s: &Summary, model: PurchaseModel, penalizer: f64) -> Result<ClvModels, ClvError> {
     let (rx, rm) = repeat_buyers(s);
-    fit_tuples(&purchase::compress(&s.frequency, &s.recency, &s.tenure), &rx, &rm, model, penalizer)
+    fit_tuples(&tuples::compress(&s.frequency, &s.recency, &s.tenure), &rx, &rm, model, penalizer)
 }
 
 /// [`fit`] from what the fits read: every customer as (x, t_x, T) tuples for BG/NBD, and
@@ -41,7 +43,7 @@ pub fn fit_tuples(
 /// evaluated on today's customers; nothing is fitted, so iterations are 0.
 pub fn with_params(s: &Summary, b: PurchaseParams, g: GammaGammaParams) -> ClvModels {
     let (rx, rm) = repeat_buyers(s);
-    with_params_tuples(&purchase::compress(&s.frequency, &s.recency, &s.tenure), &rx, &rm, b, g)
+    with_params_tuples(&tuples::compress(&s.frequency, &s.recency, &s.tenure), &rx, &rm, b, g)
 }
 
 /// [`with_params`] from the inputs of [`fit_tuples`].

@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 use statrs::function::gamma::{digamma, ln_gamma};
 
-use super::purchase::Sufficient;
+use super::tuples::Sufficient;
 
 /// Fitted (or given) Pareto/NBD parameters, named as lifetimes' `ParetoNBDFitter` names them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -206,7 +206,8 @@ pub(super) fn series_converge(data: &Sufficient, p: &ParetoNbdParams, scale: f64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clv::purchase::{PurchaseModel, fit};
+    use crate::clv::purchase::fit;
+    use crate::clv::spec::PurchaseModel;
 
     #[test]
     fn hyp2f1_a1_matches_a_closed_form_and_its_derivatives_match_finite_differences() {

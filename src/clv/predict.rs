@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use foldhash::fast::FixedState;
 use rayon::prelude::*;
 
+use super::error::{ClvError, out_of_range};
 use super::purchase::{PurchaseFit, PurchaseParams};
-use super::error::ClvError;
 use super::gamma_gamma::GammaGammaFit;
 use super::models::{ClvModels, fit};
 use super::spec::ClvSpec;
@@ -111,18 +111,6 @@ pub fn is_probability(v: f64) -> bool {
 /// Whether `v` can be an expected count or amount: finite and not negative.
 pub fn is_amount(v: f64) -> bool {
     v >= 0.0 && v.is_finite()
-}
-
-/// The one-line reason a customer's predictions are out of range, naming the customer's summary
-/// and the parameters.
-pub fn out_of_range(customer: &[(&str, f64)], params: &[(&str, f64)]) -> String {
-    let customer: Vec<String> = customer.iter().map(|(name, v)| format!("{name} {v}")).collect();
-    format!("the predictions for a customer with {} are out of range ({})", customer.join(", "), describe_params(params))
-}
-
-/// "r = 0.2430, alpha = 4.4136, …", for messages and logs.
-pub fn describe_params(params: &[(&str, f64)]) -> String {
-    params.iter().map(|(name, v)| format!("{name} = {v:.4}")).collect::<Vec<_>>().join(", ")
 }
 
 /// `clv_simple`'s lifetime: the configured one, else the population's expected time to drop

@@ -1,7 +1,7 @@
 //! The purchase and drop-out models behind P(alive) and expected purchases, side by side:
-//! BG/NBD and MBG/NBD (`bgnbd`), Pareto/NBD (`pareto_nbd`). What they share lives here: the
-//! customers compressed to (x, t_x, T) tuples ([`compress`]), the parameters of whichever
-//! model was fitted ([`PurchaseParams`]) and the fit ([`fit_tuples`]).
+//! BG/NBD and MBG/NBD (`bgnbd`), Pareto/NBD (`pareto_nbd`): the parameters of whichever model
+//! was fitted ([`PurchaseParams`]) and the fit ([`fit_tuples`]) on the customers compressed
+//! to (x, t_x, T) tuples (`tuples`).
 //!
 //! Each model's prediction is eq. 10's shape in Fader, Hardie & Lee (2005): E[purchases in
 //! (T, T + h]] = numerator(h, x, T) / denominator(x, t_x, T), with P(alive) = 1 / denominator.
@@ -13,55 +13,12 @@
 //! time rescaled by `1 / max T` during the fit (the time-scale parameters are reported in the
 //! original unit; the penalty sees them rescaled, as in lifetimes).
 
-use rayon::prelude::*;
-
 use super::bgnbd::{self, BgNbdParams};
-use super::error::ClvError;
+use super::error::{ClvError, describe_params};
 use super::fitting;
 use super::pareto_nbd::{self, ParetoNbdParams};
-
-/// The purchase and drop-out process. BG/NBD: a customer may leave right after each repeat
-/// purchase, so one without repeat purchases is alive. MBG/NBD: also right after the first
-/// purchase, so P(alive) falls with time for every customer. Pareto/NBD: a customer leaves at
-/// any time, after an exponential lifetime (lifetimes' `BetaGeoFitter`,
-/// `ModifiedBetaGeoFitter` and `ParetoNBDFitter`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, strum::IntoStaticStr, strum::EnumString)]
-pub enum PurchaseModel {
-    #[default]
-    #[strum(serialize = "bgnbd")]
-    BgNbd,
-    #[strum(serialize = "mbgnbd")]
-    MbgNbd,
-    #[strum(serialize = "pareto_nbd")]
-    ParetoNbd,
-}
-
-impl PurchaseModel {
-    pub const ALL: [PurchaseModel; 3] = [PurchaseModel::BgNbd, PurchaseModel::MbgNbd, PurchaseModel::ParetoNbd];
-
-    /// The name in job files, tables, SQL functions and saved models: "bgnbd", "mbgnbd",
-    /// "pareto_nbd".
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
-    /// The name in messages: "BG/NBD", "MBG/NBD", "Pareto/NBD".
-    pub fn title(self) -> &'static str {
-        match self {
-            PurchaseModel::BgNbd => "BG/NBD",
-            PurchaseModel::MbgNbd => "MBG/NBD",
-            PurchaseModel::ParetoNbd => "Pareto/NBD",
-        }
-    }
-
-    /// The parameters in order, named as lifetimes names them.
-    pub fn parameters(self) -> [&'static str; 4] {
-        match self {
-            PurchaseModel::BgNbd | PurchaseModel::MbgNbd => ["r", "alpha", "a", "b"],
-            PurchaseModel::ParetoNbd => ["r", "alpha", "s", "beta"],
-        }
-    }
-}
+use super::spec::PurchaseModel;
+use super::tuples::{PurchaseTuple, Sufficient, compress};
 
 /// Fitted (or given) parameters of one purchase model.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -197,87 +154,6 @@ pub struct PurchaseFit {
     pub fallback: Option<fitting::Fallback>,
 }
 
-/// Customers who share one (x, t_x, T), and how many they are: the likelihood depends on a
-/// customer only through this tuple, so the tuples (a `GROUP BY` in the engine) are all a fit
-/// needs, however many customers there are.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct PurchaseTuple {
-    pub frequency: f64,
-    pub recency: f64,
-    pub tenure: f64,
-    pub customers: u64,
-}
-
-/// Per-customer columns compressed to [`PurchaseTuple`]s, in ascending (x, t_x, T) order.
-pub fn compress(x: &[f64], tx: &[f64], t: &[f64]) -> Vec<PurchaseTuple> {
-    let ((xs, xi), ((txs, txi), (ts, ti))) = rayon::join(|| fitting::indexed(x), || rayon::join(|| fitting::indexed(tx), || fitting::indexed(t)));
-    // One sortable key per customer: the three indices in 32 bits each.
-    let mut keys: Vec<u128> = (0..x.len())
-        .into_par_iter()
-        .map(|i| (xi[i] as u128) << 64 | (txi[i] as u128) << 32 | ti[i] as u128)
-        .collect();
-    keys.par_sort_unstable();
-    keys.chunk_by(|a, b| a == b)
-        .map(|same| PurchaseTuple {
-            frequency: xs[(same[0] >> 64) as usize],
-            recency: txs[(same[0] >> 32) as u32 as usize],
-            tenure: ts[same[0] as u32 as usize],
-            customers: same.len() as u64,
-        })
-        .collect()
-}
-
-/// Tuples with each value indexing a distinct list, rows in ascending index order with equal
-/// tuples merged: the order and the sums do not depend on where the tuples came from.
-pub(super) struct Sufficient {
-    pub(super) xs: Vec<f64>,
-    pub(super) txs: Vec<f64>,
-    pub(super) ts: Vec<f64>,
-    /// (x index, t_x index, T index, count)
-    pub(super) rows: Vec<(u32, u32, u32, f64)>,
-    pub(super) total: f64,
-}
-
-impl Sufficient {
-    #[cfg(test)]
-    pub(super) fn new(x: &[f64], tx: &[f64], t: &[f64]) -> Sufficient {
-        Sufficient::from_tuples(&compress(x, tx, t))
-    }
-
-    pub(super) fn from_tuples(tuples: &[PurchaseTuple]) -> Sufficient {
-        let column = |f: fn(&PurchaseTuple) -> f64| fitting::indexed(&tuples.iter().map(f).collect::<Vec<f64>>());
-        let ((xs, xi), (txs, txi), (ts, ti)) = (column(|p| p.frequency), column(|p| p.recency), column(|p| p.tenure));
-        let mut keyed: Vec<(u32, u32, u32, u64)> = (0..tuples.len()).map(|i| (xi[i], txi[i], ti[i], tuples[i].customers)).collect();
-        keyed.sort_unstable();
-        let mut rows: Vec<(u32, u32, u32, f64)> = Vec::with_capacity(keyed.len());
-        for same in keyed.chunk_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2)) {
-            let count: u64 = same.iter().map(|r| r.3).sum();
-            if count > 0 {
-                rows.push((same[0].0, same[0].1, same[0].2, count as f64));
-            }
-        }
-        let total = rows.iter().map(|r| r.3).sum();
-        Sufficient { xs, txs, ts, rows, total }
-    }
-
-    /// A systematic subsample of about `total / k` customers: every k-th customer in tuple
-    /// order, so each tuple keeps its share (for the warm start).
-    fn every(&self, k: usize) -> Sufficient {
-        let k = k as f64;
-        let mut seen = 0.0;
-        let rows = self
-            .rows
-            .iter()
-            .filter_map(|&(xi, txi, ti, w)| {
-                let picked = ((seen + w) / k).floor() - (seen / k).floor();
-                seen += w;
-                (picked > 0.0).then_some((xi, txi, ti, picked))
-            })
-            .collect::<Vec<_>>();
-        let total = rows.iter().map(|r| r.3).sum();
-        Sufficient { xs: self.xs.clone(), txs: self.txs.clone(), ts: self.ts.clone(), rows, total }
-    }
-}
 
 /// Fits `model` by maximum likelihood (L-BFGS on log-parameters, analytic gradient) on
 /// per-customer columns (the tests' entry; runs pass tuples to [`fit_tuples`]).
@@ -319,7 +195,7 @@ pub(super) fn fit_from(data: &Sufficient, model: PurchaseModel, penalizer: f64, 
     if let PurchaseParams::ParetoNbd(p) = fitted
         && !pareto_nbd::series_converge(data, &p, scale)
     {
-        let message = format!("alpha and beta are too far apart for the likelihood's series ({})", super::predict::describe_params(&fitted.unscaled(scale).named()));
+        let message = format!("alpha and beta are too far apart for the likelihood's series ({})", describe_params(&fitted.unscaled(scale).named()));
         return Err(ClvError::Fit { model: model.as_str(), message });
     }
     let params = fitted.unscaled(scale);

@@ -1,7 +1,50 @@
-//! The validated CLV settings ([`ClvSpec`]) and the time unit of the summaries ([`TimeUnit`]).
+//! The validated CLV settings ([`ClvSpec`]), the purchase model they choose
+//! ([`PurchaseModel`]) and the time unit of the summaries ([`TimeUnit`]).
 
-use super::purchase::PurchaseModel;
 use crate::model_mode::{ModelFrom, ModelMode};
+
+/// The purchase and drop-out process. BG/NBD: a customer may leave right after each repeat
+/// purchase, so one without repeat purchases is alive. MBG/NBD: also right after the first
+/// purchase, so P(alive) falls with time for every customer. Pareto/NBD: a customer leaves at
+/// any time, after an exponential lifetime (lifetimes' `BetaGeoFitter`,
+/// `ModifiedBetaGeoFitter` and `ParetoNBDFitter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, strum::IntoStaticStr, strum::EnumString)]
+pub enum PurchaseModel {
+    #[default]
+    #[strum(serialize = "bgnbd")]
+    BgNbd,
+    #[strum(serialize = "mbgnbd")]
+    MbgNbd,
+    #[strum(serialize = "pareto_nbd")]
+    ParetoNbd,
+}
+
+impl PurchaseModel {
+    pub const ALL: [PurchaseModel; 3] = [PurchaseModel::BgNbd, PurchaseModel::MbgNbd, PurchaseModel::ParetoNbd];
+
+    /// The name in job files, tables, SQL functions and saved models: "bgnbd", "mbgnbd",
+    /// "pareto_nbd".
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The name in messages: "BG/NBD", "MBG/NBD", "Pareto/NBD".
+    pub fn title(self) -> &'static str {
+        match self {
+            PurchaseModel::BgNbd => "BG/NBD",
+            PurchaseModel::MbgNbd => "MBG/NBD",
+            PurchaseModel::ParetoNbd => "Pareto/NBD",
+        }
+    }
+
+    /// The parameters in order, named as lifetimes names them.
+    pub fn parameters(self) -> [&'static str; 4] {
+        match self {
+            PurchaseModel::BgNbd | PurchaseModel::MbgNbd => ["r", "alpha", "a", "b"],
+            PurchaseModel::ParetoNbd => ["r", "alpha", "s", "beta"],
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeUnit {
