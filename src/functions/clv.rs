@@ -94,18 +94,18 @@ impl Kind {
     /// `numerators` caches the costly part (eq. 10's numerator, a ₂F₁ series per month),
     /// which depends only on the parameters, x and T: customers share few (x, T) pairs.
     fn eval(self, p: &[f64], v: &[f64], numerators: &mut Numerators) -> f64 {
-        let bgnbd = |model| PurchaseParams::new(model, [p[0], p[1], p[2], p[3]]);
+        let purchases = |model| PurchaseParams::new(model, [p[0], p[1], p[2], p[3]]);
         match self {
-            Kind::PAlive(model) => 1.0 / bgnbd(model).purchases_denominator(v[0], v[1], v[2]),
+            Kind::PAlive(model) => 1.0 / purchases(model).purchases_denominator(v[0], v[1], v[2]),
             Kind::ExpectedPurchases(model) => {
-                let b = bgnbd(model);
+                let b = purchases(model);
                 let key = [p[0], p[1], p[2], p[3], p[4], 0.0, 0.0, v[0], v[2]].map(f64::to_bits);
                 let numerator = numerators.get_or(key, || b.purchases_numerator(p[4], v[0], v[2]));
                 numerator / b.purchases_denominator(v[0], v[1], v[2])
             }
             Kind::ExpectedValue => GammaGammaParams { p: p[0], q: p[1], gamma: p[2] }.expected_avg_value(v[0], v[1]),
             Kind::Clv(model) => {
-                let (b, g) = (bgnbd(model), GammaGammaParams { p: p[4], q: p[5], gamma: p[6] });
+                let (b, g) = (purchases(model), GammaGammaParams { p: p[4], q: p[5], gamma: p[6] });
                 let (x, tx, t, m) = (v[0], v[1], v[2], v[3]);
                 let key = [p[0], p[1], p[2], p[3], p[8], p[9], p[10], x, t].map(f64::to_bits);
                 let discounted = numerators.get_or(key, || discounted_numerators_over(&b, x, t, p[10], p[8] as u32, p[9]).0);
