@@ -452,7 +452,7 @@ class Harness:
         summary = work / "summary" / "customer_summary" / f"run_date={RUN_DATE}"
         buyers = self.parquet_rows(summary)
         template = (ROOT / "bench" / "jobs" / "clv_fit.toml").read_text()
-        for model in ("bgnbd", "mbgnbd"):
+        for model in ("bgnbd", "mbgnbd", "pareto_nbd"):
             # The same job with [clv] model set; lifetimes with the matching fitter.
             fit_job = self.write(work / f"clv_fit_{model}.toml", self.bench_job(
                 template.replace("[clv]\n", f"[clv]\nmodel = \"{model}\"\n"),
@@ -480,7 +480,7 @@ class Harness:
         common = {"size": f"{n:,} customers ({buyers:,} buyers)", "customers": n, "buyers": buyers,
                   "peer_name": "lifetimes", "pairs": pairs}
         # BG/NBD keeps the measurement names BENCHMARKS.md has always had.
-        suffix, name = ("", "BG/NBD") if model == "bgnbd" else (f"_{model}", "MBG/NBD")
+        suffix, name = ("", "BG/NBD") if model == "bgnbd" else (f"_{model}", {"mbgnbd": "MBG/NBD", "pareto_nbd": "Pareto/NBD"}[model])
         self.measurements += [
             {**common, "measurement": f"clv_fit{suffix}", "title": f"CLV fit ({name} + Gamma-Gamma)",
              "segvalue": median(p["segvalue_fit"] for p in pairs),

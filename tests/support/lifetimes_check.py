@@ -56,9 +56,10 @@ def cdnow_orders(out_dir):
     print(json.dumps({"orders": len(orders), "customers": int(orders.customer_id.nunique())}))
 
 
-def fit_pareto(penalizer, *columns):
-    """ParetoNBDFitter's fit, restarted from its own answer (see PARETO_TOL)."""
-    start = np.ones(4)
+def fit_pareto(penalizer, *columns, start=None):
+    """ParetoNBDFitter's fit, restarted from its own answer (see PARETO_TOL); `start` in the
+    fit's rescaled time, ones by default."""
+    start = np.ones(4) if start is None else start
     for _ in range(PARETO_RESTARTS):
         f = ParetoNBDFitter(penalizer_coef=penalizer).fit(*columns, tol=PARETO_TOL, maxiter=PARETO_MAXITER, initial_params=start)
         # initial_params are in the fit's rescaled time; params_ in the original unit.
