@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use statrs::function::gamma::{digamma, ln_gamma};
 
 use super::spec::PurchaseModel;
-use super::tuples::Sufficient;
+use super::tuples::{Sufficient, sum_in_order};
 
 /// Fitted (or given) BG/NBD or MBG/NBD parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -100,12 +100,7 @@ pub(super) fn log_likelihood(data: &Sufficient, p: &BgNbdParams, scale: f64) -> 
             s
         })
         .collect();
-    let mut s = [0.0; 5];
-    for p in &partials {
-        for k in 0..5 {
-            s[k] += p[k];
-        }
-    }
+    let s = sum_in_order(&partials);
     // d/dα of r·ln α in A₁ is in `r / alpha`; the time scale enters only through α + sT.
     (s[0], [s[1], s[2], s[3], s[4]])
 }

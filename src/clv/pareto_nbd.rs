@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 use statrs::function::gamma::{digamma, ln_gamma};
 
-use super::tuples::Sufficient;
+use super::tuples::{Sufficient, sum_in_order};
 
 /// Fitted (or given) Pareto/NBD parameters, named as lifetimes' `ParetoNBDFitter` names them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -189,12 +189,7 @@ pub(super) fn log_likelihood(data: &Sufficient, p: &ParetoNbdParams, scale: f64)
             acc
         })
         .collect();
-    let mut total = [0.0; 5];
-    for part in &partials {
-        for k in 0..5 {
-            total[k] += part[k];
-        }
-    }
+    let total = sum_in_order(&partials);
     (total[0], [total[1], total[2], total[3], total[4]])
 }
 

@@ -86,3 +86,15 @@ impl Sufficient {
         Sufficient { xs: self.xs.clone(), txs: self.txs.clone(), ts: self.ts.clone(), rows, total }
     }
 }
+
+/// The per-chunk sums of a likelihood and its gradient, added chunk by chunk in order: with
+/// fixed chunks the result does not depend on the thread count.
+pub(super) fn sum_in_order<const N: usize>(partials: &[[f64; N]]) -> [f64; N] {
+    let mut total = [0.0; N];
+    for part in partials {
+        for (t, p) in total.iter_mut().zip(part) {
+            *t += p;
+        }
+    }
+    total
+}
