@@ -154,7 +154,6 @@ pub struct PurchaseFit {
     pub fallback: Option<fitting::Fallback>,
 }
 
-
 /// Fits `model` by maximum likelihood (L-BFGS on log-parameters, analytic gradient) on
 /// per-customer columns (the tests' entry; runs pass tuples to [`fit_tuples`]).
 #[cfg(test)]
