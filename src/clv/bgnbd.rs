@@ -13,11 +13,11 @@
 //!   per-t_x terms are computed once per evaluation;
 //! - the two likelihood terms are combined with log-sum-exp.
 
-use rayon::prelude::*;
 use statrs::function::gamma::{digamma, ln_gamma};
 
+use super::fitting::log_add_exp_weight;
 use super::spec::PurchaseModel;
-use super::tuples::{Sufficient, sum_in_order};
+use super::tuples::Sufficient;
 
 /// Fitted (or given) BG/NBD or MBG/NBD parameters.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -66,41 +66,27 @@ pub(super) fn log_likelihood(data: &Sufficient, p: &BgNbdParams, scale: f64) -> 
     let (per_t, per_tx) = (logs(&data.ts), logs(&data.txs));
     let ln_a = a.ln();
 
-    // Fixed chunks summed in order: the result does not depend on the thread count.
-    let partials: Vec<[f64; 5]> = data
-        .rows
-        .par_chunks(4096)
-        .map(|chunk| {
-            let mut s = [0.0; 5];
-            for &(xi, txi, ti, w) in chunk {
-                let x = data.xs[xi as usize];
-                let px = &per_x[xi as usize];
-                let (l_t, i_t) = per_t[ti as usize];
-                let rx = r + x;
-                let a3 = -rx * l_t;
-                let (lse, w4, l_tx, i_tx) = if p.may_have_left(x) {
-                    let (l_tx, i_tx) = per_tx[txi as usize];
-                    let a4 = ln_a - px.ln_bx1 - rx * l_tx;
-                    // ln(e^A₃ + e^A₄) and the weight e^A₄ / (e^A₃ + e^A₄) from one exp:
-                    // with e = e^(−|A₄ − A₃|), lse = max + ln(1 + e).
-                    let d = a4 - a3;
-                    let e = (-d.abs()).exp();
-                    let (lse, w4) = if d > 0.0 { (a4 + e.ln_1p(), 1.0 / (1.0 + e)) } else { (a3 + e.ln_1p(), e / (1.0 + e)) };
-                    (lse, w4, l_tx, i_tx)
-                } else {
-                    (a3, 0.0, 0.0, 0.0)
-                };
-                let w3 = 1.0 - w4;
-                s[0] += w * (px.a12 + lse);
-                s[1] += w * (px.d_r - w3 * l_t - w4 * l_tx);
-                s[2] += w * (r / alpha - rx * (w3 * i_t + w4 * i_tx));
-                s[3] += w * (px.d_a + w4 / a);
-                s[4] += w * (px.d_b - w4 * px.inv_bx1);
-            }
-            s
-        })
-        .collect();
-    let s = sum_in_order(&partials);
+    let s = data.sum_rows(|s: &mut [f64; 5], (xi, txi, ti, w)| {
+        let x = data.xs[xi as usize];
+        let px = &per_x[xi as usize];
+        let (l_t, i_t) = per_t[ti as usize];
+        let rx = r + x;
+        let a3 = -rx * l_t;
+        let (lse, w4, l_tx, i_tx) = if p.may_have_left(x) {
+            let (l_tx, i_tx) = per_tx[txi as usize];
+            let a4 = ln_a - px.ln_bx1 - rx * l_tx;
+            let (lse, w4) = log_add_exp_weight(a3, a4);
+            (lse, w4, l_tx, i_tx)
+        } else {
+            (a3, 0.0, 0.0, 0.0)
+        };
+        let w3 = 1.0 - w4;
+        s[0] += w * (px.a12 + lse);
+        s[1] += w * (px.d_r - w3 * l_t - w4 * l_tx);
+        s[2] += w * (r / alpha - rx * (w3 * i_t + w4 * i_tx));
+        s[3] += w * (px.d_a + w4 / a);
+        s[4] += w * (px.d_b - w4 * px.inv_bx1);
+    });
     // d/dα of r·ln α in A₁ is in `r / alpha`; the time scale enters only through α + sT.
     (s[0], [s[1], s[2], s[3], s[4]])
 }

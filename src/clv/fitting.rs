@@ -40,6 +40,14 @@ pub(super) fn penalized_objective(theta: &[f64], log_likelihood: f64, gradient: 
     (value, grad)
 }
 
+/// ln(e^a + e^b) and the weight of b, e^b / (e^a + e^b), from one exp: with
+/// e = e^(−|b − a|), the sum is max + ln(1 + e). b = −∞ gives (a, 0).
+pub(super) fn log_add_exp_weight(a: f64, b: f64) -> (f64, f64) {
+    let d = b - a;
+    let e = (-d.abs()).exp();
+    if d > 0.0 { (b + e.ln_1p(), 1.0 / (1.0 + e)) } else { (a + e.ln_1p(), e / (1.0 + e)) }
+}
+
 /// Customers above which a fit starts from the optimum of a subsample (see [`warm_start`]).
 const WARM_START_ROWS: usize = 50_000;
 

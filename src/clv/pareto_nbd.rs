@@ -12,7 +12,8 @@
 use rayon::prelude::*;
 use statrs::function::gamma::{digamma, ln_gamma};
 
-use super::tuples::{Sufficient, sum_in_order};
+use super::fitting::log_add_exp_weight;
+use super::tuples::Sufficient;
 
 /// Fitted (or given) Pareto/NBD parameters, named as lifetimes' `ParetoNBDFitter` names them.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -157,39 +158,22 @@ pub(super) fn log_likelihood(data: &Sufficient, p: &ParetoNbdParams, scale: f64)
     let (lg_r, dg_r, ln_alpha, ln_beta) = (ln_gamma(r), digamma(r), alpha.ln(), beta.ln());
     // Per distinct x: ln Γ(r + x) − ln Γ(r) and its derivative.
     let per_x: Vec<(f64, f64)> = data.xs.iter().map(|&x| (ln_gamma(r + x) - lg_r, digamma(r + x) - dg_r)).collect();
-    // Fixed chunks summed in order: the result does not depend on the thread count.
-    let partials: Vec<[f64; 5]> = data
-        .rows
-        .par_chunks(4096)
-        .map(|chunk| {
-            let mut acc = [0.0; 5];
-            for &(xi, txi, ti, w) in chunk {
-                let (x, tx, t) = (data.xs[xi as usize], scale * data.txs[txi as usize], scale * data.ts[ti as usize]);
-                let (lg, dg) = per_x[xi as usize];
-                let (rx, rho) = (r + x, r + s + x);
-                let (ln_at, ln_bt) = ((alpha + t).ln(), (beta + t).ln());
-                let big_b = -rx * ln_at - s * ln_bt;
-                let (ln_a0, da0, _) = log_a0(p, x, tx, t);
-                let big_c = s.ln() + ln_a0 - rho.ln();
-                // ln(e^B + e^C) and the weight of C, from one exp.
-                let (lse, wc) = if big_c == f64::NEG_INFINITY {
-                    (big_b, 0.0)
-                } else {
-                    let d = big_c - big_b;
-                    let e = (-d.abs()).exp();
-                    if d > 0.0 { (big_c + e.ln_1p(), 1.0 / (1.0 + e)) } else { (big_b + e.ln_1p(), e / (1.0 + e)) }
-                };
-                let wb = 1.0 - wc;
-                acc[0] += w * (lg + r * ln_alpha + s * ln_beta + lse);
-                acc[1] += w * (dg + ln_alpha - wb * ln_at + wc * (da0[0] - 1.0 / rho));
-                acc[2] += w * (r / alpha - wb * rx / (alpha + t) + wc * da0[1]);
-                acc[3] += w * (ln_beta - wb * ln_bt + wc * (1.0 / s + da0[2] - 1.0 / rho));
-                acc[4] += w * (s / beta - wb * s / (beta + t) + wc * da0[3]);
-            }
-            acc
-        })
-        .collect();
-    let total = sum_in_order(&partials);
+    let total = data.sum_rows(|acc: &mut [f64; 5], (xi, txi, ti, w)| {
+        let (x, tx, t) = (data.xs[xi as usize], scale * data.txs[txi as usize], scale * data.ts[ti as usize]);
+        let (lg, dg) = per_x[xi as usize];
+        let (rx, rho) = (r + x, r + s + x);
+        let (ln_at, ln_bt) = ((alpha + t).ln(), (beta + t).ln());
+        let big_b = -rx * ln_at - s * ln_bt;
+        let (ln_a0, da0, _) = log_a0(p, x, tx, t);
+        // C = −∞ where A₀ vanishes (t_x = T): its weight is then 0.
+        let (lse, wc) = log_add_exp_weight(big_b, s.ln() + ln_a0 - rho.ln());
+        let wb = 1.0 - wc;
+        acc[0] += w * (lg + r * ln_alpha + s * ln_beta + lse);
+        acc[1] += w * (dg + ln_alpha - wb * ln_at + wc * (da0[0] - 1.0 / rho));
+        acc[2] += w * (r / alpha - wb * rx / (alpha + t) + wc * da0[1]);
+        acc[3] += w * (ln_beta - wb * ln_bt + wc * (1.0 / s + da0[2] - 1.0 / rho));
+        acc[4] += w * (s / beta - wb * s / (beta + t) + wc * da0[3]);
+    });
     (total[0], [total[1], total[2], total[3], total[4]])
 }
 

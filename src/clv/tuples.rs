@@ -68,6 +68,30 @@ impl Sufficient {
         Sufficient { xs, txs, ts, rows, total }
     }
 
+    /// Σ over rows of what `row` adds for one (x index, t_x index, T index, count) row, e.g. a
+    /// likelihood and its gradient. Rows are summed in fixed chunks, in parallel, and the
+    /// chunks' sums added in order: the result does not depend on the thread count.
+    pub(super) fn sum_rows<const N: usize>(&self, row: impl Fn(&mut [f64; N], (u32, u32, u32, f64)) + Sync) -> [f64; N] {
+        let partials: Vec<[f64; N]> = self
+            .rows
+            .par_chunks(4096)
+            .map(|chunk| {
+                let mut acc = [0.0; N];
+                for &r in chunk {
+                    row(&mut acc, r);
+                }
+                acc
+            })
+            .collect();
+        let mut total = [0.0; N];
+        for part in &partials {
+            for (t, p) in total.iter_mut().zip(part) {
+                *t += p;
+            }
+        }
+        total
+    }
+
     /// A systematic subsample of about `total / k` customers: every k-th customer in tuple
     /// order, so each tuple keeps its share (for the warm start).
     pub(super) fn every(&self, k: usize) -> Sufficient {
@@ -85,16 +109,4 @@ impl Sufficient {
         let total = rows.iter().map(|r| r.3).sum();
         Sufficient { xs: self.xs.clone(), txs: self.txs.clone(), ts: self.ts.clone(), rows, total }
     }
-}
-
-/// The per-chunk sums of a likelihood and its gradient, added chunk by chunk in order: with
-/// fixed chunks the result does not depend on the thread count.
-pub(super) fn sum_in_order<const N: usize>(partials: &[[f64; N]]) -> [f64; N] {
-    let mut total = [0.0; N];
-    for part in partials {
-        for (t, p) in total.iter_mut().zip(part) {
-            *t += p;
-        }
-    }
-    total
 }
