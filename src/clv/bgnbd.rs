@@ -97,7 +97,7 @@ impl BgNbdParams {
     fn shift(&self) -> f64 {
         match self.model {
             PurchaseModel::MbgNbd => 1.0,
-            PurchaseModel::BgNbd | PurchaseModel::ParetoNbd => 0.0,
+            PurchaseModel::BgNbd | PurchaseModel::ParetoNbd | PurchaseModel::BgBb => 0.0,
         }
     }
 
@@ -195,7 +195,7 @@ mod tests {
     fn bgnbd(p: PurchaseParams) -> BgNbdParams {
         match p {
             PurchaseParams::BgNbd(p) => p,
-            PurchaseParams::ParetoNbd(p) => panic!("not BG/NBD: {p:?}"),
+            other => panic!("not BG/NBD: {other:?}"),
         }
     }
 

@@ -1,9 +1,10 @@
-//! Lifetime value: a purchase model for purchases and P(alive) (BG/NBD, MBG/NBD or
-//! Pareto/NBD), Gamma-Gamma for spend, discounted CLV, the simple CLV formula, and the holdout
+//! Lifetime value: a purchase model for purchases and P(alive) (BG/NBD, MBG/NBD, Pareto/NBD
+//! or BG/BB), Gamma-Gamma for spend, discounted CLV, the simple CLV formula, and the holdout
 //! check. Pure: summaries in, values out; no DataFusion, no TOML.
 //!
 //! Papers: BG/NBD — Fader, Hardie & Lee (2005), "Counting Your Customers the Easy Way"
 //! (`bgnbd`, with MBG/NBD); Pareto/NBD — Schmittlein, Morrison & Colombo (1987) (`pareto_nbd`);
+//! BG/BB — Fader, Hardie & Shang (2010) (`bgbb`);
 //! Gamma-Gamma — Fader, Hardie & Lee (2005), "RFM and CLV: Using Iso-Value Curves for Customer
 //! Base Analysis" (`gamma_gamma`). Numerics follow lifetimes 0.11.3.
 //!
@@ -15,6 +16,7 @@
 //! 3. [`predict`] per customer into a [`ClvResult`] ([`value`] does 2 and 3).
 //! 4. [`holdout`]: actual against predicted purchases in a holdout period.
 
+mod bgbb;
 mod bgnbd;
 mod error;
 mod fitting;
@@ -29,6 +31,7 @@ mod spec;
 mod summary;
 mod tuples;
 
+pub use bgbb::BgBbParams;
 pub use bgnbd::{BgNbdParams, hyp2f1_series};
 pub use pareto_nbd::ParetoNbdParams;
 pub use purchase::{PurchaseFit, PurchaseParams, fit_tuples as fit_purchases};

@@ -1,7 +1,7 @@
 //! The purchase and drop-out models behind P(alive) and expected purchases, side by side:
-//! BG/NBD and MBG/NBD (`bgnbd`), Pareto/NBD (`pareto_nbd`): the parameters of whichever model
-//! was fitted ([`PurchaseParams`]) and the fit ([`fit_tuples`]) on the customers compressed
-//! to (x, t_x, T) tuples (`tuples`).
+//! BG/NBD and MBG/NBD (`bgnbd`), Pareto/NBD (`pareto_nbd`), BG/BB (`bgbb`): the parameters
+//! of whichever model was fitted ([`PurchaseParams`]) and the fit ([`fit_tuples`]) on the
+//! customers compressed to (x, t_x, T) tuples (`tuples`).
 //!
 //! Each model's prediction is eq. 10's shape in Fader, Hardie & Lee (2005): E[purchases in
 //! (T, T + h]] = numerator(h, x, T) / denominator(x, t_x, T), with P(alive) = 1 / denominator.
@@ -11,8 +11,10 @@
 //! Numerics, as in lifetimes 0.11.3 so the two agree: the fit minimises the mean negative
 //! log-likelihood plus `penalizer · Σ θ²` over log-parameters (so they stay positive), with
 //! time rescaled by `1 / max T` during the fit (the time-scale parameters are reported in the
-//! original unit; the penalty sees them rescaled, as in lifetimes).
+//! original unit; the penalty sees them rescaled, as in lifetimes). BG/BB counts periods and
+//! is fitted unscaled, as lifetimes fits it.
 
+use super::bgbb::{self, BgBbParams};
 use super::bgnbd::{self, BgNbdParams};
 use super::error::{ClvError, describe_params};
 use super::fitting;
@@ -26,6 +28,7 @@ pub enum PurchaseParams {
     /// BG/NBD or MBG/NBD (its `model` says which).
     BgNbd(BgNbdParams),
     ParetoNbd(ParetoNbdParams),
+    BgBb(BgBbParams),
 }
 
 impl From<BgNbdParams> for PurchaseParams {
@@ -40,12 +43,19 @@ impl From<ParetoNbdParams> for PurchaseParams {
     }
 }
 
+impl From<BgBbParams> for PurchaseParams {
+    fn from(p: BgBbParams) -> Self {
+        PurchaseParams::BgBb(p)
+    }
+}
+
 impl PurchaseParams {
     /// `model`'s parameters from their values in [`PurchaseModel::parameters`] order.
     pub fn new(model: PurchaseModel, v: [f64; 4]) -> PurchaseParams {
         match model {
             PurchaseModel::BgNbd | PurchaseModel::MbgNbd => BgNbdParams { r: v[0], alpha: v[1], a: v[2], b: v[3], model }.into(),
             PurchaseModel::ParetoNbd => ParetoNbdParams { r: v[0], alpha: v[1], s: v[2], beta: v[3] }.into(),
+            PurchaseModel::BgBb => BgBbParams { alpha: v[0], beta: v[1], gamma: v[2], delta: v[3] }.into(),
         }
     }
 
@@ -53,6 +63,7 @@ impl PurchaseParams {
         match self {
             PurchaseParams::BgNbd(p) => p.model,
             PurchaseParams::ParetoNbd(_) => PurchaseModel::ParetoNbd,
+            PurchaseParams::BgBb(_) => PurchaseModel::BgBb,
         }
     }
 
@@ -61,6 +72,7 @@ impl PurchaseParams {
         match *self {
             PurchaseParams::BgNbd(p) => [p.r, p.alpha, p.a, p.b],
             PurchaseParams::ParetoNbd(p) => [p.r, p.alpha, p.s, p.beta],
+            PurchaseParams::BgBb(p) => [p.alpha, p.beta, p.gamma, p.delta],
         }
     }
 
@@ -75,6 +87,7 @@ impl PurchaseParams {
         match self {
             PurchaseParams::BgNbd(p) => p.p_alive(x, tx, t),
             PurchaseParams::ParetoNbd(p) => p.p_alive(x, tx, t),
+            PurchaseParams::BgBb(p) => p.p_alive(x, tx, t),
         }
     }
 
@@ -88,6 +101,7 @@ impl PurchaseParams {
         match self {
             PurchaseParams::BgNbd(p) => p.purchases_numerator(h, x, t),
             PurchaseParams::ParetoNbd(p) => p.purchases_numerator(h, x, t),
+            PurchaseParams::BgBb(p) => p.purchases_numerator(h, x, t),
         }
     }
 
@@ -96,16 +110,18 @@ impl PurchaseParams {
         match self {
             PurchaseParams::BgNbd(p) => p.purchases_denominator(x, tx, t),
             PurchaseParams::ParetoNbd(p) => p.purchases_denominator(x, tx, t),
+            PurchaseParams::BgBb(p) => p.purchases_denominator(x, tx, t),
         }
     }
 
     /// The population's expected time to drop out, from the mean rates: BG/NBD
     /// 1 / (E[λ] · E[p]) = (α / r) · ((a + b) / a) periods (purchases until a drop-out times
-    /// the time between them); Pareto/NBD 1 / E[μ] = β / s.
+    /// the time between them); Pareto/NBD 1 / E[μ] = β / s; BG/BB 1 / E[θ] = (γ + δ) / γ.
     pub fn mean_lifetime(&self) -> f64 {
         match *self {
             PurchaseParams::BgNbd(p) => (p.alpha / p.r) * ((p.a + p.b) / p.a),
             PurchaseParams::ParetoNbd(p) => p.beta / p.s,
+            PurchaseParams::BgBb(p) => p.mean_lifetime(),
         }
     }
 
@@ -120,23 +136,23 @@ impl PurchaseParams {
     }
 
     /// Parameters fitted with time multiplied by `scale`, in the original unit: the time-scale
-    /// ones (α, and β for Pareto/NBD) divided by it.
+    /// ones ([`PurchaseModel::time_scaled`]) divided by it.
     fn unscaled(&self, scale: f64) -> PurchaseParams {
         let mut v = self.values();
-        v[1] /= scale;
-        if self.model() == PurchaseModel::ParetoNbd {
-            v[3] /= scale;
+        for &k in self.model().time_scaled() {
+            v[k] /= scale;
         }
         PurchaseParams::new(self.model(), v)
     }
 }
 
 /// Sum of ln L over `data` and its gradient in the natural parameters, with time multiplied
-/// by `scale`.
+/// by `scale` (1 for BG/BB, whose periods are counted).
 fn log_likelihood(data: &Sufficient, p: &PurchaseParams, scale: f64) -> (f64, [f64; 4]) {
     match p {
         PurchaseParams::BgNbd(p) => bgnbd::log_likelihood(data, p, scale),
         PurchaseParams::ParetoNbd(p) => pareto_nbd::log_likelihood(data, p, scale),
+        PurchaseParams::BgBb(p) => bgbb::log_likelihood(data, p),
     }
 }
 
@@ -175,8 +191,13 @@ pub(super) fn fit_from(data: &Sufficient, model: PurchaseModel, penalizer: f64, 
     if !data.rows.iter().any(|r| data.xs[r.0 as usize] > 0.0) {
         return Err(ClvError::Input(format!("{} needs at least one customer with a repeat purchase", model.title())));
     }
+    if model.discrete()
+        && let Some(tuple) = bgbb::first_non_discrete(data)
+    {
+        return Err(ClvError::Input(format!("BG/BB counts whole periods with frequency <= recency <= tenure, got {tuple}")));
+    }
     let max_t = data.rows.iter().map(|r| data.ts[r.2 as usize]).fold(0.0, f64::max);
-    let scale = if max_t > 0.0 { 1.0 / max_t } else { 1.0 };
+    let scale = if max_t > 0.0 && !model.time_scaled().is_empty() { 1.0 / max_t } else { 1.0 };
     let objective = |data: &Sufficient, theta: &[f64]| {
         let p = PurchaseParams::new(model, std::array::from_fn(|i| theta[i].exp()));
         let (ll, g) = log_likelihood(data, &p, scale);

@@ -6,8 +6,9 @@ use crate::model_mode::{ModelFrom, ModelMode};
 /// The purchase and drop-out process. BG/NBD: a customer may leave right after each repeat
 /// purchase, so one without repeat purchases is alive. MBG/NBD: also right after the first
 /// purchase, so P(alive) falls with time for every customer. Pareto/NBD: a customer leaves at
-/// any time, after an exponential lifetime (lifetimes' `BetaGeoFitter`,
-/// `ModifiedBetaGeoFitter` and `ParetoNBDFitter`).
+/// any time, after an exponential lifetime. BG/BB: purchases at discrete opportunities (whole
+/// periods), a drop-out possible before each (lifetimes' `BetaGeoFitter`,
+/// `ModifiedBetaGeoFitter`, `ParetoNBDFitter` and `BetaGeoBetaBinomFitter`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, strum::IntoStaticStr, strum::EnumString)]
 pub enum PurchaseModel {
     #[default]
@@ -17,23 +18,26 @@ pub enum PurchaseModel {
     MbgNbd,
     #[strum(serialize = "pareto_nbd")]
     ParetoNbd,
+    #[strum(serialize = "bgbb")]
+    BgBb,
 }
 
 impl PurchaseModel {
-    pub const ALL: [PurchaseModel; 3] = [PurchaseModel::BgNbd, PurchaseModel::MbgNbd, PurchaseModel::ParetoNbd];
+    pub const ALL: [PurchaseModel; 4] = [PurchaseModel::BgNbd, PurchaseModel::MbgNbd, PurchaseModel::ParetoNbd, PurchaseModel::BgBb];
 
     /// The name in job files, tables, SQL functions and saved models: "bgnbd", "mbgnbd",
-    /// "pareto_nbd".
+    /// "pareto_nbd", "bgbb".
     pub fn as_str(self) -> &'static str {
         self.into()
     }
 
-    /// The name in messages: "BG/NBD", "MBG/NBD", "Pareto/NBD".
+    /// The name in messages: "BG/NBD", "MBG/NBD", "Pareto/NBD", "BG/BB".
     pub fn title(self) -> &'static str {
         match self {
             PurchaseModel::BgNbd => "BG/NBD",
             PurchaseModel::MbgNbd => "MBG/NBD",
             PurchaseModel::ParetoNbd => "Pareto/NBD",
+            PurchaseModel::BgBb => "BG/BB",
         }
     }
 
@@ -42,22 +46,45 @@ impl PurchaseModel {
         match self {
             PurchaseModel::BgNbd | PurchaseModel::MbgNbd => ["r", "alpha", "a", "b"],
             PurchaseModel::ParetoNbd => ["r", "alpha", "s", "beta"],
+            PurchaseModel::BgBb => ["alpha", "beta", "gamma", "delta"],
         }
+    }
+
+    /// Positions in [`Self::parameters`] of the parameters measured in time (rates' scales),
+    /// which a fit on rescaled time must scale back; BG/BB counts periods and has none.
+    pub fn time_scaled(self) -> &'static [usize] {
+        match self {
+            PurchaseModel::BgNbd | PurchaseModel::MbgNbd => &[1],
+            PurchaseModel::ParetoNbd => &[1, 3],
+            PurchaseModel::BgBb => &[],
+        }
+    }
+
+    /// Whether the model counts purchase opportunities in whole periods (BG/BB), so the
+    /// summary's recency and tenure must be whole numbers with frequency ≤ recency.
+    pub fn discrete(self) -> bool {
+        self == PurchaseModel::BgBb
     }
 }
 
+/// The unit the summary view counts recency and tenure in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeUnit {
     Days,
     Weeks,
+    /// Periods of this many days: discrete purchase opportunities (BG/BB), e.g. 30 for months
+    /// or 365 for years.
+    Periods(u32),
 }
 
 impl TimeUnit {
-    /// Periods per month, as lifetimes' `customer_lifetime_value` counts them.
+    /// Units per month, as lifetimes' `customer_lifetime_value` counts them (a month is 30
+    /// days, a week 1/4.345 of one).
     pub fn per_month(self) -> f64 {
         match self {
             TimeUnit::Days => 30.0,
             TimeUnit::Weeks => 4.345,
+            TimeUnit::Periods(days) => 30.0 / f64::from(days),
         }
     }
 
@@ -65,6 +92,18 @@ impl TimeUnit {
         match self {
             TimeUnit::Days => 1.0,
             TimeUnit::Weeks => 1.0 / 7.0,
+            TimeUnit::Periods(days) => 1.0 / f64::from(days),
+        }
+    }
+}
+
+/// As manifests, reports and saved models name the unit: "days", "weeks", "periods of 30 days".
+impl std::fmt::Display for TimeUnit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TimeUnit::Days => f.write_str("days"),
+            TimeUnit::Weeks => f.write_str("weeks"),
+            TimeUnit::Periods(days) => write!(f, "periods of {days} days"),
         }
     }
 }
@@ -88,7 +127,7 @@ pub const MAX_HOLDOUT_DAYS: u32 = 36_500;
 pub struct ClvSpec {
     pub view: String,
     pub id: String,
-    /// The purchase and drop-out model: BG/NBD, MBG/NBD or Pareto/NBD.
+    /// The purchase and drop-out model: BG/NBD, MBG/NBD, Pareto/NBD or BG/BB.
     pub model: PurchaseModel,
     pub time_unit: TimeUnit,
     pub horizon_months: u32,

@@ -17,8 +17,10 @@ pub struct Summary {
 impl Summary {
     /// The input rules of the models, checked with the offending row and value in the error:
     /// frequency is a whole number ≥ 0; 0 ≤ recency ≤ tenure; recency = 0 and
-    /// monetary_value = 0 when frequency = 0; monetary_value > 0 when frequency > 0.
-    pub fn check(&self, ids: &dyn Fn(usize) -> String) -> Result<(), ClvError> {
+    /// monetary_value = 0 when frequency = 0; monetary_value > 0 when frequency > 0. With
+    /// `discrete` (BG/BB's whole periods) recency and tenure are whole numbers too, and
+    /// frequency ≤ recency (one purchase per period at most).
+    pub fn check(&self, discrete: bool, ids: &dyn Fn(usize) -> String) -> Result<(), ClvError> {
         if self.frequency.is_empty() {
             return Err(ClvError::Input("the summary view has no customers".into()));
         }
@@ -38,6 +40,14 @@ impl Summary {
             // days): without time between them the likelihood has no maximum.
             if x > 0.0 && tx == 0.0 {
                 return bad(format!("frequency {x} with recency 0: repeat purchases come after the first, so recency must be above 0"));
+            }
+            if discrete {
+                if let Some((name, v)) = [("recency", tx), ("tenure", t)].into_iter().find(|(_, v)| v.fract() != 0.0) {
+                    return bad(format!("{name} {v} is not a whole number of periods (the model is bgbb)"));
+                }
+                if x > tx {
+                    return bad(format!("frequency {x} is above recency {tx}: with bgbb a period holds one purchase at most"));
+                }
             }
             if m < 0.0 {
                 return bad(format!("monetary_value {m} is negative"));
@@ -62,7 +72,7 @@ mod tests {
             tenure: vec![3.0],
             monetary_value: vec![-5.0],
         };
-        let err = s.check(&|_| "C1".to_string()).unwrap_err();
+        let err = s.check(false, &|_| "C1".to_string()).unwrap_err();
         assert_eq!(err.to_string(), "invalid CLV input: customer 'C1': monetary_value -5 is negative");
     }
 
@@ -74,7 +84,20 @@ mod tests {
             tenure: vec![3.0],
             monetary_value: vec![5.0],
         };
-        assert!(s.check(&|_| "C1".to_string()).unwrap_err().to_string().contains("recency 4 must be between 0 and tenure 3"));
+        assert!(s.check(false, &|_| "C1".to_string()).unwrap_err().to_string().contains("recency 4 must be between 0 and tenure 3"));
+    }
+
+    #[test]
+    fn bgbb_summaries_count_whole_periods_with_a_purchase_at_most_per_period() {
+        let s = |x: f64, tx: f64, t: f64| Summary { frequency: vec![x], recency: vec![tx], tenure: vec![t], monetary_value: vec![5.0] };
+        assert!(s(2.0, 3.5, 6.0).check(false, &|_| "C1".into()).is_ok());
+        let err = s(2.0, 3.5, 6.0).check(true, &|_| "C1".into()).unwrap_err().to_string();
+        assert_eq!(err, "invalid CLV input: customer 'C1': recency 3.5 is not a whole number of periods (the model is bgbb)");
+        let err = s(2.0, 3.0, 6.5).check(true, &|_| "C1".into()).unwrap_err().to_string();
+        assert!(err.ends_with("tenure 6.5 is not a whole number of periods (the model is bgbb)"), "{err}");
+        let err = s(4.0, 3.0, 6.0).check(true, &|_| "C1".into()).unwrap_err().to_string();
+        assert!(err.ends_with("frequency 4 is above recency 3: with bgbb a period holds one purchase at most"), "{err}");
+        assert!(s(3.0, 3.0, 6.0).check(true, &|_| "C1".into()).is_ok());
     }
 
     #[test]
@@ -85,7 +108,7 @@ mod tests {
             tenure: vec![0.0],
             monetary_value: vec![5.0],
         };
-        let err = s.check(&|_| "C1".to_string()).unwrap_err().to_string();
+        let err = s.check(false, &|_| "C1".to_string()).unwrap_err().to_string();
         assert_eq!(err, "invalid CLV input: customer 'C1': frequency 22 with recency 0: repeat purchases come after the first, so recency must be above 0");
     }
 }

@@ -14,6 +14,7 @@ pub(super) struct ClvSection {
     id: String,
     model: Option<String>,
     time_unit: Option<String>,
+    period_days: Option<u32>,
     horizon_months: Option<u32>,
     monthly_discount_rate: Option<f64>,
     margin: Option<f64>,
@@ -27,19 +28,34 @@ pub(super) struct ClvSection {
 
 impl Choice for TimeUnit {
     const WHAT: &'static str = "time unit";
-    const WORDS: &'static [(&'static str, Self)] = &[("weeks", TimeUnit::Weeks), ("days", TimeUnit::Days)];
+    // "periods" takes its length from `period_days` (filled in by `validate_clv`).
+    const WORDS: &'static [(&'static str, Self)] = &[("weeks", TimeUnit::Weeks), ("days", TimeUnit::Days), ("periods", TimeUnit::Periods(0))];
 }
 
 impl Choice for PurchaseModel {
     const WHAT: &'static str = "model";
     const WORDS: &'static [(&'static str, Self)] =
-        &[("bgnbd", PurchaseModel::BgNbd), ("mbgnbd", PurchaseModel::MbgNbd), ("pareto_nbd", PurchaseModel::ParetoNbd)];
+        &[("bgnbd", PurchaseModel::BgNbd), ("mbgnbd", PurchaseModel::MbgNbd), ("pareto_nbd", PurchaseModel::ParetoNbd), ("bgbb", PurchaseModel::BgBb)];
 }
 
 pub(super) fn validate_clv(c: ClvSection) -> Result<ClvSpec, Invalid> {
     Name::check(&c.view).at("clv.view")?;
     let model = PurchaseModel::parse_or(c.model.as_deref(), PurchaseModel::BgNbd).at("clv.model")?;
-    let time_unit = TimeUnit::parse_or(c.time_unit.as_deref(), TimeUnit::Weeks).at("clv.time_unit")?;
+    let time_unit = match (TimeUnit::parse_or(c.time_unit.as_deref(), TimeUnit::Weeks).at("clv.time_unit")?, c.period_days) {
+        (TimeUnit::Periods(_), Some(days)) if days > 0 => TimeUnit::Periods(days),
+        (TimeUnit::Periods(_), Some(_)) => return Err(Invalid::new("clv.period_days", Problem::AtLeastOne)),
+        (TimeUnit::Periods(_), None) => {
+            return Err(Invalid::new("clv.period_days", "time_unit = \"periods\" needs the days in one period, e.g. 7, 30 or 365"));
+        }
+        (_, Some(_)) => return Err(Invalid::new("clv.period_days", "only applies to time_unit = \"periods\"")),
+        (unit, None) => unit,
+    };
+    if model.discrete() && !matches!(time_unit, TimeUnit::Periods(_)) {
+        return Err(Invalid::new(
+            "clv.model",
+            "bgbb counts purchase opportunities in whole periods: set time_unit = \"periods\" and period_days",
+        ));
+    }
     let horizon_months = c.horizon_months.unwrap_or(12);
     if horizon_months == 0 {
         return Err(Invalid::new("clv.horizon_months", Problem::AtLeastOne));
@@ -70,6 +86,12 @@ pub(super) fn validate_clv(c: ClvSection) -> Result<ClvSpec, Invalid> {
             "clv.holdout_days",
             Problem::Rule(format!("must be at most {} (100 years), got {d}", crate::clv::MAX_HOLDOUT_DAYS)),
         ));
+    }
+    // The holdout's purchases are counted in whole periods.
+    if let (TimeUnit::Periods(days), Some(d)) = (time_unit, c.holdout_days)
+        && d % days != 0
+    {
+        return Err(Invalid::new("clv.holdout_days", Problem::Rule(format!("must be a whole number of periods (a multiple of period_days {days}), got {d}"))));
     }
     if let Some(l) = c.lifetime_periods
         && !(l.is_finite() && l > 0.0)

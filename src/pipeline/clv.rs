@@ -64,7 +64,7 @@ async fn load_summary(ctx: &SessionContext, spec: &ClvSpec) -> Result<Loaded, Er
         monetary_value: col(3),
     };
     let ids = id_array(&f.ids)?;
-    summary.check(&|i| ids.value(i).to_string()).map_err(|e| match e {
+    summary.check(spec.model.discrete(), &|i| ids.value(i).to_string()).map_err(|e| match e {
         clv::ClvError::Input(msg) => clv::ClvError::Input(format!("view '{}': {msg}", spec.view)),
         other => other,
     })?;
@@ -108,7 +108,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
         model = %format!("{} and Gamma-Gamma", spec.model.title()), customers, tuples = input.tuples.len(), repeat_buyers = input.repeat_buyers,
         gamma_gamma_rows = input.repeat_frequency.len(), "{}", if scoring { "scoring with the saved model" } else { "fitting" }
     );
-    let time_unit = format!("{:?}", spec.time_unit).to_lowercase();
+    let time_unit = spec.time_unit.to_string();
     let FitInput { tuples, repeat_frequency: rf, repeat_monetary: rm, .. } = &input;
     let (models, trained_on) = match spec.mode {
         crate::model_mode::ModelMode::Score => {

@@ -75,7 +75,7 @@ fn i64s(b: &RecordBatch, name: &str) -> Vec<i64> {
 /// Reads and checks everything the fits need, in three queries: the tuples (with every row
 /// checked by aggregates), the first duplicate id if any, and the Gamma-Gamma rows.
 pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibration: bool, fit_sample: u64) -> Result<FitInput, Error> {
-    let view = spec.view.as_str();
+    let (view, discrete) = (spec.view.as_str(), spec.model.discrete());
     let group = if with_calibration { "GROUP BY GROUPING SETS ((x, tx, t), (cx, ctx, ct, x))" } else { "GROUP BY x, tx, t" };
     let (cal_cols, set) = if with_calibration { ("cx, ctx, ct", "grouping(tx)") } else { ("NULL AS cx, NULL AS ctx, NULL AS ct", "0") };
     let sql = format!(
@@ -101,7 +101,7 @@ pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibra
                 // others), their calibration summary held to the same rules.
                 if let (Some(cf), Some(cr), Some(ct), Some(f)) = (cx[i], ctx_[i], ct[i], x[i]) {
                     let s = Summary { frequency: vec![cf], recency: vec![cr], tenure: vec![ct], monetary_value: vec![f64::from(cf > 0.0)] };
-                    if let Err(clv::ClvError::Input(msg)) = s.check(&|_| "?".into()) {
+                    if let Err(clv::ClvError::Input(msg)) = s.check(discrete, &|_| "?".into()) {
                         let msg = msg.replacen("customer '?'", "a customer's calibration summary", 1);
                         return Err(clv::ClvError::Input(format!("view '{view}': {msg}")).into());
                     }
@@ -123,7 +123,7 @@ pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibra
             // Each group's extreme monetary values stand for its rows in the rules' check.
             let extremes = [m_min[i], m_max[i]].map(|m| m.unwrap_or(0.0));
             let s = Summary { frequency: vec![x; 2], recency: vec![tx; 2], tenure: vec![t; 2], monetary_value: extremes.to_vec() };
-            broken |= s.check(&|_| String::new()).is_err();
+            broken |= s.check(discrete, &|_| String::new()).is_err();
             tuples.push(PurchaseTuple { frequency: x, recency: tx, tenure: t, customers: n[i] as u64 });
         }
         Ok(())
@@ -164,9 +164,10 @@ fn cast_i64(c: &datafusion::arrow::array::ArrayRef) -> Vec<i64> {
 /// The first customer (by id) breaking the models' input rules, in [`Summary::check`]'s words.
 async fn first_broken(ctx: &SessionContext, spec: &ClvSpec) -> Result<Error, Error> {
     // Ordered by the id as the view types it (as the customers were loaded before), not as text.
+    let discrete = if spec.model.discrete() { " AND tx = floor(tx) AND t = floor(t) AND x <= tx" } else { "" };
     let sql = format!(
         "{} SELECT CAST(id AS VARCHAR) AS id_text, x, tx, t, m FROM s \
-         WHERE NOT (x >= 0 AND x = floor(x) AND tx >= 0 AND tx <= t AND (x > 0 OR tx = 0) AND m >= 0 AND (x = 0 OR m > 0)) \
+         WHERE NOT (x >= 0 AND x = floor(x) AND tx >= 0 AND tx <= t AND (x > 0 OR tx = 0) AND m >= 0 AND (x = 0 OR m > 0){discrete}) \
          ORDER BY id LIMIT 1",
         summary_cte(spec, false)
     );
@@ -178,7 +179,7 @@ async fn first_broken(ctx: &SessionContext, spec: &ClvSpec) -> Result<Error, Err
     let v = |name| f64s(b, name)[0].unwrap_or(f64::NAN);
     let s = Summary { frequency: vec![v("x")], recency: vec![v("tx")], tenure: vec![v("t")], monetary_value: vec![v("m")] };
     let id = id_array(b.column(0))?.value(0).to_string();
-    Ok(match s.check(&|_| id.clone()) {
+    Ok(match s.check(spec.model.discrete(), &|_| id.clone()) {
         Err(clv::ClvError::Input(msg)) => clv::ClvError::Input(format!("view '{}': {msg}", spec.view)),
         Err(other) => other,
         Ok(()) => unnamed(),
