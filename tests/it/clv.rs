@@ -383,3 +383,37 @@ fn cdnow_orders_through_a_job_equal_lifetimes_summary_and_predictions() {
         assert_within(&check, "predictions", 1e-6, &format!("CDNOW, {model}"));
     }
 }
+
+/// BG/BB (`[clv] model = "bgbb"`, `time_unit = "periods"` of 30 days) on lifetimes' donations
+/// data (Fader, Hardie & Shang 2010: 11,104 donors, 6 opportunities) and on a generated
+/// population with 4 to 12 opportunities: the published parameters and predictions against
+/// lifetimes' `BetaGeoBetaBinomFitter` fitted on the same summary.
+#[test]
+fn bgbb_in_periods_equals_lifetimes_on_donations_and_generated_data() {
+    for (dataset, customers) in [("donations", 11_104), ("generated", 20_000)] {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("summary");
+        std::fs::create_dir_all(&data).unwrap();
+        let args = [&format!("{ROOT}/tests/support/lifetimes_check.py"), "periods-summary", dataset, data.to_str().unwrap()];
+        let out = Command::new(python()).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        std::fs::create_dir_all(dir.path().join("sql")).unwrap();
+        std::fs::write(dir.path().join("sql/customer_summary.sql"), "SELECT * FROM summary").unwrap();
+        std::fs::write(
+            dir.path().join("job.toml"),
+            format!(
+                "[job]\nname = \"periods\"\nsql_dir = \"sql\"\n\n[sources.summary]\nurl = \"{}/\"\nformat = \"parquet\"\n\n\
+                 [clv]\nview = \"customer_summary\"\nid = \"customer_id\"\nmodel = \"bgbb\"\ntime_unit = \"periods\"\nperiod_days = 30\n\
+                 horizon_months = 12\nmonthly_discount_rate = 0.01\nmargin = 1.0\n\n[output]\nroot = \"out\"\n",
+                data.display()
+            ),
+        )
+        .unwrap();
+        segvalue_ok(&["run", dir.path().join("job.toml").to_str().unwrap(), "--run-date", "2025-12-31"]);
+        let out = dir.path().join("out");
+        let check = lifetimes_on("bgbb", &out.join("customer_clv/run_date=2025-12-31"), "periods", "1.0", None);
+        assert_eq!(check["customers"], customers, "{check}");
+        assert_params(&out, "2025-12-31", "bgbb", &check);
+        assert_within(&check, "predictions", 1e-6, &format!("{dataset}, bgbb"));
+    }
+}
