@@ -33,7 +33,13 @@ impl BgBbParams {
     }
 
     /// 1 / P(alive) = L / (B(α+x, β+n−x)/B(α,β) · B(γ, δ+n)/B(γ,δ)): eq. 5 over its first term.
+    /// NaN for a history the model cannot have (not whole periods, or x > t_x), which the
+    /// range check on predictions refuses in one line, as a SQL view calling `bgbb_p_alive` by
+    /// hand may pass one.
     pub fn purchases_denominator(&self, x: f64, tx: f64, n: f64) -> f64 {
+        if !is_history(x, tx, n) {
+            return f64::NAN;
+        }
         let (ln_l, ln_alive, _) = log_l(&Shared::new(self, false), x, tx, n);
         (ln_l - ln_alive).exp()
     }
@@ -135,13 +141,18 @@ pub(super) fn log_likelihood(data: &Sufficient, p: &BgBbParams) -> (f64, [f64; 4
     (total[0], [total[1], total[2], total[3], total[4]])
 }
 
-/// The first tuple BG/BB cannot take, described: its periods must be whole numbers with
-/// x ≤ t_x ≤ n (the summary check names the customer; this guards the library's entry).
+/// Whether BG/BB can have this history: whole periods with x ≤ t_x ≤ n.
+fn is_history(x: f64, tx: f64, n: f64) -> bool {
+    let whole = |v: f64| v >= 0.0 && v.fract() == 0.0;
+    whole(x) && whole(tx) && whole(n) && x <= tx && tx <= n
+}
+
+/// The first tuple BG/BB cannot take, described (the summary check names the customer; this
+/// guards the library's entry).
 pub(super) fn first_non_discrete(data: &Sufficient) -> Option<String> {
     data.rows.iter().find_map(|&(xi, txi, ti, _)| {
         let (x, tx, n) = (data.xs[xi as usize], data.txs[txi as usize], data.ts[ti as usize]);
-        let whole = |v: f64| v >= 0.0 && v.fract() == 0.0;
-        (!(whole(x) && whole(tx) && whole(n) && x <= tx && tx <= n)).then(|| format!("frequency {x}, recency {tx}, tenure {n}"))
+        (!is_history(x, tx, n)).then(|| format!("frequency {x}, recency {tx}, tenure {n}"))
     })
 }
 
@@ -240,6 +251,10 @@ mod tests {
         let direct = (ln_beta(P.alpha + 3.0, P.beta + 3.0) - ln_beta(P.alpha, P.beta) + ln_beta(P.gamma, P.delta + 6.0) - ln_beta(P.gamma, P.delta)).exp()
             / log_l(&Shared::new(&P, false), 3.0, 3.0, 6.0).0.exp();
         assert!((early - direct).abs() < 1e-14, "{early} vs {direct}");
+        // Histories the model cannot have give NaN, which the range check refuses.
+        for (x, tx, n) in [(3.0, 2.0, 6.0), (1.0, 2.5, 6.0), (1.0, 2.0, 6.5)] {
+            assert!(P.p_alive(x, tx, n).is_nan() && PurchaseParams::from(P).expected_purchases(12.0, x, tx, n).is_nan(), "({x}, {tx}, {n})");
+        }
     }
 
     /// Simulates the model: per customer p and θ from their Betas, then n periods.

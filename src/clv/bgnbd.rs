@@ -318,7 +318,8 @@ mod tests {
         x.push(1_000_000.0);
         tx.push(300.0);
         t.push(400.0);
-        for model in PurchaseModel::ALL {
+        // BG/BB counts whole periods: a million purchases would need a million of them.
+        for model in PurchaseModel::ALL.into_iter().filter(|m| !m.discrete()) {
             let f = fit_tuples(&compress(&x, &tx, &t), model, 0.0).unwrap();
             assert!(f.fallback.is_none(), "{model:?}: {:?}", f.fallback);
             assert!(f.params.values().iter().all(|v| v.is_finite() && *v > 0.0), "{:?}", f.params);

@@ -11,7 +11,9 @@
 //! `mbgnbd_p_alive`, `mbgnbd_expected_purchases` and `mbgnbd_gg_clv` take the same arguments
 //! for MBG/NBD parameters (Batislam, Denizel & Filiztekin 2007); `pareto_nbd_p_alive`,
 //! `pareto_nbd_expected_purchases` and `pareto_nbd_gg_clv` take Pareto/NBD's r, alpha, s, beta
-//! (Schmittlein, Morrison & Colombo 1987) in place of r, alpha, a, b.
+//! (Schmittlein, Morrison & Colombo 1987) in place of r, alpha, a, b; `bgbb_p_alive`,
+//! `bgbb_expected_purchases` and `bgbb_gg_clv` BG/BB's alpha, beta, gamma, delta (Fader, Hardie
+//! & Shang 2010), times in periods.
 //!
 //! Times are in the model's unit (`clv_model`'s `time_unit`); `periods_per_month` is 30 for
 //! days and 4.345 for weeks.

@@ -41,7 +41,7 @@ pub struct ClvReport {
     pub view: String,
     pub customers: usize,
     pub time_unit: String,
-    /// The purchase model, "bgnbd", "mbgnbd" or "pareto_nbd"; `bgnbd` holds its fit.
+    /// The purchase model, "bgnbd", "mbgnbd", "pareto_nbd" or "bgbb"; `bgnbd` holds its fit.
     pub model: &'static str,
     pub bgnbd: ModelReport,
     pub gamma_gamma: ModelReport,

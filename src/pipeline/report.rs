@@ -107,8 +107,11 @@ pub(super) fn p_alive_matrix(b: &PurchaseParams, tuples: &[PurchaseTuple], time_
         g
     };
     let (frequency, recency) = (grid(max_f), grid(t));
-    let p = frequency.iter().map(|&x| recency.iter().map(|&tx| if tx > t { f64::NAN } else { b.p_alive(x, tx, t) }).collect()).collect();
-    PAliveMatrix { frequency, recency, p, time_unit: time_unit.to_string() }
+    // Cells no customer can have are left blank: recency beyond the tenure, and for BG/BB more
+    // purchases than periods.
+    let impossible = |x: f64, tx: f64| tx > t || (b.model().discrete() && x > tx);
+    let p = frequency.iter().map(|&x| recency.iter().map(|&tx| if impossible(x, tx) { f64::NAN } else { b.p_alive(x, tx, t) }).collect()).collect();
+    PAliveMatrix { frequency, recency, p, time_unit: time_unit.to_string(), model: b.model().title().to_string() }
 }
 
 pub(super) fn holdout_buckets(buckets: &[clv::HoldoutBucket]) -> Vec<HoldoutBucket> {
@@ -149,12 +152,13 @@ pub(super) fn report_data(
         key.push(("chosen k".into(), format!("{} (silhouette {:.3})", s.k, s.silhouette)));
     }
     if let Some(c) = &m.clv {
-        let params = |p: &std::collections::BTreeMap<&'static str, f64>| {
-            p.iter().map(|(k, v)| format!("{k} = {v:.4}")).collect::<Vec<_>>().join(", ")
+        // In the models' own order (as `clv_model` lists them), not the manifest's sorted keys.
+        let params = |p: &std::collections::BTreeMap<&'static str, f64>, order: &[&str]| {
+            order.iter().filter_map(|k| p.get(k).map(|v| format!("{k} = {v:.4}"))).collect::<Vec<_>>().join(", ")
         };
-        let title = c.model.parse::<clv::PurchaseModel>().map_or("BG/NBD", |m| m.title());
-        key.push((title.into(), format!("{} (log-likelihood {:.1})", params(&c.bgnbd.params), c.bgnbd.log_likelihood)));
-        key.push(("Gamma-Gamma".into(), format!("{} (log-likelihood {:.1})", params(&c.gamma_gamma.params), c.gamma_gamma.log_likelihood)));
+        let model = c.model.parse::<clv::PurchaseModel>().unwrap_or_default();
+        key.push((model.title().into(), format!("{} (log-likelihood {:.1})", params(&c.bgnbd.params, &model.parameters()), c.bgnbd.log_likelihood)));
+        key.push(("Gamma-Gamma".into(), format!("{} (log-likelihood {:.1})", params(&c.gamma_gamma.params, &["p", "q", "gamma"]), c.gamma_gamma.log_likelihood)));
         if let Some(h) = &c.holdout {
             key.push((
                 format!("holdout ({} days)", h.days),

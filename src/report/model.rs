@@ -94,6 +94,8 @@ pub struct PAliveMatrix {
     pub p: Vec<Vec<f64>>,
     /// e.g. "weeks"; used in the axis label.
     pub time_unit: String,
+    /// The purchase model it comes from, e.g. "BG/NBD"; named in the caption.
+    pub model: String,
 }
 
 #[derive(Debug, Clone)]

@@ -239,10 +239,12 @@ fn p_alive_parts(p: Option<&PAliveMatrix>) -> Result<Option<Parts>, ReportError>
         return Ok(None);
     };
     Ok(Some(Parts {
-        caption: "Probability that a customer is still active, given the number of repeat purchases \
-                  (frequency) and the age at the last purchase (recency), from the BG/NBD model. \
-                  Blank cells are impossible combinations."
-            .to_string(),
+        caption: format!(
+            "Probability that a customer is still active, given the number of repeat purchases \
+             (frequency) and the age at the last purchase (recency), from the {} model. \
+             Blank cells are impossible combinations.",
+            p.model
+        ),
         svg: charts::p_alive(p)?,
         extra: None,
     }))
@@ -314,6 +316,7 @@ mod tests {
                 recency: vec![0.0, 1.0, 2.0],
                 p: vec![vec![1.0, 1.0, 1.0], vec![f64::NAN, 0.2, 0.9]],
                 time_unit: "days".into(),
+                model: "BG/NBD".into(),
             }),
             holdout: Some(vec![HoldoutBucket { label: "0".into(), actual: 0.1, predicted: 0.2 }]),
             actions: Some(vec![ActionTotals {
@@ -380,7 +383,7 @@ mod tests {
             segments: Some(vec![]),
             profile: Some(ProfileHeatmap { features: vec![], segments: vec!["s".into()], z: vec![vec![]] }),
             clv_by_segment: Some(vec![]),
-            p_alive: Some(PAliveMatrix { frequency: vec![], recency: vec![], p: vec![], time_unit: String::new() }),
+            p_alive: Some(PAliveMatrix { frequency: vec![], recency: vec![], p: vec![], time_unit: String::new(), model: String::new() }),
             holdout: Some(vec![]),
             actions: Some(vec![]),
             ..ReportData::default()
@@ -409,6 +412,7 @@ mod tests {
                 recency: vec![5.0],
                 p: vec![vec![nan]],
                 time_unit: "weeks".into(),
+                model: "BG/NBD".into(),
             }),
             holdout: Some(vec![HoldoutBucket { label: "7+".into(), actual: nan, predicted: -inf }]),
             ..ReportData::default()
@@ -443,6 +447,7 @@ mod tests {
                 recency: vec![1e-300, 2e-300],
                 p: vec![vec![2.0, -1.0], vec![0.5, f64::NAN]],
                 time_unit: "<days>".into(),
+                model: "<BG/BB>".into(),
             }),
             holdout: Some(vec![HoldoutBucket { label: "x".into(), actual: big, predicted: -big }]),
             ..ReportData::default()

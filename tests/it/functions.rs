@@ -58,12 +58,19 @@ fn sql_functions_equal_the_driver_on_the_cdnow_fixture() {
         let b = clv::PurchaseParams::new(model, b.values());
         let m = model.as_str();
         let c = &f[set];
-        let s = Summary {
+        let mut s = Summary {
             frequency: floats(&c["frequency"]),
             recency: floats(&c["recency"]),
             tenure: floats(&c["T"]),
             monetary_value: floats(&c["monetary_value"]),
         };
+        if model.discrete() {
+            // BG/BB's whole periods: the same customers with recency and tenure rounded up and
+            // at most one purchase per period.
+            s.tenure.iter_mut().for_each(|t| *t = t.ceil());
+            s.recency.iter_mut().for_each(|r| *r = r.ceil());
+            s.frequency.iter_mut().zip(&s.recency).for_each(|(x, r)| *x = x.min(*r));
+        }
         let driver = clv::predict(&s, &spec, clv::with_params(&s, b, g)).unwrap();
 
         let schema = Arc::new(Schema::new(["i", "x", "tx", "t", "m"].map(|n| Field::new(n, DataType::Float64, false)).to_vec()));
@@ -195,6 +202,11 @@ fn bad_arguments_are_clear_errors() {
             "gamma_gamma_expected_value: the predictions for a customer with frequency 1, monetary_value 10 are out of range (p = 0.1000, q = 0.5000, gamma = 1.0000)",
         ),
         ("bgnbd_p_alive(0.5, 2.0, -0.8, 2.5, frequency, 1.0, 3.0)", "bgnbd_p_alive: the predictions for a customer with frequency 1, recency 1, tenure 3 are out of range (r = 0.5000, alpha = 2.0000, a = -0.8000, b = 2.5000)"),
+        // A history BG/BB cannot have: half a period.
+        (
+            "bgbb_p_alive(1.2, 0.75, 0.66, 2.8, frequency, 1.5, 3.0)",
+            "bgbb_p_alive: the predictions for a customer with frequency 1, recency 1.5, tenure 3 are out of range (alpha = 1.2000, beta = 0.7500, gamma = 0.6600, delta = 2.8000)",
+        ),
     ] {
         let j = JobDir::new(
             &[("s.sql", "SELECT customer_id, 1.0 AS frequency FROM customers"), ("v.sql", &format!("SELECT customer_id, {call} AS v FROM s"))],
