@@ -458,6 +458,17 @@ class Harness:
                 template.replace("[clv]\n", f"[clv]\nmodel = \"{model}\"\n"),
                 {"summary": f"{work}/summary/customer_summary/"}, f"{ROOT}/bench/sql/fit", text=True))
             self.clv_model(model, fit_job, work, summary, n, buyers)
+        # BG/BB on a generated discrete-time population of n customers (4 to 12 opportunities),
+        # in periods of 30 days: lifetimes' month, so its CLV counts months as segvalue does.
+        periods = work / "periods"
+        periods.mkdir(parents=True, exist_ok=True)
+        self.run([self.py, ROOT / "tests" / "support" / "lifetimes_check.py", "periods-summary", "generated", periods, n],
+                 "BG/BB summary")
+        text = (template.replace("[clv]\n", "[clv]\nmodel = \"bgbb\"\n")
+                .replace('time_unit = "weeks"', 'time_unit = "periods"\nperiod_days = 30')
+                .replace('partition_cols = ["run_date"]\n', ""))
+        fit_job = self.write(work / "clv_fit_bgbb.toml", self.bench_job(text, {"summary": f"{periods}/"}, f"{ROOT}/bench/sql/fit", text=True))
+        self.clv_model("bgbb", fit_job, work, periods, n, self.parquet_rows(periods))
 
     def clv_model(self, model, fit_job, work, summary, n, buyers):
         pairs = []
@@ -471,7 +482,7 @@ class Harness:
                           "stages": {s["stage"]: s["seconds"] for s in manifest["stages"]}})
             self.log(f"CLV ({model}), {buyers:,} buyers, pair {i}: fit {fit:.3f} s vs {lt['fit_seconds']:.2f} s; "
                      f"whole job {ours['wall']:.2f} s vs {lt['total_seconds']:.2f} s")
-        ours_params = {**manifest["clv"]["bgnbd"]["params"], **manifest["clv"]["gamma_gamma"]["params"]}
+        ours_params = {**manifest["clv"]["bgnbd"]["params"], **{f"gg_{k}": v for k, v in manifest["clv"]["gamma_gamma"]["params"].items()}}
         theirs = pairs[-1]["lifetimes"]["params"]
         worst = max(abs(ours_params[k] - theirs[k]) / abs(theirs[k]) for k in theirs)
         self.check(worst <= CLV_PARAM_RTOL,
@@ -480,7 +491,7 @@ class Harness:
         common = {"size": f"{n:,} customers ({buyers:,} buyers)", "customers": n, "buyers": buyers,
                   "peer_name": "lifetimes", "pairs": pairs}
         # BG/NBD keeps the measurement names BENCHMARKS.md has always had.
-        suffix, name = ("", "BG/NBD") if model == "bgnbd" else (f"_{model}", {"mbgnbd": "MBG/NBD", "pareto_nbd": "Pareto/NBD"}[model])
+        suffix, name = ("", "BG/NBD") if model == "bgnbd" else (f"_{model}", {"mbgnbd": "MBG/NBD", "pareto_nbd": "Pareto/NBD", "bgbb": "BG/BB"}[model])
         self.measurements += [
             {**common, "measurement": f"clv_fit{suffix}", "title": f"CLV fit ({name} + Gamma-Gamma)",
              "segvalue": median(p["segvalue_fit"] for p in pairs),

@@ -4,11 +4,12 @@ Usage:
   lifetimes_check.py cdnow-orders OUT_DIR
       Writes lifetimes' bundled CDNOW sample (2,357 customers, 6,919 orders) as an orders
       table (customer_id, order_date, amount) in OUT_DIR/orders.parquet.
-  lifetimes_check.py periods-summary DATASET OUT_DIR
+  lifetimes_check.py periods-summary DATASET OUT_DIR [CUSTOMERS]
       Writes a summary in whole periods (customer_id, frequency, recency, tenure,
       monetary_value) in OUT_DIR/summary.parquet: DATASET "donations" is lifetimes' bundled
       donations data (Fader, Hardie & Shang 2010: 11,104 donors, 6 yearly opportunities),
-      "generated" a seeded BG/BB population with 4 to 12 opportunities; monetary values are
+      "generated" a seeded BG/BB population with 4 to 12 opportunities (20,000 customers
+      unless CUSTOMERS says otherwise: the benchmark's 1M); monetary values are
       drawn from a seeded Gamma for the repeat buyers.
   lifetimes_check.py compare MODEL CUSTOMER_CLV_DIR UNIT HORIZON_MONTHS DISCOUNT MARGIN PENALIZER [ORDERS_PARQUET END_DATE]
       Fits lifetimes' BetaGeoFitter (MODEL bgnbd), ModifiedBetaGeoFitter (mbgnbd),
@@ -65,7 +66,7 @@ def cdnow_orders(out_dir):
     print(json.dumps({"orders": len(orders), "customers": int(orders.customer_id.nunique())}))
 
 
-def periods_summary(dataset, out_dir):
+def periods_summary(dataset, out_dir, customers="20000"):
     rng = np.random.default_rng(11)
     if dataset == "donations":
         d = load_donations()
@@ -74,7 +75,7 @@ def periods_summary(dataset, out_dir):
     else:
         # The model itself, period by period: drop out before each opportunity with
         # probability theta, buy at it with probability p while alive.
-        size = 20_000
+        size = int(customers)
         n = rng.integers(4, 13, size).astype(float)
         p, theta = rng.beta(0.9, 2.2, size), rng.beta(0.8, 3.5, size)
         x, tx, alive = np.zeros(size), np.zeros(size), np.ones(size, dtype=bool)
