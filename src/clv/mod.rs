@@ -14,7 +14,8 @@
 //! 2. [`fit`] both models (the purchase model on (x, t_x, T) tuples, `tuples` and `purchase`)
 //!    or [`with_params`] for saved ones, into [`ClvModels`].
 //! 3. [`predict`] per customer into a [`ClvResult`] ([`value`] does 2 and 3).
-//! 4. [`holdout`]: actual against predicted purchases in a holdout period.
+//! 4. [`holdout`]: actual against predicted purchases in a holdout period; [`select`]: the
+//!    purchase model chosen by a rolling-origin backtest of it (`model = "auto"`).
 
 mod bgbb;
 mod bgnbd;
@@ -27,6 +28,7 @@ mod optimize;
 mod pareto_nbd;
 mod predict;
 mod purchase;
+mod selection;
 mod spec;
 mod summary;
 mod tuples;
@@ -43,5 +45,6 @@ pub use holdout::{Holdout, HoldoutBucket, HoldoutTuple, holdout};
 pub use models::{ClvModels, fit, fit_tuples, with_params, with_params_tuples};
 pub use optimize::{Minimum, minimize};
 pub use predict::{ClvResult, discounted_clv, is_amount, is_probability, discounted_numerators_over, lifetime_periods, predict, value};
+pub use selection::{BACKTEST_CUTOFFS, Fold, FoldScore, Selection, candidates, select};
 pub use spec::{ClvSpec, PurchaseModel, DEFAULT_FIT_SAMPLE, MAX_HOLDOUT_DAYS, MAX_HORIZON_MONTHS, TimeUnit};
 pub use summary::Summary;

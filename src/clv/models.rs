@@ -110,6 +110,7 @@ mod tests {
             fit_sample: crate::clv::DEFAULT_FIT_SAMPLE,
             mode: Default::default(),
             model_from: Default::default(),
+        auto: false,
         }
     }
 

@@ -144,4 +144,7 @@ pub struct ClvSpec {
     /// Refit every run, or predict with saved parameters.
     pub mode: ModelMode,
     pub model_from: ModelFrom,
+    /// `model = "auto"`: `model` is chosen by a rolling-origin backtest over `holdout_days`
+    /// (`selection`) before the fit.
+    pub auto: bool,
 }

@@ -32,15 +32,23 @@ impl Choice for TimeUnit {
     const WORDS: &'static [(&'static str, Self)] = &[("weeks", TimeUnit::Weeks), ("days", TimeUnit::Days), ("periods", TimeUnit::Periods(0))];
 }
 
-impl Choice for PurchaseModel {
+/// A purchase model, or None for "auto" (chosen by backtest).
+impl Choice for Option<PurchaseModel> {
     const WHAT: &'static str = "model";
-    const WORDS: &'static [(&'static str, Self)] =
-        &[("bgnbd", PurchaseModel::BgNbd), ("mbgnbd", PurchaseModel::MbgNbd), ("pareto_nbd", PurchaseModel::ParetoNbd), ("bgbb", PurchaseModel::BgBb)];
+    const WORDS: &'static [(&'static str, Self)] = &[
+        ("bgnbd", Some(PurchaseModel::BgNbd)),
+        ("mbgnbd", Some(PurchaseModel::MbgNbd)),
+        ("pareto_nbd", Some(PurchaseModel::ParetoNbd)),
+        ("bgbb", Some(PurchaseModel::BgBb)),
+        ("auto", None),
+    ];
 }
 
 pub(super) fn validate_clv(c: ClvSection) -> Result<ClvSpec, Invalid> {
     Name::check(&c.view).at("clv.view")?;
-    let model = PurchaseModel::parse_or(c.model.as_deref(), PurchaseModel::BgNbd).at("clv.model")?;
+    let choice = Option::<PurchaseModel>::parse_or(c.model.as_deref(), Some(PurchaseModel::BgNbd)).at("clv.model")?;
+    // "auto" fits BG/NBD until the backtest has chosen.
+    let (model, auto) = (choice.unwrap_or_default(), choice.is_none());
     let time_unit = match (TimeUnit::parse_or(c.time_unit.as_deref(), TimeUnit::Weeks).at("clv.time_unit")?, c.period_days) {
         (TimeUnit::Periods(_), Some(days)) if days > 0 => TimeUnit::Periods(days),
         (TimeUnit::Periods(_), Some(_)) => return Err(Invalid::new("clv.period_days", Problem::AtLeastOne)),
@@ -103,6 +111,12 @@ pub(super) fn validate_clv(c: ClvSection) -> Result<ClvSpec, Invalid> {
         return Err(Invalid::new("clv.fit_sample", Problem::AtLeastOne));
     }
     let (mode, model_from) = parse_model_mode("clv", c.mode.as_deref(), c.model_from.as_deref())?;
+    if auto && c.holdout_days.is_none() {
+        return Err(Invalid::new("clv.model", "\"auto\" chooses by backtest over holdout periods: set holdout_days"));
+    }
+    if auto && mode == crate::model_mode::ModelMode::Score {
+        return Err(Invalid::new("clv.model", "\"auto\" chooses when fitting: it needs mode = \"refit\""));
+    }
     Ok(ClvSpec {
         view: c.view,
         id: c.id,
@@ -117,5 +131,6 @@ pub(super) fn validate_clv(c: ClvSection) -> Result<ClvSpec, Invalid> {
         fit_sample,
         mode,
         model_from,
+        auto,
     })
 }

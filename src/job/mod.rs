@@ -190,7 +190,7 @@ root = "out"
         let err = parse(&format!("{MINIMAL}\n[clv]\nview='v'\nid='c'\ntime_unit='x'\n")).unwrap_err().to_string();
         assert_eq!(err, "/jobs/t.toml: clv.time_unit: unknown time unit 'x' (expected weeks, days or periods)");
         let err = parse(&format!("{MINIMAL}\n[clv]\nview='v'\nid='c'\nmodel='pareto'\n")).unwrap_err().to_string();
-        assert_eq!(err, "/jobs/t.toml: clv.model: unknown model 'pareto' (expected bgnbd, mbgnbd, pareto_nbd or bgbb)");
+        assert_eq!(err, "/jobs/t.toml: clv.model: unknown model 'pareto' (expected bgnbd, mbgnbd, pareto_nbd, bgbb or auto)");
         let clv = |extra: &str| parse(&format!("{MINIMAL}\n[clv]\nview='v'\nid='c'\n{extra}\n"));
         let err = clv("model='bgbb'").unwrap_err().to_string();
         assert_eq!(err, "/jobs/t.toml: clv.model: bgbb counts purchase opportunities in whole periods: set time_unit = \"periods\" and period_days");
@@ -202,6 +202,11 @@ root = "out"
         assert_eq!(err, "/jobs/t.toml: clv.holdout_days: must be a whole number of periods (a multiple of period_days 30), got 45");
         let spec = clv("model='bgbb'\ntime_unit='periods'\nperiod_days=30\nholdout_days=90").unwrap().clv.unwrap();
         assert_eq!((spec.model, spec.time_unit, spec.time_unit.to_string()), (crate::clv::PurchaseModel::BgBb, crate::clv::TimeUnit::Periods(30), "periods of 30 days".to_string()));
+        let err = clv("model='auto'").unwrap_err().to_string();
+        assert_eq!(err, "/jobs/t.toml: clv.model: \"auto\" chooses by backtest over holdout periods: set holdout_days");
+        let err = clv("model='auto'\nholdout_days=30\nmode='score'").unwrap_err().to_string();
+        assert_eq!(err, "/jobs/t.toml: clv.model: \"auto\" chooses when fitting: it needs mode = \"refit\"");
+        assert!(clv("model='auto'\nholdout_days=30").unwrap().clv.unwrap().auto);
         assert_eq!(parse(&format!("{MINIMAL}\n[clv]\nview='v'\nid='c'\nmodel='mbgnbd'\n")).unwrap().clv.unwrap().model, crate::clv::PurchaseModel::MbgNbd);
         let err = parse(&format!("{MINIMAL}\n[clv]\nview='v'\nid='c'\nmodel_from='2025-01-01'\n")).unwrap_err().to_string();
         assert_eq!(err, "/jobs/t.toml: clv.model_from: only applies to mode = \"score\"");

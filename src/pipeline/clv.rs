@@ -5,17 +5,15 @@ use std::time::Instant;
 
 use datafusion::arrow::array::StringArray;
 use datafusion::dataframe::DataFrame;
-use datafusion::execution::context::SessionContext;
 
-use super::clv_sql::{self, CALIBRATION_COLUMNS, FitInput, Scoring};
-use super::ids::{id_array, id_index};
-use super::manifest::{ClvReport, FallbackReport, HoldoutReport, ModelReport, Stages};
-use super::session::{Open, SUMMARY_COLUMNS, Session, open_with};
-use super::tables::{clv_model_batch, validation_batch};
+use super::clv_holdout::{backtest_stage, has_calibration, holdout_stage};
+use super::clv_sql::{self, FitInput, Scoring};
+use super::manifest::{ClvReport, FallbackReport, ModelReport, Stages};
+use super::session::Session;
+use super::tables::clv_model_batch;
 use super::{history, report};
-use crate::clv::{self, ClvSpec, HoldoutTuple, PurchaseTuple, Summary};
+use crate::clv::{self, ClvSpec};
 use crate::error::Error;
-use crate::features;
 use crate::publish::Publisher;
 
 /// The CLV stage's results, kept for the segment summary.
@@ -43,41 +41,6 @@ impl ClvOutcome {
     }
 }
 
-/// A summary view collected on the driver: only for a holdout whose view has no `cal_*`
-/// columns (the calibration summary then comes from a second session).
-struct Loaded {
-    ids: StringArray,
-    summary: Summary,
-}
-
-async fn load_summary(ctx: &SessionContext, spec: &ClvSpec) -> Result<Loaded, Error> {
-    let cols: Vec<String> = SUMMARY_COLUMNS.map(String::from).into();
-    let f = features::load_frame(ctx, &spec.view, &spec.id, &cols, &[]).await?;
-    if let Some(j) = f.nulls.iter().position(|&c| c > 0) {
-        return Err(features::FeatureError::Nulls { view: spec.view.clone(), column: cols[j].clone(), count: f.nulls[j] }.into());
-    }
-    let col = |j: usize| f.x.column(j).to_vec();
-    let summary = Summary {
-        frequency: col(0),
-        recency: col(1),
-        tenure: col(2),
-        monetary_value: col(3),
-    };
-    let ids = id_array(&f.ids)?;
-    summary.check(spec.model.discrete(), &|i| ids.value(i).to_string()).map_err(|e| match e {
-        clv::ClvError::Input(msg) => clv::ClvError::Input(format!("view '{}': {msg}", spec.view)),
-        other => other,
-    })?;
-    Ok(Loaded { ids, summary })
-}
-
-/// Whether the summary view carries every [`CALIBRATION_COLUMNS`] column (from the schema
-/// the session planned it with).
-fn has_calibration(s: &Session, view: &str) -> Result<bool, Error> {
-    let schema = &crate::views::find(&s.views, view)?.schema;
-    Ok(CALIBRATION_COLUMNS.iter().all(|c| schema.field_with_name(c).is_ok()))
-}
-
 fn model_report(
     params: &[(&'static str, f64)],
     log_likelihood: f64,
@@ -102,6 +65,14 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
     let mut input = clv_sql::fit_input(&s.ctx, spec, with_calibration, spec.fit_sample).await?;
     let customers = input.customers();
     stages.record("clv_load", t, Some(customers), Some(input.tuples.len() as u64));
+    // `model = "auto"`: the backtest chooses the model the rest of the stage fits.
+    let (spec, selection) = match spec.holdout_days.filter(|_| spec.auto) {
+        Some(days) => {
+            let (chosen, report) = backtest_stage(s, spec, days, input.holdout.clone(), publisher, stages).await?;
+            (&ClvSpec { model: chosen, ..spec.clone() }, Some(report))
+        }
+        None => (spec, None),
+    };
     let t = Instant::now();
     let scoring = spec.mode == crate::model_mode::ModelMode::Score;
     tracing::info!(
@@ -192,6 +163,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
         frequency_monetary_corr: models.frequency_monetary_corr,
         lifetime_periods,
         holdout,
+        selection,
     };
     let p_alive = report::p_alive_matrix(&b, &input.tuples, &report.time_unit);
     let saved = crate::models::SavedClv {
@@ -209,74 +181,4 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
         holdout: buckets,
         saved,
     })
-}
-
-/// Fits BG/NBD on data up to `run_date − days` and compares predicted with actual repeat
-/// purchases in the last `days` days, for the customers known at the calibration end. The
-/// calibration tuples come from the summary view's [`CALIBRATION_COLUMNS`] (the same scan as
-/// the fit's) when it has them, else from the view computed again with the run date set to
-/// the calibration end.
-async fn holdout_stage(
-    s: &Session,
-    spec: &ClvSpec,
-    days: u32,
-    calibration: Option<Vec<HoldoutTuple>>,
-    publisher: &mut Publisher,
-    stages: &mut Stages,
-) -> Result<(HoldoutReport, Vec<clv::HoldoutBucket>), Error> {
-    let t = Instant::now();
-    let cal_end = s.run_date - chrono::Days::new(days as u64);
-    let tuples = match calibration {
-        Some(tuples) => {
-            tracing::debug!(view = spec.view, "calibration summary from the view's cal_* columns");
-            tuples
-        }
-        None => {
-            tracing::debug!(view = spec.view, %cal_end, "calibration summary: the view computed again as of the calibration end");
-            second_session_tuples(s, spec, cal_end).await?
-        }
-    };
-    let cal: Vec<PurchaseTuple> = tuples
-        .iter()
-        .map(|t| PurchaseTuple { frequency: t.cal_frequency, recency: t.cal_recency, tenure: t.cal_tenure, customers: t.customers })
-        .collect();
-    let b = clv::fit_purchases(&cal, spec.model, spec.penalizer)?.params;
-    let h = days as f64 * spec.time_unit.per_day();
-    let check = clv::holdout(&tuples, &b, h);
-    let report = HoldoutReport {
-        days,
-        calibration_end: cal_end,
-        customers: check.customers as usize,
-        mae: check.mae,
-        total_actual: check.total_actual,
-        total_predicted: check.total_predicted,
-    };
-    tracing::info!(days, mae = check.mae, total_actual = report.total_actual, total_predicted = report.total_predicted, "CLV holdout check");
-    let rows = publisher.stage_batch("clv_validation", validation_batch(&check.buckets), &["bucket".into()]).await?;
-    stages.record("clv_holdout", t, Some(check.customers), Some(rows));
-    Ok((report, check.buckets))
-}
-
-/// The holdout's tuples from a second session run as of the calibration end, joined to the
-/// run's summary on the driver by id (each customer its own tuple).
-async fn second_session_tuples(s: &Session, spec: &ClvSpec, cal_end: chrono::NaiveDate) -> Result<Vec<HoldoutTuple>, Error> {
-    let full = load_summary(&s.ctx, spec).await?;
-    let cal_session = open_with(&s.job, cal_end, &s.cli_params, Open::Again(s)).await?;
-    let cal = load_summary(&cal_session.ctx, spec).await?;
-    let index = id_index(&full.ids);
-    let c = &cal.summary;
-    Ok((0..c.frequency.len())
-        .map(|i| {
-            // Everyone known at the calibration end is in the full summary; repeat purchase
-            // periods after it are the difference of the two frequencies.
-            let row = index.get(cal.ids.value(i)).copied();
-            HoldoutTuple {
-                cal_frequency: c.frequency[i],
-                cal_recency: c.recency[i],
-                cal_tenure: c.tenure[i],
-                frequency: row.map_or(c.frequency[i], |j| full.summary.frequency[j]),
-                customers: 1,
-            }
-        })
-        .collect())
 }

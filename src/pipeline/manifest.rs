@@ -49,6 +49,17 @@ pub struct ClvReport {
     /// The expected lifetime `clv_simple` used, in `time_unit`.
     pub lifetime_periods: f64,
     pub holdout: Option<HoldoutReport>,
+    /// `model = "auto"`: the backtest that chose `model`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectionReport>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SelectionReport {
+    pub chosen: &'static str,
+    pub cutoffs: Vec<NaiveDate>,
+    /// Per candidate, its mean holdout MAE over the cut-offs (the choice's first criterion).
+    pub mean_mae: BTreeMap<&'static str, f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

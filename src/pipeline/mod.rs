@@ -23,6 +23,7 @@
 //! `script.rs` writes the SQL a run executes as one script (`segvalue sql`).
 
 mod clv;
+mod clv_holdout;
 mod clv_sql;
 mod customer_actions;
 mod history;

@@ -159,6 +159,13 @@ pub(super) fn report_data(
         let model = c.model.parse::<clv::PurchaseModel>().unwrap_or_default();
         key.push((model.title().into(), format!("{} (log-likelihood {:.1})", params(&c.bgnbd.params, &model.parameters()), c.bgnbd.log_likelihood)));
         key.push(("Gamma-Gamma".into(), format!("{} (log-likelihood {:.1})", params(&c.gamma_gamma.params, &["p", "q", "gamma"]), c.gamma_gamma.log_likelihood)));
+        if let Some(sel) = &c.selection {
+            let maes: Vec<String> = sel.mean_mae.iter().map(|(m, v)| format!("{m} {v:.4}")).collect();
+            key.push((
+                "model choice".into(),
+                format!("{} by backtest over {} cut-offs (mean holdout MAE per customer: {})", sel.chosen, sel.cutoffs.len(), maes.join(", ")),
+            ));
+        }
         if let Some(h) = &c.holdout {
             key.push((
                 format!("holdout ({} days)", h.days),

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 
 use std::collections::{BTreeMap, HashMap};
 
 use super::rows::{ActionRow, RfmColumns};
-use crate::clv::{ClvModels, HoldoutBucket};
+use crate::clv::{ClvModels, HoldoutBucket, Selection};
 use crate::segment::prep::PrepColumn;
 use crate::segment::profile::SegmentAction;
 use crate::segment::rfm;
@@ -195,6 +195,39 @@ pub(super) fn clv_model_batch(r: &ClvModels) -> RecordBatch {
             Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.4 as i64))),
             Arc::new(BooleanArray::from_iter(rows.iter().map(|_| Some(true)))),
             Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.5 as i64))),
+        ],
+    )
+}
+
+/// `clv_model_selection`: per candidate and backtest cut-off its `mae`, `total_error` and
+/// `log_likelihood`, then per candidate (cut-off NULL) the `mean_mae` and
+/// `mean_abs_total_error` the choice ranks; `chosen` on every row of the chosen model.
+pub(super) fn selection_batch(s: &Selection<chrono::NaiveDate>) -> RecordBatch {
+    let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let mut rows: Vec<(&'static str, Option<i32>, &'static str, f64)> = Vec::new();
+    for f in &s.scores {
+        let day = Some((f.cutoff - epoch).num_days() as i32);
+        rows.extend([(f.model.as_str(), day, "mae", f.mae), (f.model.as_str(), day, "total_error", f.total_error), (f.model.as_str(), day, "log_likelihood", f.log_likelihood)]);
+    }
+    for model in crate::clv::PurchaseModel::ALL {
+        if let Some((mae, total)) = s.means(model) {
+            rows.extend([(model.as_str(), None, "mean_mae", mae), (model.as_str(), None, "mean_abs_total_error", total)]);
+        }
+    }
+    batch(
+        vec![
+            Field::new("model", DataType::Utf8, false),
+            Field::new("cutoff", DataType::Date32, true),
+            Field::new("metric", DataType::Utf8, false),
+            Field::new("value", DataType::Float64, false),
+            Field::new("chosen", DataType::Boolean, false),
+        ],
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(Date32Array::from_iter(rows.iter().map(|r| r.1))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
+            f64_col(rows.iter().map(|r| r.3)),
+            Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.0 == s.chosen.as_str())))),
         ],
     )
 }

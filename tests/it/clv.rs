@@ -24,6 +24,7 @@ fn spec(penalizer: f64) -> ClvSpec {
         fit_sample: clv::DEFAULT_FIT_SAMPLE,
         mode: Default::default(),
         model_from: Default::default(),
+        auto: false,
     }
 }
 
@@ -416,4 +417,51 @@ fn bgbb_in_periods_equals_lifetimes_on_donations_and_generated_data() {
         assert_params(&out, "2025-12-31", "bgbb", &check);
         assert_within(&check, "predictions", 1e-6, &format!("{dataset}, bgbb"));
     }
+}
+
+/// `model = "auto"` on the shipped job's summary (with its `cal_*` columns): three cut-offs
+/// 90 days apart, every candidate scored, the one with the lowest mean holdout MAE chosen
+/// (recomputed here from the per-cut-off rows) and fitted. An earlier cut-off's figures equal
+/// the holdout check of a job run with the chosen model at the end of that cut-off's holdout:
+/// the rolling origin's dates and its earlier sessions are the ones a user would run.
+#[test]
+fn auto_chooses_the_model_with_the_lowest_backtest_mae_and_publishes_the_backtest() {
+    const CLV: &str = "[clv]\nview = \"customer_summary\"\nid = \"customer_id\"\ntime_unit = \"weeks\"\nhorizon_months = 12\n\
+                       monthly_discount_rate = 0.01\nmargin = 0.3\nholdout_days = 90\n";
+    let data = single_dataset().display().to_string();
+    let j = JobDir::retail_at(&data, &format!("{CLV}model = \"auto\"\n\n[output]\nroot = \"out\"\n"));
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    let table = read_partition(&j.out(), "clv_model_selection", "2025-12-31");
+    let rows = duckdb(&format!("SELECT model, CAST(cutoff AS VARCHAR), metric, value, chosen FROM {table} ORDER BY ALL"));
+    let cutoffs: std::collections::BTreeSet<String> = rows.iter().filter_map(|r| r[1].as_str().map(String::from)).collect();
+    assert_eq!(cutoffs.into_iter().collect::<Vec<_>>(), ["2025-04-05", "2025-07-04", "2025-10-02"], "{rows:?}");
+    // 3 candidates × 3 cut-offs × 3 metrics, and 2 means per candidate.
+    assert_eq!(rows.len(), 3 * 3 * 3 + 3 * 2, "{rows:?}");
+    // The rule, recomputed: the lowest mean MAE over the cut-offs.
+    let means = duckdb(&format!("SELECT model, avg(value) AS mae FROM {table} WHERE metric = 'mae' GROUP BY model ORDER BY mae, model"));
+    eprintln!("mean holdout MAE per candidate: {means:?}");
+    let best = means[0][0].as_str().unwrap().to_string();
+    assert!(means[1][1].as_f64().unwrap() > means[0][1].as_f64().unwrap() * (1.0 + 1e-9), "a tie: {means:?}");
+    let chosen: Vec<String> = duckdb(&format!("SELECT DISTINCT model FROM {table} WHERE chosen")).iter().map(|r| r[0].as_str().unwrap().to_string()).collect();
+    assert_eq!(chosen, [best.clone()], "{means:?}");
+    for r in duckdb(&format!("SELECT model, value FROM {table} WHERE metric = 'mean_mae'")) {
+        let want = means.iter().find(|m| m[0] == r[0]).unwrap()[1].as_f64().unwrap();
+        assert!(rel(r[1].as_f64().unwrap(), want) < 1e-12, "{r:?} vs {want}");
+    }
+    let m = manifest(&j.out(), "2025-12-31");
+    assert_eq!(m["clv"]["model"], best.as_str());
+    assert_eq!(m["clv"]["selection"]["chosen"], best.as_str());
+    let fitted = duckdb(&format!("SELECT DISTINCT model FROM {} WHERE model <> 'gamma_gamma'", read_partition(&j.out(), "clv_model", "2025-12-31")));
+    assert_eq!(fitted[0][0], best.as_str());
+    // The latest cut-off is the holdout check's.
+    let mae_at = |cutoff: &str| {
+        duckdb(&format!("SELECT value FROM {table} WHERE model = '{best}' AND metric = 'mae' AND cutoff = DATE '{cutoff}'"))[0][0].as_f64().unwrap()
+    };
+    assert!(rel(mae_at("2025-10-02"), m["clv"]["holdout"]["mae"].as_f64().unwrap()) < 1e-12);
+    // The middle cut-off: the chosen model's job run at the end of its holdout.
+    let earlier = JobDir::retail_at(&data, &format!("{CLV}model = \"{best}\"\n\n[output]\nroot = \"out\"\n"));
+    segvalue_ok(&["run", &earlier.job(), "--run-date", "2025-10-02"]);
+    let holdout = &manifest(&earlier.out(), "2025-10-02")["clv"]["holdout"];
+    assert_eq!(holdout["calibration_end"], "2025-07-04");
+    assert!(rel(mae_at("2025-07-04"), holdout["mae"].as_f64().unwrap()) < 1e-12, "{holdout}");
 }

@@ -43,6 +43,7 @@ fn default_spec() -> ClvSpec {
         fit_sample: clv::DEFAULT_FIT_SAMPLE,
         mode: Default::default(),
         model_from: Default::default(),
+        auto: false,
     }
 }
 

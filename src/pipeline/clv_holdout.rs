@@ -1,0 +1,195 @@
+//! The CLV holdout and the backtest on it: customers' summaries as of a calibration end and
+//! their purchases after it ([`holdout_tuples`]), the holdout check (`clv_validation`) and,
+//! for `model = "auto"`, the rolling-origin backtest that chooses the purchase model
+//! (`clv_model_selection`).
+
+use std::time::Instant;
+
+use datafusion::arrow::array::StringArray;
+use datafusion::execution::context::SessionContext;
+
+use super::clv_sql::{self, CALIBRATION_COLUMNS};
+use super::ids::{id_array, id_index};
+use super::manifest::{HoldoutReport, SelectionReport, Stages};
+use super::session::{Open, SUMMARY_COLUMNS, Session, open_with};
+use super::tables::{selection_batch, validation_batch};
+use crate::clv::{self, ClvSpec, HoldoutTuple, PurchaseModel, PurchaseTuple, Summary};
+use crate::error::Error;
+use crate::features;
+use crate::publish::Publisher;
+
+/// A summary view collected on the driver: only for a holdout whose view has no `cal_*`
+/// columns (the calibration summary then comes from a second session).
+struct Loaded {
+    ids: StringArray,
+    summary: Summary,
+}
+
+async fn load_summary(ctx: &SessionContext, spec: &ClvSpec) -> Result<Loaded, Error> {
+    let cols: Vec<String> = SUMMARY_COLUMNS.map(String::from).into();
+    let f = features::load_frame(ctx, &spec.view, &spec.id, &cols, &[]).await?;
+    if let Some(j) = f.nulls.iter().position(|&c| c > 0) {
+        return Err(features::FeatureError::Nulls { view: spec.view.clone(), column: cols[j].clone(), count: f.nulls[j] }.into());
+    }
+    let col = |j: usize| f.x.column(j).to_vec();
+    let summary = Summary {
+        frequency: col(0),
+        recency: col(1),
+        tenure: col(2),
+        monetary_value: col(3),
+    };
+    let ids = id_array(&f.ids)?;
+    summary.check(spec.model.discrete(), &|i| ids.value(i).to_string()).map_err(|e| match e {
+        clv::ClvError::Input(msg) => clv::ClvError::Input(format!("view '{}': {msg}", spec.view)),
+        other => other,
+    })?;
+    Ok(Loaded { ids, summary })
+}
+
+/// Whether the summary view carries every [`CALIBRATION_COLUMNS`] column (from the schema
+/// the session planned it with).
+pub(super) fn has_calibration(s: &Session, view: &str) -> Result<bool, Error> {
+    let schema = &crate::views::find(&s.views, view)?.schema;
+    Ok(CALIBRATION_COLUMNS.iter().all(|c| schema.field_with_name(c).is_ok()))
+}
+
+
+/// Fits the purchase model on data up to `run_date − days` and compares predicted with actual repeat
+/// purchases in the last `days` days, for the customers known at the calibration end. The
+/// calibration tuples come from the summary view's [`CALIBRATION_COLUMNS`] (the same scan as
+/// the fit's) when it has them, else from the view computed again with the run date set to
+/// the calibration end.
+pub(super) async fn holdout_stage(
+    s: &Session,
+    spec: &ClvSpec,
+    days: u32,
+    calibration: Option<Vec<HoldoutTuple>>,
+    publisher: &mut Publisher,
+    stages: &mut Stages,
+) -> Result<(HoldoutReport, Vec<clv::HoldoutBucket>), Error> {
+    let t = Instant::now();
+    let cal_end = s.run_date - chrono::Days::new(days as u64);
+    let tuples = holdout_tuples(s, spec, cal_end, calibration).await?;
+    let b = clv::fit_purchases(&calibration_tuples(&tuples), spec.model, spec.penalizer)?.params;
+    let h = days as f64 * spec.time_unit.per_day();
+    let check = clv::holdout(&tuples, &b, h);
+    let report = HoldoutReport {
+        days,
+        calibration_end: cal_end,
+        customers: check.customers as usize,
+        mae: check.mae,
+        total_actual: check.total_actual,
+        total_predicted: check.total_predicted,
+    };
+    tracing::info!(days, mae = check.mae, total_actual = report.total_actual, total_predicted = report.total_predicted, "CLV holdout check");
+    let rows = publisher.stage_batch("clv_validation", validation_batch(&check.buckets), &["bucket".into()]).await?;
+    stages.record("clv_holdout", t, Some(check.customers), Some(rows));
+    Ok((report, check.buckets))
+}
+
+/// The holdout's tuples from a second session run as of the calibration end, joined to the
+/// run's summary on the driver by id (each customer its own tuple).
+async fn second_session_tuples(s: &Session, spec: &ClvSpec, cal_end: chrono::NaiveDate) -> Result<Vec<HoldoutTuple>, Error> {
+    let full = load_summary(&s.ctx, spec).await?;
+    let cal_session = open_with(&s.job, cal_end, &s.cli_params, Open::Again(s)).await?;
+    let cal = load_summary(&cal_session.ctx, spec).await?;
+    let index = id_index(&full.ids);
+    let c = &cal.summary;
+    Ok((0..c.frequency.len())
+        .map(|i| {
+            // Everyone known at the calibration end is in the full summary; repeat purchase
+            // periods after it are the difference of the two frequencies.
+            let row = index.get(cal.ids.value(i)).copied();
+            HoldoutTuple {
+                cal_frequency: c.frequency[i],
+                cal_recency: c.recency[i],
+                cal_tenure: c.tenure[i],
+                frequency: row.map_or(c.frequency[i], |j| full.summary.frequency[j]),
+                customers: 1,
+            }
+        })
+        .collect())
+}
+
+/// The customers known at `cal_end` as holdout tuples: from the view's [`CALIBRATION_COLUMNS`]
+/// when `calibration` has them (the same scan as the session's fit), else from the view
+/// computed again as of `cal_end`, joined to the session's summary by id.
+async fn holdout_tuples(s: &Session, spec: &ClvSpec, cal_end: chrono::NaiveDate, calibration: Option<Vec<HoldoutTuple>>) -> Result<Vec<HoldoutTuple>, Error> {
+    match calibration {
+        Some(tuples) => {
+            tracing::debug!(view = spec.view, "calibration summary from the view's cal_* columns");
+            Ok(tuples)
+        }
+        None => {
+            tracing::debug!(view = spec.view, %cal_end, "calibration summary: the view computed again as of the calibration end");
+            second_session_tuples(s, spec, cal_end).await
+        }
+    }
+}
+
+fn calibration_tuples(tuples: &[HoldoutTuple]) -> Vec<PurchaseTuple> {
+    tuples.iter().map(|t| PurchaseTuple { frequency: t.cal_frequency, recency: t.cal_recency, tenure: t.cal_tenure, customers: t.customers }).collect()
+}
+
+/// `model = "auto"`: the rolling-origin backtest (`clv::select`) over [`clv::BACKTEST_CUTOFFS`]
+/// cut-offs, the run date minus 1, 2, 3 × `days`. The first cut-off's holdout is the holdout
+/// check's (`first`: its tuples from the run's own scan, when the view has `cal_*` columns);
+/// each earlier one comes from the view planned again as of the end of its holdout. Stages
+/// `clv_model_selection` and returns the chosen model.
+pub(super) async fn backtest_stage(
+    s: &Session,
+    spec: &ClvSpec,
+    days: u32,
+    first: Option<Vec<HoldoutTuple>>,
+    publisher: &mut Publisher,
+    stages: &mut Stages,
+) -> Result<(PurchaseModel, SelectionReport), Error> {
+    let t = Instant::now();
+    let step = chrono::Days::new(days as u64);
+    let horizon = days as f64 * spec.time_unit.per_day();
+    let mut folds = Vec::new();
+    let mut first = Some(first);
+    for k in 1..=clv::BACKTEST_CUTOFFS {
+        let Some(end) = s.run_date.checked_sub_days(chrono::Days::new(u64::from(k - 1) * days as u64)) else { break };
+        let Some(cutoff) = end.checked_sub_days(step) else { break };
+        let tuples = if k == 1 {
+            holdout_tuples(s, spec, cutoff, first.take().flatten()).await?
+        } else {
+            let earlier = open_with(&s.job, end, &s.cli_params, Open::Again(s)).await?;
+            let calibration = if has_calibration(&earlier, &spec.view)? {
+                clv_sql::fit_input(&earlier.ctx, spec, true, spec.fit_sample).await?.holdout
+            } else {
+                None
+            };
+            holdout_tuples(&earlier, spec, cutoff, calibration).await?
+        };
+        // A cut-off before the first customer has nothing to score.
+        if tuples.iter().any(|t| t.cal_frequency > 0.0) {
+            folds.push(clv::Fold { cutoff, tuples, horizon });
+        } else {
+            tracing::warn!(%cutoff, "backtest cut-off skipped: no repeat buyer before it");
+        }
+    }
+    if folds.is_empty() {
+        return Err(clv::ClvError::Input(format!("model = \"auto\": no backtest cut-off {days} days apart has a repeat buyer before it")).into());
+    }
+    let candidates = clv::candidates(spec.time_unit);
+    let selection = clv::select(&folds, &candidates, spec.penalizer)?;
+    for (model, cutoff, reason) in &selection.failed {
+        tracing::warn!(model = model.as_str(), %cutoff, %reason, "backtest: no fit; the model is not a candidate");
+    }
+    let means: Vec<(&'static str, f64, f64)> =
+        candidates.iter().filter_map(|&m| selection.means(m).map(|(mae, total)| (m.as_str(), mae, total))).collect();
+    for (model, mae, total) in &means {
+        tracing::info!(model, mean_mae = mae, mean_abs_total_error = total, "backtest");
+    }
+    tracing::info!(chosen = selection.chosen.as_str(), cutoffs = folds.len(), "purchase model chosen by backtest (lowest mean holdout MAE)");
+    let rows = publisher.stage_batch("clv_model_selection", selection_batch(&selection), &["model".into(), "cutoff".into(), "metric".into()]).await?;
+    stages.record("clv_select", t, Some(folds.len() as u64), Some(rows));
+    let report = SelectionReport {
+        chosen: selection.chosen.as_str(),
+        cutoffs: folds.iter().map(|f| f.cutoff).collect(),
+        mean_mae: means.iter().map(|(m, mae, _)| (*m, *mae)).collect(),
+    };
+    Ok((selection.chosen, report))
+}
