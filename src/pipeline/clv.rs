@@ -1,5 +1,6 @@
-//! The CLV stage: load the summary view, fit (or score with a saved model) BG/NBD and
-//! Gamma-Gamma, value every customer, check against a holdout period, stage the tables.
+//! The CLV stage: load the summary view, choose the purchase model by backtest when asked
+//! (`model = "auto"`), fit it (or score with a saved model) and Gamma-Gamma, value every
+//! customer, check against a holdout period, stage the tables.
 
 use std::time::Instant;
 

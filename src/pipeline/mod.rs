@@ -7,9 +7,10 @@
 //!    rules, plan every view and check the columns the stages need. Everything that can fail
 //!    because of the job itself fails here, before any table is scanned; `validate`,
 //!    `preview` and `explain` stop here (`inspect.rs` computes what the last two show).
-//! 2. `clv.rs` — fit BG/NBD and Gamma-Gamma (or score with a saved model), value every
-//!    customer and check the fit against a holdout period; `clv_sql.rs` has its queries (the
-//!    fits' tuples and sample, the plan that scores every customer in the engine).
+//! 2. `clv.rs` — fit the purchase model and Gamma-Gamma (or score with a saved model), value
+//!    every customer and check the fit against a holdout period (`clv_holdout.rs`, which also
+//!    runs `model = "auto"`'s backtest); `clv_sql.rs` has its queries (the fits' tuples and
+//!    sample, the plan that scores every customer in the engine).
 //! 3. `segmentation.rs` — cluster the features, score RFM, lifecycle and value tiers and
 //!    recommend actions; `history.rs` ties the run to earlier ones (saved models, aligned
 //!    segment ids, transitions, drift).
