@@ -38,16 +38,52 @@ pub struct Holdout {
     pub customers: u64,
 }
 
-/// Compares the purchases `b` (fitted on the calibration period) predicts over the next
-/// `horizon` periods with the actual ones. Tuples are taken in ascending order, so the sums
-/// do not depend on the order they arrive in.
-pub fn holdout(tuples: &[HoldoutTuple], b: &PurchaseParams, horizon: f64) -> Holdout {
-    // Sorted and equal tuples merged: the same sums however the customers were grouped.
+/// `tuples` sorted, equal ones merged: sums over them are the same however the customers were
+/// grouped or ordered.
+fn canonical(tuples: &[HoldoutTuple]) -> Vec<HoldoutTuple> {
     let mut sorted = tuples.to_vec();
     let key = |t: &HoldoutTuple| [t.cal_frequency, t.cal_recency, t.cal_tenure, t.frequency];
     let order = |x: &HoldoutTuple, y: &HoldoutTuple| key(x).iter().zip(key(y)).map(|(a, b)| a.total_cmp(&b)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal);
     sorted.sort_unstable_by(order);
-    let merged = sorted.chunk_by(|x, y| order(x, y).is_eq()).map(|same| HoldoutTuple { customers: same.iter().map(|t| t.customers).sum(), ..same[0] });
+    sorted.chunk_by(|x, y| order(x, y).is_eq()).map(|same| HoldoutTuple { customers: same.iter().map(|t| t.customers).sum(), ..same[0] }).collect()
+}
+
+/// One point of the holdout's tracking: purchases from the calibration end to `days` after it,
+/// summed over every customer known at the calibration end.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackingPoint {
+    pub days: u32,
+    pub actual_cumulative: f64,
+    pub expected_cumulative: f64,
+}
+
+/// Cumulative actual and expected repeat purchases week by week through the holdout's `days`
+/// (the last point at `days`), as lifetimes' `plot_cumulative_transactions` draws them:
+/// `daily` holds the actual purchases per day after the calibration end (day 1 … `days`),
+/// `b` predicts over `d · per_day` periods for each calibration tuple.
+pub fn tracking(tuples: &[HoldoutTuple], b: &PurchaseParams, per_day: f64, days: u32, daily: &[(u32, f64)]) -> Vec<TrackingPoint> {
+    let mut ends: Vec<u32> = (1..=days / 7).map(|w| 7 * w).collect();
+    if days % 7 != 0 {
+        ends.push(days);
+    }
+    let tuples = canonical(tuples);
+    ends.into_iter()
+        .map(|end| TrackingPoint {
+            days: end,
+            actual_cumulative: daily.iter().filter(|(d, _)| *d <= end).map(|(_, n)| n).sum(),
+            expected_cumulative: tuples
+                .iter()
+                .map(|t| t.customers as f64 * b.expected_purchases(end as f64 * per_day, t.cal_frequency, t.cal_recency, t.cal_tenure))
+                .sum(),
+        })
+        .collect()
+}
+
+/// Compares the purchases `b` (fitted on the calibration period) predicts over the next
+/// `horizon` periods with the actual ones. Tuples are taken in ascending order, so the sums
+/// do not depend on the order they arrive in.
+pub fn holdout(tuples: &[HoldoutTuple], b: &PurchaseParams, horizon: f64) -> Holdout {
+    let merged = canonical(tuples);
     let mut sums = [(0u64, 0.0, 0.0); 8];
     let (mut abs_err, mut customers) = (0.0, 0u64);
     for t in merged {

@@ -111,6 +111,7 @@ mod tests {
             mode: Default::default(),
             model_from: Default::default(),
         auto: false,
+        tracking: None,
         }
     }
 

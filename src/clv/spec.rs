@@ -147,4 +147,16 @@ pub struct ClvSpec {
     /// `model = "auto"`: `model` is chosen by a rolling-origin backtest over `holdout_days`
     /// (`selection`) before the fit.
     pub auto: bool,
+    /// The purchases behind the summary, for the holdout's week-by-week tracking
+    /// (`clv_holdout_tracking`).
+    pub tracking: Option<Tracking>,
+}
+
+/// `[clv] tracking = { view, date }`: a view with one row per purchase (or order), the
+/// customer in `[clv] id` and its day in `date`; a customer's purchases on one day count once,
+/// as the summary counts purchase days.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tracking {
+    pub view: String,
+    pub date: String,
 }

@@ -22,8 +22,16 @@ pub(super) struct ClvSection {
     penalizer: Option<f64>,
     lifetime_periods: Option<f64>,
     fit_sample: Option<u64>,
+    tracking: Option<TrackingSection>,
     mode: Option<String>,
     model_from: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TrackingSection {
+    view: String,
+    date: String,
 }
 
 impl Choice for TimeUnit {
@@ -111,6 +119,14 @@ pub(super) fn validate_clv(c: ClvSection) -> Result<ClvSpec, Invalid> {
         return Err(Invalid::new("clv.fit_sample", Problem::AtLeastOne));
     }
     let (mode, model_from) = parse_model_mode("clv", c.mode.as_deref(), c.model_from.as_deref())?;
+    let tracking = match c.tracking {
+        Some(_) if c.holdout_days.is_none() => return Err(Invalid::new("clv.tracking", "tracks the holdout period: set holdout_days")),
+        Some(t) => {
+            Name::check(&t.view).at("clv.tracking.view")?;
+            Some(crate::clv::Tracking { view: t.view, date: t.date })
+        }
+        None => None,
+    };
     if auto && c.holdout_days.is_none() {
         return Err(Invalid::new("clv.model", "\"auto\" chooses by backtest over holdout periods: set holdout_days"));
     }
@@ -132,5 +148,6 @@ pub(super) fn validate_clv(c: ClvSection) -> Result<ClvSpec, Invalid> {
         mode,
         model_from,
         auto,
+        tracking,
     })
 }

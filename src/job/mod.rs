@@ -207,6 +207,10 @@ root = "out"
         let err = clv("model='auto'\nholdout_days=30\nmode='score'").unwrap_err().to_string();
         assert_eq!(err, "/jobs/t.toml: clv.model: \"auto\" chooses when fitting: it needs mode = \"refit\"");
         assert!(clv("model='auto'\nholdout_days=30").unwrap().clv.unwrap().auto);
+        let err = clv("tracking = { view = 'orders', date = 'day' }").unwrap_err().to_string();
+        assert_eq!(err, "/jobs/t.toml: clv.tracking: tracks the holdout period: set holdout_days");
+        let spec = clv("holdout_days=30\ntracking = { view = 'orders', date = 'day' }").unwrap().clv.unwrap();
+        assert_eq!(spec.tracking, Some(crate::clv::Tracking { view: "orders".into(), date: "day".into() }));
         assert_eq!(parse(&format!("{MINIMAL}\n[clv]\nview='v'\nid='c'\nmodel='mbgnbd'\n")).unwrap().clv.unwrap().model, crate::clv::PurchaseModel::MbgNbd);
         let err = parse(&format!("{MINIMAL}\n[clv]\nview='v'\nid='c'\nmodel_from='2025-01-01'\n")).unwrap_err().to_string();
         assert_eq!(err, "/jobs/t.toml: clv.model_from: only applies to mode = \"score\"");

@@ -26,7 +26,7 @@ pub(super) struct ClvOutcome {
     pub(super) report: ClvReport,
     /// For the run report.
     pub(super) p_alive: crate::report::PAliveMatrix,
-    pub(super) holdout: Option<Vec<crate::report::HoldoutBucket>>,
+    pub(super) holdout: Option<report::HoldoutCharts>,
     pub(super) saved: crate::models::SavedClv,
 }
 
@@ -118,8 +118,9 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
 
     let (holdout, buckets) = match spec.holdout_days {
         Some(days) => {
-            let (r, b) = holdout_stage(s, spec, days, input.holdout.take(), publisher, stages).await?;
-            (Some(r), Some(report::holdout_buckets(&b)))
+            let (r, b, tracking) = holdout_stage(s, spec, days, input.holdout.take(), publisher, stages).await?;
+            let tracking = tracking.map(|points| report::tracking_points(&points, spec.model));
+            (Some(r), Some((report::holdout_buckets(&b), tracking)))
         }
         None => (None, None),
     };

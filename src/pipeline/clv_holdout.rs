@@ -12,7 +12,7 @@ use super::clv_sql::{self, CALIBRATION_COLUMNS};
 use super::ids::{id_array, id_index};
 use super::manifest::{HoldoutReport, SelectionReport, Stages};
 use super::session::{Open, SUMMARY_COLUMNS, Session, open_with};
-use super::tables::{selection_batch, validation_batch};
+use super::tables::{selection_batch, tracking_batch, validation_batch};
 use crate::clv::{self, ClvSpec, HoldoutTuple, PurchaseModel, PurchaseTuple, Summary};
 use crate::error::Error;
 use crate::features;
@@ -66,7 +66,7 @@ pub(super) async fn holdout_stage(
     calibration: Option<Vec<HoldoutTuple>>,
     publisher: &mut Publisher,
     stages: &mut Stages,
-) -> Result<(HoldoutReport, Vec<clv::HoldoutBucket>), Error> {
+) -> Result<(HoldoutReport, Vec<clv::HoldoutBucket>, Option<Vec<clv::TrackingPoint>>), Error> {
     let t = Instant::now();
     let cal_end = s.run_date - chrono::Days::new(days as u64);
     let tuples = holdout_tuples(s, spec, cal_end, calibration).await?;
@@ -82,9 +82,18 @@ pub(super) async fn holdout_stage(
         total_predicted: check.total_predicted,
     };
     tracing::info!(days, mae = check.mae, total_actual = report.total_actual, total_predicted = report.total_predicted, "CLV holdout check");
-    let rows = publisher.stage_batch("clv_validation", validation_batch(&check.buckets), &["bucket".into()]).await?;
+    let mut rows = publisher.stage_batch("clv_validation", validation_batch(&check.buckets), &["bucket".into()]).await?;
+    let tracking = match &spec.tracking {
+        Some(tr) => {
+            let daily = clv_sql::purchases_after(&s.ctx, spec, tr, cal_end, s.run_date).await?;
+            let points = clv::tracking(&tuples, &b, spec.time_unit.per_day(), days, &daily);
+            rows += publisher.stage_batch("clv_holdout_tracking", tracking_batch(&points), &["days".into()]).await?;
+            Some(points)
+        }
+        None => None,
+    };
     stages.record("clv_holdout", t, Some(check.customers), Some(rows));
-    Ok((report, check.buckets))
+    Ok((report, check.buckets, tracking))
 }
 
 /// The holdout's tuples from a second session run as of the calibration end, joined to the

@@ -151,6 +151,33 @@ pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibra
     Ok(FitInput { tuples, holdout: with_calibration.then_some(holdout), repeat_frequency, repeat_monetary, repeat_buyers })
 }
 
+/// `[clv] tracking`: the repeat purchase days in (`cal_end`, `end`] of the customers whose
+/// first purchase day is on or before `cal_end`, per day after `cal_end` (1 … ), counted as
+/// the summary counts them: a customer's purchases on one day are one.
+pub(super) async fn purchases_after(
+    ctx: &SessionContext,
+    spec: &ClvSpec,
+    tracking: &clv::Tracking,
+    cal_end: chrono::NaiveDate,
+    end: chrono::NaiveDate,
+) -> Result<Vec<(u32, f64)>, Error> {
+    let sql = format!(
+        "WITH p AS (SELECT DISTINCT {id} AS id, CAST({date} AS DATE) AS day FROM {view} WHERE {id} IS NOT NULL AND {date} IS NOT NULL), \
+         known AS (SELECT id FROM p GROUP BY id HAVING min(day) <= DATE '{cal_end}') \
+         SELECT CAST(p.day - DATE '{cal_end}' AS DOUBLE) AS d, CAST(count(*) AS DOUBLE) AS n \
+         FROM p JOIN known k ON k.id = p.id WHERE p.day > DATE '{cal_end}' AND p.day <= DATE '{end}' GROUP BY p.day",
+        id = quote(&spec.id),
+        date = quote(&tracking.date),
+        view = quote(&tracking.view),
+    );
+    let mut out = Vec::new();
+    for b in collect(ctx, &tracking.view, &sql).await? {
+        out.extend(f64s(&b, "d").into_iter().zip(f64s(&b, "n")).filter_map(|(d, n)| Some((d? as u32, n?))));
+    }
+    out.sort_unstable_by_key(|p| p.0);
+    Ok(out)
+}
+
 fn cal(b: &RecordBatch, name: &str) -> Vec<Option<f64>> {
     let c = b.column_by_name(name).expect("selected");
     if c.data_type() == &DataType::Float64 { f64s(b, name) } else { vec![None; c.len()] }

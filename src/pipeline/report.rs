@@ -7,10 +7,13 @@ use ndarray::Array2;
 use super::tables::{CategoryCounts, top_share};
 use crate::clv::{self, PurchaseParams, PurchaseTuple};
 use crate::report::{
-    HoldoutBucket, KRow, KSelection, PAliveMatrix, ProfileHeatmap, ReportData, SegmentRuleText, SegmentSize, SegmentValues,
+    HoldoutBucket, TrackingPoint, KRow, KSelection, PAliveMatrix, ProfileHeatmap, ReportData, SegmentRuleText, SegmentSize, SegmentValues,
 };
 use crate::segment::Segmentation;
 use crate::segment::rules::SegmentRule;
+
+/// The holdout check's buckets and, with `[clv] tracking`, its week-by-week tracking.
+pub(super) type HoldoutCharts = (Vec<HoldoutBucket>, Option<Vec<TrackingPoint>>);
 
 /// The segmentation's charts: k choice, sizes, profile heat map, CLV by segment.
 #[derive(Debug, Clone, Default)]
@@ -114,6 +117,10 @@ pub(super) fn p_alive_matrix(b: &PurchaseParams, tuples: &[PurchaseTuple], time_
     PAliveMatrix { frequency, recency, p, time_unit: time_unit.to_string(), model: b.model().title().to_string() }
 }
 
+pub(super) fn tracking_points(points: &[clv::TrackingPoint], model: clv::PurchaseModel) -> Vec<TrackingPoint> {
+    points.iter().map(|p| TrackingPoint { days: p.days, actual: p.actual_cumulative, expected: p.expected_cumulative, model: model.title() }).collect()
+}
+
 pub(super) fn holdout_buckets(buckets: &[clv::HoldoutBucket]) -> Vec<HoldoutBucket> {
     buckets
         .iter()
@@ -130,9 +137,10 @@ pub(super) fn report_data(
     m: &super::manifest::Manifest,
     charts: SegmentationCharts,
     p_alive: Option<PAliveMatrix>,
-    holdout: Option<Vec<HoldoutBucket>>,
+    holdout: Option<HoldoutCharts>,
     actions: Option<Vec<crate::report::ActionTotals>>,
 ) -> ReportData {
+    let (holdout, holdout_tracking) = holdout.map_or((None, None), |(b, t)| (Some(b), t));
     let mut key = vec![
         ("job".to_string(), m.job.clone()),
         ("run date".to_string(), m.run_date.to_string()),
@@ -182,6 +190,7 @@ pub(super) fn report_data(
         clv_by_segment: charts.clv_by_segment,
         p_alive,
         holdout,
+        holdout_tracking,
         actions,
     }
 }

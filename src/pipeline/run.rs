@@ -144,7 +144,7 @@ struct Computed {
     clv: Option<ClvReport>,
     charts: report::SegmentationCharts,
     p_alive: Option<crate::report::PAliveMatrix>,
-    holdout: Option<Vec<crate::report::HoldoutBucket>>,
+    holdout: Option<report::HoldoutCharts>,
     saved_segmentation: Option<crate::models::SavedSegmentation>,
     saved_clv: Option<crate::models::SavedClv>,
     actions: Option<Vec<crate::report::ActionTotals>>,

@@ -232,6 +232,23 @@ pub(super) fn selection_batch(s: &Selection<chrono::NaiveDate>) -> RecordBatch {
     )
 }
 
+/// `clv_holdout_tracking`: cumulative actual and expected repeat purchases from the
+/// calibration end, week by week through the holdout.
+pub(super) fn tracking_batch(points: &[crate::clv::TrackingPoint]) -> RecordBatch {
+    batch(
+        vec![
+            Field::new("days", DataType::Int32, false),
+            Field::new("actual_cumulative", DataType::Float64, false),
+            Field::new("expected_cumulative", DataType::Float64, false),
+        ],
+        vec![
+            Arc::new(Int32Array::from_iter_values(points.iter().map(|p| p.days as i32))),
+            f64_col(points.iter().map(|p| p.actual_cumulative)),
+            f64_col(points.iter().map(|p| p.expected_cumulative)),
+        ],
+    )
+}
+
 /// `clv_validation`: one row per calibration-frequency bucket.
 pub(super) fn validation_batch(rows: &[HoldoutBucket]) -> RecordBatch {
     batch(

@@ -20,5 +20,5 @@ mod model;
 mod page;
 
 pub use error::ReportError;
-pub use model::{ActionTotals, HoldoutBucket, KRow, KSelection, PAliveMatrix, ProfileHeatmap, ReportData, SegmentRuleText, SegmentSize, SegmentValues};
+pub use model::{ActionTotals, HoldoutBucket, TrackingPoint, KRow, KSelection, PAliveMatrix, ProfileHeatmap, ReportData, SegmentRuleText, SegmentSize, SegmentValues};
 pub use page::render_html;

@@ -19,6 +19,8 @@ pub struct ReportData {
     pub clv_by_segment: Option<Vec<SegmentValues>>,
     pub p_alive: Option<PAliveMatrix>,
     pub holdout: Option<Vec<HoldoutBucket>>,
+    /// Cumulative actual and expected purchases through the holdout (`[clv] tracking`).
+    pub holdout_tracking: Option<Vec<TrackingPoint>>,
     /// Per action key, what `customer_actions` recommends.
     pub actions: Option<Vec<ActionTotals>>,
 }
@@ -96,6 +98,16 @@ pub struct PAliveMatrix {
     pub time_unit: String,
     /// The purchase model it comes from, e.g. "BG/NBD"; named in the caption.
     pub model: String,
+}
+
+/// Purchases from the calibration end to `days` after it.
+#[derive(Debug, Clone)]
+pub struct TrackingPoint {
+    pub days: u32,
+    pub actual: f64,
+    pub expected: f64,
+    /// The model that predicts them, e.g. "BG/NBD"; named in the caption.
+    pub model: &'static str,
 }
 
 #[derive(Debug, Clone)]

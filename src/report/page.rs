@@ -9,7 +9,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use super::charts;
 use super::error::ReportError;
 use super::format::{fmt_count, fmt_value};
-use super::model::{ActionTotals, HoldoutBucket, KSelection, PAliveMatrix, ProfileHeatmap, ReportData, SegmentSize, SegmentValues};
+use super::model::{ActionTotals, HoldoutBucket, KSelection, TrackingPoint, PAliveMatrix, ProfileHeatmap, ReportData, SegmentSize, SegmentValues};
 use crate::stats::{BoxStats, box_stats};
 
 /// Renders the whole page. Pure: no I/O, no clock, deterministic output.
@@ -22,6 +22,7 @@ pub fn render_html(data: &ReportData) -> Result<String, ReportError> {
         ("clv", "CLV by segment", clv_parts(data.clv_by_segment.as_deref())?),
         ("p-alive", "P(alive) by frequency and recency", p_alive_parts(data.p_alive.as_ref())?),
         ("holdout", "Holdout check", holdout_parts(data.holdout.as_deref())?),
+        ("tracking", "Holdout tracking", tracking_parts(data.holdout_tracking.as_deref())?),
         ("actions", "Who to contact", action_parts(data.actions.as_deref())),
     ];
     let page = html! {
@@ -250,6 +251,21 @@ fn p_alive_parts(p: Option<&PAliveMatrix>) -> Result<Option<Parts>, ReportError>
     }))
 }
 
+fn tracking_parts(t: Option<&[TrackingPoint]>) -> Result<Option<Parts>, ReportError> {
+    let Some(t) = t.filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    Ok(Some(Parts {
+        caption: format!(
+            "Repeat purchases after the calibration end, added up week by week: actual, and expected by the {} model \
+             fitted on the calibration period (the same fit as the holdout check).",
+            t[0].model
+        ),
+        svg: charts::tracking(t)?,
+        extra: None,
+    }))
+}
+
 fn holdout_parts(h: Option<&[HoldoutBucket]>) -> Result<Option<Parts>, ReportError> {
     let Some(h) = h.filter(|h| !h.is_empty()) else {
         return Ok(None);
@@ -319,6 +335,10 @@ mod tests {
                 model: "BG/NBD".into(),
             }),
             holdout: Some(vec![HoldoutBucket { label: "0".into(), actual: 0.1, predicted: 0.2 }]),
+            holdout_tracking: Some(vec![
+                TrackingPoint { days: 7, actual: 3.0, expected: 2.5, model: "BG/NBD" },
+                TrackingPoint { days: 10, actual: 4.0, expected: 4.5, model: "BG/NBD" },
+            ]),
             actions: Some(vec![ActionTotals {
                 key: "at_risk".into(),
                 action: "call <them>".into(),
@@ -337,12 +357,12 @@ mod tests {
     #[test]
     fn one_svg_per_drawn_chart() {
         let html = render_html(&full()).unwrap();
-        assert_eq!(html.matches("<svg").count(), 6);
+        assert_eq!(html.matches("<svg").count(), 7);
         assert_eq!(not_run(&html), 0);
 
         let partial = ReportData { profile: None, p_alive: None, ..full() };
         let html = render_html(&partial).unwrap();
-        assert_eq!(html.matches("<svg").count(), 4);
+        assert_eq!(html.matches("<svg").count(), 5);
         assert_eq!(not_run(&html), 2);
     }
 
@@ -376,7 +396,7 @@ mod tests {
     fn missing_or_empty_sections_say_not_run() {
         let html = render_html(&ReportData::default()).unwrap();
         assert_eq!(html.matches("<svg").count(), 0);
-        assert_eq!(not_run(&html), 7);
+        assert_eq!(not_run(&html), 8);
 
         let empty = ReportData {
             k_selection: Some(KSelection { rows: vec![], chosen_k: 3 }),
@@ -385,10 +405,11 @@ mod tests {
             clv_by_segment: Some(vec![]),
             p_alive: Some(PAliveMatrix { frequency: vec![], recency: vec![], p: vec![], time_unit: String::new(), model: String::new() }),
             holdout: Some(vec![]),
+            holdout_tracking: Some(vec![]),
             actions: Some(vec![]),
             ..ReportData::default()
         };
-        assert_eq!(not_run(&render_html(&empty).unwrap()), 7);
+        assert_eq!(not_run(&render_html(&empty).unwrap()), 8);
     }
 
     #[test]
@@ -415,10 +436,11 @@ mod tests {
                 model: "BG/NBD".into(),
             }),
             holdout: Some(vec![HoldoutBucket { label: "7+".into(), actual: nan, predicted: -inf }]),
+            holdout_tracking: Some(vec![TrackingPoint { days: 0, actual: nan, expected: inf, model: "BG/NBD" }]),
             ..ReportData::default()
         };
         let html = render_html(&data).unwrap();
-        assert_eq!(html.matches("<svg").count(), 6);
+        assert_eq!(html.matches("<svg").count(), 7);
         assert!(html.contains("segment 7"));
         assert!(html.contains("no finite values"));
     }
@@ -450,12 +472,13 @@ mod tests {
                 model: "<BG/BB>".into(),
             }),
             holdout: Some(vec![HoldoutBucket { label: "x".into(), actual: big, predicted: -big }]),
+            holdout_tracking: Some(vec![TrackingPoint { days: u32::MAX, actual: big, expected: -big, model: "<BG/BB>" }]),
             ..ReportData::default()
         };
         // Drawn badly, but drawn: no panic, no hang (plotters' own f64 tick search never ends on
         // an infinite range, hence our own ticks on every axis).
         let html = render_html(&data).unwrap();
-        assert_eq!(html.matches("<svg").count(), 6);
+        assert_eq!(html.matches("<svg").count(), 7);
     }
 
     #[test]

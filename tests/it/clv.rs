@@ -25,6 +25,7 @@ fn spec(penalizer: f64) -> ClvSpec {
         mode: Default::default(),
         model_from: Default::default(),
         auto: false,
+        tracking: None,
     }
 }
 
@@ -464,4 +465,29 @@ fn auto_chooses_the_model_with_the_lowest_backtest_mae_and_publishes_the_backtes
     let holdout = &manifest(&earlier.out(), "2025-10-02")["clv"]["holdout"];
     assert_eq!(holdout["calibration_end"], "2025-07-04");
     assert!(rel(mae_at("2025-07-04"), holdout["mae"].as_f64().unwrap()) < 1e-12, "{holdout}");
+}
+
+/// `[clv] tracking`: the holdout's cumulative purchases week by week. Its last point equals
+/// the holdout check's totals, which come from the summary view's own SQL (actual: to the
+/// purchase; expected: the same fit's predictions, summed in another order).
+#[test]
+fn holdout_tracking_ends_at_the_holdout_check_s_totals() {
+    let tracking = "tracking = { view = \"orders_clean\", date = \"order_date\" }\n";
+    let clv = format!(
+        "[clv]\nview = \"customer_summary\"\nid = \"customer_id\"\ntime_unit = \"weeks\"\nholdout_days = 90\n{tracking}\n[output]\nroot = \"out\"\n"
+    );
+    let j = JobDir::retail_at(&single_dataset().display().to_string(), &clv);
+    segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
+    let rows = duckdb(&format!("SELECT days, actual_cumulative, expected_cumulative FROM {} ORDER BY days", read_partition(&j.out(), "clv_holdout_tracking", "2025-12-31")));
+    let days: Vec<i64> = rows.iter().map(|r| r[0].as_i64().unwrap()).collect();
+    assert_eq!(days, [7, 14, 21, 28, 35, 42, 49, 56, 63, 70, 77, 84, 90]);
+    let column = |k: usize| rows.iter().map(|r| r[k].as_f64().unwrap()).collect::<Vec<f64>>();
+    let (actual, expected) = (column(1), column(2));
+    assert!(actual.windows(2).all(|w| w[0] <= w[1]) && expected.windows(2).all(|w| w[0] < w[1]), "{rows:?}");
+    let h = &manifest(&j.out(), "2025-12-31")["clv"]["holdout"];
+    eprintln!("tracking at 90 days: actual {} expected {}; holdout check {h}", actual[12], expected[12]);
+    assert_eq!(actual[12], h["total_actual"].as_f64().unwrap(), "{h}");
+    assert!(rel(expected[12], h["total_predicted"].as_f64().unwrap()) < 1e-9, "{h}");
+    // Half-way, the model and the purchases are both well under way.
+    assert!(actual[6] > 0.3 * actual[12] && expected[6] > 0.3 * expected[12], "{rows:?}");
 }

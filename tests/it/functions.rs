@@ -44,6 +44,7 @@ fn default_spec() -> ClvSpec {
         mode: Default::default(),
         model_from: Default::default(),
         auto: false,
+        tracking: None,
     }
 }
 

@@ -54,8 +54,8 @@ fn default_job_report_has_every_chart_from_the_run_data() {
     segvalue_ok(&["run", &job, "--run-date", "2025-12-31", "--output-root", out.path().to_str().unwrap()]);
     let html = report(out.path());
 
-    // Six charts, inline, and nothing fetched from anywhere.
-    assert_eq!(html.matches("<svg").count(), 6, "charts");
+    // Seven charts, inline, and nothing fetched from anywhere.
+    assert_eq!(html.matches("<svg").count(), 7, "charts");
     assert!(!html.contains("Not run in this job"));
     for external in ["http://", "https://", "src=", "url(", "<script", "<link"] {
         assert!(!html.contains(external), "report references {external}");
@@ -161,7 +161,7 @@ fn a_job_without_models_gets_a_report_that_says_so() {
     segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
     let html = report(&j.out());
     assert_eq!(html.matches("<svg").count(), 0);
-    assert_eq!(html.matches("Not run in this job").count(), 7);
+    assert_eq!(html.matches("Not run in this job").count(), 8);
     assert!(html.contains("kpi_monthly_retention"));
 }
 
@@ -196,7 +196,7 @@ fn the_report_renders_in_chromium_without_errors_or_clipped_text() {
     assert_eq!(seen["failed_requests"], serde_json::json!([]), "failed requests");
     let charts = seen["charts"].as_array().unwrap();
     let with_chart: Vec<&str> = charts.iter().map(|c| c["section"].as_str().unwrap_or("")).collect();
-    assert_eq!(charts.len(), 6, "{with_chart:?}");
+    assert_eq!(charts.len(), 7, "{with_chart:?}");
     for c in charts {
         let what = &c["section"];
         assert!(c["width"].as_f64().unwrap() >= 300.0 && c["height"].as_f64().unwrap() >= 200.0, "{what}: drawn at {c}");

@@ -168,3 +168,19 @@ pub(super) fn log_ticks(r: &Range<f64>) -> Vec<f64> {
         .filter(|t| r.contains(t))
         .collect()
 }
+
+/// Consecutive runs of finite points, so a NaN breaks a line instead of bending it.
+pub(super) fn finite_runs(points: impl Iterator<Item = (f64, f64)>) -> Vec<Vec<(f64, f64)>> {
+    let (mut runs, mut run) = (Vec::new(), Vec::new());
+    for p in points {
+        if p.0.is_finite() && p.1.is_finite() {
+            run.push(p);
+        } else if !run.is_empty() {
+            runs.push(std::mem::take(&mut run));
+        }
+    }
+    if !run.is_empty() {
+        runs.push(run);
+    }
+    runs
+}

@@ -3,7 +3,7 @@
 
 use plotters::prelude::*;
 
-use super::axes::{Ticks, axis_fmt, numeric, value_range};
+use super::axes::{Ticks, axis_fmt, finite_runs, numeric, value_range};
 use super::canvas::{Glyph, fail, legend, svg};
 use super::theme::{BLUE, DESC, GREEN, H, INK, LABEL, MUTED, ORANGE, W, axes, text};
 use crate::report::error::ReportError;
@@ -80,20 +80,4 @@ pub(in crate::report) fn k_selection(ks: &KSelection) -> Result<String, ReportEr
             ],
         )
     })
-}
-
-/// Consecutive runs of finite points, so a NaN breaks a line instead of bending it.
-fn finite_runs(points: impl Iterator<Item = (f64, f64)>) -> Vec<Vec<(f64, f64)>> {
-    let (mut runs, mut run) = (Vec::new(), Vec::new());
-    for p in points {
-        if p.0.is_finite() && p.1.is_finite() {
-            run.push(p);
-        } else if !run.is_empty() {
-            runs.push(std::mem::take(&mut run));
-        }
-    }
-    if !run.is_empty() {
-        runs.push(run);
-    }
-    runs
 }

@@ -1,4 +1,4 @@
-//! The six charts, each drawn into its own SVG string with plotters' SVG backend: one file per
+//! The seven charts, each drawn into its own SVG string with plotters' SVG backend: one file per
 //! chart, and the pieces they share (`theme` for the look, `axes` for ticks and text layout,
 //! `palette` for colour maps, `canvas` for the SVG surface, legend and colour bar).
 //!
@@ -15,6 +15,7 @@ mod palette;
 mod profile_heatmap;
 mod segment_sizes;
 mod theme;
+mod tracking;
 
 pub(super) use clv_boxes::clv_boxes;
 pub(super) use holdout::holdout;
@@ -22,3 +23,4 @@ pub(super) use k_selection::k_selection;
 pub(super) use p_alive::p_alive;
 pub(super) use profile_heatmap::profile_heatmap;
 pub(super) use segment_sizes::segment_sizes;
+pub(super) use tracking::tracking;
