@@ -2,6 +2,7 @@
 //! calibration-frequency bucket.
 
 use super::purchase::PurchaseParams;
+use super::tuples::PurchaseTuple;
 
 /// One row of `clv_validation`.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +37,11 @@ pub struct Holdout {
     pub total_actual: f64,
     pub total_predicted: f64,
     pub customers: u64,
+}
+
+/// The customers' summaries as of the calibration end, the tuples a holdout's fit takes.
+pub fn calibration_tuples(tuples: &[HoldoutTuple]) -> Vec<PurchaseTuple> {
+    tuples.iter().map(|t| PurchaseTuple { frequency: t.cal_frequency, recency: t.cal_recency, tenure: t.cal_tenure, customers: t.customers }).collect()
 }
 
 /// `tuples` sorted, equal ones merged: sums over them are the same however the customers were

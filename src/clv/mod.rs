@@ -41,7 +41,7 @@ pub use tuples::{PurchaseTuple, compress};
 pub use error::{ClvError, describe_params, out_of_range};
 pub use fitting::{FALLBACK_PENALIZER, Fallback};
 pub use gamma_gamma::{GammaGammaFit, GammaGammaParams};
-pub use holdout::{Holdout, HoldoutBucket, HoldoutTuple, TrackingPoint, holdout, tracking};
+pub use holdout::{Holdout, HoldoutBucket, HoldoutTuple, TrackingPoint, calibration_tuples, holdout, tracking};
 pub use models::{ClvModels, fit, fit_tuples, with_params, with_params_tuples};
 pub use optimize::{Minimum, minimize};
 pub use predict::{ClvResult, discounted_clv, is_amount, is_probability, discounted_numerators_over, lifetime_periods, predict, value};

@@ -11,10 +11,9 @@
 //! probability and the others' a density, so they do not compare.
 
 use super::error::ClvError;
-use super::holdout::{HoldoutTuple, holdout};
+use super::holdout::{HoldoutTuple, calibration_tuples, holdout};
 use super::purchase::fit_tuples;
 use super::spec::{PurchaseModel, TimeUnit};
-use super::tuples::PurchaseTuple;
 
 /// Cut-offs of a rolling-origin backtest.
 pub const BACKTEST_CUTOFFS: u32 = 3;
@@ -69,11 +68,7 @@ impl<C> Selection<C> {
 pub fn select<C: Clone>(folds: &[Fold<C>], candidates: &[PurchaseModel], penalizer: f64) -> Result<Selection<C>, ClvError> {
     let (mut scores, mut failed) = (Vec::new(), Vec::new());
     for fold in folds {
-        let cal: Vec<PurchaseTuple> = fold
-            .tuples
-            .iter()
-            .map(|t| PurchaseTuple { frequency: t.cal_frequency, recency: t.cal_recency, tenure: t.cal_tenure, customers: t.customers })
-            .collect();
+        let cal = calibration_tuples(&fold.tuples);
         for &model in candidates {
             match fit_tuples(&cal, model, penalizer) {
                 Ok(fit) => {

@@ -13,7 +13,7 @@ use super::ids::{id_array, id_index};
 use super::manifest::{HoldoutReport, SelectionReport, Stages};
 use super::session::{Open, SUMMARY_COLUMNS, Session, open_with};
 use super::tables::{selection_batch, tracking_batch, validation_batch};
-use crate::clv::{self, ClvSpec, HoldoutTuple, PurchaseModel, PurchaseTuple, Summary};
+use crate::clv::{self, ClvSpec, HoldoutTuple, PurchaseModel, Summary};
 use crate::error::Error;
 use crate::features;
 use crate::publish::Publisher;
@@ -53,12 +53,9 @@ pub(super) fn has_calibration(s: &Session, view: &str) -> Result<bool, Error> {
     Ok(CALIBRATION_COLUMNS.iter().all(|c| schema.field_with_name(c).is_ok()))
 }
 
-
-/// Fits the purchase model on data up to `run_date − days` and compares predicted with actual repeat
-/// purchases in the last `days` days, for the customers known at the calibration end. The
-/// calibration tuples come from the summary view's [`CALIBRATION_COLUMNS`] (the same scan as
-/// the fit's) when it has them, else from the view computed again with the run date set to
-/// the calibration end.
+/// Fits the purchase model on data up to `run_date − days` and compares predicted with actual
+/// repeat purchases in the last `days` days, for the customers known at the calibration end
+/// ([`holdout_tuples`]); with `[clv] tracking`, week by week too.
 pub(super) async fn holdout_stage(
     s: &Session,
     spec: &ClvSpec,
@@ -70,7 +67,7 @@ pub(super) async fn holdout_stage(
     let t = Instant::now();
     let cal_end = s.run_date - chrono::Days::new(days as u64);
     let tuples = holdout_tuples(s, spec, cal_end, calibration).await?;
-    let b = clv::fit_purchases(&calibration_tuples(&tuples), spec.model, spec.penalizer)?.params;
+    let b = clv::fit_purchases(&clv::calibration_tuples(&tuples), spec.model, spec.penalizer)?.params;
     let h = days as f64 * spec.time_unit.per_day();
     let check = clv::holdout(&tuples, &b, h);
     let report = HoldoutReport {
@@ -134,10 +131,6 @@ async fn holdout_tuples(s: &Session, spec: &ClvSpec, cal_end: chrono::NaiveDate,
             second_session_tuples(s, spec, cal_end).await
         }
     }
-}
-
-fn calibration_tuples(tuples: &[HoldoutTuple]) -> Vec<PurchaseTuple> {
-    tuples.iter().map(|t| PurchaseTuple { frequency: t.cal_frequency, recency: t.cal_recency, tenure: t.cal_tenure, customers: t.customers }).collect()
 }
 
 /// `model = "auto"`: the rolling-origin backtest (`clv::select`) over [`clv::BACKTEST_CUTOFFS`]
