@@ -63,12 +63,6 @@ impl BgBbParams {
         };
         (alpha + x) / (alpha + beta + n) * alive_periods
     }
-
-    /// The population's expected lifetime from the mean drop-out probability: 1 / E[θ] =
-    /// (γ + δ) / γ periods.
-    pub fn mean_lifetime(&self) -> f64 {
-        (self.gamma + self.delta) / self.gamma
-    }
 }
 
 fn ln_beta(a: f64, b: f64) -> f64 {

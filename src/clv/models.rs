@@ -110,8 +110,8 @@ mod tests {
             fit_sample: crate::clv::DEFAULT_FIT_SAMPLE,
             mode: Default::default(),
             model_from: Default::default(),
-        auto: false,
-        tracking: None,
+            auto: false,
+            tracking: None,
         }
     }
 

@@ -121,7 +121,7 @@ impl PurchaseParams {
         match *self {
             PurchaseParams::BgNbd(p) => (p.alpha / p.r) * ((p.a + p.b) / p.a),
             PurchaseParams::ParetoNbd(p) => p.beta / p.s,
-            PurchaseParams::BgBb(p) => p.mean_lifetime(),
+            PurchaseParams::BgBb(p) => (p.gamma + p.delta) / p.gamma,
         }
     }
 

@@ -69,7 +69,11 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
     // `model = "auto"`: the backtest chooses the model the rest of the stage fits.
     let (spec, selection) = match spec.holdout_days.filter(|_| spec.auto) {
         Some(days) => {
-            let (chosen, report) = backtest_stage(s, spec, days, input.holdout.clone(), publisher, stages).await?;
+            let (chosen, report, latest) = backtest_stage(s, spec, days, input.holdout.take(), publisher, stages).await?;
+            if latest.is_some() {
+                tracing::debug!(view = spec.view, "the holdout check reuses the backtest's latest cut-off");
+            }
+            input.holdout = latest;
             (&ClvSpec { model: chosen, ..spec.clone() }, Some(report))
         }
         None => (spec, None),

@@ -117,9 +117,10 @@ async fn second_session_tuples(s: &Session, spec: &ClvSpec, cal_end: chrono::Nai
         .collect())
 }
 
-/// The customers known at `cal_end` as holdout tuples: from the view's [`CALIBRATION_COLUMNS`]
-/// when `calibration` has them (the same scan as the session's fit), else from the view
-/// computed again as of `cal_end`, joined to the session's summary by id.
+/// The customers known at `cal_end` as holdout tuples: `calibration` when the stage already
+/// has them (from the view's [`CALIBRATION_COLUMNS`] in the same scan as the session's fit, or
+/// from the backtest), else from the view computed again as of `cal_end`, joined to the
+/// session's summary by id.
 async fn holdout_tuples(s: &Session, spec: &ClvSpec, cal_end: chrono::NaiveDate, calibration: Option<Vec<HoldoutTuple>>) -> Result<Vec<HoldoutTuple>, Error> {
     match calibration {
         Some(tuples) => {
@@ -137,7 +138,8 @@ async fn holdout_tuples(s: &Session, spec: &ClvSpec, cal_end: chrono::NaiveDate,
 /// cut-offs, the run date minus 1, 2, 3 × `days`. The first cut-off's holdout is the holdout
 /// check's (`first`: its tuples from the run's own scan, when the view has `cal_*` columns);
 /// each earlier one comes from the view planned again as of the end of its holdout. Stages
-/// `clv_model_selection` and returns the chosen model.
+/// `clv_model_selection` and returns the chosen model and the first cut-off's tuples, which the
+/// holdout check then reuses instead of reading them again.
 pub(super) async fn backtest_stage(
     s: &Session,
     spec: &ClvSpec,
@@ -145,17 +147,17 @@ pub(super) async fn backtest_stage(
     first: Option<Vec<HoldoutTuple>>,
     publisher: &mut Publisher,
     stages: &mut Stages,
-) -> Result<(PurchaseModel, SelectionReport), Error> {
+) -> Result<(PurchaseModel, SelectionReport, Option<Vec<HoldoutTuple>>), Error> {
     let t = Instant::now();
     let step = chrono::Days::new(days as u64);
     let horizon = days as f64 * spec.time_unit.per_day();
     let mut folds = Vec::new();
-    let mut first = Some(first);
+    let mut first = first;
     for k in 1..=clv::BACKTEST_CUTOFFS {
         let Some(end) = s.run_date.checked_sub_days(chrono::Days::new(u64::from(k - 1) * days as u64)) else { break };
         let Some(cutoff) = end.checked_sub_days(step) else { break };
         let tuples = if k == 1 {
-            holdout_tuples(s, spec, cutoff, first.take().flatten()).await?
+            holdout_tuples(s, spec, cutoff, first.take()).await?
         } else {
             let earlier = open_with(&s.job, end, &s.cli_params, Open::Again(s)).await?;
             let calibration = if has_calibration(&earlier, &spec.view)? {
@@ -193,5 +195,6 @@ pub(super) async fn backtest_stage(
         cutoffs: folds.iter().map(|f| f.cutoff).collect(),
         mean_mae: means.iter().map(|(m, mae, _)| (*m, *mae)).collect(),
     };
-    Ok((selection.chosen, report))
+    let latest = s.run_date.checked_sub_days(step);
+    Ok((selection.chosen, report, folds.into_iter().find(|f| Some(f.cutoff) == latest).map(|f| f.tuples)))
 }
