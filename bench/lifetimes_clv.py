@@ -11,8 +11,9 @@ ParetoNBDFitter is timed as users run it (its default Nelder-Mead from a seeded 
 which stops ~1e-3 short of the optimum); after the timed work its answer is taken to the
 optimum, untimed, by the tests' restarts (tests/support/lifetimes_check.py), and those
 parameters are the ones printed for the correctness check. BetaGeoBetaBinomFitter is timed
-as users run it too, then its answer polished the same way (its BFGS stops on scipy's
-precision loss short of the optimum).
+as users run it too; its BFGS stops on scipy's precision loss short of the optimum, so its
+answer is then finished, untimed, by the tests' Nelder-Mead on its own likelihood
+(polish_bgbb).
 """
 import json
 import sys
