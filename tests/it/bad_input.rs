@@ -83,6 +83,10 @@ fn boundary(text: &str, at: f64) -> usize {
 fn apply(text: &str, d: &Damage) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let line = |at: f64| ((lines.len() as f64 * at) as usize).min(lines.len() - 1);
+    // An earlier damage may have cut the file to nothing: there is no line left to touch.
+    if lines.is_empty() && !matches!(d, Damage::Insert(..)) {
+        return text.to_string();
+    }
     match d {
         Damage::Truncate(at) => text[..boundary(text, *at)].to_string(),
         Damage::DeleteLine(at) => {
@@ -113,6 +117,17 @@ fn apply(text: &str, d: &Damage) -> String {
             format!("{}{v}{}", &text[..i], &text[i..])
         }
     }
+}
+
+/// A file cut to nothing by the first damage takes the second without a panic in the test
+/// itself (CI once drew `[Truncate(0.0), DuplicateLine(0.0)]`).
+#[test]
+fn damage_after_a_cut_to_nothing_leaves_an_empty_file() {
+    for d in [Damage::DeleteLine(0.0), Damage::DuplicateLine(0.5), Damage::Replace(0.9, "x".into())] {
+        let cut = apply("a = 1\nb = 2\n", &Damage::Truncate(0.0));
+        assert_eq!(apply(&cut, &d), "", "{d:?}");
+    }
+    assert_eq!(apply("", &Damage::Insert(0.0, ";".into())), ";");
 }
 
 /// The shipped job with absolute paths (sources: the shipped sample; SQL: a copy in `dir`).
