@@ -99,6 +99,10 @@ pub struct SavedClv {
     pub model: String,
     pub bgnbd: BTreeMap<String, f64>,
     pub gamma_gamma: BTreeMap<String, f64>,
+    /// The purchase model's Laplace covariance of its log-parameters, for score runs'
+    /// intervals (absent in models saved before there were intervals).
+    #[serde(default)]
+    pub log_covariance: Option<[[f64; 4]; 4]>,
 }
 
 impl SavedPrep {

@@ -65,6 +65,48 @@ impl BgBbParams {
     }
 }
 
+impl BgBbParams {
+    /// P(N ≥ k | alive at n) for k = 1, 2, … while it is at least `floor`, N the purchases at
+    /// the ⌊h⌋ whole opportunities n+1 … n+⌊h⌋. Alive at n, p is Beta(α + x, β + n − x) and θ
+    /// Beta(γ, δ + n): the customer is still alive at j more opportunities with probability
+    /// A(j) = B(γ, δ + n + j)/B(γ, δ + n), and buys at each of them with probability p, so
+    /// N given L = j alive opportunities is beta-binomial(j, α + x, β + n − x). Σₖ of it is
+    /// eq. 13 over P(alive) for whole h (a test checks).
+    pub fn alive_tail(&self, h: f64, x: f64, n: f64, floor: f64) -> Vec<f64> {
+        let BgBbParams { alpha, beta, gamma, delta } = *self;
+        let m = h.max(0.0).floor().min(super::predictive::MAX_COUNT as f64) as usize;
+        let (a, b, d) = (alpha + x, beta + n - x, delta + n);
+        // A(0) = 1, A(j+1) = A(j)·(d + j)/(γ + d + j).
+        let mut alive = vec![1.0; m + 1];
+        for j in 0..m {
+            alive[j + 1] = alive[j] * (d + j as f64) / (gamma + d + j as f64);
+        }
+        let mut pmf = vec![0.0; m + 1];
+        // f_j(0) = B(a, b + j)/B(a, b) = Π_{i<j} (b + i)/(a + b + i), then up in k.
+        let mut none = 1.0;
+        for j in 0..=m {
+            let weight = if j < m { alive[j] - alive[j + 1] } else { alive[m] };
+            let mut f = none;
+            for k in 0..=j {
+                pmf[k] += weight * f;
+                let kf = k as f64;
+                f *= (j as f64 - kf) / (kf + 1.0) * (a + kf) / (b + j as f64 - kf - 1.0);
+            }
+            none *= (b + j as f64) / (a + b + j as f64);
+        }
+        let mut out = Vec::new();
+        let mut tail: f64 = pmf[1..].iter().sum();
+        for k in 1..=m {
+            if !(tail >= floor) {
+                break;
+            }
+            out.push(tail);
+            tail -= pmf[k];
+        }
+        out
+    }
+}
+
 fn ln_beta(a: f64, b: f64) -> f64 {
     ln_gamma(a) + ln_gamma(b) - ln_gamma(a + b)
 }

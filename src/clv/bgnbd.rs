@@ -159,6 +159,33 @@ impl BgNbdParams {
         c * (log_part - (eps * ln_1mz).exp() * sum)
     }
 
+    /// P(N ≥ k | alive at T) for k = 1, 2, … while it is at least `floor`, N the purchases in
+    /// (T, T + h]. Alive at T, the customer's λ is Gamma(r + x, α + T) and p is
+    /// Beta(a, b + x) (Beta(a, b + x + 1) for MBG/NBD: one more drop-out chance survived),
+    /// independent. Purchases arrive at rate λ and the customer leaves after each with
+    /// probability p, so N ≥ k needs k arrivals and k − 1 purchases survived:
+    /// P(N ≥ k) = P(NB(r + x, h / (α + T + h)) ≥ k) · B(a, c + k − 1) / B(a, c), c = b + x (+ 1).
+    /// Σₖ of it is eq. 10's numerator (a test checks).
+    pub fn alive_tail(&self, h: f64, x: f64, t: f64, floor: f64) -> Vec<f64> {
+        let BgNbdParams { r, alpha, a, b, .. } = *self;
+        let (shape, rate, c) = (r + x, alpha + t, b + x + self.shift());
+        let (z, mut pmf) = (h / (rate + h), (rate / (rate + h)).powf(shape));
+        let (mut below, mut survived) = (pmf, 1.0);
+        let mut out = Vec::new();
+        for k in 1..=super::predictive::MAX_COUNT {
+            let k = k as f64;
+            let tail = (1.0 - below).max(0.0) * survived;
+            if !(tail >= floor) || h <= 0.0 {
+                break;
+            }
+            out.push(tail);
+            pmf *= (shape + k - 1.0) / k * z;
+            below += pmf;
+            survived *= (c + k - 1.0) / (a + c + k - 1.0);
+        }
+        out
+    }
+
     /// Eq. 10's denominator, 1 + δ(x>0) · (a/(b+x−1)) · ((α+T)/(α+t_x))^(r+x); for MBG/NBD
     /// 1 + (a/(b+x)) · ((α+T)/(α+t_x))^(r+x) for every x.
     pub fn purchases_denominator(&self, x: f64, tx: f64, t: f64) -> f64 {

@@ -85,6 +85,15 @@ pub fn tracking(tuples: &[HoldoutTuple], b: &PurchaseParams, per_day: f64, days:
         .collect()
 }
 
+/// The calibration-frequency bucket of `clv_validation`: "0" … "6", "7+".
+pub(super) fn bucket_of(cal_frequency: f64) -> String {
+    bucket_name((cal_frequency as usize).min(7))
+}
+
+fn bucket_name(k: usize) -> String {
+    if k == 7 { "7+".into() } else { k.to_string() }
+}
+
 /// Compares the purchases `b` (fitted on the calibration period) predicts over the next
 /// `horizon` periods with the actual ones. Tuples are taken in ascending order, so the sums
 /// do not depend on the order they arrive in.
@@ -108,7 +117,7 @@ pub fn holdout(tuples: &[HoldoutTuple], b: &PurchaseParams, horizon: f64) -> Hol
         .enumerate()
         .filter(|(_, s)| s.0 > 0)
         .map(|(k, s)| HoldoutBucket {
-            bucket: if k == 7 { "7+".into() } else { k.to_string() },
+            bucket: bucket_name(k),
             customers: s.0 as usize,
             actual_holdout: s.1 / s.0 as f64,
             predicted_holdout: s.2 / s.0 as f64,

@@ -55,6 +55,31 @@ impl ParetoNbdParams {
     }
 }
 
+impl ParetoNbdParams {
+    /// P(N ≥ k | alive at T) for k = 1, 2, … while it is at least `floor`, N the purchases in
+    /// (T, T + h]. Alive at T, λ is Gamma(r + x, α + T) and μ Gamma(s, β + T), independent; the
+    /// rest of the lifetime τ is then Lomax: P(τ > u) = ((β + T)/(β + T + u))^s. Purchases
+    /// over w = min(τ, h) are NB(r + x, w / (α + T + w)): a mixture over w of the window h
+    /// (weight P(τ > h)) and τ < h, the latter integrated by Gauss–Legendre over
+    /// v = ln(1 + τ / (β + T)), where the integrand is smooth. Σₖ of it is eq. 41's factor
+    /// besides P(alive) (a test checks).
+    pub fn alive_tail(&self, h: f64, x: f64, t: f64, floor: f64) -> Vec<f64> {
+        let ParetoNbdParams { r, alpha, s, beta } = *self;
+        if h <= 0.0 {
+            return Vec::new();
+        }
+        let (shape, rate) = (r + x, alpha + t);
+        // τ = (β + T)(eᵛ − 1): τ's density times dτ is s e^(−s v) dv, smooth on [0, v_h].
+        let v_h = (h / (beta + t)).ln_1p();
+        let mut windows = vec![(h, (-s * v_h).exp())];
+        windows.extend(super::predictive::gauss_legendre().iter().map(|&(node, weight)| {
+            let v = v_h * (1.0 + node) / 2.0;
+            ((beta + t) * v.exp_m1(), v_h / 2.0 * weight * s * (-s * v).exp())
+        }));
+        super::predictive::nb_mixture_tail(shape, rate, &windows, floor)
+    }
+}
+
 /// ln A₀ (eqs. 19–20), its gradient in (r, α, s, β) and whether its series converged;
 /// ln A₀ = −∞ (gradient 0) when t_x = T, where A₀ vanishes.
 ///

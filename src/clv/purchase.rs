@@ -18,7 +18,9 @@ use super::bgbb::{self, BgBbParams};
 use super::bgnbd::{self, BgNbdParams};
 use super::error::{ClvError, describe_params};
 use super::fitting;
+use super::optimize;
 use super::pareto_nbd::{self, ParetoNbdParams};
+use super::predictive::Laplace;
 use super::spec::PurchaseModel;
 use super::tuples::{PurchaseTuple, Sufficient, compress};
 
@@ -114,6 +116,16 @@ impl PurchaseParams {
         }
     }
 
+    /// P(N ≥ k | alive at T) for k = 1, 2, … while at least `floor`, N the purchases in
+    /// (T, T + h]; it sums to [`Self::purchases_numerator`] (`clv::predictive`).
+    pub fn alive_tail(&self, h: f64, x: f64, t: f64, floor: f64) -> Vec<f64> {
+        match self {
+            PurchaseParams::BgNbd(p) => p.alive_tail(h, x, t, floor),
+            PurchaseParams::ParetoNbd(p) => p.alive_tail(h, x, t, floor),
+            PurchaseParams::BgBb(p) => p.alive_tail(h, x, t, floor),
+        }
+    }
+
     /// The population's expected time to drop out, from the mean rates: BG/NBD
     /// 1 / (E[λ] · E[p]) = (α / r) · ((a + b) / a) periods (purchases until a drop-out times
     /// the time between them); Pareto/NBD 1 / E[μ] = β / s; BG/BB 1 / E[θ] = (γ + δ) / γ.
@@ -160,6 +172,9 @@ fn log_likelihood(data: &Sufficient, p: &PurchaseParams, scale: f64) -> (f64, [f
 #[derive(Debug, Clone)]
 pub struct PurchaseFit {
     pub params: PurchaseParams,
+    /// The parameters' uncertainty (`clv::predictive`); None when the Hessian at the optimum is
+    /// not positive definite (a parameter the data do not pin down) or nothing was fitted.
+    pub laplace: Option<Laplace>,
     /// Sum over customers of ln L, in the original time unit.
     pub log_likelihood: f64,
     pub iterations: u64,
@@ -220,8 +235,14 @@ pub(super) fn fit_from(data: &Sufficient, model: PurchaseModel, penalizer: f64, 
     }
     let params = fitted.unscaled(scale);
     let (log_likelihood, _) = log_likelihood(data, &params, 1.0);
+    // The Laplace approximation: the objective is a mean over customers, so its Hessian times
+    // their number is −ln L's. In log-parameters rescaling time only shifts the point, so the
+    // covariance is the same in the original unit.
+    let log_theta: Vec<f64> = theta.iter().map(|v| v.ln()).collect();
+    let laplace = optimize::hessian_at(|v| objective(data, v), &log_theta).and_then(|h| Laplace::from_information(params, &(h * data.total)));
     Ok(PurchaseFit {
         params,
+        laplace,
         log_likelihood,
         iterations,
         customers: data.total as usize,

@@ -15,6 +15,13 @@
 //! `bgbb_expected_purchases` and `bgbb_gg_clv` BG/BB's alpha, beta, gamma, delta (Fader, Hardie
 //! & Shang 2010), times in periods.
 //!
+//! `bgnbd_purchases_quantile(r, alpha, a, b, c11, c12, c13, c14, c22, c23, c24, c33, c34, c44,
+//! horizon, quantile, frequency, recency, tenure)` (and `mbgnbd_`, `pareto_nbd_`, `bgbb_`) is
+//! the `quantile` (0 < q < 1) of the customer's purchases in (T, T + horizon] under the
+//! purchase process and the parameters' Laplace uncertainty (`clv::predictive`): cᵢⱼ is the
+//! covariance of the log of the i-th and j-th parameter (`clv_model`'s `log_covariance`); all
+//! zero for the fitted parameters alone. BG/BB counts the whole opportunities in the horizon.
+//!
 //! Times are in the model's unit (`clv_model`'s `time_unit`); `periods_per_month` is 30 for
 //! days and 4.345 for weeks.
 
@@ -29,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use foldhash::fast::FixedState;
 
 use super::args::{coerce_numeric, float_arrays, map_rows, no_null_parameters};
-use crate::clv::{GammaGammaParams, PurchaseModel, PurchaseParams, discounted_numerators_over, is_amount, is_probability, out_of_range};
+use crate::clv::{AliveTails, GammaGammaParams, Laplace, Predictive, PurchaseModel, PurchaseParams, discounted_numerators_over, is_amount, is_probability, out_of_range};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Kind {
@@ -37,12 +44,30 @@ enum Kind {
     ExpectedPurchases(PurchaseModel),
     ExpectedValue,
     Clv(PurchaseModel),
+    PurchasesQuantile(PurchaseModel),
+}
+
+/// The upper triangle of the log-parameters' covariance, row by row, as
+/// `*_purchases_quantile` takes it.
+pub const COVARIANCE_ARGUMENTS: [&str; 10] = ["c11", "c12", "c13", "c14", "c22", "c23", "c24", "c33", "c34", "c44"];
+
+/// The symmetric covariance from its upper triangle in [`COVARIANCE_ARGUMENTS`] order.
+pub fn covariance_from_upper(v: &[f64]) -> [[f64; 4]; 4] {
+    let mut c = [[0.0; 4]; 4];
+    let mut k = 0;
+    for i in 0..4 {
+        for j in i..4 {
+            (c[i][j], c[j][i]) = (v[k], v[k]);
+            k += 1;
+        }
+    }
+    c
 }
 
 impl Kind {
-    /// Three functions per purchase model, and Gamma-Gamma's.
+    /// Four functions per purchase model, and Gamma-Gamma's.
     fn all() -> Vec<Kind> {
-        let per_model = PurchaseModel::ALL.into_iter().flat_map(|m| [Kind::PAlive(m), Kind::ExpectedPurchases(m), Kind::Clv(m)]);
+        let per_model = PurchaseModel::ALL.into_iter().flat_map(|m| [Kind::PAlive(m), Kind::ExpectedPurchases(m), Kind::Clv(m), Kind::PurchasesQuantile(m)]);
         per_model.chain([Kind::ExpectedValue]).collect()
     }
 
@@ -52,6 +77,7 @@ impl Kind {
             Kind::PAlive(m) => format!("{}_p_alive", m.as_str()),
             Kind::ExpectedPurchases(m) => format!("{}_expected_purchases", m.as_str()),
             Kind::Clv(m) => format!("{}_gg_clv", m.as_str()),
+            Kind::PurchasesQuantile(m) => format!("{}_purchases_quantile", m.as_str()),
             Kind::ExpectedValue => "gamma_gamma_expected_value".into(),
         }
     }
@@ -63,6 +89,7 @@ impl Kind {
         match self {
             Kind::PAlive(m) => m.parameters().to_vec(),
             Kind::ExpectedPurchases(m) => m.parameters().into_iter().chain(["horizon"]).collect(),
+            Kind::PurchasesQuantile(m) => m.parameters().into_iter().chain(COVARIANCE_ARGUMENTS).chain(["horizon", "quantile"]).collect(),
             Kind::ExpectedValue => gamma_gamma.to_vec(),
             Kind::Clv(m) => {
                 let discounting = ["margin", "horizon_months", "monthly_discount_rate", "periods_per_month"];
@@ -76,7 +103,7 @@ impl Kind {
         match self {
             Kind::ExpectedValue => &["frequency", "monetary_value"],
             Kind::Clv(_) => &["frequency", "recency", "tenure", "monetary_value"],
-            Kind::PAlive(_) | Kind::ExpectedPurchases(_) => &["frequency", "recency", "tenure"],
+            Kind::PAlive(_) | Kind::ExpectedPurchases(_) | Kind::PurchasesQuantile(_) => &["frequency", "recency", "tenure"],
         }
     }
 
@@ -84,7 +111,7 @@ impl Kind {
     fn in_range(self, v: f64) -> bool {
         match self {
             Kind::PAlive(_) => is_probability(v),
-            Kind::ExpectedPurchases(_) | Kind::ExpectedValue | Kind::Clv(_) => is_amount(v),
+            Kind::ExpectedPurchases(_) | Kind::ExpectedValue | Kind::Clv(_) | Kind::PurchasesQuantile(_) => is_amount(v),
         }
     }
 
@@ -95,9 +122,22 @@ impl Kind {
     /// The value for one row: `p` the parameters, `v` the customer's values, in order.
     /// `numerators` caches the costly part (eq. 10's numerator, a ₂F₁ series per month),
     /// which depends only on the parameters, x and T: customers share few (x, T) pairs.
-    fn eval(self, p: &[f64], v: &[f64], numerators: &mut Numerators) -> f64 {
+    fn eval(self, p: &[f64], v: &[f64], memo: &mut Memos) -> f64 {
         let purchases = |model| PurchaseParams::new(model, [p[0], p[1], p[2], p[3]]);
+        let numerators = &mut memo.numerators;
         match self {
+            Kind::PurchasesQuantile(model) => {
+                let (x, tx, t, h, q) = (v[0], v[1], v[2], p[14], p[15]);
+                let key: [u64; 19] = std::array::from_fn(|i| if i < 16 { p[i] } else { v[i - 16] }.to_bits());
+                let tails = &mut memo.tails;
+                memo.quantiles.get_or(key, || {
+                    // Checked per distinct model before the rows (`check_quantile_args`).
+                    let Ok(points) = Laplace { params: purchases(model), covariance: covariance_from_upper(&p[4..14]) }.points() else { return f64::NAN };
+                    let tail_key: [u64; 17] = std::array::from_fn(|i| if i < 15 { p[i] } else { [x, t][i - 15] }.to_bits());
+                    let shared = tails.get_or(tail_key, || Arc::new(AliveTails::new(&points, h, x, t)));
+                    Predictive::new(&points, &shared, x, tx, t).quantile(q)
+                })
+            }
             Kind::PAlive(model) => 1.0 / purchases(model).purchases_denominator(v[0], v[1], v[2]),
             Kind::ExpectedPurchases(model) => {
                 let b = purchases(model);
@@ -120,39 +160,60 @@ impl Kind {
 
 /// Eq. 10's numerators (or their discounted sums) by parameters, horizon, x and T bits.
 type NumeratorMap = HashMap<[u64; 9], f64, FixedState>;
+/// Quantiles by the 16 model arguments', x, t_x and T bits.
+type QuantileMap = HashMap<[u64; 19], f64, FixedState>;
+/// Each cubature point's P(N ≥ k | alive) by the model arguments' (but the quantile), x and T
+/// bits: every t_x and quantile with that (x, T) shares them.
+type TailMap = HashMap<[u64; 17], Arc<AliveTails>, FixedState>;
 
-/// Most numerators a function keeps between batches (about 100 bytes each, so at most ~100 MB
-/// per process). A batch of 8,192 rows meets most of the (x, T) pairs it holds only once, so a
-/// cache per batch alone computed the same series again in every batch: writing `customer_clv`
-/// for 845k buyers took 1.6 s with it, 1.2 s with this one (`bench/run --size models`' job).
+/// Most values a function keeps between batches (numerators take about 100 bytes each, so at
+/// most ~100 MB per process). A batch of 8,192 rows meets most of the (x, T) pairs it holds
+/// only once, so a cache per batch alone computed the same series again in every batch:
+/// writing `customer_clv` for 845k buyers took 1.6 s with it, 1.2 s with this one
+/// (`bench/run --size models`' job).
 const SHARED_NUMERATORS: usize = 1 << 20;
 
-/// The numerators one batch looks up: its own, then those every batch of this function has
-/// computed (a pure memo: the value for a key never changes, so which batch computed it first
-/// does not matter and results stay the same whatever the thread count).
-struct Numerators<'a> {
-    batch: NumeratorMap,
-    shared: &'a Mutex<NumeratorMap>,
+/// Values one batch looks up: its own, then those every batch of this function has computed
+/// (a pure memo: the value for a key never changes, so which batch computed it first does not
+/// matter and results stay the same whatever the thread count).
+struct Memo<'a, K, V> {
+    batch: HashMap<K, V, FixedState>,
+    shared: &'a Mutex<HashMap<K, V, FixedState>>,
 }
 
-impl Numerators<'_> {
-    fn get_or(&mut self, key: [u64; 9], compute: impl FnOnce() -> f64) -> f64 {
+impl<'a, K: std::hash::Hash + Eq + Copy, V: Clone> Memo<'a, K, V> {
+    fn new(shared: &'a Mutex<HashMap<K, V, FixedState>>) -> Self {
+        Memo { batch: HashMap::default(), shared }
+    }
+
+    fn get_or(&mut self, key: K, compute: impl FnOnce() -> V) -> V {
         if let Some(v) = self.batch.get(&key) {
-            return *v;
+            return v.clone();
         }
         let lock = || self.shared.lock().unwrap_or_else(|e| e.into_inner());
-        let known = lock().get(&key).copied();
-        let v = known.unwrap_or_else(compute);
-        if known.is_none() {
-            let mut shared = lock();
-            if shared.len() >= SHARED_NUMERATORS {
-                shared.clear();
+        let known = lock().get(&key).cloned();
+        let v = match known {
+            Some(v) => v,
+            None => {
+                let v = compute();
+                let mut shared = lock();
+                if shared.len() >= SHARED_NUMERATORS {
+                    shared.clear();
+                }
+                shared.insert(key, v.clone());
+                v
             }
-            shared.insert(key, v);
-        }
-        self.batch.insert(key, v);
+        };
+        self.batch.insert(key, v.clone());
         v
     }
+}
+
+/// A function's memos for one batch.
+struct Memos<'a> {
+    numerators: Memo<'a, [u64; 9], f64>,
+    quantiles: Memo<'a, [u64; 19], f64>,
+    tails: Memo<'a, [u64; 17], Arc<AliveTails>>,
 }
 
 #[derive(Debug)]
@@ -161,6 +222,8 @@ struct ClvFunction {
     name: String,
     signature: Signature,
     numerators: Mutex<NumeratorMap>,
+    quantiles: Mutex<QuantileMap>,
+    tails: Mutex<TailMap>,
 }
 
 // A function is its kind: the memo is not part of what it is.
@@ -187,9 +250,37 @@ pub fn functions() -> Vec<ScalarUDF> {
                 name: kind.name(),
                 signature: Signature::user_defined(Volatility::Immutable),
                 numerators: Mutex::default(),
+                quantiles: Mutex::default(),
+                tails: Mutex::default(),
             })
         })
         .collect()
+}
+
+/// `*_purchases_quantile`'s model arguments, for each distinct set in the batch: a covariance
+/// the cubature can use, a horizon ≥ 0 and a quantile strictly between 0 and 1.
+fn check_quantile_args(name: &str, model: PurchaseModel, params: &[Float64Array]) -> Result<()> {
+    let mut seen: Vec<[u64; 16]> = Vec::new();
+    for i in 0..params[0].len() {
+        let p: [f64; 16] = std::array::from_fn(|j| params[j].value(i));
+        let bits = p.map(f64::to_bits);
+        if seen.contains(&bits) {
+            continue;
+        }
+        let fail = |message: String| Err(DataFusionError::Execution(format!("{name}: {message}")));
+        if !(p[15] > 0.0 && p[15] < 1.0) {
+            return fail(format!("quantile must be strictly between 0 and 1, got {}", p[15]));
+        }
+        if !(p[14] >= 0.0 && p[14].is_finite()) {
+            return fail(format!("horizon must be a finite number >= 0, got {}", p[14]));
+        }
+        let laplace = Laplace { params: PurchaseParams::new(model, [p[0], p[1], p[2], p[3]]), covariance: covariance_from_upper(&p[4..14]) };
+        if let Err(message) = laplace.points() {
+            return fail(message);
+        }
+        seen.push(bits);
+    }
+    Ok(())
 }
 
 impl ScalarUDFImpl for ClvFunction {
@@ -225,13 +316,16 @@ impl ScalarUDFImpl for ClvFunction {
                 return Err(DataFusionError::Execution(format!("{name}: horizon_months must be a whole number from 1 to {most}, got {h}")));
             }
         }
+        if let Kind::PurchasesQuantile(model) = self.kind {
+            check_quantile_args(name, model, params)?;
+        }
         let mut p = vec![0.0; n_params];
         let mut v = vec![0.0; values.len()];
-        let mut numerators = Numerators { batch: NumeratorMap::default(), shared: &self.numerators };
+        let mut memo = Memos { numerators: Memo::new(&self.numerators), quantiles: Memo::new(&self.quantiles), tails: Memo::new(&self.tails) };
         let out: Float64Array = map_rows(rows, values, |i| {
             p.iter_mut().zip(params).for_each(|(p, c)| *p = c.value(i));
             v.iter_mut().zip(values).for_each(|(v, c)| *v = c.value(i));
-            self.kind.eval(&p, &v, &mut numerators)
+            self.kind.eval(&p, &v, &mut memo)
         });
         if let Some(i) = (0..rows).find(|&i| out.is_valid(i) && !self.kind.in_range(out.value(i))) {
             let named = |names: &[&'static str], columns: &[Float64Array]| -> Vec<(&'static str, f64)> {

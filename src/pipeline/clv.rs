@@ -44,6 +44,7 @@ impl ClvOutcome {
 
 fn model_report(
     params: &[(&'static str, f64)],
+    std_errors: Option<[f64; 4]>,
     log_likelihood: f64,
     iterations: u64,
     customers: usize,
@@ -52,6 +53,7 @@ fn model_report(
 ) -> ModelReport {
     ModelReport {
         params: params.iter().copied().collect(),
+        std_errors: std_errors.map(|se| params.iter().zip(se).map(|(&(name, _), se)| (name, se)).collect()),
         log_likelihood,
         iterations,
         customers,
@@ -86,6 +88,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
     );
     let time_unit = spec.time_unit.to_string();
     let FitInput { tuples, repeat_frequency: rf, repeat_monetary: rm, .. } = &input;
+    let mut saved_laplace = None;
     let (models, trained_on) = match spec.mode {
         crate::model_mode::ModelMode::Score => {
             let model = history::find_model(publisher, s.run_date, spec.model_from).await?;
@@ -94,11 +97,16 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
                 .and_then(|m| m.clv.as_ref().map(|c| (m.run_date, c)))
                 .ok_or_else(|| history::missing("clv", publisher, s.run_date, spec.model_from))?;
             let (b, g) = saved.params(date, &time_unit, spec.model)?;
+            saved_laplace = saved.log_covariance.map(|covariance| clv::Laplace { params: b, covariance });
             tracing::info!(model = %date, "CLV parameters from the saved model (mode = score)");
             (clv::with_params_tuples(tuples, rf, rm, b, g), saved.trained_on)
         }
         crate::model_mode::ModelMode::Refit => (clv::fit_tuples(tuples, rf, rm, spec.model, spec.penalizer)?, s.run_date),
     };
+    let mut models = models;
+    if scoring {
+        models.bgnbd.laplace = saved_laplace;
+    }
     stages.record("clv_fit", t, Some(input.tuples.len() as u64), Some(7));
     let (b, g) = (models.bgnbd.params, models.gamma_gamma.params);
     g.check_predicts(input.tuples.iter().map(|t| t.frequency).fold(f64::INFINITY, f64::min))?;
@@ -133,7 +141,12 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
     // the engine computes and writes as it streams.
     let t = Instant::now();
     let lifetime_periods = clv::lifetime_periods(spec, &b);
-    let scoring = Scoring { bgnbd: b, gamma_gamma: g, lifetime_periods };
+    let laplace = models.bgnbd.laplace.unwrap_or_else(|| {
+        let why = if scoring { "the saved model has no covariance" } else { "the likelihood's Hessian at the fit is not positive definite" };
+        tracing::warn!("{} intervals carry the purchase process only: {why}", b.model().title());
+        clv::Laplace::exact(b)
+    });
+    let scoring = Scoring { bgnbd: b, covariance: laplace.covariance, gamma_gamma: g, lifetime_periods };
     let q = |e| Error::query(format!("view '{}'", spec.view), e);
     let view = s.ctx.table(spec.view.as_str()).await.map_err(q)?;
     let scored = clv_sql::scored(&s.ctx, view, spec, &scoring).map_err(q)?;
@@ -152,6 +165,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
         model: b.model().as_str(),
         bgnbd: model_report(
             &b.named(),
+            models.bgnbd.laplace.map(|l| l.std_errors()),
             models.bgnbd.log_likelihood,
             models.bgnbd.iterations,
             models.bgnbd.customers,
@@ -160,6 +174,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
         ),
         gamma_gamma: model_report(
             &[("p", g.p), ("q", g.q), ("gamma", g.gamma)],
+            None,
             models.gamma_gamma.log_likelihood,
             models.gamma_gamma.iterations,
             models.gamma_gamma.customers,
@@ -178,6 +193,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
         model: b.model().as_str().to_string(),
         bgnbd: report.bgnbd.params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         gamma_gamma: report.gamma_gamma.params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        log_covariance: models.bgnbd.laplace.map(|l| l.covariance),
     };
     Ok(ClvOutcome {
         scored,

@@ -67,9 +67,13 @@ pub(super) async fn holdout_stage(
     let t = Instant::now();
     let cal_end = s.run_date - chrono::Days::new(days as u64);
     let tuples = holdout_tuples(s, spec, cal_end, calibration).await?;
-    let b = clv::fit_purchases(&clv::calibration_tuples(&tuples), spec.model, spec.penalizer)?.params;
+    let fit = clv::fit_purchases(&clv::calibration_tuples(&tuples), spec.model, spec.penalizer)?;
+    let b = fit.params;
     let h = days as f64 * spec.time_unit.per_day();
     let check = clv::holdout(&tuples, &b, h);
+    // The 80 % intervals the calibration fit gives, as `customer_clv`'s are given.
+    let laplace = fit.laplace.unwrap_or(clv::Laplace::exact(b));
+    let coverage = clv::coverage(&tuples, &laplace, h).map_err(|message| clv::ClvError::Fit { model: b.model().as_str(), message })?;
     let report = HoldoutReport {
         days,
         calibration_end: cal_end,
@@ -77,9 +81,14 @@ pub(super) async fn holdout_stage(
         mae: check.mae,
         total_actual: check.total_actual,
         total_predicted: check.total_predicted,
+        interval_coverage: coverage.interval,
+        pit_coverage: coverage.pit,
     };
-    tracing::info!(days, mae = check.mae, total_actual = report.total_actual, total_predicted = report.total_predicted, "CLV holdout check");
-    let mut rows = publisher.stage_batch("clv_validation", validation_batch(&check.buckets), &["bucket".into()]).await?;
+    tracing::info!(
+        days, mae = check.mae, total_actual = report.total_actual, total_predicted = report.total_predicted,
+        interval_coverage = coverage.interval, pit_coverage = coverage.pit, "CLV holdout check"
+    );
+    let mut rows = publisher.stage_batch("clv_validation", validation_batch(&check, &coverage), &["bucket".into()]).await?;
     let tracking = match &spec.tracking {
         Some(tr) => {
             let daily = clv_sql::purchases_after(&s.ctx, spec, tr, cal_end, s.run_date).await?;

@@ -245,14 +245,17 @@ fn sample_threshold(rows: u64, fit_sample: u64) -> Option<String> {
 /// The fitted models and the settings the predictions use.
 pub(super) struct Scoring {
     pub(super) bgnbd: clv::PurchaseParams,
+    /// The purchase model's Laplace covariance (of its log-parameters), for the intervals.
+    pub(super) covariance: [[f64; 4]; 4],
     pub(super) gamma_gamma: GammaGammaParams,
     /// `clv_simple`'s lifetime, in the model's time unit.
     pub(super) lifetime_periods: f64,
 }
 
 /// `customer_clv` as a plan over the summary view: the summary columns as DOUBLE, the model
-/// functions' predictions with the parameters as literals, `clv_simple` and the CLV decile
-/// (rank by CLV, ties by id, as `stats::deciles` ranks). Each value is the driver formulas'
+/// functions' predictions with the parameters as literals, the 80 % intervals
+/// (`purchases_p10` … `clv_p90`), `clv_simple` and the CLV decile (rank by CLV, ties by id,
+/// as `stats::deciles` ranks). Each value is the driver formulas'
 /// to the bit (`functions` calls them).
 pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Scoring) -> datafusion::error::Result<DataFrame> {
     let udf = |name: &str, args: Vec<Expr>| -> datafusion::error::Result<Expr> { Ok(ctx.udf(name)?.call(args)) };
@@ -273,6 +276,16 @@ pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Sc
     };
     let mut horizon = bgnbd();
     horizon.push(lit(spec.horizon_months as f64 * per_month));
+    // `*_purchases_quantile`'s arguments before the quantile: the parameters, the covariance's
+    // upper triangle, the horizon.
+    let mut uncertain = bgnbd();
+    uncertain.extend((0..4).flat_map(|i| (i..4).map(move |j| (i, j))).map(|(i, j)| lit(m.covariance[i][j])));
+    uncertain.push(lit(spec.horizon_months as f64 * per_month));
+    let quantile = |q: f64| -> datafusion::error::Result<Expr> {
+        let mut args = uncertain.clone();
+        args.push(lit(q));
+        udf(&model("purchases_quantile"), with(args, &[&x, &tx, &t]))
+    };
     // Simple CLV = average order value × purchases per period × lifetime × margin, as
     // `clv::predict` computes it.
     let aov = when(x.clone().gt(lit(0.0)), mv.clone()).otherwise(lit(g.population_mean()))?;
@@ -287,11 +300,23 @@ pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Sc
         mv.clone(),
         udf(&model("p_alive"), with(bgnbd(), &[&x, &tx, &t]))?.alias("p_alive"),
         udf(&model("expected_purchases"), with(horizon, &[&x, &tx, &t]))?.alias("expected_purchases"),
+        quantile(0.1)?.alias("purchases_p10"),
+        quantile(0.5)?.alias("purchases_p50"),
+        quantile(0.9)?.alias("purchases_p90"),
         udf("gamma_gamma_expected_value", with(gg(), &[&x, &mv]))?.alias("expected_avg_value"),
         udf(&model("gg_clv"), clv_args)?.alias("clv"),
         (aov * rate * lit(m.lifetime_periods) * lit(spec.margin)).alias("clv_simple"),
     ])?;
-    Ok(df)
+    // CLV's quantiles: clv / expected_purchases is margin × expected value per purchase × the
+    // horizon's mean discount factor (the denominators cancel), the same for every count, so
+    // it carries the purchase count's quantiles over (`clv::predictive`).
+    let per_purchase = when(col("expected_purchases").gt(lit(0.0)), col("clv") / col("expected_purchases")).otherwise(lit(0.0))?;
+    let mut columns: Vec<Expr> = df.schema().fields().iter().map(|f| ident(f.name())).collect();
+    let at = columns.iter().position(|c| matches!(c, Expr::Column(c) if c.name == "clv")).expect("clv selected") + 1;
+    for (i, q) in ["p10", "p50", "p90"].into_iter().enumerate() {
+        columns.insert(at + i, (col(format!("purchases_{q}")) * per_purchase.clone()).alias(format!("clv_{q}")));
+    }
+    df.select(columns)
 }
 
 /// [`scored`] with `clv_decile`: 1 + ⌊10 · rank / customers⌋, rank from 0 by CLV then id.

@@ -65,6 +65,10 @@ pub struct SelectionReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelReport {
     pub params: BTreeMap<&'static str, f64>,
+    /// The purchase model's standard errors (Laplace approximation, delta method); absent for
+    /// Gamma-Gamma and when the Hessian at the fit is not positive definite.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub std_errors: Option<BTreeMap<&'static str, f64>>,
     pub log_likelihood: f64,
     pub iterations: u64,
     /// Customers the model was fitted on.
@@ -93,6 +97,12 @@ pub struct HoldoutReport {
     pub mae: f64,
     pub total_actual: f64,
     pub total_predicted: f64,
+    /// Share of the holdout's customers whose purchases lie in their 80 % interval
+    /// [purchases_p10, purchases_p90] (at least 0.8 for counts when calibrated).
+    pub interval_coverage: f64,
+    /// Expected share whose randomised PIT lies in [0.1, 0.9]: 0.8 when calibrated
+    /// (`clv::predictive`).
+    pub pit_coverage: f64,
 }
 
 /// Seconds and row counts of one stage, for logs and the manifest.

@@ -179,6 +179,14 @@ pub(super) fn report_data(
                 format!("holdout ({} days)", h.days),
                 format!("MAE {:.3}; actual {:.0}, predicted {:.0} purchases", h.mae, h.total_actual, h.total_predicted),
             ));
+            key.push((
+                "80 % intervals on the holdout".into(),
+                format!(
+                    "{:.1} % of customers inside [p10, p90]; randomised PIT inside [0.1, 0.9] for {:.1} % (80 % when calibrated)",
+                    100.0 * h.interval_coverage,
+                    100.0 * h.pit_coverage
+                ),
+            ));
         }
     }
     ReportData {

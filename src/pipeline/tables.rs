@@ -8,7 +8,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use std::collections::{BTreeMap, HashMap};
 
 use super::rows::{ActionRow, RfmColumns};
-use crate::clv::{ClvModels, HoldoutBucket, Selection};
+use crate::clv::{ClvModels, Coverage, Holdout, Selection};
 use crate::segment::prep::PrepColumn;
 use crate::segment::profile::SegmentAction;
 use crate::segment::rfm;
@@ -170,33 +170,46 @@ pub(super) fn clv_totals(seg: &Segmentation, clv: &[Option<(f64, f64)>]) -> Vec<
 pub(super) fn clv_model_batch(r: &ClvModels) -> RecordBatch {
     let (b, g) = (r.bgnbd.params, r.gamma_gamma.params);
     let m = b.model().as_str();
-    let purchases = b.named().map(|(name, v)| (m, name, v, r.bgnbd.log_likelihood, r.bgnbd.customers, r.bgnbd.iterations));
-    let rows: Vec<(&str, &str, f64, f64, usize, u64)> = purchases.into_iter().chain([
-        ("gamma_gamma", "p", g.p, r.gamma_gamma.log_likelihood, r.gamma_gamma.customers, r.gamma_gamma.iterations),
-        ("gamma_gamma", "q", g.q, r.gamma_gamma.log_likelihood, r.gamma_gamma.customers, r.gamma_gamma.iterations),
-        ("gamma_gamma", "gamma", g.gamma, r.gamma_gamma.log_likelihood, r.gamma_gamma.customers, r.gamma_gamma.iterations),
-    ]).collect();
-    batch(
-        vec![
-            Field::new("model", DataType::Utf8, false),
-            Field::new("parameter", DataType::Utf8, false),
-            Field::new("value", DataType::Float64, false),
-            Field::new("log_likelihood", DataType::Float64, false),
-            Field::new("customers", DataType::Int64, false),
-            // A fit that does not converge stops the run, so a published row always has true.
-            Field::new("converged", DataType::Boolean, false),
-            Field::new("iterations", DataType::Int64, false),
-        ],
-        vec![
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
-            f64_col(rows.iter().map(|r| r.2)),
-            f64_col(rows.iter().map(|r| r.3)),
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.4 as i64))),
-            Arc::new(BooleanArray::from_iter(rows.iter().map(|_| Some(true)))),
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.5 as i64))),
-        ],
-    )
+    let (std_errors, covariance) = match r.bgnbd.laplace {
+        Some(l) => (l.std_errors().map(Some), l.covariance.map(|row| row.map(Some))),
+        None => ([None; 4], [[None; 4]; 4]),
+    };
+    let mut rows: Vec<(&str, &str, f64, f64, usize, u64, Option<f64>, [Option<f64>; 4])> = b
+        .named()
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, v))| (m, name, v, r.bgnbd.log_likelihood, r.bgnbd.customers, r.bgnbd.iterations, std_errors[i], covariance[i]))
+        .collect();
+    let gg = &r.gamma_gamma;
+    rows.extend([("p", g.p), ("q", g.q), ("gamma", g.gamma)].map(|(name, v)| ("gamma_gamma", name, v, gg.log_likelihood, gg.customers, gg.iterations, None, [None; 4])));
+    let mut fields = vec![
+        Field::new("model", DataType::Utf8, false),
+        Field::new("parameter", DataType::Utf8, false),
+        Field::new("value", DataType::Float64, false),
+        Field::new("log_likelihood", DataType::Float64, false),
+        Field::new("customers", DataType::Int64, false),
+        // A fit that does not converge stops the run, so a published row always has true.
+        Field::new("converged", DataType::Boolean, false),
+        Field::new("iterations", DataType::Int64, false),
+        Field::new("std_error", DataType::Float64, true),
+    ];
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+        f64_col(rows.iter().map(|r| r.2)),
+        f64_col(rows.iter().map(|r| r.3)),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.4 as i64))),
+        Arc::new(BooleanArray::from_iter(rows.iter().map(|_| Some(true)))),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.5 as i64))),
+        Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.6))),
+    ];
+    // The purchase model's Laplace covariance of its log-parameters, row i column j (the
+    // `c_ij` the `*_purchases_quantile` SQL functions take).
+    for j in 0..4 {
+        fields.push(Field::new(format!("log_cov_{}", j + 1), DataType::Float64, true));
+        columns.push(Arc::new(Float64Array::from_iter(rows.iter().map(|r| r.7[j]))));
+    }
+    batch(fields, columns)
 }
 
 /// `clv_model_selection`: per candidate and backtest cut-off its `mae`, `total_error` and
@@ -249,20 +262,37 @@ pub(super) fn tracking_batch(points: &[crate::clv::TrackingPoint]) -> RecordBatc
     )
 }
 
-/// `clv_validation`: one row per calibration-frequency bucket.
-pub(super) fn validation_batch(rows: &[HoldoutBucket]) -> RecordBatch {
+/// `clv_validation`: one row per calibration-frequency bucket, then `all`: mean actual and
+/// predicted holdout purchases, and how often the holdout's purchases fall in the 80 %
+/// intervals (`interval_coverage`) and their randomised PIT in [0.1, 0.9] (`pit_coverage`,
+/// 0.8 when calibrated).
+pub(super) fn validation_batch(check: &Holdout, coverage: &Coverage) -> RecordBatch {
+    let n = check.customers.max(1) as f64;
+    let mut rows: Vec<(&str, usize, f64, f64, f64, f64)> = check
+        .buckets
+        .iter()
+        .map(|r| {
+            let (_, interval, pit) = coverage.buckets.iter().find(|c| c.0 == r.bucket).cloned().unwrap_or_default();
+            (r.bucket.as_str(), r.customers, r.actual_holdout, r.predicted_holdout, interval, pit)
+        })
+        .collect();
+    rows.push(("all", check.customers as usize, check.total_actual / n, check.total_predicted / n, coverage.interval, coverage.pit));
     batch(
         vec![
             Field::new("bucket", DataType::Utf8, false),
             Field::new("customers", DataType::Int64, false),
             Field::new("actual_holdout", DataType::Float64, false),
             Field::new("predicted_holdout", DataType::Float64, false),
+            Field::new("interval_coverage", DataType::Float64, false),
+            Field::new("pit_coverage", DataType::Float64, false),
         ],
         vec![
-            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.bucket.as_str()))),
-            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.customers as i64))),
-            f64_col(rows.iter().map(|r| r.actual_holdout)),
-            f64_col(rows.iter().map(|r| r.predicted_holdout)),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.1 as i64))),
+            f64_col(rows.iter().map(|r| r.2)),
+            f64_col(rows.iter().map(|r| r.3)),
+            f64_col(rows.iter().map(|r| r.4)),
+            f64_col(rows.iter().map(|r| r.5)),
         ],
     )
 }
