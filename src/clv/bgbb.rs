@@ -10,6 +10,7 @@
 use statrs::function::gamma::{digamma, ln_gamma};
 
 use super::fitting::log_add_exp_weight;
+use super::predictive::TailStop;
 use super::tuples::Sufficient;
 
 /// Fitted (or given) BG/BB parameters, named as lifetimes' `BetaGeoBetaBinomFitter` names them.
@@ -66,13 +67,13 @@ impl BgBbParams {
 }
 
 impl BgBbParams {
-    /// P(N ≥ k | alive at n) for k = 1, 2, … while it is at least `floor`, N the purchases at
+    /// P(N ≥ k | alive at n) for k = 1, 2, … until `stop` (at most ⌊h⌋), N the purchases at
     /// the ⌊h⌋ whole opportunities n+1 … n+⌊h⌋. Alive at n, p is Beta(α + x, β + n − x) and θ
     /// Beta(γ, δ + n): the customer is still alive at j more opportunities with probability
     /// A(j) = B(γ, δ + n + j)/B(γ, δ + n), and buys at each of them with probability p, so
     /// N given L = j alive opportunities is beta-binomial(j, α + x, β + n − x). Σₖ of it is
     /// eq. 13 over P(alive) for whole h (a test checks).
-    pub fn alive_tail(&self, h: f64, x: f64, n: f64, floor: f64) -> Vec<f64> {
+    pub fn alive_tail(&self, h: f64, x: f64, n: f64, stop: TailStop) -> Vec<f64> {
         let BgBbParams { alpha, beta, gamma, delta } = *self;
         let m = h.max(0.0).floor().min(super::predictive::MAX_COUNT as f64) as usize;
         let (a, b, d) = (alpha + x, beta + n - x, delta + n);
@@ -97,7 +98,7 @@ impl BgBbParams {
         let mut out = Vec::new();
         let mut tail: f64 = pmf[1..].iter().sum();
         for k in 1..=m {
-            if !(tail >= floor) {
+            if !stop.more(out.len(), tail) {
                 break;
             }
             out.push(tail);

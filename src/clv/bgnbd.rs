@@ -17,6 +17,7 @@ use statrs::function::gamma::{digamma, ln_gamma};
 
 use super::fitting::log_add_exp_weight;
 use super::spec::PurchaseModel;
+use super::predictive::TailStop;
 use super::tuples::Sufficient;
 
 /// Fitted (or given) BG/NBD or MBG/NBD parameters.
@@ -159,14 +160,14 @@ impl BgNbdParams {
         c * (log_part - (eps * ln_1mz).exp() * sum)
     }
 
-    /// P(N ≥ k | alive at T) for k = 1, 2, … while it is at least `floor`, N the purchases in
+    /// P(N ≥ k | alive at T) for k = 1, 2, … until `stop`, N the purchases in
     /// (T, T + h]. Alive at T, the customer's λ is Gamma(r + x, α + T) and p is
     /// Beta(a, b + x) (Beta(a, b + x + 1) for MBG/NBD: one more drop-out chance survived),
     /// independent. Purchases arrive at rate λ and the customer leaves after each with
     /// probability p, so N ≥ k needs k arrivals and k − 1 purchases survived:
     /// P(N ≥ k) = P(NB(r + x, h / (α + T + h)) ≥ k) · B(a, c + k − 1) / B(a, c), c = b + x (+ 1).
     /// Σₖ of it is eq. 10's numerator (a test checks).
-    pub fn alive_tail(&self, h: f64, x: f64, t: f64, floor: f64) -> Vec<f64> {
+    pub fn alive_tail(&self, h: f64, x: f64, t: f64, stop: TailStop) -> Vec<f64> {
         let BgNbdParams { r, alpha, a, b, .. } = *self;
         let (shape, rate, c) = (r + x, alpha + t, b + x + self.shift());
         let (z, mut pmf) = (h / (rate + h), (rate / (rate + h)).powf(shape));
@@ -175,7 +176,7 @@ impl BgNbdParams {
         for k in 1..=super::predictive::MAX_COUNT {
             let k = k as f64;
             let tail = (1.0 - below).max(0.0) * survived;
-            if !(tail >= floor) || h <= 0.0 {
+            if !stop.more(out.len(), tail) || h <= 0.0 {
                 break;
             }
             out.push(tail);

@@ -114,6 +114,7 @@ mod tests {
             model_from: Default::default(),
             auto: false,
             tracking: None,
+            intervals: true,
         }
     }
 

@@ -13,6 +13,7 @@ use rayon::prelude::*;
 use statrs::function::gamma::{digamma, ln_gamma};
 
 use super::fitting::log_add_exp_weight;
+use super::predictive::TailStop;
 use super::tuples::Sufficient;
 
 /// Fitted (or given) Pareto/NBD parameters, named as lifetimes' `ParetoNBDFitter` names them.
@@ -56,14 +57,14 @@ impl ParetoNbdParams {
 }
 
 impl ParetoNbdParams {
-    /// P(N ≥ k | alive at T) for k = 1, 2, … while it is at least `floor`, N the purchases in
+    /// P(N ≥ k | alive at T) for k = 1, 2, … until `stop`, N the purchases in
     /// (T, T + h]. Alive at T, λ is Gamma(r + x, α + T) and μ Gamma(s, β + T), independent; the
     /// rest of the lifetime τ is then Lomax: P(τ > u) = ((β + T)/(β + T + u))^s. Purchases
     /// over w = min(τ, h) are NB(r + x, w / (α + T + w)): a mixture over w of the window h
     /// (weight P(τ > h)) and τ < h, the latter integrated by Gauss–Legendre over
     /// v = ln(1 + τ / (β + T)), where the integrand is smooth. Σₖ of it is eq. 41's factor
     /// besides P(alive) (a test checks).
-    pub fn alive_tail(&self, h: f64, x: f64, t: f64, floor: f64) -> Vec<f64> {
+    pub fn alive_tail(&self, h: f64, x: f64, t: f64, stop: TailStop) -> Vec<f64> {
         let ParetoNbdParams { r, alpha, s, beta } = *self;
         if h <= 0.0 {
             return Vec::new();
@@ -76,7 +77,7 @@ impl ParetoNbdParams {
             let v = v_h * (1.0 + node) / 2.0;
             ((beta + t) * v.exp_m1(), v_h / 2.0 * weight * s * (-s * v).exp())
         }));
-        super::predictive::nb_mixture_tail(shape, rate, &windows, floor)
+        super::predictive::nb_mixture_tail(shape, rate, &windows, stop)
     }
 }
 

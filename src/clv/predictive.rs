@@ -30,8 +30,22 @@ use super::purchase::PurchaseParams;
 /// Most purchases a predictive distribution counts up to in one horizon.
 pub const MAX_COUNT: usize = 100_000;
 
-/// P(N ≥ k) below which a distribution's tail is cut: quantiles up to 1 − 1e-9 are exact.
+/// P(N ≥ k) below which the holdout's distributions are cut: their PIT is exact to 1e-9.
 pub const TAIL_FLOOR: f64 = 1e-9;
+
+/// Where a tail P(N ≥ k), k = 1, 2, …, may stop: once it has `len` terms and is below `floor`.
+#[derive(Debug, Clone, Copy)]
+pub struct TailStop {
+    pub floor: f64,
+    pub len: usize,
+}
+
+impl TailStop {
+    /// Whether a tail with `terms` terms so far takes the next, `tail`.
+    pub(super) fn more(self, terms: usize, tail: f64) -> bool {
+        terms < self.len || tail >= self.floor
+    }
+}
 
 /// Gauss–Legendre nodes on [−1, 1]: the rule Pareto/NBD's tail integrates the rest of the
 /// lifetime with.
@@ -69,16 +83,16 @@ pub(super) fn gauss_legendre() -> &'static [(f64, f64)] {
     })
 }
 
-/// P(N ≥ k), k = 1, 2, … while at least `floor`, for N negative binomial (a Poisson count
+/// P(N ≥ k), k = 1, 2, … until `stop`, for N negative binomial (a Poisson count
 /// with a Gamma(`shape`, `rate`) rate) over a window drawn from `windows` (length, weight).
-pub(super) fn nb_mixture_tail(shape: f64, rate: f64, windows: &[(f64, f64)], floor: f64) -> Vec<f64> {
+pub(super) fn nb_mixture_tail(shape: f64, rate: f64, windows: &[(f64, f64)], stop: TailStop) -> Vec<f64> {
     let z: Vec<f64> = windows.iter().map(|&(w, _)| w / (rate + w)).collect();
     let mut pmf: Vec<f64> = windows.iter().map(|&(w, _)| (rate / (rate + w)).powf(shape)).collect();
     let mut below = pmf.clone();
     let mut out = Vec::new();
     for k in 1..=MAX_COUNT {
         let tail: f64 = windows.iter().zip(&below).map(|(&(_, weight), b)| weight * (1.0 - b).max(0.0)).sum();
-        if !(tail >= floor) {
+        if !stop.more(out.len(), tail) {
             break;
         }
         out.push(tail);
@@ -148,14 +162,31 @@ impl Laplace {
     }
 }
 
-/// The tails P(N ≥ k | alive) at each cubature point for one (x, T): what customers sharing
-/// them share.
+/// The tails P(N ≥ k | alive) at each cubature point for one (x, T), what customers sharing
+/// them share: every point's to the same length, the first k at which each is below `floor`.
+/// Past it the mixture's tail is below `floor` too, so quantiles q ≤ 1 − `floor` are exact.
 #[derive(Debug, Clone)]
-pub struct AliveTails(Vec<Vec<f64>>);
+pub struct AliveTails {
+    /// P(N ≥ k | alive) for k = 1 … `len`, count by count: the points' values for one k side
+    /// by side, so the mixture at k reads one short run of memory.
+    by_count: Vec<f64>,
+    points: usize,
+    len: usize,
+    floor: f64,
+}
 
 impl AliveTails {
-    pub fn new(points: &[PurchaseParams], h: f64, x: f64, t: f64) -> AliveTails {
-        AliveTails(points.iter().map(|p| p.alive_tail(h, x, t, TAIL_FLOOR)).collect())
+    pub fn new(points: &[PurchaseParams], h: f64, x: f64, t: f64, floor: f64) -> AliveTails {
+        let first: Vec<Vec<f64>> = points.iter().map(|p| p.alive_tail(h, x, t, TailStop { floor, len: 0 })).collect();
+        let len = first.iter().map(Vec::len).max().unwrap_or(0);
+        let tails: Vec<Vec<f64>> = first
+            .into_iter()
+            .zip(points)
+            .map(|(tail, p)| if tail.len() < len { p.alive_tail(h, x, t, TailStop { floor, len }) } else { tail })
+            .collect();
+        // A tail that ends before `len` (BG/BB's last opportunity, h = 0) is 0 after it.
+        let by_count = (0..len).flat_map(|k| tails.iter().map(move |tail| tail.get(k).copied().unwrap_or(0.0))).collect();
+        AliveTails { by_count, points: points.len(), len, floor }
     }
 }
 
@@ -164,12 +195,23 @@ impl AliveTails {
 #[derive(Debug, Clone)]
 pub struct Predictive<'a> {
     tails: &'a AliveTails,
-    p_alive: Vec<f64>,
+    /// P(alive) at each cubature point: the first `points` of at most 8 (no allocation per
+    /// customer).
+    alive: [f64; 8],
+    points: usize,
 }
 
 impl<'a> Predictive<'a> {
     pub fn new(points: &[PurchaseParams], tails: &'a AliveTails, x: f64, tx: f64, t: f64) -> Predictive<'a> {
-        Predictive { tails, p_alive: points.iter().map(|p| 1.0 / p.purchases_denominator(x, tx, t)).collect() }
+        let mut alive = [0.0; 8];
+        for (a, p) in alive.iter_mut().zip(points) {
+            *a = 1.0 / p.purchases_denominator(x, tx, t);
+        }
+        Predictive { tails, alive, points: points.len().min(8) }
+    }
+
+    fn p_alive(&self) -> &[f64] {
+        &self.alive[..self.points]
     }
 
     /// P(N ≥ k).
@@ -177,8 +219,12 @@ impl<'a> Predictive<'a> {
         if k == 0 {
             return 1.0;
         }
-        let sum: f64 = self.tails.0.iter().zip(&self.p_alive).map(|(s, a)| a * s.get(k - 1).copied().unwrap_or(0.0)).sum();
-        sum / self.p_alive.len() as f64
+        let (width, tails) = (self.tails.points, self.tails);
+        if k > tails.len || width != self.points {
+            return 0.0;
+        }
+        let at_k = &tails.by_count[(k - 1) * width..k * width];
+        at_k.iter().zip(self.p_alive()).map(|(s, a)| a * s).sum::<f64>() / width as f64
     }
 
     /// P(N ≤ k).
@@ -186,14 +232,34 @@ impl<'a> Predictive<'a> {
         1.0 - self.tail(k + 1)
     }
 
-    /// The smallest k with P(N ≤ k) ≥ q, for q in (0, 1); NaN when an input was (P(alive)
-    /// not a probability).
+    /// The smallest k with P(N ≤ k) ≥ q, for q in (0, 1 − the tails' floor]; NaN for another q
+    /// or when an input was (P(alive) not a probability).
     pub fn quantile(&self, q: f64) -> f64 {
-        if !self.p_alive.iter().all(|a| (0.0..=1.0).contains(a)) || !(q > 0.0 && q < 1.0) {
-            return f64::NAN;
+        self.quantiles([q])[0]
+    }
+
+    /// [`Self::quantile`] of each of `qs`, in one pass over the counts.
+    pub fn quantiles<const N: usize>(&self, qs: [f64; N]) -> [f64; N] {
+        let mut out = [f64::NAN; N];
+        if self.points == 0 || !self.p_alive().iter().all(|a| (0.0..=1.0).contains(a)) {
+            return out;
         }
-        let longest = self.tails.0.iter().map(Vec::len).max().unwrap_or(0);
-        (0..=longest).find(|&k| self.cdf(k) >= q - 1e-12).unwrap_or(longest) as f64
+        let valid = qs.map(|q| q > 0.0 && q <= 1.0 - self.tails.floor);
+        let mut open = valid.iter().filter(|v| **v).count();
+        let longest = self.tails.len;
+        for k in 0..=longest {
+            if open == 0 {
+                break;
+            }
+            let cdf = self.cdf(k);
+            for i in 0..N {
+                if valid[i] && out[i].is_nan() && (cdf >= qs[i] - 1e-12 || k == longest) {
+                    out[i] = k as f64;
+                    open -= 1;
+                }
+            }
+        }
+        out
     }
 
     /// P(lower ≤ u ≤ upper) for u the randomised PIT of the realised count `y`, uniform on
@@ -229,7 +295,7 @@ pub fn coverage(tuples: &[HoldoutTuple], laplace: &Laplace, horizon: f64) -> Res
     for t in &sorted {
         let key = (t.cal_frequency, t.cal_tenure);
         if shared.as_ref().is_none_or(|(k, _)| *k != key) {
-            shared = Some((key, AliveTails::new(&points, horizon, t.cal_frequency, t.cal_tenure)));
+            shared = Some((key, AliveTails::new(&points, horizon, t.cal_frequency, t.cal_tenure, TAIL_FLOOR)));
         }
         let tails = &shared.as_ref().expect("set above").1;
         let d = Predictive::new(&points, tails, t.cal_frequency, t.cal_recency, t.cal_tenure);
@@ -292,7 +358,7 @@ mod tests {
         for b in models() {
             for (x, tx, t) in [(0.0, 0.0, 30.0), (1.0, 10.0, 38.0), (4.0, 20.0, 20.0), (12.0, 30.0, 39.0), (40.0, 60.0, 70.0)] {
                 for h in [1.0, 13.0, 52.0] {
-                    let tail = b.alive_tail(h, x, t, 1e-15);
+                    let tail = b.alive_tail(h, x, t, TailStop { floor: 1e-15, len: 0 });
                     let sum: f64 = tail.iter().sum();
                     let expected = b.purchases_numerator(h, x, t);
                     assert!((sum - expected).abs() < 1e-9 * expected.max(1.0), "{b:?} h {h} ({x}, {tx}, {t}): {sum} vs {expected}");

@@ -20,7 +20,7 @@ use super::error::{ClvError, describe_params};
 use super::fitting;
 use super::optimize;
 use super::pareto_nbd::{self, ParetoNbdParams};
-use super::predictive::Laplace;
+use super::predictive::{Laplace, TailStop};
 use super::spec::PurchaseModel;
 use super::tuples::{PurchaseTuple, Sufficient, compress};
 
@@ -116,13 +116,13 @@ impl PurchaseParams {
         }
     }
 
-    /// P(N ≥ k | alive at T) for k = 1, 2, … while at least `floor`, N the purchases in
-    /// (T, T + h]; it sums to [`Self::purchases_numerator`] (`clv::predictive`).
-    pub fn alive_tail(&self, h: f64, x: f64, t: f64, floor: f64) -> Vec<f64> {
+    /// P(N ≥ k | alive at T) for k = 1, 2, … until `stop`, N the purchases in (T, T + h]; it
+    /// sums to [`Self::purchases_numerator`] (`clv::predictive`).
+    pub fn alive_tail(&self, h: f64, x: f64, t: f64, stop: TailStop) -> Vec<f64> {
         match self {
-            PurchaseParams::BgNbd(p) => p.alive_tail(h, x, t, floor),
-            PurchaseParams::ParetoNbd(p) => p.alive_tail(h, x, t, floor),
-            PurchaseParams::BgBb(p) => p.alive_tail(h, x, t, floor),
+            PurchaseParams::BgNbd(p) => p.alive_tail(h, x, t, stop),
+            PurchaseParams::ParetoNbd(p) => p.alive_tail(h, x, t, stop),
+            PurchaseParams::BgBb(p) => p.alive_tail(h, x, t, stop),
         }
     }
 

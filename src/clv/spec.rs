@@ -150,6 +150,8 @@ pub struct ClvSpec {
     /// The purchases behind the summary, for the holdout's week-by-week tracking
     /// (`clv_holdout_tracking`).
     pub tracking: Option<Tracking>,
+    /// Whether `customer_clv` carries the 80 % intervals (`purchases_p10` … `clv_p90`).
+    pub intervals: bool,
 }
 
 /// `[clv] tracking = { view, date }`: a view with one row per purchase (or order), the

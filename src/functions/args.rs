@@ -4,7 +4,7 @@
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
-use datafusion::common::{Result, plan_err};
+use datafusion::common::{Result, ScalarValue, plan_err};
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::ColumnarValue;
 
@@ -47,15 +47,47 @@ pub fn float_arrays(args: &[ColumnarValue], rows: usize) -> Result<Vec<Float64Ar
         .collect()
 }
 
-/// Fails when a model parameter is NULL in any row: a missing parameter is a broken model, not
-/// a missing customer value.
-pub fn no_null_parameters(function: &str, names: &[&str], params: &[Float64Array]) -> Result<()> {
-    for (p, name) in params.iter().zip(names) {
-        if p.null_count() > 0 {
-            return Err(DataFusionError::Execution(format!("{function}: parameter '{name}' is NULL")));
+/// A model parameter: a literal, kept as one value (repeating it into an array per batch cost
+/// a page of fresh memory per parameter and 8,192 rows), or a column of a joined table.
+pub enum Param {
+    Scalar(f64),
+    Column(Float64Array),
+}
+
+impl Param {
+    pub fn value(&self, row: usize) -> f64 {
+        match self {
+            Param::Scalar(v) => *v,
+            Param::Column(c) => c.value(row),
         }
     }
-    Ok(())
+
+    /// The rows holding distinct entries: 1 for a literal.
+    pub fn rows(&self, rows: usize) -> usize {
+        match self {
+            Param::Scalar(_) => 1,
+            Param::Column(_) => rows,
+        }
+    }
+}
+
+/// The first `names.len()` arguments as DOUBLE parameters. A NULL one in any row fails: a
+/// missing parameter is a broken model, not a missing customer value.
+pub fn parameters(function: &str, names: &[&str], args: &[ColumnarValue], rows: usize) -> Result<Vec<Param>> {
+    let null = |name: &str| DataFusionError::Execution(format!("{function}: parameter '{name}' is NULL"));
+    args.iter()
+        .zip(names)
+        .map(|(a, name)| match a {
+            ColumnarValue::Scalar(s) => match s.cast_to(&DataType::Float64)? {
+                ScalarValue::Float64(Some(v)) => Ok(Param::Scalar(v)),
+                _ => Err(null(name)),
+            },
+            ColumnarValue::Array(_) => {
+                let c = float_arrays(std::slice::from_ref(a), rows)?.remove(0);
+                if c.null_count() > 0 { Err(null(name)) } else { Ok(Param::Column(c)) }
+            }
+        })
+        .collect()
 }
 
 /// `f` of each row whose values are all present; NULL where any is NULL.

@@ -25,8 +25,8 @@
 //! Times are in the model's unit (`clv_model`'s `time_unit`); `periods_per_month` is 30 for
 //! days and 4.345 for weeks.
 
-use datafusion::arrow::array::{Array, Float64Array};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{Array, ArrayRef, Float64Array, StructArray};
+use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::common::Result;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
@@ -35,7 +35,7 @@ use std::sync::{Arc, Mutex};
 
 use foldhash::fast::FixedState;
 
-use super::args::{coerce_numeric, float_arrays, map_rows, no_null_parameters};
+use super::args::{Param, coerce_numeric, float_arrays, map_rows, parameters};
 use crate::clv::{AliveTails, GammaGammaParams, Laplace, Predictive, PurchaseModel, PurchaseParams, discounted_numerators_over, is_amount, is_probability, out_of_range};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -45,7 +45,13 @@ enum Kind {
     ExpectedValue,
     Clv(PurchaseModel),
     PurchasesQuantile(PurchaseModel),
+    /// p10, p50 and p90 of purchases at once (a struct): what `customer_clv` uses, one
+    /// evaluation per customer instead of three.
+    PurchasesInterval(PurchaseModel),
 }
+
+/// The quantiles `*_purchases_interval` returns, and their field names.
+const INTERVAL: [(f64, &str); 3] = [(0.1, "p10"), (0.5, "p50"), (0.9, "p90")];
 
 /// The upper triangle of the log-parameters' covariance, row by row, as
 /// `*_purchases_quantile` takes it.
@@ -65,9 +71,9 @@ pub fn covariance_from_upper(v: &[f64]) -> [[f64; 4]; 4] {
 }
 
 impl Kind {
-    /// Four functions per purchase model, and Gamma-Gamma's.
+    /// Five functions per purchase model, and Gamma-Gamma's.
     fn all() -> Vec<Kind> {
-        let per_model = PurchaseModel::ALL.into_iter().flat_map(|m| [Kind::PAlive(m), Kind::ExpectedPurchases(m), Kind::Clv(m), Kind::PurchasesQuantile(m)]);
+        let per_model = PurchaseModel::ALL.into_iter().flat_map(|m| [Kind::PAlive(m), Kind::ExpectedPurchases(m), Kind::Clv(m), Kind::PurchasesQuantile(m), Kind::PurchasesInterval(m)]);
         per_model.chain([Kind::ExpectedValue]).collect()
     }
 
@@ -78,6 +84,7 @@ impl Kind {
             Kind::ExpectedPurchases(m) => format!("{}_expected_purchases", m.as_str()),
             Kind::Clv(m) => format!("{}_gg_clv", m.as_str()),
             Kind::PurchasesQuantile(m) => format!("{}_purchases_quantile", m.as_str()),
+            Kind::PurchasesInterval(m) => format!("{}_purchases_interval", m.as_str()),
             Kind::ExpectedValue => "gamma_gamma_expected_value".into(),
         }
     }
@@ -90,6 +97,7 @@ impl Kind {
             Kind::PAlive(m) => m.parameters().to_vec(),
             Kind::ExpectedPurchases(m) => m.parameters().into_iter().chain(["horizon"]).collect(),
             Kind::PurchasesQuantile(m) => m.parameters().into_iter().chain(COVARIANCE_ARGUMENTS).chain(["horizon", "quantile"]).collect(),
+            Kind::PurchasesInterval(m) => m.parameters().into_iter().chain(COVARIANCE_ARGUMENTS).chain(["horizon"]).collect(),
             Kind::ExpectedValue => gamma_gamma.to_vec(),
             Kind::Clv(m) => {
                 let discounting = ["margin", "horizon_months", "monthly_discount_rate", "periods_per_month"];
@@ -103,7 +111,7 @@ impl Kind {
         match self {
             Kind::ExpectedValue => &["frequency", "monetary_value"],
             Kind::Clv(_) => &["frequency", "recency", "tenure", "monetary_value"],
-            Kind::PAlive(_) | Kind::ExpectedPurchases(_) | Kind::PurchasesQuantile(_) => &["frequency", "recency", "tenure"],
+            Kind::PAlive(_) | Kind::ExpectedPurchases(_) | Kind::PurchasesQuantile(_) | Kind::PurchasesInterval(_) => &["frequency", "recency", "tenure"],
         }
     }
 
@@ -111,7 +119,7 @@ impl Kind {
     fn in_range(self, v: f64) -> bool {
         match self {
             Kind::PAlive(_) => is_probability(v),
-            Kind::ExpectedPurchases(_) | Kind::ExpectedValue | Kind::Clv(_) | Kind::PurchasesQuantile(_) => is_amount(v),
+            Kind::ExpectedPurchases(_) | Kind::ExpectedValue | Kind::Clv(_) | Kind::PurchasesQuantile(_) | Kind::PurchasesInterval(_) => is_amount(v),
         }
     }
 
@@ -124,20 +132,13 @@ impl Kind {
     /// which depends only on the parameters, x and T: customers share few (x, T) pairs.
     fn eval(self, p: &[f64], v: &[f64], memo: &mut Memos) -> f64 {
         let purchases = |model| PurchaseParams::new(model, [p[0], p[1], p[2], p[3]]);
+        if let Kind::PurchasesQuantile(model) = self {
+            return purchase_quantiles(model, p, v, memo, [p[15]])[0];
+        }
         let numerators = &mut memo.numerators;
         match self {
-            Kind::PurchasesQuantile(model) => {
-                let (x, tx, t, h, q) = (v[0], v[1], v[2], p[14], p[15]);
-                let key: [u64; 19] = std::array::from_fn(|i| if i < 16 { p[i] } else { v[i - 16] }.to_bits());
-                let tails = &mut memo.tails;
-                memo.quantiles.get_or(key, || {
-                    // Checked per distinct model before the rows (`check_quantile_args`).
-                    let Ok(points) = Laplace { params: purchases(model), covariance: covariance_from_upper(&p[4..14]) }.points() else { return f64::NAN };
-                    let tail_key: [u64; 17] = std::array::from_fn(|i| if i < 15 { p[i] } else { [x, t][i - 15] }.to_bits());
-                    let shared = tails.get_or(tail_key, || Arc::new(AliveTails::new(&points, h, x, t)));
-                    Predictive::new(&points, &shared, x, tx, t).quantile(q)
-                })
-            }
+            Kind::PurchasesQuantile(_) => unreachable!("returned above"),
+            Kind::PurchasesInterval(_) => unreachable!("evaluated by `ClvFunction::interval`"),
             Kind::PAlive(model) => 1.0 / purchases(model).purchases_denominator(v[0], v[1], v[2]),
             Kind::ExpectedPurchases(model) => {
                 let b = purchases(model);
@@ -158,13 +159,50 @@ impl Kind {
     }
 }
 
+/// The quantiles `qs` of the customer's purchases over the horizon (`p`: the model's
+/// parameters, the covariance's upper triangle, the horizon; `v`: x, t_x, T).
+fn purchase_quantiles<const N: usize>(model: PurchaseModel, p: &[f64], v: &[f64], memo: &mut Memos, qs: [f64; N]) -> [f64; N] {
+    let (x, tx, t, h) = (v[0], v[1], v[2], p[14]);
+    let model_key: [u64; 15] = std::array::from_fn(|i| p[i].to_bits());
+    if memo.model.as_ref().is_none_or(|m| m.0 != model_key) {
+        // Checked per distinct model before the rows (`check_quantile_args`).
+        let laplace = Laplace { params: PurchaseParams::new(model, [p[0], p[1], p[2], p[3]]), covariance: covariance_from_upper(&p[4..14]) };
+        memo.model = Some((model_key, memo.models.id(model_key), laplace.points().unwrap_or_default()));
+    }
+    let (_, id, points) = memo.model.as_ref().expect("set above");
+    if points.is_empty() {
+        return [f64::NAN; N];
+    }
+    // Tails down to 0.05 serve every quantile up to 0.95 (p10, p50, p90 share them).
+    let floor = qs.iter().fold(0.05f64, |f, q| f.min(1.0 - q));
+    let tails = memo.tails.get_or([*id, floor.to_bits(), x.to_bits(), t.to_bits()], || Arc::new(AliveTails::new(points, h, x, t, floor)));
+    Predictive::new(points, &tails, x, tx, t).quantiles(qs)
+}
+
 /// Eq. 10's numerators (or their discounted sums) by parameters, horizon, x and T bits.
 type NumeratorMap = HashMap<[u64; 9], f64, FixedState>;
-/// Quantiles by the 16 model arguments', x, t_x and T bits.
-type QuantileMap = HashMap<[u64; 19], f64, FixedState>;
-/// Each cubature point's P(N ≥ k | alive) by the model arguments' (but the quantile), x and T
-/// bits: every t_x and quantile with that (x, T) shares them.
-type TailMap = HashMap<[u64; 17], Arc<AliveTails>, FixedState>;
+/// Each cubature point's P(N ≥ k | alive) by model (its [`ModelIds`] id), the tails' floor, x
+/// and T bits: every t_x and decile with that (x, T) shares them. Customers rarely share
+/// (x, t_x, T) in days or weeks, so quantiles themselves are not memoised.
+type TailMap = HashMap<[u64; 4], Arc<AliveTails>, FixedState>;
+
+/// Small ids for the model arguments (parameters, covariance, horizon) a function has seen,
+/// so the tails' keys are four words, not eighteen.
+#[derive(Debug, Default)]
+struct ModelIds(Mutex<Vec<[u64; 15]>>);
+
+impl ModelIds {
+    fn id(&self, key: [u64; 15]) -> u64 {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match seen.iter().position(|k| *k == key) {
+            Some(i) => i as u64,
+            None => {
+                seen.push(key);
+                seen.len() as u64 - 1
+            }
+        }
+    }
+}
 
 /// Most values a function keeps between batches (numerators take about 100 bytes each, so at
 /// most ~100 MB per process). A batch of 8,192 rows meets most of the (x, T) pairs it holds
@@ -212,8 +250,10 @@ impl<'a, K: std::hash::Hash + Eq + Copy, V: Clone> Memo<'a, K, V> {
 /// A function's memos for one batch.
 struct Memos<'a> {
     numerators: Memo<'a, [u64; 9], f64>,
-    quantiles: Memo<'a, [u64; 19], f64>,
-    tails: Memo<'a, [u64; 17], Arc<AliveTails>>,
+    tails: Memo<'a, [u64; 4], Arc<AliveTails>>,
+    models: &'a ModelIds,
+    /// The last model's arguments, id and cubature points (a batch's rows mostly share one).
+    model: Option<([u64; 15], u64, Vec<PurchaseParams>)>,
 }
 
 #[derive(Debug)]
@@ -222,8 +262,8 @@ struct ClvFunction {
     name: String,
     signature: Signature,
     numerators: Mutex<NumeratorMap>,
-    quantiles: Mutex<QuantileMap>,
     tails: Mutex<TailMap>,
+    models: ModelIds,
 }
 
 // A function is its kind: the memo is not part of what it is.
@@ -250,25 +290,31 @@ pub fn functions() -> Vec<ScalarUDF> {
                 name: kind.name(),
                 signature: Signature::user_defined(Volatility::Immutable),
                 numerators: Mutex::default(),
-                quantiles: Mutex::default(),
                 tails: Mutex::default(),
+                models: ModelIds::default(),
             })
         })
         .collect()
 }
 
-/// `*_purchases_quantile`'s model arguments, for each distinct set in the batch: a covariance
-/// the cubature can use, a horizon ≥ 0 and a quantile strictly between 0 and 1.
-fn check_quantile_args(name: &str, model: PurchaseModel, params: &[Float64Array]) -> Result<()> {
+/// The struct `*_purchases_interval` returns: p10, p50, p90 as DOUBLE.
+fn interval_type() -> DataType {
+    DataType::Struct(INTERVAL.iter().map(|(_, name)| Field::new(*name, DataType::Float64, true)).collect())
+}
+
+/// `*_purchases_quantile`'s (with `quantile`) and `*_purchases_interval`'s model arguments,
+/// for each distinct set in the batch: a covariance the cubature can use, a horizon ≥ 0 and a
+/// quantile strictly between 0 and 1.
+fn check_quantile_args(name: &str, model: PurchaseModel, params: &[Param], rows: usize, quantile: bool) -> Result<()> {
     let mut seen: Vec<[u64; 16]> = Vec::new();
-    for i in 0..params[0].len() {
-        let p: [f64; 16] = std::array::from_fn(|j| params[j].value(i));
+    for i in 0..params.iter().map(|p| p.rows(rows)).max().unwrap_or(0) {
+        let p: [f64; 16] = std::array::from_fn(|j| if j < params.len() { params[j].value(i) } else { 0.5 });
         let bits = p.map(f64::to_bits);
         if seen.contains(&bits) {
             continue;
         }
         let fail = |message: String| Err(DataFusionError::Execution(format!("{name}: {message}")));
-        if !(p[15] > 0.0 && p[15] < 1.0) {
+        if quantile && !(p[15] > 0.0 && p[15] < 1.0) {
             return fail(format!("quantile must be strictly between 0 and 1, got {}", p[15]));
         }
         if !(p[14] >= 0.0 && p[14].is_finite()) {
@@ -281,6 +327,38 @@ fn check_quantile_args(name: &str, model: PurchaseModel, params: &[Float64Array]
         seen.push(bits);
     }
     Ok(())
+}
+
+impl ClvFunction {
+    /// `*_purchases_interval` over a batch: the three quantiles per row, range-checked, as a
+    /// struct.
+    fn interval(&self, model: PurchaseModel, params: &[Param], values: &[Float64Array], rows: usize) -> Result<ColumnarValue> {
+        let mut memo = Memos { numerators: Memo::new(&self.numerators), tails: Memo::new(&self.tails), models: &self.models, model: None };
+        let (mut p, mut v) = (vec![0.0; params.len()], vec![0.0; values.len()]);
+        let mut columns: [Vec<Option<f64>>; 3] = std::array::from_fn(|_| Vec::with_capacity(rows));
+        for i in 0..rows {
+            let present = values.iter().all(|c| c.is_valid(i));
+            let q = if present {
+                p.iter_mut().zip(params).for_each(|(p, c)| *p = c.value(i));
+                v.iter_mut().zip(values).for_each(|(v, c)| *v = c.value(i));
+                let q = purchase_quantiles(model, &p, &v, &mut memo, INTERVAL.map(|(q, _)| q));
+                if let Some(bad) = q.iter().find(|q| !is_amount(**q)) {
+                    let customer: Vec<(&'static str, f64)> = self.kind.values().iter().copied().zip(v.iter().copied()).collect();
+                    let named: Vec<(&'static str, f64)> = self.kind.parameters().into_iter().zip(p.iter().copied()).collect();
+                    return Err(DataFusionError::Execution(format!("{}: {} ({bad})", self.name, out_of_range(&customer, &named))));
+                }
+                q.map(Some)
+            } else {
+                [None; 3]
+            };
+            for (column, value) in columns.iter_mut().zip(q) {
+                column.push(value);
+            }
+        }
+        let DataType::Struct(fields) = interval_type() else { unreachable!("a struct") };
+        let arrays: Vec<ArrayRef> = columns.into_iter().map(|c| Arc::new(Float64Array::from(c)) as ArrayRef).collect();
+        Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(fields, arrays, None)?)))
+    }
 }
 
 impl ScalarUDFImpl for ClvFunction {
@@ -297,7 +375,10 @@ impl ScalarUDFImpl for ClvFunction {
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
-        Ok(DataType::Float64)
+        Ok(match self.kind {
+            Kind::PurchasesInterval(_) => interval_type(),
+            _ => DataType::Float64,
+        })
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
@@ -305,34 +386,36 @@ impl ScalarUDFImpl for ClvFunction {
         let rows = args.number_rows;
         // Where the models run shows in the logs (a Ballista test checks it is the executors).
         tracing::debug!(function = name, rows, "model function evaluated");
-        let columns = float_arrays(&args.args, rows)?;
-        let (params, values) = columns.split_at(n_params);
-        no_null_parameters(name, &self.kind.parameters(), params)?;
+        let params = &parameters(name, &self.kind.parameters(), &args.args[..n_params], rows)?;
+        let values = &float_arrays(&args.args[n_params..], rows)?;
         if matches!(self.kind, Kind::Clv(_)) {
             // horizon_months counts months: a whole number from 1, at most a century (the
             // discounting loops over months).
             let most = crate::clv::MAX_HORIZON_MONTHS as f64;
-            if let Some(h) = params[8].values().iter().find(|h| !(h.fract() == 0.0 && **h >= 1.0 && **h <= most)) {
+            if let Some(h) = (0..params[8].rows(rows)).map(|i| params[8].value(i)).find(|h| !(h.fract() == 0.0 && *h >= 1.0 && *h <= most)) {
                 return Err(DataFusionError::Execution(format!("{name}: horizon_months must be a whole number from 1 to {most}, got {h}")));
             }
         }
-        if let Kind::PurchasesQuantile(model) = self.kind {
-            check_quantile_args(name, model, params)?;
+        match self.kind {
+            Kind::PurchasesQuantile(model) => check_quantile_args(name, model, params, rows, true)?,
+            Kind::PurchasesInterval(model) => {
+                check_quantile_args(name, model, params, rows, false)?;
+                return self.interval(model, params, values, rows);
+            }
+            _ => {}
         }
         let mut p = vec![0.0; n_params];
         let mut v = vec![0.0; values.len()];
-        let mut memo = Memos { numerators: Memo::new(&self.numerators), quantiles: Memo::new(&self.quantiles), tails: Memo::new(&self.tails) };
+        let mut memo = Memos { numerators: Memo::new(&self.numerators), tails: Memo::new(&self.tails), models: &self.models, model: None };
         let out: Float64Array = map_rows(rows, values, |i| {
             p.iter_mut().zip(params).for_each(|(p, c)| *p = c.value(i));
             v.iter_mut().zip(values).for_each(|(v, c)| *v = c.value(i));
             self.kind.eval(&p, &v, &mut memo)
         });
         if let Some(i) = (0..rows).find(|&i| out.is_valid(i) && !self.kind.in_range(out.value(i))) {
-            let named = |names: &[&'static str], columns: &[Float64Array]| -> Vec<(&'static str, f64)> {
-                names.iter().zip(columns).map(|(n, c)| (*n, c.value(i))).collect()
-            };
-            let customer = named(self.kind.values(), values);
-            let message = out_of_range(&customer, &named(&self.kind.parameters(), params));
+            let customer: Vec<(&'static str, f64)> = self.kind.values().iter().zip(values).map(|(n, c)| (*n, c.value(i))).collect();
+            let model: Vec<(&'static str, f64)> = self.kind.parameters().into_iter().zip(params).map(|(n, c)| (n, c.value(i))).collect();
+            let message = out_of_range(&customer, &model);
             return Err(DataFusionError::Execution(format!("{name}: {message}")));
         }
         Ok(ColumnarValue::Array(Arc::new(out)))

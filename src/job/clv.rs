@@ -23,6 +23,7 @@ pub(super) struct ClvSection {
     lifetime_periods: Option<f64>,
     fit_sample: Option<u64>,
     tracking: Option<TrackingSection>,
+    intervals: Option<bool>,
     mode: Option<String>,
     model_from: Option<String>,
 }
@@ -149,5 +150,6 @@ pub(super) fn validate_clv(c: ClvSection) -> Result<ClvSpec, Invalid> {
         model_from,
         auto,
         tracking,
+        intervals: c.intervals.unwrap_or(true),
     })
 }

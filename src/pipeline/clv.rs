@@ -151,6 +151,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
     let view = s.ctx.table(spec.view.as_str()).await.map_err(q)?;
     let scored = clv_sql::scored(&s.ctx, view, spec, &scoring).map_err(q)?;
     let table = clv_sql::with_decile(scored.clone(), &spec.id, customers).map_err(q)?;
+    let table = if spec.intervals { clv_sql::with_intervals(&s.ctx, table, spec, &scoring).map_err(q)? } else { table };
     let mut rows = publisher.stage("customer_clv", table, std::slice::from_ref(&spec.id)).await?;
     rows += publisher
         .stage_batch("clv_model", clv_model_batch(&models), &["model".into(), "parameter".into()])

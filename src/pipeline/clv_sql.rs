@@ -15,6 +15,7 @@ use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::context::SessionContext;
+use datafusion::functions::core::expr_fn::get_field;
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::{Expr, ExprFunctionExt, cast, col, ident, lit, when};
 
@@ -253,9 +254,8 @@ pub(super) struct Scoring {
 }
 
 /// `customer_clv` as a plan over the summary view: the summary columns as DOUBLE, the model
-/// functions' predictions with the parameters as literals, the 80 % intervals
-/// (`purchases_p10` … `clv_p90`), `clv_simple` and the CLV decile (rank by CLV, ties by id,
-/// as `stats::deciles` ranks). Each value is the driver formulas'
+/// functions' predictions with the parameters as literals and `clv_simple` ([`with_decile`]
+/// adds the CLV decile, [`with_intervals`] the 80 % intervals). Each value is the driver formulas'
 /// to the bit (`functions` calls them).
 pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Scoring) -> datafusion::error::Result<DataFrame> {
     let udf = |name: &str, args: Vec<Expr>| -> datafusion::error::Result<Expr> { Ok(ctx.udf(name)?.call(args)) };
@@ -276,16 +276,6 @@ pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Sc
     };
     let mut horizon = bgnbd();
     horizon.push(lit(spec.horizon_months as f64 * per_month));
-    // `*_purchases_quantile`'s arguments before the quantile: the parameters, the covariance's
-    // upper triangle, the horizon.
-    let mut uncertain = bgnbd();
-    uncertain.extend((0..4).flat_map(|i| (i..4).map(move |j| (i, j))).map(|(i, j)| lit(m.covariance[i][j])));
-    uncertain.push(lit(spec.horizon_months as f64 * per_month));
-    let quantile = |q: f64| -> datafusion::error::Result<Expr> {
-        let mut args = uncertain.clone();
-        args.push(lit(q));
-        udf(&model("purchases_quantile"), with(args, &[&x, &tx, &t]))
-    };
     // Simple CLV = average order value × purchases per period × lifetime × margin, as
     // `clv::predict` computes it.
     let aov = when(x.clone().gt(lit(0.0)), mv.clone()).otherwise(lit(g.population_mean()))?;
@@ -300,23 +290,11 @@ pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Sc
         mv.clone(),
         udf(&model("p_alive"), with(bgnbd(), &[&x, &tx, &t]))?.alias("p_alive"),
         udf(&model("expected_purchases"), with(horizon, &[&x, &tx, &t]))?.alias("expected_purchases"),
-        quantile(0.1)?.alias("purchases_p10"),
-        quantile(0.5)?.alias("purchases_p50"),
-        quantile(0.9)?.alias("purchases_p90"),
         udf("gamma_gamma_expected_value", with(gg(), &[&x, &mv]))?.alias("expected_avg_value"),
         udf(&model("gg_clv"), clv_args)?.alias("clv"),
         (aov * rate * lit(m.lifetime_periods) * lit(spec.margin)).alias("clv_simple"),
     ])?;
-    // CLV's quantiles: clv / expected_purchases is margin × expected value per purchase × the
-    // horizon's mean discount factor (the denominators cancel), the same for every count, so
-    // it carries the purchase count's quantiles over (`clv::predictive`).
-    let per_purchase = when(col("expected_purchases").gt(lit(0.0)), col("clv") / col("expected_purchases")).otherwise(lit(0.0))?;
-    let mut columns: Vec<Expr> = df.schema().fields().iter().map(|f| ident(f.name())).collect();
-    let at = columns.iter().position(|c| matches!(c, Expr::Column(c) if c.name == "clv")).expect("clv selected") + 1;
-    for (i, q) in ["p10", "p50", "p90"].into_iter().enumerate() {
-        columns.insert(at + i, (col(format!("purchases_{q}")) * per_purchase.clone()).alias(format!("clv_{q}")));
-    }
-    df.select(columns)
+    Ok(df)
 }
 
 /// [`scored`] with `clv_decile`: 1 + ⌊10 · rank / customers⌋, rank from 0 by CLV then id.
@@ -327,6 +305,33 @@ pub(super) fn with_decile(df: DataFrame, id: &str, customers: u64) -> datafusion
     let rank0 = cast(col("__rank"), DataType::Int64) - lit(1i64);
     columns.push(cast(rank0 * lit(10i64) / lit(customers.max(1) as i64) + lit(1i64), DataType::Int32).alias("clv_decile"));
     df.select(columns)
+}
+
+/// [`with_decile`]'s table with the 80 % intervals: `purchases_p10` … `purchases_p90` from one
+/// `*_purchases_interval` call per customer (a struct, then its fields), and `clv_p10` …
+/// `clv_p90`. Added after the decile's window, which holds every row until it has ranked them:
+/// so it holds six columns fewer.
+pub(super) fn with_intervals(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Scoring) -> datafusion::error::Result<DataFrame> {
+    let (x, tx, t) = (col("frequency"), col("recency"), col("tenure"));
+    // The parameters, the covariance's upper triangle, the horizon, the customer.
+    let mut args: Vec<Expr> = m.bgnbd.values().map(lit).to_vec();
+    args.extend((0..4).flat_map(|i| (i..4).map(move |j| (i, j))).map(|(i, j)| lit(m.covariance[i][j])));
+    args.extend([lit(spec.horizon_months as f64 * spec.time_unit.per_month()), x, tx, t]);
+    let interval = ctx.udf(&format!("{}_purchases_interval", m.bgnbd.model().as_str()))?.call(args);
+    let columns = |df: &DataFrame| -> Vec<Expr> { df.schema().fields().iter().filter(|f| f.name() != "__interval").map(|f| ident(f.name())).collect() };
+    let mut with = columns(&df);
+    with.push(interval.alias("__interval"));
+    let df = df.select(with)?;
+    let mut with = columns(&df);
+    with.extend(["p10", "p50", "p90"].map(|q| get_field(col("__interval"), q).alias(format!("purchases_{q}"))));
+    let df = df.select(with)?;
+    // CLV's quantiles: clv / expected_purchases is margin × expected value per purchase × the
+    // horizon's mean discount factor (the denominators cancel), the same for every count, so
+    // it carries the purchase count's quantiles over (`clv::predictive`).
+    let per_purchase = when(col("expected_purchases").gt(lit(0.0)), col("clv") / col("expected_purchases")).otherwise(lit(0.0))?;
+    let mut with = columns(&df);
+    with.extend(["p10", "p50", "p90"].map(|q| (col(format!("purchases_{q}")) * per_purchase.clone()).alias(format!("clv_{q}"))));
+    df.select(with)
 }
 
 /// Per-customer ids, CLV and P(alive) from a [`scored`] plan, for the segment summary.

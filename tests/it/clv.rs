@@ -26,6 +26,7 @@ fn spec(penalizer: f64) -> ClvSpec {
         model_from: Default::default(),
         auto: false,
         tracking: None,
+        intervals: true,
     }
 }
 
@@ -144,13 +145,38 @@ fn clv_recovers_the_generator_parameters_and_publishes_its_tables() {
     assert_eq!(sane[0], vec![Value::from(0), Value::from(1), Value::from(10), Value::from(true)]);
 
     // Holdout: predicted repeat purchases in the last 90 days within 10% of the actual total.
+    let validation = format!("read_parquet('{}/clv_validation/*/*.parquet')", out.display());
     let v = duckdb(&format!(
-        "SELECT sum(customers * actual_holdout), sum(customers * predicted_holdout), count(*) FROM read_parquet('{}/clv_validation/*/*.parquet')",
-        out.display()
+        "SELECT sum(customers * actual_holdout), sum(customers * predicted_holdout), count(*), sum(customers * pit_coverage) / sum(customers) \
+         FROM {validation} WHERE bucket <> 'all'"
     ));
     let (actual, predicted) = (v[0][0].as_f64().unwrap(), v[0][1].as_f64().unwrap());
     assert!(actual > 1000.0 && rel(predicted, actual) < 0.1, "actual {actual}, predicted {predicted}");
     assert_eq!(v[0][2], 8);
+
+    // The 80 % intervals on the holdout (issue #23): the realised purchases' randomised PIT
+    // falls in [0.1, 0.9] for 80 % ± 3 % of customers; [p10, p90] itself covers at least 80 %
+    // (counts); the `all` row is the buckets' weighted mean.
+    let all = duckdb(&format!("SELECT customers, pit_coverage, interval_coverage FROM {validation} WHERE bucket = 'all'"));
+    let (pit, inside) = (all[0][1].as_f64().unwrap(), all[0][2].as_f64().unwrap());
+    eprintln!("holdout of {} customers: PIT in [0.1, 0.9] for {pit:.4}, inside [p10, p90] {inside:.4}", all[0][0]);
+    assert!((pit - 0.8).abs() <= 0.03, "PIT coverage {pit}");
+    assert!(inside >= 0.8, "interval coverage {inside}");
+    assert!((pit - v[0][3].as_f64().unwrap()).abs() < 1e-12, "{all:?} vs {v:?}");
+    let m = manifest(&out, "2025-12-31");
+    assert_eq!(m["clv"]["holdout"]["pit_coverage"].as_f64(), Some(pit));
+    // Per customer: p10 ≤ p50 ≤ p90 whole numbers, CLV's the same quantiles scaled by the
+    // customer's CLV per expected purchase.
+    let bad = duckdb(&format!(
+        "SELECT count(*) FILTER (WHERE NOT (purchases_p10 <= purchases_p50 AND purchases_p50 <= purchases_p90 \
+                  AND purchases_p10 = floor(purchases_p10) AND purchases_p90 = floor(purchases_p90) \
+                  AND clv_p10 <= clv_p50 AND clv_p50 <= clv_p90)), \
+                max(abs(clv_p90 * expected_purchases - purchases_p90 * clv)) \
+         FROM read_parquet('{}/customer_clv/*/*.parquet')",
+        out.display()
+    ));
+    assert_eq!(bad[0][0], Value::from(0), "{bad:?}");
+    assert!(bad[0][1].as_f64().unwrap() < 1e-6, "{bad:?}");
 }
 
 /// The segment summary joins each customer's CLV: read back from the staged `customer_clv`,
@@ -298,6 +324,15 @@ fn assert_params(out: &Path, date: &str, model: &str, check: &Value) {
         let theirs = check["params"][name].as_f64().unwrap();
         eprintln!("{model} {name}: segvalue {ours}, lifetimes {theirs}");
         assert!(rel(ours, theirs) < 1e-4, "{model} {name}: segvalue {ours}, lifetimes {theirs}");
+    }
+    // Standard errors: lifetimes' `standard_errors_` (its autograd Hessian of the same
+    // objective at its own optimum) against the Laplace covariance behind the intervals.
+    let rows = duckdb(&format!("SELECT parameter, std_error FROM read_parquet('{}') WHERE model <> 'gamma_gamma'", partition_glob(out, "clv_model", date)));
+    for r in &rows {
+        let (name, ours) = (r[0].as_str().unwrap(), r[1].as_f64().unwrap());
+        let theirs = check["std_errors"][name].as_f64().unwrap();
+        eprintln!("{model} {name}: std error segvalue {ours}, lifetimes {theirs}");
+        assert!(rel(ours, theirs) < 1e-4, "{model} {name} std error: segvalue {ours}, lifetimes {theirs}");
     }
 }
 

@@ -45,6 +45,7 @@ fn default_spec() -> ClvSpec {
         model_from: Default::default(),
         auto: false,
         tracking: None,
+        intervals: true,
     }
 }
 

@@ -135,6 +135,25 @@ def polish_bgbb(f, penalizer, x, tx, n):
     f.params_ = pd.Series(np.exp(r.x), index=f.params_.index)
 
 
+def std_errors(f, x, tx, t):
+    """lifetimes' standard errors: sqrt(diag(params² · inv(its Hessian of the mean objective in
+    log-parameters) / n)). Its Pareto/NBD fitter keeps no Hessian (its likelihood is not
+    autograd's): there, central differences of that fitter's own objective (a sum over
+    customers, in natural parameters and rescaled time) in log-parameters."""
+    if getattr(f, "_hessian_", None) is not None:
+        return f.standard_errors_
+    unscale = np.array([1.0, f._scale, 1.0, f._scale])
+    theta = np.log(f.params_.values * unscale)
+    args = (np.asarray(x, float), np.asarray(tx, float) * f._scale, np.asarray(t, float) * f._scale, np.ones(len(x)), f.penalizer_coef)
+    nll = lambda v: f._negative_log_likelihood(np.exp(v), *args)
+    step, eye, hessian = 1e-3, np.eye(4), np.zeros((4, 4))
+    for i in range(4):
+        for j in range(4):
+            a, b = step * eye[i], step * eye[j]
+            hessian[i, j] = (nll(theta + a + b) - nll(theta + a - b) - nll(theta - a + b) + nll(theta - a - b)) / (4 * step * step)
+    return pd.Series(f.params_.values * np.sqrt(np.diag(np.linalg.inv(hessian))), index=f.params_.index)
+
+
 def worst(ours, theirs, ids):
     """The largest relative difference |ours − theirs| / |theirs| and the customer it is at."""
     denom = np.maximum(np.abs(theirs), 1e-300)
@@ -181,6 +200,7 @@ def compare(model, published, unit, horizon_months, discount, margin, penalizer,
     out["predictions"] = {c: worst(pub[c].to_numpy(), v, ids) for c, v in theirs.items()}
     # Apart: BG/BB's gamma is not Gamma-Gamma's (lifetimes' v).
     out["params"] = {k: float(v) for k, v in bgf.params_.items()}
+    out["std_errors"] = {k: float(v) for k, v in std_errors(bgf, x, tx, t).items()}
     out["gamma_gamma_params"] = {("gamma" if k == "v" else k): float(v) for k, v in ggf.params_.items()}
     print(json.dumps(out))
 
