@@ -371,6 +371,16 @@ fn the_shipped_job_s_clv_equals_lifetimes_on_its_published_summary() {
         assert!(check["customers"].as_u64().unwrap() > 1000, "{check}");
         assert_params(&out, "2025-12-31", model, &check);
         assert_within(&check, "predictions", 1e-6, &format!("shipped job, {model}"));
+        if model == "pareto_nbd" {
+            // The intervals' purchase process against lifetimes' conditional PMF (note 028):
+            // the same quantiles wherever its CDF clears q by 0.01, and at most 0.1 % of
+            // customers apart at all (the parameters' uncertainty at a boundary).
+            for (column, c) in check["intervals"].as_object().unwrap() {
+                eprintln!("shipped job, pareto_nbd: {column} against lifetimes' PMF: {c}");
+                assert_eq!(c["differ_clear"], 0, "{column}: {c}");
+                assert!(c["differ"].as_f64().unwrap() <= 0.001 * c["customers"].as_f64().unwrap(), "{column}: {c}");
+            }
+        }
     }
 }
 

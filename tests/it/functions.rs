@@ -121,15 +121,29 @@ pub fn scoring_job(dir: &std::path::Path, published: &std::path::Path) -> String
         .collect();
     let p = |k: &str| format!("{:?}", model[k]);
     let (bg, gg) = (format!("{}, {}, {}, {}", p("r"), p("alpha"), p("a"), p("b")), format!("{}, {}, {}", p("p"), p("q"), p("gamma")));
+    // The Laplace covariance's upper triangle, as `clv_model` publishes it (row i, log_cov_j).
+    let cov_rows: std::collections::BTreeMap<String, Vec<f64>> = duckdb(&format!(
+        "SELECT parameter, log_cov_1, log_cov_2, log_cov_3, log_cov_4 FROM {} WHERE model = 'bgnbd'",
+        read_partition(published, "clv_model", "2025-12-31")
+    ))
+    .into_iter()
+    .map(|r| (r[0].as_str().unwrap().to_string(), (1..5).map(|j| r[j].as_f64().unwrap()).collect()))
+    .collect();
+    let names = ["r", "alpha", "a", "b"];
+    let cov: Vec<String> = (0..4).flat_map(|i| (i..4).map(move |j| (i, j))).map(|(i, j)| format!("{:?}", cov_rows[names[i]][j])).collect();
+    let cov = cov.join(", ");
     let per_month = TimeUnit::Weeks.per_month();
+    let h = 12.0 * per_month;
     let view = format!(
         "SELECT customer_id, \
            bgnbd_p_alive({bg}, frequency, recency, tenure) AS p_alive, \
-           bgnbd_expected_purchases({bg}, {:?}, frequency, recency, tenure) AS expected_purchases, \
+           bgnbd_expected_purchases({bg}, {h:?}, frequency, recency, tenure) AS expected_purchases, \
            gamma_gamma_expected_value({gg}, frequency, monetary_value) AS expected_avg_value, \
-           bgnbd_gg_clv({bg}, {gg}, 0.3, 12, 0.01, {per_month:?}, frequency, recency, tenure, monetary_value) AS clv \
-         FROM clv",
-        12.0 * per_month
+           bgnbd_gg_clv({bg}, {gg}, 0.3, 12, 0.01, {per_month:?}, frequency, recency, tenure, monetary_value) AS clv, \
+           bgnbd_purchases_quantile({bg}, {cov}, {h:?}, 0.1, frequency, recency, tenure) AS purchases_p10, \
+           bgnbd_purchases_interval({bg}, {cov}, {h:?}, frequency, recency, tenure)['p50'] AS purchases_p50, \
+           bgnbd_purchases_quantile({bg}, {cov}, {h:?}, 0.9, frequency, recency, tenure) AS purchases_p90 \
+         FROM clv"
     );
     std::fs::create_dir_all(dir.join("sql")).unwrap();
     std::fs::write(dir.join("sql/scored.sql"), view).unwrap();
@@ -147,7 +161,7 @@ pub fn scoring_job(dir: &std::path::Path, published: &std::path::Path) -> String
 }
 
 /// Asserts that `dir/out`'s `scored` equals `published`'s `customer_clv` to 1e-12 relative, for
-/// every customer.
+/// every customer, and its 80 % intervals exactly.
 pub fn assert_scored_equals_published(dir: &std::path::Path, published: &std::path::Path, what: &str) {
     let d = |c: &str| format!("abs(a.{c} - b.{c}) / greatest(abs(a.{c}), 1e-300)");
     let diff = duckdb(&format!(
@@ -163,6 +177,14 @@ pub fn assert_scored_equals_published(dir: &std::path::Path, published: &std::pa
     assert_eq!(diff[0][0].as_i64(), customers, "{what}: every customer scored");
     let worst = diff[0][1].as_f64().unwrap();
     assert!(worst <= 1e-12, "{what}: the view differs from the published CLV by {worst:e}");
+    let intervals = duckdb(&format!(
+        "SELECT count(*) FILTER (WHERE a.purchases_p10 <> b.purchases_p10 OR a.purchases_p50 <> b.purchases_p50 OR a.purchases_p90 <> b.purchases_p90), \
+                count(DISTINCT a.purchases_p90) FROM {} a JOIN {} b USING (customer_id)",
+        read_partition(published, "customer_clv", "2025-12-31"),
+        read_partition(&dir.join("out"), "scored", "2025-12-31"),
+    ));
+    assert_eq!(intervals[0][0].as_i64(), Some(0), "{what}: intervals differ from the published ones");
+    assert!(intervals[0][1].as_i64().unwrap() > 3, "{what}: {intervals:?}");
 }
 
 /// The default job's published CLV, recomputed by a data engineer's view calling the functions

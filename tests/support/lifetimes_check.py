@@ -154,6 +154,34 @@ def std_errors(f, x, tx, t):
     return pd.Series(f.params_.values * np.sqrt(np.diag(np.linalg.inv(hessian))), index=f.params_.index)
 
 
+def pareto_quantiles(f, pub, x, tx, t, horizon):
+    """The published purchases_p10/p50/p90 against the quantiles of lifetimes' conditional PMF
+    of Pareto/NBD purchases (`conditional_probability_of_n_purchases_up_to_time`, Fader &
+    Hardie's note 028, eq. 16) at its fitted parameters. segvalue's mix in the parameters'
+    uncertainty, which can move a quantile only where lifetimes' CDF passes within a hair of q:
+    per quantile, the customers whose quantiles differ, and those of them whose CDF clears q by
+    more than 0.01 (`differ_clear`)."""
+    x, tx, t = (np.asarray(c, dtype=float) for c in (x, tx, t))
+    qs = {"purchases_p10": 0.1, "purchases_p50": 0.5, "purchases_p90": 0.9}
+    theirs = {c: np.full(len(x), -1) for c in qs}
+    margin = {c: np.full(len(x), np.inf) for c in qs}
+    cdf, below = np.zeros(len(x)), np.zeros(len(x))
+    for n in range(10_000):
+        cdf = cdf + np.asarray(f.conditional_probability_of_n_purchases_up_to_time(n, horizon, x, tx, t), dtype=float)
+        for c, q in qs.items():
+            new = (theirs[c] < 0) & (cdf >= q)
+            theirs[c][new] = n
+            margin[c][new] = np.minimum(cdf[new] - q, q - below[new])
+        below = cdf.copy()
+        if all((v >= 0).all() for v in theirs.values()):
+            break
+    out = {}
+    for c in qs:
+        differ = pub[c].to_numpy() != theirs[c]
+        out[c] = {"customers": len(x), "differ": int(differ.sum()), "differ_clear": int((differ & (margin[c] > 0.01)).sum())}
+    return out
+
+
 def worst(ours, theirs, ids):
     """The largest relative difference |ours − theirs| / |theirs| and the customer it is at."""
     denom = np.maximum(np.abs(theirs), 1e-300)
@@ -198,6 +226,8 @@ def compare(model, published, unit, horizon_months, discount, margin, penalizer,
                                                                discount_rate=discount, freq=FREQ[unit]), dtype=float),
     }
     out["predictions"] = {c: worst(pub[c].to_numpy(), v, ids) for c, v in theirs.items()}
+    if model == "pareto_nbd" and "purchases_p90" in pub.columns:
+        out["intervals"] = pareto_quantiles(bgf, pub, x, tx, t, horizon)
     # Apart: BG/BB's gamma is not Gamma-Gamma's (lifetimes' v).
     out["params"] = {k: float(v) for k, v in bgf.params_.items()}
     out["std_errors"] = {k: float(v) for k, v in std_errors(bgf, x, tx, t).items()}
