@@ -10,7 +10,7 @@
 use statrs::function::gamma::{digamma, ln_gamma};
 
 use super::fitting::log_add_exp_weight;
-use super::predictive::TailStop;
+use super::counts::TailStop;
 use super::tuples::Sufficient;
 
 /// Fitted (or given) BG/BB parameters, named as lifetimes' `BetaGeoBetaBinomFitter` names them.
@@ -75,7 +75,7 @@ impl BgBbParams {
     /// eq. 13 over P(alive) for whole h (a test checks).
     pub fn alive_tail(&self, h: f64, x: f64, n: f64, stop: TailStop) -> Vec<f64> {
         let BgBbParams { alpha, beta, gamma, delta } = *self;
-        let m = h.max(0.0).floor().min(super::predictive::MAX_COUNT as f64) as usize;
+        let m = h.max(0.0).floor().min(super::counts::MAX_COUNT as f64) as usize;
         let (a, b, d) = (alpha + x, beta + n - x, delta + n);
         // A(0) = 1, A(j+1) = A(j)·(d + j)/(γ + d + j).
         let mut alive = vec![1.0; m + 1];

@@ -17,7 +17,7 @@ use statrs::function::gamma::{digamma, ln_gamma};
 
 use super::fitting::log_add_exp_weight;
 use super::spec::PurchaseModel;
-use super::predictive::TailStop;
+use super::counts::TailStop;
 use super::tuples::Sufficient;
 
 /// Fitted (or given) BG/NBD or MBG/NBD parameters.
@@ -173,7 +173,7 @@ impl BgNbdParams {
         let (z, mut pmf) = (h / (rate + h), (rate / (rate + h)).powf(shape));
         let (mut below, mut survived) = (pmf, 1.0);
         let mut out = Vec::new();
-        for k in 1..=super::predictive::MAX_COUNT {
+        for k in 1..=super::counts::MAX_COUNT {
             let k = k as f64;
             let tail = (1.0 - below).max(0.0) * survived;
             if !stop.more(out.len(), tail) || h <= 0.0 {

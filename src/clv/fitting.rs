@@ -82,6 +82,16 @@ where
     }
 }
 
+/// The inverse of `information` (the Hessian of −ln L summed over customers, in
+/// log-parameters): the Laplace covariance; None unless it is positive definite.
+pub(super) fn inverse_information(information: &ndarray::Array2<f64>) -> Option<[[f64; 4]; 4]> {
+    use linfa_linalg::cholesky::InverseC;
+    let inverse = information.invc().ok()?;
+    let covariance: [[f64; 4]; 4] = std::array::from_fn(|i| std::array::from_fn(|j| inverse[[i, j]]));
+    let positive = (0..4).all(|i| covariance[i][i] > 0.0) && covariance.iter().flatten().all(|v| v.is_finite());
+    positive.then_some(covariance)
+}
+
 /// The penalizer a fit retries with when it fails without one: the smallest of the 0.001–0.1
 /// lifetimes' documentation suggests for fits that do not converge. It shrinks the parameters
 /// a little (its effect on a fit that needs none is below 1e-3 relative on CDNOW), and bounds

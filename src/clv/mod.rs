@@ -13,12 +13,15 @@
 //!    purchase value), checked by [`Summary::check`].
 //! 2. [`fit`] both models (the purchase model on (x, t_x, T) tuples, `tuples` and `purchase`)
 //!    or [`with_params`] for saved ones, into [`ClvModels`].
-//! 3. [`predict`] per customer into a [`ClvResult`] ([`value`] does 2 and 3).
+//! 3. [`predict`] per customer into a [`ClvResult`] ([`value`] does 2 and 3); intervals per
+//!    customer from the purchase process and the parameters' Laplace uncertainty
+//!    ([`Laplace`], [`Predictive`], `predictive`).
 //! 4. [`holdout`]: actual against predicted purchases in a holdout period; [`select`]: the
 //!    purchase model chosen by a rolling-origin backtest of it (`model = "auto"`).
 
 mod bgbb;
 mod bgnbd;
+mod counts;
 mod error;
 mod fitting;
 mod gamma_gamma;

@@ -52,7 +52,7 @@ pub fn with_params_tuples(tuples: &[PurchaseTuple], repeat_frequency: &[f64], re
         bgnbd: PurchaseFit {
             params: b,
             // A saved model's covariance, if it has one, is the caller's to set.
-            laplace: None,
+            covariance: None,
             log_likelihood: b.log_likelihood_tuples(tuples),
             iterations: 0,
             customers: tuples.iter().map(|t| t.customers as usize).sum(),

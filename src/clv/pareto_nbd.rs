@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use statrs::function::gamma::{digamma, ln_gamma};
 
 use super::fitting::log_add_exp_weight;
-use super::predictive::TailStop;
+use super::counts::TailStop;
 use super::tuples::Sufficient;
 
 /// Fitted (or given) Pareto/NBD parameters, named as lifetimes' `ParetoNBDFitter` names them.
@@ -73,11 +73,11 @@ impl ParetoNbdParams {
         // τ = (β + T)(eᵛ − 1): τ's density times dτ is s e^(−s v) dv, smooth on [0, v_h].
         let v_h = (h / (beta + t)).ln_1p();
         let mut windows = vec![(h, (-s * v_h).exp())];
-        windows.extend(super::predictive::gauss_legendre().iter().map(|&(node, weight)| {
+        windows.extend(super::counts::gauss_legendre().iter().map(|&(node, weight)| {
             let v = v_h * (1.0 + node) / 2.0;
             ((beta + t) * v.exp_m1(), v_h / 2.0 * weight * s * (-s * v).exp())
         }));
-        super::predictive::nb_mixture_tail(shape, rate, &windows, stop)
+        super::counts::nb_mixture_tail(shape, rate, &windows, stop)
     }
 }
 

@@ -19,91 +19,15 @@
 //! u is uniform on [F(y − 1), F(y)], and under a calibrated forecast u is uniform on [0, 1],
 //! so P(0.1 ≤ u ≤ 0.9) = 0.8 ([`Coverage::pit`], its expectation, without drawing u).
 
-use std::sync::OnceLock;
-
 use linfa_linalg::cholesky::Cholesky;
 use ndarray::Array2;
 
+use super::counts::TailStop;
 use super::holdout::{HoldoutTuple, bucket_of};
-use super::purchase::PurchaseParams;
-
-/// Most purchases a predictive distribution counts up to in one horizon.
-pub const MAX_COUNT: usize = 100_000;
+use super::purchase::{PurchaseFit, PurchaseParams};
 
 /// P(N ≥ k) below which the holdout's distributions are cut: their PIT is exact to 1e-9.
 pub const TAIL_FLOOR: f64 = 1e-9;
-
-/// Where a tail P(N ≥ k), k = 1, 2, …, may stop: once it has `len` terms and is below `floor`.
-#[derive(Debug, Clone, Copy)]
-pub struct TailStop {
-    pub floor: f64,
-    pub len: usize,
-}
-
-impl TailStop {
-    /// Whether a tail with `terms` terms so far takes the next, `tail`.
-    pub(super) fn more(self, terms: usize, tail: f64) -> bool {
-        terms < self.len || tail >= self.floor
-    }
-}
-
-/// Gauss–Legendre nodes on [−1, 1]: the rule Pareto/NBD's tail integrates the rest of the
-/// lifetime with.
-const LEGENDRE_NODES: usize = 32;
-
-/// (node, weight) pairs of the `LEGENDRE_NODES`-point Gauss–Legendre rule, by Newton's method
-/// on P_n from Chebyshev guesses (Press et al., Numerical Recipes §4.6, `gauleg`): 32 fixed
-/// nodes did not justify a quadrature crate.
-pub(super) fn gauss_legendre() -> &'static [(f64, f64)] {
-    static RULE: OnceLock<Vec<(f64, f64)>> = OnceLock::new();
-    RULE.get_or_init(|| {
-        let n = LEGENDRE_NODES;
-        let mut rule = Vec::with_capacity(n);
-        for i in 0..n {
-            let mut z = (std::f64::consts::PI * (i as f64 + 0.75) / (n as f64 + 0.5)).cos();
-            let mut derivative = 0.0;
-            for _ in 0..100 {
-                // P_n(z) by the three-term recurrence, and P_n'(z).
-                let (mut p1, mut p2) = (1.0, 0.0);
-                for j in 0..n {
-                    let p3 = p2;
-                    p2 = p1;
-                    p1 = ((2 * j + 1) as f64 * z * p2 - j as f64 * p3) / (j + 1) as f64;
-                }
-                derivative = n as f64 * (z * p1 - p2) / (z * z - 1.0);
-                let step = p1 / derivative;
-                z -= step;
-                if step.abs() < 1e-15 {
-                    break;
-                }
-            }
-            rule.push((z, 2.0 / ((1.0 - z * z) * derivative * derivative)));
-        }
-        rule
-    })
-}
-
-/// P(N ≥ k), k = 1, 2, … until `stop`, for N negative binomial (a Poisson count
-/// with a Gamma(`shape`, `rate`) rate) over a window drawn from `windows` (length, weight).
-pub(super) fn nb_mixture_tail(shape: f64, rate: f64, windows: &[(f64, f64)], stop: TailStop) -> Vec<f64> {
-    let z: Vec<f64> = windows.iter().map(|&(w, _)| w / (rate + w)).collect();
-    let mut pmf: Vec<f64> = windows.iter().map(|&(w, _)| (rate / (rate + w)).powf(shape)).collect();
-    let mut below = pmf.clone();
-    let mut out = Vec::new();
-    for k in 1..=MAX_COUNT {
-        let tail: f64 = windows.iter().zip(&below).map(|(&(_, weight), b)| weight * (1.0 - b).max(0.0)).sum();
-        if !stop.more(out.len(), tail) {
-            break;
-        }
-        out.push(tail);
-        let k = k as f64;
-        for j in 0..windows.len() {
-            pmf[j] *= (shape + k - 1.0) / k * z[j];
-            below[j] += pmf[j];
-        }
-    }
-    out
-}
 
 /// The Laplace approximation to the purchase model's parameters: normal in log-parameters
 /// around `params`, with `covariance` (of the log-parameters, in the order of
@@ -118,16 +42,6 @@ impl Laplace {
     /// No parameter uncertainty: the intervals carry the purchase process only.
     pub fn exact(params: PurchaseParams) -> Laplace {
         Laplace { params, covariance: [[0.0; 4]; 4] }
-    }
-
-    /// The inverse of `information` (the Hessian of −ln L summed over customers, in
-    /// log-parameters); None unless it is positive definite.
-    pub fn from_information(params: PurchaseParams, information: &Array2<f64>) -> Option<Laplace> {
-        use linfa_linalg::cholesky::InverseC;
-        let inverse = information.invc().ok()?;
-        let covariance: [[f64; 4]; 4] = std::array::from_fn(|i| std::array::from_fn(|j| inverse[[i, j]]));
-        let positive = (0..4).all(|i| covariance[i][i] > 0.0) && covariance.iter().flatten().all(|v| v.is_finite());
-        positive.then_some(Laplace { params, covariance })
     }
 
     /// Standard errors of the parameters (delta method: se(θ) = θ · se(ln θ)).
@@ -159,6 +73,14 @@ impl Laplace {
             }
         }
         Ok(points)
+    }
+}
+
+impl PurchaseFit {
+    /// The fit's [`Laplace`] approximation; None without a covariance (see
+    /// [`PurchaseFit::covariance`]).
+    pub fn laplace(&self) -> Option<Laplace> {
+        self.covariance.map(|covariance| Laplace { params: self.params, covariance })
     }
 }
 
@@ -338,17 +260,6 @@ mod tests {
             PurchaseParams::new(PurchaseModel::ParetoNbd, [2.0, 3.0, 3.5, 0.8]),
             PurchaseParams::new(PurchaseModel::BgBb, [1.2, 0.75, 0.66, 2.8]),
         ]
-    }
-
-    #[test]
-    fn gauss_legendre_integrates_polynomials_to_degree_63() {
-        let rule = gauss_legendre();
-        let weights: f64 = rule.iter().map(|r| r.1).sum();
-        assert!((weights - 2.0).abs() < 1e-14, "{weights}");
-        for p in [2, 10, 62] {
-            let integral: f64 = rule.iter().map(|&(z, w)| w * z.powi(p)).sum();
-            assert!((integral - 2.0 / (p as f64 + 1.0)).abs() < 1e-13, "x^{p}: {integral}");
-        }
     }
 
     /// The tails sum to the expected purchases given alive (Σₖ P(N ≥ k) = E[N]), which the

@@ -20,7 +20,7 @@ use super::error::{ClvError, describe_params};
 use super::fitting;
 use super::optimize;
 use super::pareto_nbd::{self, ParetoNbdParams};
-use super::predictive::{Laplace, TailStop};
+use super::counts::TailStop;
 use super::spec::PurchaseModel;
 use super::tuples::{PurchaseTuple, Sufficient, compress};
 
@@ -172,9 +172,10 @@ fn log_likelihood(data: &Sufficient, p: &PurchaseParams, scale: f64) -> (f64, [f
 #[derive(Debug, Clone)]
 pub struct PurchaseFit {
     pub params: PurchaseParams,
-    /// The parameters' uncertainty (`clv::predictive`); None when the Hessian at the optimum is
-    /// not positive definite (a parameter the data do not pin down) or nothing was fitted.
-    pub laplace: Option<Laplace>,
+    /// The Laplace covariance of the log-parameters (`clv::predictive`): the inverse Hessian of
+    /// −ln L at the fit. None when that Hessian is not positive definite (a parameter the data
+    /// do not pin down) or nothing was fitted.
+    pub covariance: Option<[[f64; 4]; 4]>,
     /// Sum over customers of ln L, in the original time unit.
     pub log_likelihood: f64,
     pub iterations: u64,
@@ -239,10 +240,10 @@ pub(super) fn fit_from(data: &Sufficient, model: PurchaseModel, penalizer: f64, 
     // their number is −ln L's. In log-parameters rescaling time only shifts the point, so the
     // covariance is the same in the original unit.
     let log_theta: Vec<f64> = theta.iter().map(|v| v.ln()).collect();
-    let laplace = optimize::hessian_at(|v| objective(data, v), &log_theta).and_then(|h| Laplace::from_information(params, &(h * data.total)));
+    let covariance = optimize::hessian_at(|v| objective(data, v), &log_theta).and_then(|h| fitting::inverse_information(&(h * data.total)));
     Ok(PurchaseFit {
         params,
-        laplace,
+        covariance,
         log_likelihood,
         iterations,
         customers: data.total as usize,

@@ -88,7 +88,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
     );
     let time_unit = spec.time_unit.to_string();
     let FitInput { tuples, repeat_frequency: rf, repeat_monetary: rm, .. } = &input;
-    let mut saved_laplace = None;
+    let mut saved_covariance = None;
     let (models, trained_on) = match spec.mode {
         crate::model_mode::ModelMode::Score => {
             let model = history::find_model(publisher, s.run_date, spec.model_from).await?;
@@ -97,7 +97,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
                 .and_then(|m| m.clv.as_ref().map(|c| (m.run_date, c)))
                 .ok_or_else(|| history::missing("clv", publisher, s.run_date, spec.model_from))?;
             let (b, g) = saved.params(date, &time_unit, spec.model)?;
-            saved_laplace = saved.log_covariance.map(|covariance| clv::Laplace { params: b, covariance });
+            saved_covariance = saved.log_covariance;
             tracing::info!(model = %date, "CLV parameters from the saved model (mode = score)");
             (clv::with_params_tuples(tuples, rf, rm, b, g), saved.trained_on)
         }
@@ -105,7 +105,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
     };
     let mut models = models;
     if scoring {
-        models.bgnbd.laplace = saved_laplace;
+        models.bgnbd.covariance = saved_covariance;
     }
     stages.record("clv_fit", t, Some(input.tuples.len() as u64), Some(7));
     let (b, g) = (models.bgnbd.params, models.gamma_gamma.params);
@@ -141,7 +141,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
     // the engine computes and writes as it streams.
     let t = Instant::now();
     let lifetime_periods = clv::lifetime_periods(spec, &b);
-    let laplace = models.bgnbd.laplace.unwrap_or_else(|| {
+    let laplace = models.bgnbd.laplace().unwrap_or_else(|| {
         let why = if scoring { "the saved model has no covariance" } else { "the likelihood's Hessian at the fit is not positive definite" };
         tracing::warn!("{} intervals carry the purchase process only: {why}", b.model().title());
         clv::Laplace::exact(b)
@@ -166,7 +166,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
         model: b.model().as_str(),
         bgnbd: model_report(
             &b.named(),
-            models.bgnbd.laplace.map(|l| l.std_errors()),
+            models.bgnbd.laplace().map(|l| l.std_errors()),
             models.bgnbd.log_likelihood,
             models.bgnbd.iterations,
             models.bgnbd.customers,
@@ -194,7 +194,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
         model: b.model().as_str().to_string(),
         bgnbd: report.bgnbd.params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         gamma_gamma: report.gamma_gamma.params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-        log_covariance: models.bgnbd.laplace.map(|l| l.covariance),
+        log_covariance: models.bgnbd.covariance,
     };
     Ok(ClvOutcome {
         scored,

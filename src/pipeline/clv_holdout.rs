@@ -72,7 +72,7 @@ pub(super) async fn holdout_stage(
     let h = days as f64 * spec.time_unit.per_day();
     let check = clv::holdout(&tuples, &b, h);
     // The 80 % intervals the calibration fit gives, as `customer_clv`'s are given.
-    let laplace = fit.laplace.unwrap_or(clv::Laplace::exact(b));
+    let laplace = fit.laplace().unwrap_or(clv::Laplace::exact(b));
     let coverage = clv::coverage(&tuples, &laplace, h).map_err(|message| clv::ClvError::Fit { model: b.model().as_str(), message })?;
     let report = HoldoutReport {
         days,

@@ -170,7 +170,7 @@ pub(super) fn clv_totals(seg: &Segmentation, clv: &[Option<(f64, f64)>]) -> Vec<
 pub(super) fn clv_model_batch(r: &ClvModels) -> RecordBatch {
     let (b, g) = (r.bgnbd.params, r.gamma_gamma.params);
     let m = b.model().as_str();
-    let (std_errors, covariance) = match r.bgnbd.laplace {
+    let (std_errors, covariance) = match r.bgnbd.laplace() {
         Some(l) => (l.std_errors().map(Some), l.covariance.map(|row| row.map(Some))),
         None => ([None; 4], [[None; 4]; 4]),
     };
