@@ -51,8 +51,8 @@ impl Laplace {
     }
 
     /// The cubature points: the fit itself when the covariance is zero, else the 2d points
-    /// θ̂ ± √d · Lᵢ (Σ = L Lᵀ). Err when the covariance is not symmetric positive
-    /// semi-definite.
+    /// θ̂ ± √d · Lᵢ (Σ = L Lᵀ). Err when the covariance is neither zero nor symmetric
+    /// positive definite.
     pub fn points(&self) -> Result<Vec<PurchaseParams>, String> {
         let c = &self.covariance;
         if c.iter().flatten().all(|v| *v == 0.0) {

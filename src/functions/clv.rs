@@ -19,8 +19,10 @@
 //! horizon, quantile, frequency, recency, tenure)` (and `mbgnbd_`, `pareto_nbd_`, `bgbb_`) is
 //! the `quantile` (0 < q < 1) of the customer's purchases in (T, T + horizon] under the
 //! purchase process and the parameters' Laplace uncertainty (`clv::predictive`): cᵢⱼ is the
-//! covariance of the log of the i-th and j-th parameter (`clv_model`'s `log_covariance`); all
-//! zero for the fitted parameters alone. BG/BB counts the whole opportunities in the horizon.
+//! covariance of the log of the i-th and j-th parameter (`clv_model`'s `log_cov_j` on the i-th
+//! parameter's row); all zero for the fitted parameters alone. BG/BB counts the whole
+//! opportunities in the horizon. `bgnbd_purchases_interval(…)` takes the same arguments but
+//! `quantile` and returns the struct {p10, p50, p90} from one evaluation (`customer_clv`'s).
 //!
 //! Times are in the model's unit (`clv_model`'s `time_unit`); `periods_per_month` is 30 for
 //! days and 4.345 for weeks.
@@ -55,10 +57,10 @@ const INTERVAL: [(f64, &str); 3] = [(0.1, "p10"), (0.5, "p50"), (0.9, "p90")];
 
 /// The upper triangle of the log-parameters' covariance, row by row, as
 /// `*_purchases_quantile` takes it.
-pub const COVARIANCE_ARGUMENTS: [&str; 10] = ["c11", "c12", "c13", "c14", "c22", "c23", "c24", "c33", "c34", "c44"];
+const COVARIANCE_ARGUMENTS: [&str; 10] = ["c11", "c12", "c13", "c14", "c22", "c23", "c24", "c33", "c34", "c44"];
 
 /// The symmetric covariance from its upper triangle in [`COVARIANCE_ARGUMENTS`] order.
-pub fn covariance_from_upper(v: &[f64]) -> [[f64; 4]; 4] {
+fn covariance_from_upper(v: &[f64]) -> [[f64; 4]; 4] {
     let mut c = [[0.0; 4]; 4];
     let mut k = 0;
     for i in 0..4 {
