@@ -202,6 +202,29 @@ fn clv_score_run_uses_the_saved_parameters() {
     }
     assert_eq!(m["clv"]["bgnbd"]["iterations"], 0);
     assert_eq!(model(&j.out(), "2025-12-31")["clv"]["trained_on"], "2025-12-30");
+
+    // The saved Laplace covariance carries the parameters' uncertainty into the score run's
+    // intervals: its standard errors are the saved model's, and nothing is left out.
+    let cov = &saved["log_covariance"];
+    assert_eq!(cov.as_array().map(Vec::len), Some(4), "{saved}");
+    let se_r = saved["bgnbd"]["r"].as_f64().unwrap() * cov[0][0].as_f64().unwrap().sqrt();
+    assert_eq!(m["clv"]["bgnbd"]["std_errors"]["r"].as_f64(), Some(se_r), "{}", m["clv"]["bgnbd"]);
+    assert!(!stderr.contains("intervals carry the purchase process only"), "{stderr}");
+    // A model saved before there were intervals has no covariance: the run says so and its
+    // intervals carry the purchase process alone.
+    let path = j.out().join("_models/run_date=2025-12-30/model.json");
+    let mut old = model(&j.out(), "2025-12-30");
+    old["clv"].as_object_mut().unwrap().remove("log_covariance");
+    std::fs::write(&path, serde_json::to_string(&old).unwrap()).unwrap();
+    let stderr = run(&j, "2025-12-31", &[]);
+    assert!(stderr.contains("BG/NBD intervals carry the purchase process only: the saved model has no covariance"), "{stderr}");
+    let m = manifest(&j.out(), "2025-12-31");
+    assert!(m["clv"]["bgnbd"].get("std_errors").is_none(), "{}", m["clv"]["bgnbd"]);
+    let intervals = duckdb(&format!(
+        "SELECT count(*) FILTER (WHERE purchases_p90 IS NULL OR purchases_p10 > purchases_p90), count(*) FROM {}",
+        read_partition(&j.out(), "customer_clv", "2025-12-31")
+    ));
+    assert_eq!(intervals[0][0].as_i64(), Some(0), "{intervals:?}");
 }
 
 /// With pseudonyms on, transitions join this run's customers to the previous run's published
