@@ -64,9 +64,7 @@ impl BgBbParams {
         };
         (alpha + x) / (alpha + beta + n) * alive_periods
     }
-}
 
-impl BgBbParams {
     /// P(N ≥ k | alive at n) for k = 1, 2, … until `stop` (at most ⌊h⌋), N the purchases at
     /// the ⌊h⌋ whole opportunities n+1 … n+⌊h⌋. Alive at n, p is Beta(α + x, β + n − x) and θ
     /// Beta(γ, δ + n): the customer is still alive at j more opportunities with probability

@@ -46,7 +46,7 @@ pub fn calibration_tuples(tuples: &[HoldoutTuple]) -> Vec<PurchaseTuple> {
 
 /// `tuples` sorted, equal ones merged: sums over them are the same however the customers were
 /// grouped or ordered.
-fn canonical(tuples: &[HoldoutTuple]) -> Vec<HoldoutTuple> {
+pub(super) fn canonical(tuples: &[HoldoutTuple]) -> Vec<HoldoutTuple> {
     let mut sorted = tuples.to_vec();
     let key = |t: &HoldoutTuple| [t.cal_frequency, t.cal_recency, t.cal_tenure, t.frequency];
     let order = |x: &HoldoutTuple, y: &HoldoutTuple| key(x).iter().zip(key(y)).map(|(a, b)| a.total_cmp(&b)).find(|o| o.is_ne()).unwrap_or(std::cmp::Ordering::Equal);
@@ -85,12 +85,16 @@ pub fn tracking(tuples: &[HoldoutTuple], b: &PurchaseParams, per_day: f64, days:
         .collect()
 }
 
-/// The calibration-frequency bucket of `clv_validation`: "0" … "6", "7+".
-pub(super) fn bucket_of(cal_frequency: f64) -> String {
-    bucket_name((cal_frequency as usize).min(7))
+/// Calibration-frequency buckets of `clv_validation`: 0 … 6, and 7 for "7+".
+pub(super) const BUCKETS: usize = 8;
+
+/// The bucket of a calibration frequency, an index below [`BUCKETS`].
+pub(super) fn bucket_index(cal_frequency: f64) -> usize {
+    (cal_frequency as usize).min(BUCKETS - 1)
 }
 
-fn bucket_name(k: usize) -> String {
+/// The bucket's name in `clv_validation`: "0" … "6", "7+".
+pub(super) fn bucket_name(k: usize) -> String {
     if k == 7 { "7+".into() } else { k.to_string() }
 }
 
@@ -99,13 +103,13 @@ fn bucket_name(k: usize) -> String {
 /// do not depend on the order they arrive in.
 pub fn holdout(tuples: &[HoldoutTuple], b: &PurchaseParams, horizon: f64) -> Holdout {
     let merged = canonical(tuples);
-    let mut sums = [(0u64, 0.0, 0.0); 8];
+    let mut sums = [(0u64, 0.0, 0.0); BUCKETS];
     let (mut abs_err, mut customers) = (0.0, 0u64);
     for t in merged {
         let w = t.customers as f64;
         let actual = t.frequency - t.cal_frequency;
         let predicted = b.expected_purchases(horizon, t.cal_frequency, t.cal_recency, t.cal_tenure);
-        let k = (t.cal_frequency as usize).min(7);
+        let k = bucket_index(t.cal_frequency);
         sums[k].0 += t.customers;
         sums[k].1 += w * actual;
         sums[k].2 += w * predicted;

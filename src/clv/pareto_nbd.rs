@@ -54,9 +54,7 @@ impl ParetoNbdParams {
         let bracket = if eps == 0.0 { -ln_ratio } else { -(eps * ln_ratio).exp_m1() / eps };
         (r + x) * (beta + t) / (alpha + t) * bracket
     }
-}
 
-impl ParetoNbdParams {
     /// P(N ≥ k | alive at T) for k = 1, 2, … until `stop`, N the purchases in
     /// (T, T + h]. Alive at T, λ is Gamma(r + x, α + T) and μ Gamma(s, β + T), independent; the
     /// rest of the lifetime τ is then Lomax: P(τ > u) = ((β + T)/(β + T + u))^s. Purchases

@@ -19,11 +19,13 @@
 //! u is uniform on [F(y − 1), F(y)], and under a calibrated forecast u is uniform on [0, 1],
 //! so P(0.1 ≤ u ≤ 0.9) = 0.8 ([`Coverage::pit`], its expectation, without drawing u).
 
+use std::collections::HashMap;
+
 use linfa_linalg::cholesky::Cholesky;
 use ndarray::Array2;
 
 use super::counts::TailStop;
-use super::holdout::{HoldoutTuple, bucket_of};
+use super::holdout::{BUCKETS, HoldoutTuple, bucket_index, bucket_name, canonical};
 use super::purchase::{PurchaseFit, PurchaseParams};
 
 /// P(N ≥ k) below which the holdout's distributions are cut: their PIT is exact to 1e-9.
@@ -142,7 +144,8 @@ impl<'a> Predictive<'a> {
             return 1.0;
         }
         let (width, tails) = (self.tails.points, self.tails);
-        if k > tails.len || width != self.points {
+        debug_assert_eq!(width, self.points, "tails and P(alive) from the same cubature points");
+        if k > tails.len {
             return 0.0;
         }
         let at_k = &tails.by_count[(k - 1) * width..k * width];
@@ -210,37 +213,26 @@ pub struct Coverage {
 /// calibration customers in `tuples`, against their holdout purchases.
 pub fn coverage(tuples: &[HoldoutTuple], laplace: &Laplace, horizon: f64) -> Result<Coverage, String> {
     let points = laplace.points()?;
-    let mut sorted = tuples.to_vec();
-    sorted.sort_by(|a, b| [a.cal_frequency, a.cal_tenure, a.cal_recency, a.frequency].partial_cmp(&[b.cal_frequency, b.cal_tenure, b.cal_recency, b.frequency]).expect("finite"));
-    let mut sums: Vec<(String, f64, f64, f64)> = Vec::new();
-    let mut shared: Option<((f64, f64), AliveTails)> = None;
-    for t in &sorted {
-        let key = (t.cal_frequency, t.cal_tenure);
-        if shared.as_ref().is_none_or(|(k, _)| *k != key) {
-            shared = Some((key, AliveTails::new(&points, horizon, t.cal_frequency, t.cal_tenure, TAIL_FLOOR)));
-        }
-        let tails = &shared.as_ref().expect("set above").1;
-        let d = Predictive::new(&points, tails, t.cal_frequency, t.cal_recency, t.cal_tenure);
-        let y = (t.frequency - t.cal_frequency).max(0.0).round() as usize;
-        let inside = d.quantile(0.1) <= y as f64 && y as f64 <= d.quantile(0.9);
-        let w = t.customers as f64;
-        let bucket = bucket_of(t.cal_frequency);
-        let row = match sums.iter_mut().find(|s| s.0 == bucket) {
-            Some(row) => row,
-            None => {
-                sums.push((bucket, 0.0, 0.0, 0.0));
-                sums.last_mut().expect("pushed")
-            }
-        };
-        row.1 += w;
-        row.2 += w * f64::from(inside);
-        row.3 += w * d.pit_inside(y, 0.1, 0.9);
+    // Per bucket: customers, inside [p10, p90], PIT inside [0.1, 0.9]; over the tuples in the
+    // holdout check's order, with the tails shared by every t_x of an (x, T).
+    let mut sums = [(0.0, 0.0, 0.0); BUCKETS];
+    let mut tails: HashMap<[u64; 2], AliveTails> = HashMap::new();
+    for t in canonical(tuples) {
+        let (x, tx, n) = (t.cal_frequency, t.cal_recency, t.cal_tenure);
+        let shared = tails.entry([x.to_bits(), n.to_bits()]).or_insert_with(|| AliveTails::new(&points, horizon, x, n, TAIL_FLOOR));
+        let d = Predictive::new(&points, shared, x, tx, n);
+        let y = (t.frequency - x).max(0.0).round() as usize;
+        let [p10, p90] = d.quantiles([0.1, 0.9]);
+        let (w, sum) = (t.customers as f64, &mut sums[bucket_index(x)]);
+        sum.0 += w;
+        sum.1 += w * f64::from(p10 <= y as f64 && y as f64 <= p90);
+        sum.2 += w * d.pit_inside(y, 0.1, 0.9);
     }
-    let n: f64 = sums.iter().map(|s| s.1).sum();
+    let n: f64 = sums.iter().map(|s| s.0).sum();
     Ok(Coverage {
-        interval: sums.iter().map(|s| s.2).sum::<f64>() / n,
-        pit: sums.iter().map(|s| s.3).sum::<f64>() / n,
-        buckets: sums.into_iter().map(|(b, n, inside, pit)| (b, inside / n, pit / n)).collect(),
+        interval: sums.iter().map(|s| s.1).sum::<f64>() / n,
+        pit: sums.iter().map(|s| s.2).sum::<f64>() / n,
+        buckets: (0..BUCKETS).filter(|&k| sums[k].0 > 0.0).map(|k| (bucket_name(k), sums[k].1 / sums[k].0, sums[k].2 / sums[k].0)).collect(),
     })
 }
 

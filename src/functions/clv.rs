@@ -332,10 +332,22 @@ fn check_quantile_args(name: &str, model: PurchaseModel, params: &[Param], rows:
 }
 
 impl ClvFunction {
+    /// The memos one batch evaluates with.
+    fn memos(&self) -> Memos<'_> {
+        Memos { numerators: Memo::new(&self.numerators), tails: Memo::new(&self.tails), models: &self.models, model: None }
+    }
+
+    /// Why row `i`'s value is out of range: its customer values and the model, named.
+    fn out_of_range_at(&self, params: &[Param], values: &[Float64Array], i: usize) -> String {
+        let customer: Vec<(&'static str, f64)> = self.kind.values().iter().zip(values).map(|(n, c)| (*n, c.value(i))).collect();
+        let model: Vec<(&'static str, f64)> = self.kind.parameters().into_iter().zip(params).map(|(n, c)| (n, c.value(i))).collect();
+        out_of_range(&customer, &model)
+    }
+
     /// `*_purchases_interval` over a batch: the three quantiles per row, range-checked, as a
     /// struct.
     fn interval(&self, model: PurchaseModel, params: &[Param], values: &[Float64Array], rows: usize) -> Result<ColumnarValue> {
-        let mut memo = Memos { numerators: Memo::new(&self.numerators), tails: Memo::new(&self.tails), models: &self.models, model: None };
+        let mut memo = self.memos();
         let (mut p, mut v) = (vec![0.0; params.len()], vec![0.0; values.len()]);
         let mut columns: [Vec<Option<f64>>; 3] = std::array::from_fn(|_| Vec::with_capacity(rows));
         for i in 0..rows {
@@ -345,9 +357,7 @@ impl ClvFunction {
                 v.iter_mut().zip(values).for_each(|(v, c)| *v = c.value(i));
                 let q = purchase_quantiles(model, &p, &v, &mut memo, INTERVAL.map(|(q, _)| q));
                 if let Some(bad) = q.iter().find(|q| !is_amount(**q)) {
-                    let customer: Vec<(&'static str, f64)> = self.kind.values().iter().copied().zip(v.iter().copied()).collect();
-                    let named: Vec<(&'static str, f64)> = self.kind.parameters().into_iter().zip(p.iter().copied()).collect();
-                    return Err(DataFusionError::Execution(format!("{}: {} ({bad})", self.name, out_of_range(&customer, &named))));
+                    return Err(DataFusionError::Execution(format!("{}: {} ({bad})", self.name, self.out_of_range_at(params, values, i))));
                 }
                 q.map(Some)
             } else {
@@ -408,17 +418,14 @@ impl ScalarUDFImpl for ClvFunction {
         }
         let mut p = vec![0.0; n_params];
         let mut v = vec![0.0; values.len()];
-        let mut memo = Memos { numerators: Memo::new(&self.numerators), tails: Memo::new(&self.tails), models: &self.models, model: None };
+        let mut memo = self.memos();
         let out: Float64Array = map_rows(rows, values, |i| {
             p.iter_mut().zip(params).for_each(|(p, c)| *p = c.value(i));
             v.iter_mut().zip(values).for_each(|(v, c)| *v = c.value(i));
             self.kind.eval(&p, &v, &mut memo)
         });
         if let Some(i) = (0..rows).find(|&i| out.is_valid(i) && !self.kind.in_range(out.value(i))) {
-            let customer: Vec<(&'static str, f64)> = self.kind.values().iter().zip(values).map(|(n, c)| (*n, c.value(i))).collect();
-            let model: Vec<(&'static str, f64)> = self.kind.parameters().into_iter().zip(params).map(|(n, c)| (n, c.value(i))).collect();
-            let message = out_of_range(&customer, &model);
-            return Err(DataFusionError::Execution(format!("{name}: {message}")));
+            return Err(DataFusionError::Execution(format!("{name}: {}", self.out_of_range_at(params, values, i))));
         }
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
