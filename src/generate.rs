@@ -53,6 +53,21 @@ pub struct TruthParams {
     pub end: NaiveDate,
     /// The populations customers are drawn from; their shares sum to 1.
     pub personas: Vec<Persona>,
+    /// How a customer's acquisition source shifts the purchase and drop-out rates (none by
+    /// default): the truth a covariate fit (`[clv] covariates`) recovers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<SourceEffect>,
+}
+
+/// The covariate effects of one acquisition source on BG/NBD's rates, as `clv::covariates`
+/// parametrises them: a customer acquired through `source` has α · exp(−purchase),
+/// a · exp(dropout_a) and b · exp(dropout_b).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SourceEffect {
+    pub source: &'static str,
+    pub purchase: f64,
+    pub dropout_a: f64,
+    pub dropout_b: f64,
 }
 
 /// One population of customers and the parameters of its behaviour.
@@ -195,6 +210,17 @@ impl TruthParams {
         TruthParams { personas: personas(), ..TruthParams::single(customers, seed) }
     }
 
+    /// Customers drawn from one population ([`Persona::everyone`]) whose acquisition source
+    /// shifts their rates: paid search buys more and leaves sooner, referrals buy less and
+    /// stay.
+    pub fn with_covariates(customers: usize, seed: u64) -> TruthParams {
+        let effects = vec![
+            SourceEffect { source: "paid_search", purchase: 0.6, dropout_a: 0.5, dropout_b: -0.4 },
+            SourceEffect { source: "referral", purchase: -0.4, dropout_a: -0.3, dropout_b: 0.3 },
+        ];
+        TruthParams { effects, ..TruthParams::single(customers, seed) }
+    }
+
     /// Customers drawn from one population ([`Persona::everyone`]).
     pub fn single(customers: usize, seed: u64) -> TruthParams {
         TruthParams {
@@ -203,6 +229,7 @@ impl TruthParams {
             start: NaiveDate::from_ymd_opt(2023, 1, 1).expect("valid date"),
             end: NaiveDate::from_ymd_opt(2025, 12, 31).expect("valid date"),
             personas: vec![Persona::everyone()],
+            effects: Vec::new(),
         }
     }
 }
@@ -312,10 +339,15 @@ fn draw(params: &TruthParams, range: Range<usize>) -> Columns {
         c.c_acq.push(acq);
         c.c_age.push(pick(&mut rng, AGE_BANDS));
 
-        // λ is drawn per week (the papers' unit) and used per day.
-        let lambda_week: f64 = d.lambda.sample(&mut rng);
+        // λ is drawn per week (the papers' unit) and used per day. A source's effect scales
+        // λ's Gamma by exp(purchase) (α · exp(−purchase)) and draws p from its own Beta.
+        let effect = params.effects.iter().find(|e| e.source == acq);
+        let lambda_week: f64 = d.lambda.sample(&mut rng) * effect.map_or(1.0, |e| e.purchase.exp());
         let lambda_day = lambda_week / 7.0;
-        let p: f64 = d.p.sample(&mut rng);
+        let p: f64 = match effect {
+            Some(e) => Beta::new(persona.a * e.dropout_a.exp(), persona.b * e.dropout_b.exp()).expect("a, b > 0").sample(&mut rng),
+            None => d.p.sample(&mut rng),
+        };
         let nu: f64 = d.nu.sample(&mut rng);
         let spend = Gamma::new(persona.p_spend, 1.0 / nu).expect("nu > 0");
         let night_owl = rng.gen_bool(0.15);

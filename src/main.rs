@@ -135,6 +135,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let params = match population {
                 Population::Personas => generate::TruthParams::new(customers, seed),
                 Population::Single => generate::TruthParams::single(customers, seed),
+                Population::Covariates => generate::TruthParams::with_covariates(customers, seed),
             };
             let n = generate::write_dataset(&out, &params)
                 .with_context(|| format!("writing {}", out.display()))?;

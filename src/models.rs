@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use crate::clv::{GammaGammaParams, PurchaseModel, PurchaseParams};
+use crate::clv::{Coefficient, Effects, GammaGammaParams, PurchaseModel, PurchaseParams};
 use crate::segment::FittedModel;
 use crate::segment::prep::PrepColumn;
 
@@ -103,6 +103,13 @@ pub struct SavedClv {
     /// intervals (absent in models saved before there were intervals).
     #[serde(default)]
     pub log_covariance: Option<[[f64; 4]; 4]>,
+    /// With covariates: the coefficients' names (as `clv_model` names them, their values in
+    /// `bgnbd`) in the order of the rows and columns of `covariate_covariance`, the Laplace
+    /// covariance of the log-parameters then the coefficients, 4 + K square.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coefficients: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covariate_covariance: Option<Vec<Vec<f64>>>,
 }
 
 impl SavedPrep {
@@ -199,7 +206,10 @@ fn bgnbd() -> String {
 }
 
 impl SavedClv {
-    pub fn params(&self, date: NaiveDate, time_unit: &str, model: PurchaseModel) -> Result<(PurchaseParams, GammaGammaParams), ModelError> {
+    /// The saved parameters, and the covariates' effects when the job has covariates (its
+    /// `coefficients`, their values read by name). A saved model must have exactly the job's
+    /// coefficients: scoring without one would value its customers as if it were 0.
+    pub fn params(&self, date: NaiveDate, time_unit: &str, model: PurchaseModel, coefficients: &[Coefficient]) -> Result<(PurchaseParams, GammaGammaParams, Option<Effects>), ModelError> {
         let incompatible = |message: String| ModelError::Incompatible { what: "clv", date, message };
         if self.time_unit != time_unit {
             return Err(incompatible(format!("it was fitted in {}, the job uses {time_unit}", self.time_unit)));
@@ -220,7 +230,26 @@ impl SavedClv {
             q: get(&self.gamma_gamma, "q")?,
             gamma: get(&self.gamma_gamma, "gamma")?,
         };
-        Ok((b, g))
+        let is_coefficient = |k: &&String| !model.parameters().contains(&k.as_str());
+        if let Some(extra) = self.bgnbd.keys().filter(is_coefficient).find(|k| !coefficients.iter().any(|c| &c.name == *k)) {
+            return Err(incompatible(format!("it has the covariate coefficient {extra}, which the job's covariates do not")));
+        }
+        if coefficients.is_empty() {
+            return Ok((b, g, None));
+        }
+        let mut fitted = Vec::with_capacity(coefficients.len());
+        for c in coefficients {
+            let value = self.bgnbd.get(&c.name).copied().filter(|v| v.is_finite()).ok_or_else(|| incompatible(format!("it has no covariate coefficient {}", c.name)))?;
+            fitted.push(Coefficient { value, ..c.clone() });
+        }
+        // The saved rows in the job's order (the job may list its covariates in another).
+        let dim = 4 + coefficients.len();
+        let at: Option<Vec<usize>> = (0..dim).map(|i| if i < 4 { Some(i) } else { self.coefficients.iter().position(|n| *n == coefficients[i - 4].name).map(|k| 4 + k) }).collect();
+        let covariance = match (&self.covariate_covariance, at) {
+            (Some(rows), Some(at)) if rows.len() == dim && rows.iter().all(|r| r.len() == dim) => Some(Array2::from_shape_fn((dim, dim), |(i, j)| rows[at[i]][at[j]])),
+            _ => None,
+        };
+        Ok((b, g, Some(Effects { coefficients: fitted, covariance })))
     }
 }
 
@@ -261,12 +290,39 @@ mod tests {
                      "gamma_gamma": {"p": 6.0, "q": 3.9, "gamma": 15.0}}"#;
         let saved: SavedClv = serde_json::from_str(old).unwrap();
         let date = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
-        let (b, _) = saved.params(date, "weeks", PurchaseModel::BgNbd).unwrap();
-        assert_eq!((b.values()[0], b.model()), (0.2, PurchaseModel::BgNbd));
-        let err = saved.params(date, "weeks", PurchaseModel::MbgNbd).unwrap_err().to_string();
+        let (b, _, effects) = saved.params(date, "weeks", PurchaseModel::BgNbd, &[]).unwrap();
+        assert_eq!((b.values()[0], b.model(), effects), (0.2, PurchaseModel::BgNbd, None));
+        let err = saved.params(date, "weeks", PurchaseModel::MbgNbd, &[]).unwrap_err().to_string();
         assert!(err.contains("it is a bgnbd model, the job uses mbgnbd"), "{err}");
         let mbg = SavedClv { model: "mbgnbd".into(), ..saved };
-        assert_eq!(mbg.params(date, "weeks", PurchaseModel::MbgNbd).unwrap().0.model(), PurchaseModel::MbgNbd);
+        assert_eq!(mbg.params(date, "weeks", PurchaseModel::MbgNbd, &[]).unwrap().0.model(), PurchaseModel::MbgNbd);
+    }
+
+    /// A model saved with covariates scores only jobs with the same coefficients; their
+    /// covariance rows follow the job's order, whatever order the model saved them in.
+    #[test]
+    fn a_saved_model_with_covariates_needs_the_same_coefficients() {
+        use crate::clv::{CovariateSpec, coefficients};
+        let mut saved: SavedClv = serde_json::from_str(
+            r#"{"trained_on": "2025-01-01", "time_unit": "weeks", "bgnbd": {"r": 0.2, "alpha": 4.0, "a": 0.8, "b": 2.4,
+                "purchase_coefficient_alpha[web]": 0.5, "purchase_coefficient_alpha[app]": -0.25},
+                "gamma_gamma": {"p": 6.0, "q": 3.9, "gamma": 15.0}, "coefficients": ["purchase_coefficient_alpha[web]", "purchase_coefficient_alpha[app]"]}"#,
+        )
+        .unwrap();
+        // The joint covariance: entry (i, j) = 10 i + j, in the saved order.
+        saved.covariate_covariance = Some((0..6).map(|i| (0..6).map(|j| (10 * i + j) as f64).collect()).collect());
+        let date = NaiveDate::from_ymd_opt(2025, 1, 1).unwrap();
+        let err = saved.params(date, "weeks", PurchaseModel::BgNbd, &[]).unwrap_err().to_string();
+        assert!(err.contains("it has the covariate coefficient purchase_coefficient_alpha[app], which the job's covariates do not"), "{err}");
+        let job = |names: &[&str]| coefficients(PurchaseModel::BgNbd, &CovariateSpec { purchase: names.iter().map(|n| n.to_string()).collect(), dropout: vec![] }).unwrap();
+        let err = saved.params(date, "weeks", PurchaseModel::BgNbd, &job(&["app", "web", "age"])).unwrap_err().to_string();
+        assert!(err.contains("it has no covariate coefficient purchase_coefficient_alpha[age]"), "{err}");
+        let (_, _, effects) = saved.params(date, "weeks", PurchaseModel::BgNbd, &job(&["app", "web"])).unwrap();
+        let e = effects.unwrap();
+        assert_eq!(e.coefficients.iter().map(|c| c.value).collect::<Vec<_>>(), [-0.25, 0.5]);
+        let c = e.covariance.unwrap();
+        // The job's first coefficient (app) is the saved fifth row's (index 5), web index 4.
+        assert_eq!((c[[4, 4]], c[[4, 5]], c[[5, 4]], c[[1, 4]], c[[0, 0]]), (55.0, 54.0, 45.0, 15.0, 0.0));
     }
 
     #[test]

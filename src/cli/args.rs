@@ -152,7 +152,9 @@ pub enum Command {
         #[arg(long, default_value_t = 7)]
         seed: u64,
         /// `personas`: five kinds of customer (the truth segmentation recovers); `single`: one
-        /// population sharing one BG/NBD and Gamma-Gamma prior (the truth CLV fits recover).
+        /// population sharing one BG/NBD and Gamma-Gamma prior (the truth CLV fits recover);
+        /// `covariates`: `single` with the acquisition source shifting the purchase and
+        /// drop-out rates (the truth covariate fits recover).
         #[arg(long, value_enum, default_value_t = Population::Personas)]
         population: Population,
     },
@@ -163,6 +165,7 @@ pub enum Command {
 pub enum Population {
     Personas,
     Single,
+    Covariates,
 }
 
 /// Loads the job and the parameters; every failure here is a bad job or argument (exit 2).

@@ -85,11 +85,16 @@ where
 /// The inverse of `information` (the Hessian of −ln L summed over customers, in
 /// log-parameters): the Laplace covariance; None unless it is positive definite.
 pub(super) fn inverse_information(information: &ndarray::Array2<f64>) -> Option<[[f64; 4]; 4]> {
+    let inverse = inverse_information_n(information)?;
+    Some(std::array::from_fn(|i| std::array::from_fn(|j| inverse[[i, j]])))
+}
+
+/// [`inverse_information`] of any dimension (a covariate fit's parameters and coefficients).
+pub(super) fn inverse_information_n(information: &ndarray::Array2<f64>) -> Option<ndarray::Array2<f64>> {
     use linfa_linalg::cholesky::InverseC;
     let inverse = information.invc().ok()?;
-    let covariance: [[f64; 4]; 4] = std::array::from_fn(|i| std::array::from_fn(|j| inverse[[i, j]]));
-    let positive = (0..4).all(|i| covariance[i][i] > 0.0) && covariance.iter().flatten().all(|v| v.is_finite());
-    positive.then_some(covariance)
+    let positive = (0..inverse.nrows()).all(|i| inverse[[i, i]] > 0.0) && inverse.iter().all(|v| v.is_finite());
+    positive.then_some(inverse)
 }
 
 /// The penalizer a fit retries with when it fails without one: the smallest of the 0.001–0.1
@@ -134,6 +139,19 @@ pub(super) fn fit_positive<F>(model: &'static str, names: &[&'static str], objec
 where
     F: Fn(&[f64]) -> (f64, Vec<f64>),
 {
+    let (x, iterations) = minimize_polished(model, objective, start)?;
+    let theta: Vec<f64> = x.iter().map(|v| v.exp()).collect();
+    let named: Vec<(&'static str, f64)> = names.iter().copied().zip(theta.iter().copied()).collect();
+    check_degenerate(model, &named)?;
+    Ok((theta, iterations))
+}
+
+/// The minimum of `objective` from `start` (L-BFGS, then [`POLISH_STEPS`] Newton steps) and
+/// the iteration count; a fit that does not converge is an error naming `model`.
+pub(super) fn minimize_polished<F>(model: &'static str, objective: F, start: Start) -> Result<(Vec<f64>, u64), ClvError>
+where
+    F: Fn(&[f64]) -> (f64, Vec<f64>),
+{
     let m = match &start.hessian {
         Some(h) => optimize::minimize_near(&objective, start.x, h, 2000),
         None => minimize(&objective, start.x, 2000),
@@ -146,16 +164,12 @@ where
             reason: m.reason,
         });
     }
-    let x = optimize::polish(&objective, m.x, POLISH_STEPS);
-    let theta: Vec<f64> = x.iter().map(|v| v.exp()).collect();
-    let named: Vec<(&'static str, f64)> = names.iter().copied().zip(theta.iter().copied()).collect();
-    check_degenerate(model, &named)?;
-    Ok((theta, m.iterations))
+    Ok((optimize::polish(&objective, m.x, POLISH_STEPS), m.iterations))
 }
 
 /// Parameters driven to 0 or infinity mean the likelihood has no interior maximum for this
 /// data; report that instead of publishing meaningless values.
-fn check_degenerate(model: &'static str, params: &[(&'static str, f64)]) -> Result<(), ClvError> {
+pub(super) fn check_degenerate(model: &'static str, params: &[(&'static str, f64)]) -> Result<(), ClvError> {
     match params.iter().find(|(_, v)| !(1e-6..=1e6).contains(v)) {
         Some(&(parameter, value)) => Err(ClvError::Degenerate { model, parameter, value }),
         None => Ok(()),

@@ -66,20 +66,21 @@ pub struct TrackingPoint {
 /// Cumulative actual and expected repeat purchases week by week through the holdout's `days`
 /// (the last point at `days`), as lifetimes' `plot_cumulative_transactions` draws them:
 /// `daily` holds the actual purchases per day after the calibration end (day 1 … `days`),
-/// `b` predicts over `d · per_day` periods for each calibration tuple.
-pub fn tracking(tuples: &[HoldoutTuple], b: &PurchaseParams, per_day: f64, days: u32, daily: &[(u32, f64)]) -> Vec<TrackingPoint> {
+/// each group's parameters predict over `d · per_day` periods for its calibration tuples (one
+/// group without covariates, see [`holdout`]).
+pub fn tracking(groups: &[(PurchaseParams, &[HoldoutTuple])], per_day: f64, days: u32, daily: &[(u32, f64)]) -> Vec<TrackingPoint> {
     let mut ends: Vec<u32> = (1..=days / 7).map(|w| 7 * w).collect();
     if days % 7 != 0 {
         ends.push(days);
     }
-    let tuples = canonical(tuples);
+    let groups: Vec<(PurchaseParams, Vec<HoldoutTuple>)> = groups.iter().map(|(b, tuples)| (*b, canonical(tuples))).collect();
     ends.into_iter()
         .map(|end| TrackingPoint {
             days: end,
             actual_cumulative: daily.iter().filter(|(d, _)| *d <= end).map(|(_, n)| n).sum(),
-            expected_cumulative: tuples
+            expected_cumulative: groups
                 .iter()
-                .map(|t| t.customers as f64 * b.expected_purchases(end as f64 * per_day, t.cal_frequency, t.cal_recency, t.cal_tenure))
+                .flat_map(|(b, tuples)| tuples.iter().map(move |t| t.customers as f64 * b.expected_purchases(end as f64 * per_day, t.cal_frequency, t.cal_recency, t.cal_tenure)))
                 .sum(),
         })
         .collect()
@@ -98,14 +99,14 @@ pub(super) fn bucket_name(k: usize) -> String {
     if k == 7 { "7+".into() } else { k.to_string() }
 }
 
-/// Compares the purchases `b` (fitted on the calibration period) predicts over the next
-/// `horizon` periods with the actual ones. Tuples are taken in ascending order, so the sums
-/// do not depend on the order they arrive in.
-pub fn holdout(tuples: &[HoldoutTuple], b: &PurchaseParams, horizon: f64) -> Holdout {
-    let merged = canonical(tuples);
+/// Compares the purchases the model fitted on the calibration period predicts over the next
+/// `horizon` periods with the actual ones: per group of customers, its parameters and tuples
+/// (one group without covariates; with them, customers sharing their covariates). Tuples are
+/// taken in ascending order, so the sums do not depend on the order they arrive in.
+pub fn holdout(groups: &[(PurchaseParams, &[HoldoutTuple])], horizon: f64) -> Holdout {
     let mut sums = [(0u64, 0.0, 0.0); BUCKETS];
     let (mut abs_err, mut customers) = (0.0, 0u64);
-    for t in merged {
+    for (b, t) in groups.iter().flat_map(|(b, tuples)| canonical(tuples).into_iter().map(move |t| (b, t))) {
         let w = t.customers as f64;
         let actual = t.frequency - t.cal_frequency;
         let predicted = b.expected_purchases(horizon, t.cal_frequency, t.cal_recency, t.cal_tenure);
@@ -146,7 +147,7 @@ mod tests {
         let t = |cal_frequency, frequency, customers| HoldoutTuple { cal_frequency, cal_recency: cal_frequency * 2.0, cal_tenure: 30.0, frequency, customers };
         let grouped = [t(0.0, 1.0, 3), t(2.0, 2.0, 1), t(9.0, 11.0, 2)];
         let single = [t(9.0, 11.0, 1), t(0.0, 1.0, 1), t(2.0, 2.0, 1), t(0.0, 1.0, 1), t(9.0, 11.0, 1), t(0.0, 1.0, 1)];
-        let (g, s) = (holdout(&grouped, &b, 10.0), holdout(&single, &b, 10.0));
+        let (g, s) = (holdout(&[(b, &grouped)], 10.0), holdout(&[(b, &single)], 10.0));
         assert_eq!(g, s);
         assert_eq!(g.customers, 6);
         assert_eq!(g.buckets.iter().map(|b| (b.bucket.as_str(), b.customers)).collect::<Vec<_>>(), [("0", 3), ("2", 1), ("7+", 2)]);
@@ -155,6 +156,6 @@ mod tests {
             assert!((x - y).abs() < 1e-12, "{x} vs {y}");
         }
         let reversed: Vec<HoldoutTuple> = grouped.iter().rev().copied().collect();
-        assert_eq!(holdout(&reversed, &b, 10.0), g);
+        assert_eq!(holdout(&[(b, &reversed)], 10.0), g);
     }
 }

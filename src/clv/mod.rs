@@ -22,6 +22,7 @@
 mod bgbb;
 mod bgnbd;
 mod counts;
+mod covariates;
 mod error;
 mod fitting;
 mod gamma_gamma;
@@ -38,6 +39,7 @@ mod summary;
 mod tuples;
 
 pub use bgbb::BgBbParams;
+pub use covariates::{Coefficient, CovariateFit, Effects, Group, coefficients, fit_groups, group};
 pub use bgnbd::{BgNbdParams, hyp2f1_series};
 pub use pareto_nbd::ParetoNbdParams;
 pub use purchase::{PurchaseFit, PurchaseParams, fit_tuples as fit_purchases};
@@ -46,10 +48,10 @@ pub use error::{ClvError, describe_params, out_of_range};
 pub use fitting::{FALLBACK_PENALIZER, Fallback};
 pub use gamma_gamma::{GammaGammaFit, GammaGammaParams};
 pub use holdout::{Holdout, HoldoutBucket, HoldoutTuple, TrackingPoint, calibration_tuples, holdout, tracking};
-pub use models::{ClvModels, fit, fit_tuples, with_params, with_params_tuples};
+pub use models::{ClvModels, fit, fit_tuples, fit_with_covariates, with_params, with_params_groups, with_params_tuples};
 pub use optimize::{Minimum, minimize};
 pub use predictive::{AliveTails, Coverage, Laplace, Predictive, coverage};
 pub use predict::{ClvResult, discounted_clv, is_amount, is_probability, discounted_numerators_over, lifetime_periods, predict, value};
 pub use selection::{BACKTEST_CUTOFFS, Fold, FoldScore, Selection, candidates, select};
-pub use spec::{ClvSpec, PurchaseModel, Tracking, DEFAULT_FIT_SAMPLE, MAX_HOLDOUT_DAYS, MAX_HORIZON_MONTHS, TimeUnit};
+pub use spec::{ClvSpec, CovariateSpec, PurchaseModel, Tracking, DEFAULT_FIT_SAMPLE, MAX_HOLDOUT_DAYS, MAX_HORIZON_MONTHS, TimeUnit};
 pub use summary::Summary;

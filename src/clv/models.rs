@@ -1,6 +1,7 @@
 //! Both fitted models together ([`ClvModels`]): fitted on a summary ([`fit`]) or rebuilt from
 //! saved parameters ([`with_params`]).
 
+use super::covariates::{self, Coefficient, Effects, Group};
 use super::error::ClvError;
 use super::purchase::{self, PurchaseFit, PurchaseParams};
 use super::spec::PurchaseModel;
@@ -13,6 +14,9 @@ use super::summary::Summary;
 pub struct ClvModels {
     /// The purchase model's fit (BG/NBD, MBG/NBD, Pareto/NBD or BG/BB).
     pub bgnbd: PurchaseFit,
+    /// The covariates' effects, when the job has covariates: `bgnbd`'s parameters are then a
+    /// customer's whose covariates are all 0.
+    pub effects: Option<Effects>,
     pub gamma_gamma: GammaGammaFit,
     pub frequency_monetary_corr: f64,
 }
@@ -34,6 +38,26 @@ pub fn fit_tuples(
 ) -> Result<ClvModels, ClvError> {
     Ok(ClvModels {
         bgnbd: purchase::fit_tuples(tuples, model, penalizer)?,
+        effects: None,
+        gamma_gamma: gamma_gamma::fit(repeat_frequency, repeat_monetary, penalizer)?,
+        frequency_monetary_corr: pearson(repeat_frequency, repeat_monetary),
+    })
+}
+
+/// [`fit_tuples`] with covariates: the purchase model on customers grouped by their
+/// covariates, with `coefficients` (`clv::coefficients`; none fits as [`fit_tuples`] does).
+pub fn fit_with_covariates(
+    groups: &[Group<PurchaseTuple>],
+    repeat_frequency: &[f64],
+    repeat_monetary: &[f64],
+    model: PurchaseModel,
+    coefficients: Vec<Coefficient>,
+    penalizer: f64,
+) -> Result<ClvModels, ClvError> {
+    let fit = covariates::fit_groups(groups, model, coefficients, penalizer)?;
+    Ok(ClvModels {
+        bgnbd: fit.fit,
+        effects: fit.effects,
         gamma_gamma: gamma_gamma::fit(repeat_frequency, repeat_monetary, penalizer)?,
         frequency_monetary_corr: pearson(repeat_frequency, repeat_monetary),
     })
@@ -44,6 +68,25 @@ pub fn fit_tuples(
 pub fn with_params(s: &Summary, b: PurchaseParams, g: GammaGammaParams) -> ClvModels {
     let (rx, rm) = repeat_buyers(s);
     with_params_tuples(&tuples::compress(&s.frequency, &s.recency, &s.tenure), &rx, &rm, b, g)
+}
+
+/// [`with_params_tuples`] for customers grouped by their covariates, with the saved
+/// covariates' `effects` (the log-likelihood sums each group's at its parameters).
+pub fn with_params_groups(
+    groups: &[Group<PurchaseTuple>],
+    repeat_frequency: &[f64],
+    repeat_monetary: &[f64],
+    b: PurchaseParams,
+    g: GammaGammaParams,
+    effects: Option<Effects>,
+) -> ClvModels {
+    let all: Vec<PurchaseTuple> = groups.iter().flat_map(|g| g.tuples.iter().copied()).collect();
+    let mut models = with_params_tuples(&all, repeat_frequency, repeat_monetary, b, g);
+    if let Some(e) = &effects {
+        models.bgnbd.log_likelihood = groups.iter().map(|g| e.params_at(&b, &g.z).log_likelihood_tuples(&g.tuples)).sum();
+    }
+    models.effects = effects;
+    models
 }
 
 /// [`with_params`] from the inputs of [`fit_tuples`].
@@ -59,6 +102,7 @@ pub fn with_params_tuples(tuples: &[PurchaseTuple], repeat_frequency: &[f64], re
             unique_tuples: 0,
             fallback: None,
         },
+        effects: None,
         gamma_gamma: GammaGammaFit {
             params: g,
             log_likelihood: f64::NAN,
@@ -115,6 +159,7 @@ mod tests {
             auto: false,
             tracking: None,
             intervals: true,
+            covariates: Default::default(),
         }
     }
 

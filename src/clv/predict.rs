@@ -39,9 +39,13 @@ pub fn value(s: &Summary, spec: &ClvSpec) -> Result<ClvResult, ClvError> {
     predict(s, spec, fit(s, spec.model, spec.penalizer)?)
 }
 
-/// Predicts for every customer with fitted models.
+/// Predicts for every customer with fitted models without covariates (a [`Summary`] has
+/// none; runs with covariates predict in the engine, each customer at their parameters).
 pub fn predict(s: &Summary, spec: &ClvSpec, models: ClvModels) -> Result<ClvResult, ClvError> {
-    let ClvModels { bgnbd: bg, gamma_gamma: gg, frequency_monetary_corr: corr } = models;
+    let ClvModels { bgnbd: bg, gamma_gamma: gg, frequency_monetary_corr: corr, effects } = models;
+    if effects.is_some() {
+        return Err(ClvError::Input("a summary without covariates cannot be valued with a covariate model".into()));
+    }
     let (b, g) = (bg.params, gg.params);
     g.check_predicts(s.frequency.iter().copied().fold(f64::INFINITY, f64::min))?;
 

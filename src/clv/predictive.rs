@@ -209,13 +209,27 @@ pub struct Coverage {
     pub buckets: Vec<(String, f64, f64)>,
 }
 
-/// [`Coverage`] of the 80 % intervals `laplace` gives over the next `horizon` periods for the
-/// calibration customers in `tuples`, against their holdout purchases.
-pub fn coverage(tuples: &[HoldoutTuple], laplace: &Laplace, horizon: f64) -> Result<Coverage, String> {
-    let points = laplace.points()?;
+/// [`Coverage`] of the 80 % intervals each group's `Laplace` gives over the next `horizon`
+/// periods for its calibration customers, against their holdout purchases (groups as
+/// `clv::holdout` takes them).
+pub fn coverage(groups: &[(Laplace, &[HoldoutTuple])], horizon: f64) -> Result<Coverage, String> {
     // Per bucket: customers, inside [p10, p90], PIT inside [0.1, 0.9]; over the tuples in the
     // holdout check's order, with the tails shared by every t_x of an (x, T).
     let mut sums = [(0.0, 0.0, 0.0); BUCKETS];
+    for (laplace, tuples) in groups {
+        sum_coverage(&mut sums, laplace, tuples, horizon)?;
+    }
+    let n: f64 = sums.iter().map(|s| s.0).sum();
+    Ok(Coverage {
+        interval: sums.iter().map(|s| s.1).sum::<f64>() / n,
+        pit: sums.iter().map(|s| s.2).sum::<f64>() / n,
+        buckets: (0..BUCKETS).filter(|&k| sums[k].0 > 0.0).map(|k| (bucket_name(k), sums[k].1 / sums[k].0, sums[k].2 / sums[k].0)).collect(),
+    })
+}
+
+/// Adds one group's customers, inside counts and PIT to `sums`, per bucket.
+fn sum_coverage(sums: &mut [(f64, f64, f64); BUCKETS], laplace: &Laplace, tuples: &[HoldoutTuple], horizon: f64) -> Result<(), String> {
+    let points = laplace.points()?;
     let mut tails: HashMap<[u64; 2], AliveTails> = HashMap::new();
     for t in canonical(tuples) {
         let (x, tx, n) = (t.cal_frequency, t.cal_recency, t.cal_tenure);
@@ -228,12 +242,7 @@ pub fn coverage(tuples: &[HoldoutTuple], laplace: &Laplace, horizon: f64) -> Res
         sum.1 += w * f64::from(p10 <= y as f64 && y as f64 <= p90);
         sum.2 += w * d.pit_inside(y, 0.1, 0.9);
     }
-    let n: f64 = sums.iter().map(|s| s.0).sum();
-    Ok(Coverage {
-        interval: sums.iter().map(|s| s.1).sum::<f64>() / n,
-        pit: sums.iter().map(|s| s.2).sum::<f64>() / n,
-        buckets: (0..BUCKETS).filter(|&k| sums[k].0 > 0.0).map(|k| (bucket_name(k), sums[k].1 / sums[k].0, sums[k].2 / sums[k].0)).collect(),
-    })
+    Ok(())
 }
 
 #[cfg(test)]
@@ -334,7 +343,7 @@ mod tests {
                 customers: 1,
             });
         }
-        let c = coverage(&tuples, &Laplace::exact(b), horizon).unwrap();
+        let c = coverage(&[(Laplace::exact(b), &tuples)], horizon).unwrap();
         assert!((c.pit - 0.8).abs() < 0.01, "PIT coverage {}", c.pit);
         assert!(c.interval >= 0.8, "interval coverage {}", c.interval);
     }

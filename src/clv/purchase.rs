@@ -149,7 +149,7 @@ impl PurchaseParams {
 
     /// Parameters fitted with time multiplied by `scale`, in the original unit: the time-scale
     /// ones ([`PurchaseModel::time_scaled`]) divided by it.
-    fn unscaled(&self, scale: f64) -> PurchaseParams {
+    pub(super) fn unscaled(&self, scale: f64) -> PurchaseParams {
         let mut v = self.values();
         for &k in self.model().time_scaled() {
             v[k] /= scale;
@@ -160,7 +160,7 @@ impl PurchaseParams {
 
 /// Sum of ln L over `data` and its gradient in the natural parameters, with time multiplied
 /// by `scale` (1 for BG/BB, whose periods are counted).
-fn log_likelihood(data: &Sufficient, p: &PurchaseParams, scale: f64) -> (f64, [f64; 4]) {
+pub(super) fn log_likelihood(data: &Sufficient, p: &PurchaseParams, scale: f64) -> (f64, [f64; 4]) {
     match p {
         PurchaseParams::BgNbd(p) => bgnbd::log_likelihood(data, p, scale),
         PurchaseParams::ParetoNbd(p) => pareto_nbd::log_likelihood(data, p, scale),

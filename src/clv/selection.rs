@@ -72,7 +72,7 @@ pub fn select<C: Clone>(folds: &[Fold<C>], candidates: &[PurchaseModel], penaliz
         for &model in candidates {
             match fit_tuples(&cal, model, penalizer) {
                 Ok(fit) => {
-                    let check = holdout(&fold.tuples, &fit.params, fold.horizon);
+                    let check = holdout(&[(fit.params, &fold.tuples)], fold.horizon);
                     scores.push(FoldScore {
                         model,
                         cutoff: fold.cutoff.clone(),

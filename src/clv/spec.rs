@@ -152,6 +152,34 @@ pub struct ClvSpec {
     pub tracking: Option<Tracking>,
     /// Whether `customer_clv` carries the 80 % intervals (`purchases_p10` … `clv_p90`).
     pub intervals: bool,
+    /// Columns of the view that shift the purchase and drop-out rates (`covariates`).
+    pub covariates: CovariateSpec,
+}
+
+/// `[clv] covariates` (both rates), `purchase_covariates` and `dropout_covariates`: numeric
+/// columns of the summary view, by the rate they shift.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CovariateSpec {
+    pub purchase: Vec<String>,
+    pub dropout: Vec<String>,
+}
+
+impl CovariateSpec {
+    pub fn is_empty(&self) -> bool {
+        self.purchase.is_empty() && self.dropout.is_empty()
+    }
+
+    /// Every covariate column once, the purchase ones first, each in the order given: the
+    /// order of z in `clv::Group`s.
+    pub fn columns(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for c in self.purchase.iter().chain(&self.dropout) {
+            if !out.contains(c) {
+                out.push(c.clone());
+            }
+        }
+        out
+    }
 }
 
 /// `[clv] tracking = { view, date }`: a view with one row per purchase (or order), the

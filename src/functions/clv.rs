@@ -189,20 +189,16 @@ type NumeratorMap = HashMap<[u64; 9], f64, FixedState>;
 type TailMap = HashMap<[u64; 4], Arc<AliveTails>, FixedState>;
 
 /// Small ids for the model arguments (parameters, covariance, horizon) a function has seen,
-/// so the tails' keys are four words, not eighteen.
+/// so the tails' keys are four words, not eighteen. Hashed: with covariates a function sees
+/// one model per distinct covariate value.
 #[derive(Debug, Default)]
-struct ModelIds(Mutex<Vec<[u64; 15]>>);
+struct ModelIds(Mutex<HashMap<[u64; 15], u64, FixedState>>);
 
 impl ModelIds {
     fn id(&self, key: [u64; 15]) -> u64 {
         let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        match seen.iter().position(|k| *k == key) {
-            Some(i) => i as u64,
-            None => {
-                seen.push(key);
-                seen.len() as u64 - 1
-            }
-        }
+        let next = seen.len() as u64;
+        *seen.entry(key).or_insert(next)
     }
 }
 
@@ -218,11 +214,13 @@ const SHARED_NUMERATORS: usize = 1 << 20;
 /// matter and results stay the same whatever the thread count).
 struct Memo<'a, K, V> {
     batch: HashMap<K, V, FixedState>,
-    shared: &'a Mutex<HashMap<K, V, FixedState>>,
+    /// None when the batch's parameters are columns (covariates give customers their own):
+    /// keys then rarely repeat across batches, and kept values would only take memory.
+    shared: Option<&'a Mutex<HashMap<K, V, FixedState>>>,
 }
 
 impl<'a, K: std::hash::Hash + Eq + Copy, V: Clone> Memo<'a, K, V> {
-    fn new(shared: &'a Mutex<HashMap<K, V, FixedState>>) -> Self {
+    fn new(shared: Option<&'a Mutex<HashMap<K, V, FixedState>>>) -> Self {
         Memo { batch: HashMap::default(), shared }
     }
 
@@ -230,7 +228,12 @@ impl<'a, K: std::hash::Hash + Eq + Copy, V: Clone> Memo<'a, K, V> {
         if let Some(v) = self.batch.get(&key) {
             return v.clone();
         }
-        let lock = || self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(shared) = self.shared else {
+            let v = compute();
+            self.batch.insert(key, v.clone());
+            return v;
+        };
+        let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
         let known = lock().get(&key).cloned();
         let v = match known {
             Some(v) => v,
@@ -249,11 +252,26 @@ impl<'a, K: std::hash::Hash + Eq + Copy, V: Clone> Memo<'a, K, V> {
     }
 }
 
+enum Ids<'a> {
+    Shared(&'a ModelIds),
+    Own(ModelIds),
+}
+
+impl Ids<'_> {
+    fn id(&self, key: [u64; 15]) -> u64 {
+        match self {
+            Ids::Shared(ids) => ids.id(key),
+            Ids::Own(ids) => ids.id(key),
+        }
+    }
+}
+
 /// A function's memos for one batch.
 struct Memos<'a> {
     numerators: Memo<'a, [u64; 9], f64>,
     tails: Memo<'a, [u64; 4], Arc<AliveTails>>,
-    models: &'a ModelIds,
+    /// The function's ids, or the batch's own when its memos are not shared.
+    models: Ids<'a>,
     /// The last model's arguments, id and cubature points (a batch's rows mostly share one).
     model: Option<([u64; 15], u64, Vec<PurchaseParams>)>,
 }
@@ -308,7 +326,7 @@ fn interval_type() -> DataType {
 /// for each distinct set in the batch: a covariance the cubature can use, a horizon ≥ 0 and a
 /// quantile strictly between 0 and 1.
 fn check_quantile_args(name: &str, model: PurchaseModel, params: &[Param], rows: usize, quantile: bool) -> Result<()> {
-    let mut seen: Vec<[u64; 16]> = Vec::new();
+    let mut seen: std::collections::HashSet<[u64; 16], FixedState> = Default::default();
     for i in 0..params.iter().map(|p| p.rows(rows)).max().unwrap_or(0) {
         let p: [f64; 16] = std::array::from_fn(|j| if j < params.len() { params[j].value(i) } else { 0.5 });
         let bits = p.map(f64::to_bits);
@@ -326,15 +344,20 @@ fn check_quantile_args(name: &str, model: PurchaseModel, params: &[Param], rows:
         if let Err(message) = laplace.points() {
             return fail(message);
         }
-        seen.push(bits);
+        seen.insert(bits);
     }
     Ok(())
 }
 
 impl ClvFunction {
-    /// The memos one batch evaluates with.
-    fn memos(&self) -> Memos<'_> {
-        Memos { numerators: Memo::new(&self.numerators), tails: Memo::new(&self.tails), models: &self.models, model: None }
+    /// The memos one batch evaluates with: shared with the function's other batches when
+    /// the model is the same literal for every row.
+    fn memos(&self, params: &[Param]) -> Memos<'_> {
+        if params.iter().all(|p| matches!(p, Param::Scalar(_))) {
+            Memos { numerators: Memo::new(Some(&self.numerators)), tails: Memo::new(Some(&self.tails)), models: Ids::Shared(&self.models), model: None }
+        } else {
+            Memos { numerators: Memo::new(None), tails: Memo::new(None), models: Ids::Own(ModelIds::default()), model: None }
+        }
     }
 
     /// Why row `i`'s value is out of range: its customer values and the model, named.
@@ -347,7 +370,7 @@ impl ClvFunction {
     /// `*_purchases_interval` over a batch: the three quantiles per row, range-checked, as a
     /// struct.
     fn interval(&self, model: PurchaseModel, params: &[Param], values: &[Float64Array], rows: usize) -> Result<ColumnarValue> {
-        let mut memo = self.memos();
+        let mut memo = self.memos(params);
         let (mut p, mut v) = (vec![0.0; params.len()], vec![0.0; values.len()]);
         let mut columns: [Vec<Option<f64>>; 3] = std::array::from_fn(|_| Vec::with_capacity(rows));
         for i in 0..rows {
@@ -418,7 +441,7 @@ impl ScalarUDFImpl for ClvFunction {
         }
         let mut p = vec![0.0; n_params];
         let mut v = vec![0.0; values.len()];
-        let mut memo = self.memos();
+        let mut memo = self.memos(params);
         let out: Float64Array = map_rows(rows, values, |i| {
             p.iter_mut().zip(params).for_each(|(p, c)| *p = c.value(i));
             v.iter_mut().zip(values).for_each(|(v, c)| *v = c.value(i));

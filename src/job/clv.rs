@@ -5,7 +5,7 @@ use serde::Deserialize;
 use super::error::{At, Invalid, Problem};
 use super::model_mode::parse_model_mode;
 use super::value::{Choice, Name};
-use crate::clv::{ClvSpec, PurchaseModel, TimeUnit};
+use crate::clv::{ClvSpec, CovariateSpec, PurchaseModel, TimeUnit};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,6 +24,9 @@ pub(super) struct ClvSection {
     fit_sample: Option<u64>,
     tracking: Option<TrackingSection>,
     intervals: Option<bool>,
+    covariates: Option<Vec<String>>,
+    purchase_covariates: Option<Vec<String>>,
+    dropout_covariates: Option<Vec<String>>,
     mode: Option<String>,
     model_from: Option<String>,
 }
@@ -134,6 +137,16 @@ pub(super) fn validate_clv(c: ClvSection) -> Result<ClvSpec, Invalid> {
     if auto && mode == crate::model_mode::ModelMode::Score {
         return Err(Invalid::new("clv.model", "\"auto\" chooses when fitting: it needs mode = \"refit\""));
     }
+    let (covariates, key) = covariates(c.covariates, c.purchase_covariates, c.dropout_covariates)?;
+    if let Some(key) = key {
+        let at = format!("clv.{key}");
+        if model.discrete() {
+            return Err(Invalid::new(&at, "bgbb takes no covariates: use model bgnbd, mbgnbd or pareto_nbd"));
+        }
+        if auto {
+            return Err(Invalid::new(&at, "model = \"auto\" compares the models without covariates: name the model (bgnbd, mbgnbd or pareto_nbd)"));
+        }
+    }
     Ok(ClvSpec {
         view: c.view,
         id: c.id,
@@ -151,5 +164,34 @@ pub(super) fn validate_clv(c: ClvSection) -> Result<ClvSpec, Invalid> {
         auto,
         tracking,
         intervals: c.intervals.unwrap_or(true),
+        covariates,
     })
+}
+
+/// `covariates` (shifting both rates), `purchase_covariates` and `dropout_covariates` into one
+/// list per rate, and the first key that named one; a column named twice for one rate is an
+/// error.
+fn covariates(both: Option<Vec<String>>, purchase: Option<Vec<String>>, dropout: Option<Vec<String>>) -> Result<(CovariateSpec, Option<&'static str>), Invalid> {
+    let both = both.unwrap_or_default();
+    let mut spec = CovariateSpec::default();
+    let mut first = None;
+    for (key, names, into_purchase, into_dropout) in [("covariates", both, true, true), ("purchase_covariates", purchase.unwrap_or_default(), true, false), ("dropout_covariates", dropout.unwrap_or_default(), false, true)] {
+        let at = format!("clv.{key}");
+        for name in names {
+            if name.trim().is_empty() {
+                return Err(Invalid::new(&at, "a covariate name is empty"));
+            }
+            first.get_or_insert(key);
+            for (wanted, list) in [(into_purchase, &mut spec.purchase), (into_dropout, &mut spec.dropout)] {
+                if !wanted {
+                    continue;
+                }
+                if list.contains(&name) {
+                    return Err(Invalid::new(&at, Problem::Rule(format!("'{name}' is named twice for one rate"))));
+                }
+                list.push(name.clone());
+            }
+        }
+    }
+    Ok((spec, first))
 }

@@ -207,6 +207,17 @@ root = "out"
         let err = clv("model='auto'\nholdout_days=30\nmode='score'").unwrap_err().to_string();
         assert_eq!(err, "/jobs/t.toml: clv.model: \"auto\" chooses when fitting: it needs mode = \"refit\"");
         assert!(clv("model='auto'\nholdout_days=30").unwrap().clv.unwrap().auto);
+        // Covariates: one list per rate; not for BG/BB or the backtest; a column once per rate.
+        let spec = clv("covariates=['web']\npurchase_covariates=['age']\ndropout_covariates=['app']").unwrap().clv.unwrap();
+        assert_eq!((spec.covariates.purchase, spec.covariates.dropout), (vec!["web".to_string(), "age".into()], vec!["web".to_string(), "app".into()]));
+        let err = clv("model='bgbb'\ntime_unit='periods'\nperiod_days=30\ndropout_covariates=['web']").unwrap_err().to_string();
+        assert_eq!(err, "/jobs/t.toml: clv.dropout_covariates: bgbb takes no covariates: use model bgnbd, mbgnbd or pareto_nbd");
+        let err = clv("model='auto'\nholdout_days=30\ncovariates=['web']").unwrap_err().to_string();
+        assert_eq!(err, "/jobs/t.toml: clv.covariates: model = \"auto\" compares the models without covariates: name the model (bgnbd, mbgnbd or pareto_nbd)");
+        let err = clv("covariates=['web']\npurchase_covariates=['web']").unwrap_err().to_string();
+        assert_eq!(err, "/jobs/t.toml: clv.purchase_covariates: 'web' is named twice for one rate");
+        let err = clv("covariates=[' ']").unwrap_err().to_string();
+        assert_eq!(err, "/jobs/t.toml: clv.covariates: a covariate name is empty");
         let err = clv("tracking = { view = 'orders', date = 'day' }").unwrap_err().to_string();
         assert_eq!(err, "/jobs/t.toml: clv.tracking: tracks the holdout period: set holdout_days");
         let spec = clv("holdout_days=30\ntracking = { view = 'orders', date = 'day' }").unwrap().clv.unwrap();

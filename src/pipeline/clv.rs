@@ -43,8 +43,8 @@ impl ClvOutcome {
 }
 
 fn model_report(
-    params: &[(&'static str, f64)],
-    std_errors: Option<[f64; 4]>,
+    params: &[(String, f64)],
+    std_errors: Option<Vec<f64>>,
     log_likelihood: f64,
     iterations: u64,
     customers: usize,
@@ -52,14 +52,30 @@ fn model_report(
     fallback: Option<&clv::Fallback>,
 ) -> ModelReport {
     ModelReport {
-        params: params.iter().copied().collect(),
-        std_errors: std_errors.map(|se| params.iter().zip(se).map(|(&(name, _), se)| (name, se)).collect()),
+        params: params.iter().cloned().collect(),
+        std_errors: std_errors.map(|se| params.iter().zip(se).map(|((name, _), se)| (name.clone(), se)).collect()),
         log_likelihood,
         iterations,
         customers,
         sampled_from,
         fallback: fallback.map(|f| FallbackReport { penalizer: f.penalizer, reason: f.reason.clone() }),
     }
+}
+
+/// The purchase model's parameters then its covariates' coefficients, as `clv_model` and the
+/// manifest name them.
+fn purchase_named(b: &clv::PurchaseParams, effects: Option<&clv::Effects>) -> Vec<(String, f64)> {
+    let base = b.named().map(|(k, v)| (k.to_string(), v));
+    base.into_iter().chain(effects.iter().flat_map(|e| e.coefficients.iter().map(|c| (c.name.clone(), c.value)))).collect()
+}
+
+/// Standard errors in [`purchase_named`]'s order, when the fit has a Laplace covariance.
+fn purchase_std_errors(models: &clv::ClvModels) -> Option<Vec<f64>> {
+    let mut se = models.bgnbd.laplace()?.std_errors().to_vec();
+    if let Some(e) = &models.effects {
+        se.extend(e.std_errors()?);
+    }
+    Some(se)
 }
 
 pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publisher, stages: &mut Stages) -> Result<ClvOutcome, Error> {
@@ -87,7 +103,8 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
         gamma_gamma_rows = input.repeat_frequency.len(), "{}", if scoring { "scoring with the saved model" } else { "fitting" }
     );
     let time_unit = spec.time_unit.to_string();
-    let FitInput { tuples, repeat_frequency: rf, repeat_monetary: rm, .. } = &input;
+    let FitInput { repeat_frequency: rf, repeat_monetary: rm, .. } = &input;
+    let coefficients = clv::coefficients(spec.model, &spec.covariates)?;
     let mut saved_covariance = None;
     let (models, trained_on) = match spec.mode {
         crate::model_mode::ModelMode::Score => {
@@ -96,17 +113,18 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
                 .as_ref()
                 .and_then(|m| m.clv.as_ref().map(|c| (m.run_date, c)))
                 .ok_or_else(|| history::missing("clv", publisher, s.run_date, spec.model_from))?;
-            let (b, g) = saved.params(date, &time_unit, spec.model)?;
+            let (b, g, effects) = saved.params(date, &time_unit, spec.model, &coefficients)?;
             saved_covariance = saved.log_covariance;
             tracing::info!(model = %date, "CLV parameters from the saved model (mode = score)");
-            (clv::with_params_tuples(tuples, rf, rm, b, g), saved.trained_on)
+            (clv::with_params_groups(&input.groups(), rf, rm, b, g, effects), saved.trained_on)
         }
-        crate::model_mode::ModelMode::Refit => (clv::fit_tuples(tuples, rf, rm, spec.model, spec.penalizer)?, s.run_date),
+        crate::model_mode::ModelMode::Refit => (clv::fit_with_covariates(&input.groups(), rf, rm, spec.model, coefficients, spec.penalizer)?, s.run_date),
     };
     let mut models = models;
     if scoring {
         models.bgnbd.covariance = saved_covariance;
     }
+    let effects = models.effects.clone();
     stages.record("clv_fit", t, Some(input.tuples.len() as u64), Some(7));
     let (b, g) = (models.bgnbd.params, models.gamma_gamma.params);
     g.check_predicts(input.tuples.iter().map(|t| t.frequency).fold(f64::INFINITY, f64::min))?;
@@ -116,6 +134,10 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
         iterations = models.bgnbd.iterations, unique_tuples = models.bgnbd.unique_tuples, "{} {how}", b.model().title()
     );
     tracing::info!(p = g.p, q = g.q, gamma = g.gamma, log_likelihood = models.gamma_gamma.log_likelihood, "Gamma-Gamma {how}");
+    if let Some(e) = &effects {
+        let named: Vec<(&str, f64)> = e.coefficients.iter().map(|c| (c.name.as_str(), c.value)).collect();
+        tracing::info!(coefficients = %clv::describe_params(&named), "covariate effects {how} (a customer's parameters: the base ones shifted by their covariates)");
+    }
     for (model, fallback) in [(b.model().title(), &models.bgnbd.fallback), ("Gamma-Gamma", &models.gamma_gamma.fallback)] {
         if let Some(f) = fallback {
             tracing::warn!(penalizer = f.penalizer, reason = %f.reason, "{model}: no fit with the job's penalizer; fitted with penalizer {}", f.penalizer);
@@ -146,12 +168,13 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
         tracing::warn!("{} intervals carry the purchase process only: {why}", b.model().title());
         clv::Laplace::exact(b)
     });
-    let scoring = Scoring { bgnbd: b, covariance: laplace.covariance, gamma_gamma: g, lifetime_periods };
+    let scoring = Scoring { bgnbd: b, covariance: laplace.covariance, effects: effects.clone(), gamma_gamma: g, lifetime_periods };
     let q = |e| Error::query(format!("view '{}'", spec.view), e);
     let view = s.ctx.table(spec.view.as_str()).await.map_err(q)?;
     let scored = clv_sql::scored(&s.ctx, view, spec, &scoring).map_err(q)?;
     let table = clv_sql::with_decile(scored.clone(), &spec.id, customers).map_err(q)?;
     let table = if spec.intervals { clv_sql::with_intervals(&s.ctx, table, spec, &scoring).map_err(q)? } else { table };
+    let table = clv_sql::published(table).map_err(q)?;
     let mut rows = publisher.stage("customer_clv", table, std::slice::from_ref(&spec.id)).await?;
     rows += publisher
         .stage_batch("clv_model", clv_model_batch(&models), &["model".into(), "parameter".into()])
@@ -165,8 +188,8 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
         time_unit: time_unit.clone(),
         model: b.model().as_str(),
         bgnbd: model_report(
-            &b.named(),
-            models.bgnbd.laplace().map(|l| l.std_errors()),
+            &purchase_named(&b, effects.as_ref()),
+            purchase_std_errors(&models),
             models.bgnbd.log_likelihood,
             models.bgnbd.iterations,
             models.bgnbd.customers,
@@ -174,7 +197,7 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
             models.bgnbd.fallback.as_ref(),
         ),
         gamma_gamma: model_report(
-            &[("p", g.p), ("q", g.q), ("gamma", g.gamma)],
+            &[("p", g.p), ("q", g.q), ("gamma", g.gamma)].map(|(k, v)| (k.to_string(), v)),
             None,
             models.gamma_gamma.log_likelihood,
             models.gamma_gamma.iterations,
@@ -195,6 +218,8 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
         bgnbd: report.bgnbd.params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         gamma_gamma: report.gamma_gamma.params.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         log_covariance: models.bgnbd.covariance,
+        coefficients: effects.iter().flat_map(|e| e.coefficients.iter().map(|c| c.name.clone())).collect(),
+        covariate_covariance: effects.as_ref().and_then(|e| e.covariance.as_ref()).map(|c| c.rows().into_iter().map(|r| r.to_vec()).collect()),
     };
     Ok(ClvOutcome {
         scored,

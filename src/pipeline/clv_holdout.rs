@@ -13,7 +13,7 @@ use super::ids::{id_array, id_index};
 use super::manifest::{HoldoutReport, SelectionReport, Stages};
 use super::session::{Open, SUMMARY_COLUMNS, Session, open_with};
 use super::tables::{selection_batch, tracking_batch, validation_batch};
-use crate::clv::{self, ClvSpec, HoldoutTuple, PurchaseModel, Summary};
+use crate::clv::{self, ClvSpec, Group, HoldoutTuple, PurchaseModel, Summary};
 use crate::error::Error;
 use crate::features;
 use crate::publish::Publisher;
@@ -23,10 +23,13 @@ use crate::publish::Publisher;
 struct Loaded {
     ids: StringArray,
     summary: Summary,
+    /// Each customer's covariates (`[clv] covariates`; empty without them).
+    covariates: Vec<Vec<f64>>,
 }
 
 async fn load_summary(ctx: &SessionContext, spec: &ClvSpec) -> Result<Loaded, Error> {
-    let cols: Vec<String> = SUMMARY_COLUMNS.map(String::from).into();
+    let mut cols: Vec<String> = SUMMARY_COLUMNS.map(String::from).into();
+    cols.extend(spec.covariates.columns());
     let f = features::load_frame(ctx, &spec.view, &spec.id, &cols, &[]).await?;
     if let Some(j) = f.nulls.iter().position(|&c| c > 0) {
         return Err(features::FeatureError::Nulls { view: spec.view.clone(), column: cols[j].clone(), count: f.nulls[j] }.into());
@@ -43,7 +46,8 @@ async fn load_summary(ctx: &SessionContext, spec: &ClvSpec) -> Result<Loaded, Er
         clv::ClvError::Input(msg) => clv::ClvError::Input(format!("view '{}': {msg}", spec.view)),
         other => other,
     })?;
-    Ok(Loaded { ids, summary })
+    let covariates = (0..f.x.nrows()).map(|i| f.x.row(i).iter().skip(SUMMARY_COLUMNS.len()).copied().collect()).collect();
+    Ok(Loaded { ids, summary, covariates })
 }
 
 /// Whether the summary view carries every [`CALIBRATION_COLUMNS`] column (from the schema
@@ -60,20 +64,22 @@ pub(super) async fn holdout_stage(
     s: &Session,
     spec: &ClvSpec,
     days: u32,
-    calibration: Option<Vec<HoldoutTuple>>,
+    calibration: Option<Vec<Group<HoldoutTuple>>>,
     publisher: &mut Publisher,
     stages: &mut Stages,
 ) -> Result<(HoldoutReport, Vec<clv::HoldoutBucket>, Option<Vec<clv::TrackingPoint>>), Error> {
     let t = Instant::now();
     let cal_end = s.run_date - chrono::Days::new(days as u64);
-    let tuples = holdout_tuples(s, spec, cal_end, calibration).await?;
-    let fit = clv::fit_purchases(&clv::calibration_tuples(&tuples), spec.model, spec.penalizer)?;
-    let b = fit.params;
+    let groups = holdout_tuples(s, spec, cal_end, calibration).await?;
+    let cal_groups: Vec<Group<clv::PurchaseTuple>> = groups.iter().map(|g| Group { z: g.z.clone(), tuples: clv::calibration_tuples(&g.tuples) }).collect();
+    let fit = clv::fit_groups(&cal_groups, spec.model, clv::coefficients(spec.model, &spec.covariates)?, spec.penalizer)?;
     let h = days as f64 * spec.time_unit.per_day();
-    let check = clv::holdout(&tuples, &b, h);
+    // Each group's parameters (one group without covariates).
+    let params: Vec<(clv::PurchaseParams, &[HoldoutTuple])> = groups.iter().map(|g| (fit.params_at(&g.z), &g.tuples[..])).collect();
+    let check = clv::holdout(&params, h);
     // The 80 % intervals the calibration fit gives, as `customer_clv`'s are given.
-    let laplace = fit.laplace().unwrap_or(clv::Laplace::exact(b));
-    let coverage = clv::coverage(&tuples, &laplace, h).map_err(|message| clv::ClvError::Fit { model: b.model().as_str(), message })?;
+    let laplaces: Vec<(clv::Laplace, &[HoldoutTuple])> = groups.iter().map(|g| (fit.laplace_at(&g.z).unwrap_or(clv::Laplace::exact(fit.params_at(&g.z))), &g.tuples[..])).collect();
+    let coverage = clv::coverage(&laplaces, h).map_err(|message| clv::ClvError::Fit { model: spec.model.as_str(), message })?;
     let report = HoldoutReport {
         days,
         calibration_end: cal_end,
@@ -92,7 +98,7 @@ pub(super) async fn holdout_stage(
     let tracking = match &spec.tracking {
         Some(tr) => {
             let daily = clv_sql::purchases_after(&s.ctx, spec, tr, cal_end, s.run_date).await?;
-            let points = clv::tracking(&tuples, &b, spec.time_unit.per_day(), days, &daily);
+            let points = clv::tracking(&params, spec.time_unit.per_day(), days, &daily);
             rows += publisher.stage_batch("clv_holdout_tracking", tracking_batch(&points), &["days".into()]).await?;
             Some(points)
         }
@@ -103,34 +109,34 @@ pub(super) async fn holdout_stage(
 }
 
 /// The holdout's tuples from a second session run as of the calibration end, joined to the
-/// run's summary on the driver by id (each customer its own tuple).
-async fn second_session_tuples(s: &Session, spec: &ClvSpec, cal_end: chrono::NaiveDate) -> Result<Vec<HoldoutTuple>, Error> {
+/// run's summary on the driver by id (each customer its own tuple), grouped by the
+/// customers' covariates as of the calibration end.
+async fn second_session_tuples(s: &Session, spec: &ClvSpec, cal_end: chrono::NaiveDate) -> Result<Vec<Group<HoldoutTuple>>, Error> {
     let full = load_summary(&s.ctx, spec).await?;
     let cal_session = open_with(&s.job, cal_end, &s.cli_params, Open::Again(s)).await?;
     let cal = load_summary(&cal_session.ctx, spec).await?;
     let index = id_index(&full.ids);
     let c = &cal.summary;
-    Ok((0..c.frequency.len())
-        .map(|i| {
+    Ok(clv::group((0..c.frequency.len()).map(|i| {
             // Everyone known at the calibration end is in the full summary; repeat purchase
             // periods after it are the difference of the two frequencies.
             let row = index.get(cal.ids.value(i)).copied();
-            HoldoutTuple {
+            let tuple = HoldoutTuple {
                 cal_frequency: c.frequency[i],
                 cal_recency: c.recency[i],
                 cal_tenure: c.tenure[i],
                 frequency: row.map_or(c.frequency[i], |j| full.summary.frequency[j]),
                 customers: 1,
-            }
-        })
-        .collect())
+            };
+            (cal.covariates[i].clone(), tuple)
+    })))
 }
 
 /// The customers known at `cal_end` as holdout tuples: `calibration` when the stage already
 /// has them (from the view's [`CALIBRATION_COLUMNS`] in the same scan as the session's fit, or
 /// from the backtest), else from the view computed again as of `cal_end`, joined to the
 /// session's summary by id.
-async fn holdout_tuples(s: &Session, spec: &ClvSpec, cal_end: chrono::NaiveDate, calibration: Option<Vec<HoldoutTuple>>) -> Result<Vec<HoldoutTuple>, Error> {
+async fn holdout_tuples(s: &Session, spec: &ClvSpec, cal_end: chrono::NaiveDate, calibration: Option<Vec<Group<HoldoutTuple>>>) -> Result<Vec<Group<HoldoutTuple>>, Error> {
     match calibration {
         Some(tuples) => {
             tracing::debug!(view = spec.view, "calibration summary from the view's cal_* columns");
@@ -153,10 +159,10 @@ pub(super) async fn backtest_stage(
     s: &Session,
     spec: &ClvSpec,
     days: u32,
-    first: Option<Vec<HoldoutTuple>>,
+    first: Option<Vec<Group<HoldoutTuple>>>,
     publisher: &mut Publisher,
     stages: &mut Stages,
-) -> Result<(PurchaseModel, SelectionReport, Option<Vec<HoldoutTuple>>), Error> {
+) -> Result<(PurchaseModel, SelectionReport, Option<Vec<Group<HoldoutTuple>>>), Error> {
     let t = Instant::now();
     let step = chrono::Days::new(days as u64);
     let horizon = days as f64 * spec.time_unit.per_day();
@@ -165,7 +171,8 @@ pub(super) async fn backtest_stage(
     for k in 1..=clv::BACKTEST_CUTOFFS {
         let Some(end) = s.run_date.checked_sub_days(chrono::Days::new(u64::from(k - 1) * days as u64)) else { break };
         let Some(cutoff) = end.checked_sub_days(step) else { break };
-        let tuples = if k == 1 {
+        // No covariates here (the job refuses them with "auto"): one group.
+        let groups = if k == 1 {
             holdout_tuples(s, spec, cutoff, first.take()).await?
         } else {
             let earlier = open_with(&s.job, end, &s.cli_params, Open::Again(s)).await?;
@@ -176,6 +183,7 @@ pub(super) async fn backtest_stage(
             };
             holdout_tuples(&earlier, spec, cutoff, calibration).await?
         };
+        let tuples: Vec<HoldoutTuple> = groups.into_iter().flat_map(|g| g.tuples).collect();
         // A cut-off before the first customer has nothing to score.
         if tuples.iter().any(|t| t.cal_frequency > 0.0) {
             folds.push(clv::Fold { cutoff, tuples, horizon });
@@ -205,5 +213,6 @@ pub(super) async fn backtest_stage(
         mean_mae: means.iter().map(|(m, mae, _)| (*m, *mae)).collect(),
     };
     let latest = s.run_date.checked_sub_days(step);
-    Ok((selection.chosen, report, folds.into_iter().find(|f| Some(f.cutoff) == latest).map(|f| f.tuples)))
+    let latest = folds.into_iter().find(|f| Some(f.cutoff) == latest).map(|f| vec![Group { z: Vec::new(), tuples: f.tuples }]);
+    Ok((selection.chosen, report, latest))
 }

@@ -16,13 +16,14 @@ use datafusion::dataframe::DataFrame;
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::context::SessionContext;
 use datafusion::functions::core::expr_fn::get_field;
+use datafusion::functions::math::expr_fn::exp;
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::{Expr, ExprFunctionExt, cast, col, ident, lit, when};
 
 use super::ids::id_array;
 use super::query::{collect, first_duplicate, for_each_batch, non_finite_count};
 use super::session::SUMMARY_COLUMNS;
-use crate::clv::{self, ClvSpec, GammaGammaParams, HoldoutTuple, PurchaseTuple, Summary};
+use crate::clv::{self, ClvSpec, GammaGammaParams, Group, HoldoutTuple, PurchaseTuple, Summary};
 use crate::error::Error;
 use crate::features::FeatureError;
 use crate::quality::quote;
@@ -38,8 +39,11 @@ const SAMPLE_SALT: &str = "segvalue/gamma-gamma";
 /// What the fits read from the summary view.
 pub(super) struct FitInput {
     pub(super) tuples: Vec<PurchaseTuple>,
+    /// Each tuple's covariates (`[clv] covariates`, in `CovariateSpec::columns` order; empty
+    /// without them): a tuple is customers sharing (x, t_x, T) and these.
+    pub(super) covariates: Vec<Vec<f64>>,
     /// The holdout's tuples, when the view has the `cal_*` columns and the job a holdout.
-    pub(super) holdout: Option<Vec<HoldoutTuple>>,
+    pub(super) holdout: Option<Vec<Group<HoldoutTuple>>>,
     /// Repeat buyers' frequency and monetary value, sorted, for Gamma-Gamma.
     pub(super) repeat_frequency: Vec<f64>,
     pub(super) repeat_monetary: Vec<f64>,
@@ -51,6 +55,21 @@ impl FitInput {
     pub(super) fn customers(&self) -> u64 {
         self.tuples.iter().map(|t| t.customers).sum()
     }
+
+    /// The tuples grouped by their covariates (one group without them).
+    pub(super) fn groups(&self) -> Vec<Group<PurchaseTuple>> {
+        clv::group(self.covariates.iter().cloned().zip(self.tuples.iter().copied()))
+    }
+}
+
+/// The covariates' short names in queries: z0, z1, …
+fn covariate_names(spec: &ClvSpec) -> Vec<String> {
+    (0..spec.covariates.columns().len()).map(|k| format!("z{k}")).collect()
+}
+
+/// ", z0, z1" for a select or group list; empty without covariates.
+fn covariate_list(spec: &ClvSpec) -> String {
+    covariate_names(spec).iter().map(|z| format!(", {z}")).collect()
 }
 
 /// The view's summary columns as DOUBLE under short names (x, tx, t, m; cx, ctx, ct).
@@ -61,6 +80,7 @@ fn summary_cte(spec: &ClvSpec, with_calibration: bool) -> String {
     if with_calibration {
         cols.extend(CALIBRATION_COLUMNS[..3].iter().zip(["cx", "ctx", "ct"]).map(|(c, s)| format!("CAST({} AS DOUBLE) AS {s}", quote(c))));
     }
+    cols.extend(spec.covariates.columns().iter().zip(covariate_names(spec)).map(|(c, z)| format!("CAST({} AS DOUBLE) AS {z}", quote(c))));
     format!("WITH s AS (SELECT {} FROM {})", cols.join(", "), quote(&spec.view))
 }
 
@@ -77,10 +97,11 @@ fn i64s(b: &RecordBatch, name: &str) -> Vec<i64> {
 /// checked by aggregates), the first duplicate id if any, and the Gamma-Gamma rows.
 pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibration: bool, fit_sample: u64) -> Result<FitInput, Error> {
     let (view, discrete) = (spec.view.as_str(), spec.model.discrete());
-    let group = if with_calibration { "GROUP BY GROUPING SETS ((x, tx, t), (cx, ctx, ct, x))" } else { "GROUP BY x, tx, t" };
+    let zs = covariate_list(spec);
+    let group = if with_calibration { format!("GROUP BY GROUPING SETS ((x, tx, t{zs}), (cx, ctx, ct, x{zs}))") } else { format!("GROUP BY x, tx, t{zs}") };
     let (cal_cols, set) = if with_calibration { ("cx, ctx, ct", "grouping(tx)") } else { ("NULL AS cx, NULL AS ctx, NULL AS ct", "0") };
     let sql = format!(
-        "{cte} SELECT CAST({set} AS BIGINT) AS holdout_set, x, tx, t, {cal_cols}, count(*) AS n, count(id) AS ids, count(m) AS m_n, \
+        "{cte} SELECT CAST({set} AS BIGINT) AS holdout_set, x, tx, t, {cal_cols}{zs}, count(*) AS n, count(id) AS ids, count(m) AS m_n, \
          min(m) AS m_min, max(m) AS m_max, {m_bad} AS m_bad \
          FROM s {group}",
         cte = summary_cte(spec, with_calibration),
@@ -90,23 +111,28 @@ pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibra
     let mut holdout = Vec::new();
     // Per summary column: NULL and non-finite rows; then rows breaking the models' rules.
     let (mut nulls, mut non_finite, mut null_ids, mut broken) = ([0i64; 4], [0i64; 4], 0i64, false);
+    let covariate_columns = spec.covariates.columns();
+    let (mut tuple_z, mut z_nulls, mut z_non_finite) = (Vec::new(), vec![0i64; covariate_columns.len()], vec![0i64; covariate_columns.len()]);
     // Batch by batch: at 100M orders there are millions of tuples, and the query's rows (a
     // dozen columns) would take several times what the tuples do.
     for_each_batch(ctx, view, &sql, |b| {
         let (set, n, ids, m_n, m_bad) = (i64s(b, "holdout_set"), i64s(b, "n"), i64s(b, "ids"), i64s(b, "m_n"), cast_i64(b.column_by_name("m_bad").expect("selected")));
         let (x, tx, t, cx, ctx_, ct, m_min, m_max) =
             (f64s(b, "x"), f64s(b, "tx"), f64s(b, "t"), cal(b, "cx"), cal(b, "ctx"), cal(b, "ct"), f64s(b, "m_min"), f64s(b, "m_max"));
+        let zs: Vec<Vec<Option<f64>>> = covariate_names(spec).iter().map(|z| f64s(b, z)).collect();
         for i in 0..b.num_rows() {
+            // The row's covariates; None when one is NULL or not finite (counted below).
+            let z: Option<Vec<f64>> = zs.iter().map(|c| c[i].filter(|v| v.is_finite())).collect();
             if set[i] == 1 {
                 // The holdout set: customers known at the calibration end (NULL cal_* for the
                 // others), their calibration summary held to the same rules.
-                if let (Some(cf), Some(cr), Some(ct), Some(f)) = (cx[i], ctx_[i], ct[i], x[i]) {
+                if let (Some(cf), Some(cr), Some(ct), Some(f), Some(z)) = (cx[i], ctx_[i], ct[i], x[i], z) {
                     let s = Summary { frequency: vec![cf], recency: vec![cr], tenure: vec![ct], monetary_value: vec![f64::from(cf > 0.0)] };
                     if let Err(clv::ClvError::Input(msg)) = s.check(discrete, &|_| "?".into()) {
                         let msg = msg.replacen("customer '?'", "a customer's calibration summary", 1);
                         return Err(clv::ClvError::Input(format!("view '{view}': {msg}")).into());
                     }
-                    holdout.push(HoldoutTuple { cal_frequency: cf, cal_recency: cr, cal_tenure: ct, frequency: f, customers: n[i] as u64 });
+                    holdout.push((z, HoldoutTuple { cal_frequency: cf, cal_recency: cr, cal_tenure: ct, frequency: f, customers: n[i] as u64 }));
                 }
                 continue;
             }
@@ -120,12 +146,20 @@ pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibra
             }
             nulls[3] += n[i] - m_n[i];
             non_finite[3] += m_bad[i];
-            let (Some(x), Some(tx), Some(t)) = (x[i], tx[i], t[i]) else { continue };
+            for (k, c) in zs.iter().enumerate() {
+                match c[i] {
+                    None => z_nulls[k] += n[i],
+                    Some(v) if !v.is_finite() => z_non_finite[k] += n[i],
+                    Some(_) => {}
+                }
+            }
+            let (Some(x), Some(tx), Some(t), Some(z)) = (x[i], tx[i], t[i], z) else { continue };
             // Each group's extreme monetary values stand for its rows in the rules' check.
             let extremes = [m_min[i], m_max[i]].map(|m| m.unwrap_or(0.0));
             let s = Summary { frequency: vec![x; 2], recency: vec![tx; 2], tenure: vec![t; 2], monetary_value: extremes.to_vec() };
             broken |= s.check(discrete, &|_| String::new()).is_err();
             tuples.push(PurchaseTuple { frequency: x, recency: tx, tenure: t, customers: n[i] as u64 });
+            tuple_z.push(z);
         }
         Ok(())
     })
@@ -140,6 +174,12 @@ pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibra
     if null_ids > 0 {
         return Err(FeatureError::Nulls { view: view.to_string(), column: spec.id.clone(), count: null_ids as usize }.into());
     }
+    if let Some(k) = z_non_finite.iter().position(|&c| c > 0) {
+        return Err(FeatureError::NonFinite { view: view.to_string(), column: covariate_columns[k].clone(), count: z_non_finite[k] as usize }.into());
+    }
+    if let Some(k) = z_nulls.iter().position(|&c| c > 0) {
+        return Err(FeatureError::Nulls { view: view.to_string(), column: covariate_columns[k].clone(), count: z_nulls[k] as usize }.into());
+    }
     first_duplicate(ctx, view, view, &spec.id).await?;
     if let Some(j) = nulls.iter().position(|&c| c > 0) {
         return Err(FeatureError::Nulls { view: view.to_string(), column: SUMMARY_COLUMNS[j].to_string(), count: nulls[j] as usize }.into());
@@ -149,7 +189,7 @@ pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibra
     }
     let repeat_buyers: u64 = tuples.iter().filter(|t| t.frequency > 0.0).map(|t| t.customers).sum();
     let (repeat_frequency, repeat_monetary) = repeat_rows(ctx, spec, repeat_buyers, fit_sample).await?;
-    Ok(FitInput { tuples, holdout: with_calibration.then_some(holdout), repeat_frequency, repeat_monetary, repeat_buyers })
+    Ok(FitInput { tuples, covariates: tuple_z, holdout: with_calibration.then_some(clv::group(holdout)), repeat_frequency, repeat_monetary, repeat_buyers })
 }
 
 /// `[clv] tracking`: the repeat purchase days in (`cal_end`, `end`] of the customers whose
@@ -248,21 +288,25 @@ pub(super) struct Scoring {
     pub(super) bgnbd: clv::PurchaseParams,
     /// The purchase model's Laplace covariance (of its log-parameters), for the intervals.
     pub(super) covariance: [[f64; 4]; 4],
+    /// The covariates' effects, when the model has covariates: `bgnbd` and `covariance` are
+    /// then a customer's whose covariates are all 0, and each customer's come from theirs.
+    pub(super) effects: Option<clv::Effects>,
     pub(super) gamma_gamma: GammaGammaParams,
     /// `clv_simple`'s lifetime, in the model's time unit.
     pub(super) lifetime_periods: f64,
 }
 
 /// `customer_clv` as a plan over the summary view: the summary columns as DOUBLE, the model
-/// functions' predictions with the parameters as literals and `clv_simple` ([`with_decile`]
+/// functions' predictions with the parameters as literals (with covariates, expressions of
+/// them: [`Scoring::params`]) and `clv_simple` ([`with_decile`]
 /// adds the CLV decile, [`with_intervals`] the 80 % intervals). Each value is the driver formulas'
 /// to the bit (`functions` calls them).
 pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Scoring) -> datafusion::error::Result<DataFrame> {
     let udf = |name: &str, args: Vec<Expr>| -> datafusion::error::Result<Expr> { Ok(ctx.udf(name)?.call(args)) };
     // The purchase model's functions: `bgnbd_p_alive`, `pareto_nbd_p_alive`, …
     let model = |function: &str| format!("{}_{function}", m.bgnbd.model().as_str());
-    let (b, g) = (m.bgnbd, m.gamma_gamma);
-    let bgnbd = || b.values().map(lit).to_vec();
+    let g = m.gamma_gamma;
+    let bgnbd = || m.params();
     let gg = || vec![lit(g.p), lit(g.q), lit(g.gamma)];
     let (x, tx, t, mv) = (col("frequency"), col("recency"), col("tenure"), col("monetary_value"));
     let per_month = spec.time_unit.per_month();
@@ -282,7 +326,9 @@ pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Sc
     let rate = when(t.clone().gt(lit(0.0)), x.clone() / t.clone()).otherwise(lit(0.0))?;
     let mut columns = vec![ident(&spec.id)];
     columns.extend(SUMMARY_COLUMNS.iter().map(|c| cast(ident(*c), DataType::Float64).alias(*c)));
-    let df = df.select(columns)?.select(vec![
+    let covariates = spec.covariates.columns();
+    columns.extend(covariates.iter().enumerate().map(|(k, c)| cast(ident(c), DataType::Float64).alias(z_name(k))));
+    let mut scored = vec![
         ident(&spec.id),
         x.clone(),
         tx.clone(),
@@ -293,8 +339,68 @@ pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Sc
         udf("gamma_gamma_expected_value", with(gg(), &[&x, &mv]))?.alias("expected_avg_value"),
         udf(&model("gg_clv"), clv_args)?.alias("clv"),
         (aov * rate * lit(m.lifetime_periods) * lit(spec.margin)).alias("clv_simple"),
-    ])?;
-    Ok(df)
+    ];
+    // Carried to the intervals' per-customer covariance; [`published`] drops them.
+    scored.extend((0..covariates.len()).map(z));
+    df.select(columns)?.select(scored)
+}
+
+/// The plan's name for covariate `k`: hidden from the published table ([`published`]).
+fn z_name(k: usize) -> String {
+    format!("__z{k}")
+}
+
+fn z(k: usize) -> Expr {
+    col(z_name(k))
+}
+
+/// `customer_clv` as published: without the covariates the plan carries.
+pub(super) fn published(df: DataFrame) -> datafusion::error::Result<DataFrame> {
+    let columns: Vec<Expr> = df.schema().fields().iter().filter(|f| !f.name().starts_with("__z")).map(|f| ident(f.name())).collect();
+    df.select(columns)
+}
+
+impl Scoring {
+    /// The purchase model's parameters as the functions take them: literals, or with
+    /// covariates each customer's θ_i = θ · exp(Σ sign · γ · z) (`clv::Effects::params_at`).
+    fn params(&self) -> Vec<Expr> {
+        let values = self.bgnbd.values();
+        (0..4)
+            .map(|j| {
+                let shift = self.effects.iter().flat_map(|e| &e.coefficients).filter(|c| c.parameter == j).map(|c| lit(c.sign * c.value) * z(c.column)).reduce(|a, b| a + b);
+                match shift {
+                    Some(shift) => lit(values[j]) * exp(shift),
+                    None => lit(values[j]),
+                }
+            })
+            .collect()
+    }
+
+    /// The upper triangle of each customer's log-parameter covariance, row by row: literals,
+    /// or with covariates M Σ Mᵀ as a polynomial in the covariates (`clv::Effects::laplace_at`).
+    fn covariance(&self) -> Vec<Expr> {
+        let upper = (0..4).flat_map(|i| (i..4).map(move |j| (i, j)));
+        let Some((e, full)) = self.effects.as_ref().and_then(|e| Some((e, e.covariance.as_ref()?))) else {
+            return upper.map(|(i, j)| lit(self.covariance[i][j])).collect();
+        };
+        // (coefficient index, sign · z) of those shifting parameter j.
+        let on = |j: usize| e.coefficients.iter().enumerate().filter(move |(_, c)| c.parameter == j).map(|(k, c)| (4 + k, c.sign, z(c.column)));
+        upper
+            .map(|(i, j)| {
+                let mut sum = lit(full[[i, j]]);
+                for (k, sign, zk) in on(j) {
+                    sum = sum + lit(sign * full[[i, k]]) * zk;
+                }
+                for (k, sign, zk) in on(i) {
+                    sum = sum + lit(sign * full[[k, j]]) * zk.clone();
+                    for (l, sign_l, zl) in on(j) {
+                        sum = sum + lit(sign * sign_l * full[[k, l]]) * zk.clone() * zl;
+                    }
+                }
+                sum
+            })
+            .collect()
+    }
 }
 
 /// [`scored`] with `clv_decile`: 1 + ⌊10 · rank / customers⌋, rank from 0 by CLV then id.
@@ -314,8 +420,8 @@ pub(super) fn with_decile(df: DataFrame, id: &str, customers: u64) -> datafusion
 pub(super) fn with_intervals(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Scoring) -> datafusion::error::Result<DataFrame> {
     let (x, tx, t) = (col("frequency"), col("recency"), col("tenure"));
     // The parameters, the covariance's upper triangle, the horizon, the customer.
-    let mut args: Vec<Expr> = m.bgnbd.values().map(lit).to_vec();
-    args.extend((0..4).flat_map(|i| (i..4).map(move |j| (i, j))).map(|(i, j)| lit(m.covariance[i][j])));
+    let mut args: Vec<Expr> = m.params();
+    args.extend(m.covariance());
     args.extend([lit(spec.horizon_months as f64 * spec.time_unit.per_month()), x, tx, t]);
     let interval = ctx.udf(&format!("{}_purchases_interval", m.bgnbd.model().as_str()))?.call(args);
     let columns = |df: &DataFrame| -> Vec<Expr> { df.schema().fields().iter().filter(|f| f.name() != "__interval").map(|f| ident(f.name())).collect() };

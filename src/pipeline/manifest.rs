@@ -64,11 +64,11 @@ pub struct SelectionReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelReport {
-    pub params: BTreeMap<&'static str, f64>,
+    pub params: BTreeMap<String, f64>,
     /// The purchase model's standard errors (Laplace approximation, delta method); absent for
     /// Gamma-Gamma and when the Hessian at the fit is not positive definite.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub std_errors: Option<BTreeMap<&'static str, f64>>,
+    pub std_errors: Option<BTreeMap<String, f64>>,
     pub log_likelihood: f64,
     pub iterations: u64,
     /// Customers the model was fitted on.

@@ -161,11 +161,16 @@ pub(super) fn report_data(
     }
     if let Some(c) = &m.clv {
         // In the models' own order (as `clv_model` lists them), not the manifest's sorted keys.
-        let params = |p: &std::collections::BTreeMap<&'static str, f64>, order: &[&str]| {
-            order.iter().filter_map(|k| p.get(k).map(|v| format!("{k} = {v:.4}"))).collect::<Vec<_>>().join(", ")
+        let params = |p: &std::collections::BTreeMap<String, f64>, order: &[&str]| {
+            order.iter().filter_map(|k| p.get(*k).map(|v| format!("{k} = {v:.4}"))).collect::<Vec<_>>().join(", ")
         };
         let model = c.model.parse::<clv::PurchaseModel>().unwrap_or_default();
         key.push((model.title().into(), format!("{} (log-likelihood {:.1})", params(&c.bgnbd.params, &model.parameters()), c.bgnbd.log_likelihood)));
+        // Covariates' coefficients: every purchase-model key that is not a parameter.
+        let effects: Vec<String> = c.bgnbd.params.iter().filter(|(k, _)| !model.parameters().contains(&k.as_str())).map(|(k, v)| format!("{k} = {v:.4}")).collect();
+        if !effects.is_empty() {
+            key.push(("covariate effects".into(), effects.join(", ")));
+        }
         key.push(("Gamma-Gamma".into(), format!("{} (log-likelihood {:.1})", params(&c.gamma_gamma.params, &["p", "q", "gamma"]), c.gamma_gamma.log_likelihood)));
         if let Some(sel) = &c.selection {
             let maes: Vec<String> = sel.mean_mae.iter().map(|(m, v)| format!("{m} {v:.4}")).collect();

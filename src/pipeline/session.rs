@@ -138,7 +138,9 @@ pub(super) async fn open_with(job: &Job, run_date: NaiveDate, cli_params: &[(Str
     }
     if let Some(c) = &job.clv {
         let v = views::find_for_job(&views, &c.view, &job.path, "clv.view")?;
-        features::check_columns(&c.view, &v.schema, &c.id, &SUMMARY_COLUMNS.map(String::from), &[])?;
+        let mut numeric: Vec<String> = SUMMARY_COLUMNS.map(String::from).into();
+        numeric.extend(c.covariates.columns());
+        features::check_columns(&c.view, &v.schema, &c.id, &numeric, &[])?;
     }
     Ok(Session {
         job: job.clone(),

@@ -174,14 +174,25 @@ pub(super) fn clv_model_batch(r: &ClvModels) -> RecordBatch {
         Some(l) => (l.std_errors().map(Some), l.covariance.map(|row| row.map(Some))),
         None => ([None; 4], [[None; 4]; 4]),
     };
-    let mut rows: Vec<(&str, &str, f64, f64, usize, u64, Option<f64>, [Option<f64>; 4])> = b
+    let fit = &r.bgnbd;
+    let mut rows: Vec<(&str, String, f64, f64, usize, u64, Option<f64>, [Option<f64>; 4])> = b
         .named()
         .into_iter()
         .enumerate()
-        .map(|(i, (name, v))| (m, name, v, r.bgnbd.log_likelihood, r.bgnbd.customers, r.bgnbd.iterations, std_errors[i], covariance[i]))
+        .map(|(i, (name, v))| (m, name.to_string(), v, fit.log_likelihood, fit.customers, fit.iterations, std_errors[i], covariance[i]))
         .collect();
+    // With covariates, a row per coefficient: its value, standard error and covariance with
+    // the log-parameters (the coefficients' own covariances are in the saved model).
+    if let Some(e) = &r.effects {
+        let joint = e.covariance.as_ref();
+        rows.extend(e.coefficients.iter().enumerate().map(|(k, c)| {
+            let se = joint.map(|j| j[[4 + k, 4 + k]].max(0.0).sqrt());
+            let cov: [Option<f64>; 4] = std::array::from_fn(|i| joint.map(|j| j[[4 + k, i]]));
+            (m, c.name.clone(), c.value, fit.log_likelihood, fit.customers, fit.iterations, se, cov)
+        }));
+    }
     let gg = &r.gamma_gamma;
-    rows.extend([("p", g.p), ("q", g.q), ("gamma", g.gamma)].map(|(name, v)| ("gamma_gamma", name, v, gg.log_likelihood, gg.customers, gg.iterations, None, [None; 4])));
+    rows.extend([("p", g.p), ("q", g.q), ("gamma", g.gamma)].map(|(name, v)| ("gamma_gamma", name.to_string(), v, gg.log_likelihood, gg.customers, gg.iterations, None, [None; 4])));
     let mut fields = vec![
         Field::new("model", DataType::Utf8, false),
         Field::new("parameter", DataType::Utf8, false),
@@ -195,7 +206,7 @@ pub(super) fn clv_model_batch(r: &ClvModels) -> RecordBatch {
     ];
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1.as_str()))),
         f64_col(rows.iter().map(|r| r.2)),
         f64_col(rows.iter().map(|r| r.3)),
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.4 as i64))),

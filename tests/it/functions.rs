@@ -46,6 +46,7 @@ fn default_spec() -> ClvSpec {
         auto: false,
         tracking: None,
         intervals: true,
+        covariates: Default::default(),
     }
 }
 

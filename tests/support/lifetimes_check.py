@@ -21,6 +21,15 @@ Usage:
       Without orders lifetimes fits segvalue's published summary columns; with them lifetimes
       builds its own summary from the orders (summary_data_from_transaction_data, ending at
       END_DATE, in UNIT) and the summary columns are compared as well.
+  lifetimes_check.py covariates CUSTOMER_CLV_DIR CUSTOMERS_DIR HORIZON
+      BG/NBD with covariates, on lifetimes' own likelihood (BetaGeoFitter._negative_log_likelihood,
+      which broadcasts over per-customer parameter arrays) and its autograd gradient: the
+      covariates are 1 for acquisition_channel paid_search and referral (CUSTOMERS_DIR's
+      customers table), shifting alpha_i = alpha exp(-g z), a_i = a exp(g_a z), b_i = b exp(g_b z)
+      (PyMC-Marketing's BetaGeoModel). Fitted by scipy's BFGS from alpha = a = b = r = 1 and
+      every coefficient 0 on the published summary columns; prints JSON: the parameters named as
+      clv_model names them, and the largest relative difference of the published P(alive) and
+      expected purchases over HORIZON to lifetimes' at each customer's parameters.
 """
 import contextlib
 import json
@@ -235,12 +244,70 @@ def compare(model, published, unit, horizon_months, discount, margin, penalizer,
     print(json.dumps(out))
 
 
+COVARIATES = ("paid_search", "referral")
+
+
+def covariates(published, customers, horizon):
+    from autograd import numpy as anp
+    from autograd import value_and_grad
+
+    pub = ds.dataset(published, format="parquet", partitioning="hive").to_table().to_pandas()
+    cust = ds.dataset(customers, format="parquet").to_table(columns=["customer_id", "acquisition_channel"]).to_pandas()
+    pub = pub.merge(cust, on="customer_id", how="left").sort_values("customer_id")
+    for c in COVARIATES:
+        pub[c] = (pub["acquisition_channel"] == c).astype(float)
+    g = pub.groupby(["frequency", "recency", "tenure", *COVARIATES]).size().reset_index(name="n")
+    x, tx, t, w = (g[c].to_numpy() for c in ("frequency", "recency", "tenure", "n"))
+    z = g[list(COVARIATES)].to_numpy()
+    w = w.astype(float)
+
+    def per_customer(phi, z):
+        # phi: ln r, ln alpha, ln a, ln b, then per covariate the alpha, a, b coefficients.
+        k = len(COVARIATES)
+        gp, ga, gb = phi[4:4 + k], phi[4 + k:4 + 2 * k], phi[4 + 2 * k:4 + 3 * k]
+        ones = anp.ones(len(z))
+        return anp.stack([phi[0] * ones, phi[1] - anp.dot(z, gp), phi[2] + anp.dot(z, ga), phi[3] + anp.dot(z, gb)])
+
+    def nll(phi):
+        return BetaGeoFitter._negative_log_likelihood(per_customer(phi, z), x, tx, t, w, 0.0)[0]
+
+    f = value_and_grad(nll)
+    phi = np.zeros(4 + 3 * len(COVARIATES))
+    for tol in (1e-7, 1e-9, 1e-10):
+        r = scipy.optimize.minimize(f, phi, jac=True, method="BFGS", options={"gtol": tol, "maxiter": 5000})
+        phi = r.x
+    names = ["r", "alpha", "a", "b"]
+    params = {n: float(np.exp(v)) for n, v in zip(names, phi[:4])}
+    k = len(COVARIATES)
+    for j, rate in enumerate(("purchase_coefficient_alpha", "dropout_coefficient_a", "dropout_coefficient_b")):
+        for i, c in enumerate(COVARIATES):
+            params[f"{rate}[{c}]"] = float(phi[4 + j * k + i])
+    # Each customer's predictions at their own parameters, by lifetimes' formulas.
+    zc = pub[list(COVARIATES)].to_numpy()
+    theta = np.exp(np.asarray(per_customer(phi, zc)))
+    px, ptx, pt = (pub[c].to_numpy() for c in ("frequency", "recency", "tenure"))
+    ids = pub["customer_id"].to_numpy()
+    theirs = {"p_alive": np.empty(len(pub)), "expected_purchases": np.empty(len(pub))}
+    for key in np.unique(zc, axis=0):
+        rows = np.all(zc == key, axis=1)
+        bgf = BetaGeoFitter()
+        bgf.params_ = pd.Series(theta[:, rows][:, 0], index=names)
+        theirs["p_alive"][rows] = bgf.conditional_probability_alive(px[rows], ptx[rows], pt[rows])
+        theirs["expected_purchases"][rows] = bgf.conditional_expected_number_of_purchases_up_to_time(horizon, px[rows], ptx[rows], pt[rows])
+    out = {"customers": len(pub), "converged": bool(r.success), "params": params,
+           "predictions": {c: worst(pub[c].to_numpy(), v, ids) for c, v in theirs.items()}}
+    print(json.dumps(out))
+
+
 if __name__ == "__main__":
     cmd, *args = sys.argv[1:]
     if cmd == "cdnow-orders":
         cdnow_orders(*args)
     elif cmd == "periods-summary":
         periods_summary(*args)
+    elif cmd == "covariates":
+        published, customers, horizon = args
+        covariates(published, customers, float(horizon))
     else:
         model, published, unit, h, disc, margin, pen, *rest = args
         compare(model, published, unit, int(h), float(disc), float(margin), float(pen), *rest)
