@@ -206,6 +206,23 @@ fn every_table_on_a_ballista_cluster_equals_the_embedded_engine_on_dirty_multi_f
     assert_eq!(m["engine"], serde_json::json!(cluster.engine()), "the manifest names the engine the run used");
 }
 
+/// With covariates, each customer's parameters and covariance are expressions of their
+/// covariates that the executors evaluate with the model functions: every table equals the
+/// embedded engine's.
+#[test]
+fn covariates_on_a_ballista_cluster_equal_the_embedded_engine() {
+    let data = tempfile::tempdir().unwrap();
+    let j = crate::clv::covariate_job(data.path(), 20_000);
+    let (local, dist) = (j.dir.path().join("local"), j.dir.path().join("ballista"));
+    segvalue_ok(&run_args(&j.job(), local.to_str().unwrap(), "local"));
+    let mut cluster = Cluster::start(2);
+    segvalue_ok(&run_args(&j.job(), dist.to_str().unwrap(), &cluster.engine()));
+    cluster.assert_alive();
+    let m = manifest(&dist, DATE);
+    assert!(m["clv"]["bgnbd"]["params"]["purchase_coefficient_alpha[paid_search]"].as_f64().unwrap() > 0.3, "{}", m["clv"]["bgnbd"]);
+    assert_same_tables(&local, &dist, DATE, "covariates: ballista cluster vs embedded engine");
+}
+
 /// A run whose cluster lost a process either completed with the embedded engine's tables or
 /// failed with exit 1, one error line (returned) and nothing published; it never hangs.
 fn assert_completed_or_failed_cleanly(mut run: Child, cluster: &Cluster, err_log: &Path, out: &Path, what: &str) -> Option<String> {

@@ -180,6 +180,22 @@ fn clv_recovers_the_generator_parameters_and_publishes_its_tables() {
     assert!(bad[0][1].as_f64().unwrap() < 1e-6, "{bad:?}");
 }
 
+/// `customers` generated customers whose acquisition channel shifts their rates (`generate
+/// --population covariates`, into `data`), and a CLV job whose summary view adds the channel
+/// as the covariates `paid_search` and `referral` (1 or 0).
+pub fn covariate_job(data: &Path, customers: usize) -> JobDir {
+    segvalue_ok(&["generate", "--out", data.to_str().unwrap(), "--customers", &customers.to_string(), "--seed", "5", "--population", "covariates"]);
+    let job = CLV_JOB.replace("view = \"customer_summary\"", "view = \"customer_summary_cov\"\ncovariates = [\"paid_search\", \"referral\"]");
+    let j = JobDir::retail_at(&data.display().to_string(), &format!("{job}\n[output]\nroot = \"out\"\n"));
+    j.write_view(
+        "customer_summary_cov.sql",
+        "SELECT s.*, CAST(c.acquisition_channel = 'paid_search' AS DOUBLE) AS paid_search, \
+                CAST(c.acquisition_channel = 'referral' AS DOUBLE) AS referral \
+         FROM customer_summary s JOIN customers c ON c.customer_id = s.customer_id",
+    );
+    j
+}
+
 /// Issue #23 part 4, static covariates: 100,000 customers whose acquisition channel shifts
 /// BG/NBD's α, a and b by known coefficients (`generate --population covariates`). The fit
 /// recovers every coefficient (within 3.5 standard errors and 10 %), equals lifetimes' own likelihood
@@ -189,15 +205,7 @@ fn clv_recovers_the_generator_parameters_and_publishes_its_tables() {
 #[test]
 fn covariates_recover_the_generators_effects_and_equal_lifetimes_likelihood() {
     let data = tempfile::tempdir().unwrap();
-    segvalue_ok(&["generate", "--out", data.path().to_str().unwrap(), "--customers", "100000", "--seed", "5", "--population", "covariates"]);
-    let job = CLV_JOB.replace("view = \"customer_summary\"", "view = \"customer_summary_cov\"\ncovariates = [\"paid_search\", \"referral\"]");
-    let j = JobDir::retail_at(&data.path().display().to_string(), &format!("{job}\n[output]\nroot = \"out\"\n"));
-    j.write_view(
-        "customer_summary_cov.sql",
-        "SELECT s.*, CAST(c.acquisition_channel = 'paid_search' AS DOUBLE) AS paid_search, \
-                CAST(c.acquisition_channel = 'referral' AS DOUBLE) AS referral \
-         FROM customer_summary s JOIN customers c ON c.customer_id = s.customer_id",
-    );
+    let j = covariate_job(data.path(), 100_000);
     segvalue_ok(&["run", &j.job(), "--run-date", "2025-12-31"]);
     let out = j.out();
     let rows = duckdb(&format!("SELECT parameter, value, std_error FROM read_parquet('{}') WHERE model = 'bgnbd'", partition_glob(&out, "clv_model", "2025-12-31")));
@@ -269,6 +277,32 @@ fn covariates_recover_the_generators_effects_and_equal_lifetimes_likelihood() {
     std::fs::write(j.dir.path().join("job.toml"), toml).unwrap();
     let err = fails(&["run", &j.job(), "--run-date", "2026-01-01"], 2);
     assert!(err.contains("it has the covariate coefficient dropout_coefficient_a[paid_search], which the job's covariates do not"), "{err}");
+}
+
+/// A covariate the view lacks, one that is not a number, and one with NULLs: each one line
+/// naming the view and the column, and nothing published.
+#[test]
+fn bad_covariates_name_the_view_and_column() {
+    let data = tempfile::tempdir().unwrap();
+    let j = covariate_job(data.path(), 2_000);
+    let cases = [
+        ("covariates = [\"paid_search\", \"channel\"]", "SELECT s.*, 1.0 AS paid_search FROM customer_summary s", 2, "view 'customer_summary_cov': no column 'channel'"),
+        ("covariates = [\"paid_search\"]", "SELECT s.*, 'yes' AS paid_search FROM customer_summary s", 2, "view 'customer_summary_cov': feature column 'paid_search' has type Utf8, expected a number"),
+        (
+            "covariates = [\"paid_search\"]",
+            "SELECT s.*, CASE WHEN s.frequency > 0 THEN 1.0 END AS paid_search FROM customer_summary s",
+            1,
+            "view 'customer_summary_cov': column 'paid_search' has",
+        ),
+    ];
+    let job = std::fs::read_to_string(j.job()).unwrap();
+    for (covariates, view, code, message) in cases {
+        std::fs::write(j.dir.path().join("job.toml"), job.replace("covariates = [\"paid_search\", \"referral\"]", covariates)).unwrap();
+        j.write_view("customer_summary_cov.sql", view);
+        let err = fails(&["run", &j.job(), "--run-date", "2025-12-31"], code);
+        assert!(err.contains(message), "{covariates}: {err}");
+        assert!(!j.out().join("customer_clv").exists(), "{covariates}: published");
+    }
 }
 
 /// The segment summary joins each customer's CLV: read back from the staged `customer_clv`,
