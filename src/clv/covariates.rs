@@ -183,11 +183,12 @@ pub fn fit_groups(groups: &[Group<PurchaseTuple>], model: PurchaseModel, coeffic
         }
     }
     let data: Vec<(Vec<f64>, Sufficient)> = groups.iter().map(|g| (g.z.clone(), Sufficient::from_tuples(&g.tuples))).collect();
-    let (fitted, fallback) = fitting::with_fallback(penalizer, |p| fit_with(&data, model, &coefficients, p))?;
+    let (fitted, fallback) = fitting::with_fallback(penalizer, |p| fit_with(&data, model, &coefficients, p, true))?;
     Ok(CovariateFit { fit: PurchaseFit { fallback, ..fitted.fit }, effects: fitted.effects })
 }
 
-fn fit_with(data: &[(Vec<f64>, Sufficient)], model: PurchaseModel, coefficients: &[Coefficient], penalizer: f64) -> Result<CovariateFit, ClvError> {
+/// The fit, optionally without the subsample warm start (a test compares the two).
+fn fit_with(data: &[(Vec<f64>, Sufficient)], model: PurchaseModel, coefficients: &[Coefficient], penalizer: f64, warm: bool) -> Result<CovariateFit, ClvError> {
     if !data.iter().any(|(_, d)| d.rows.iter().any(|r| d.xs[r.0 as usize] > 0.0)) {
         return Err(ClvError::Input(format!("{} needs at least one customer with a repeat purchase", model.title())));
     }
@@ -201,7 +202,7 @@ fn fit_with(data: &[(Vec<f64>, Sufficient)], model: PurchaseModel, coefficients:
     // Σ over groups of ln L at each group's parameters, with its gradient in (ln θ, γ):
     // ∂/∂ ln θ_j sums θ_gj ∂ln L_g/∂θ_gj, and ∂/∂γ_k adds sign_k z_gk times the same for the
     // parameter γ_k shifts.
-    let log_likelihood = |phi: &[f64], scale: f64| -> (f64, Vec<f64>) {
+    let log_likelihood = |data: &[(Vec<f64>, Sufficient)], phi: &[f64], scale: f64| -> (f64, Vec<f64>) {
         let base = PurchaseParams::new(model, std::array::from_fn(|j| phi[j].exp()));
         let e = effects(phi);
         let per_group: Vec<(f64, [f64; 4])> = data
@@ -227,8 +228,9 @@ fn fit_with(data: &[(Vec<f64>, Sufficient)], model: PurchaseModel, coefficients:
         (ll, grad)
     };
     // The mean negative log-likelihood plus penalizer · (Σ θ² + Σ γ²), as without covariates.
-    let objective = |phi: &[f64]| -> (f64, Vec<f64>) {
-        let (ll, g) = log_likelihood(phi, scale);
+    let objective = |data: &[(Vec<f64>, Sufficient)], phi: &[f64]| -> (f64, Vec<f64>) {
+        let (ll, g) = log_likelihood(data, phi, scale);
+        let total: f64 = data.iter().map(|(_, d)| d.total).sum();
         let mut value = -ll / total;
         let grad = phi
             .iter()
@@ -242,7 +244,18 @@ fn fit_with(data: &[(Vec<f64>, Sufficient)], model: PurchaseModel, coefficients:
         (value, grad)
     };
     let dim = 4 + coefficients.len();
-    let (phi, iterations) = fitting::minimize_polished(model.as_str(), &objective, fitting::Start::cold(dim))?;
+    // As without covariates: above a few hundred thousand customers, start from the optimum
+    // of every k-th customer of each group, preconditioned with its Hessian (51 iterations
+    // from the cold start at 845k buyers, BENCHMARKS.md).
+    let start = match fitting::warm_start_step(total as usize).filter(|_| warm) {
+        Some(k) => {
+            let sub: Vec<(Vec<f64>, Sufficient)> = data.iter().map(|(z, d)| (z.clone(), d.every(k))).filter(|(_, d)| d.total > 0.0).collect();
+            fitting::warm_start(|phi| objective(&sub, phi), dim)
+        }
+        None => fitting::Start::cold(dim),
+    };
+    let objective = |phi: &[f64]| objective(data, phi);
+    let (phi, iterations) = fitting::minimize_polished(model.as_str(), &objective, start)?;
     let base_scaled = PurchaseParams::new(model, std::array::from_fn(|j| phi[j].exp()));
     fitting::check_degenerate(model.as_str(), &base_scaled.named())?;
     // exp(±20) is a factor of 5e8 between customers: no interior optimum along that covariate.
@@ -269,7 +282,7 @@ fn fit_with(data: &[(Vec<f64>, Sufficient)], model: PurchaseModel, coefficients:
     let fit = PurchaseFit {
         params: base,
         covariance: base_block,
-        log_likelihood: log_likelihood(&unscaled_phi, 1.0).0,
+        log_likelihood: log_likelihood(data, &unscaled_phi, 1.0).0,
         iterations,
         customers: total as usize,
         unique_tuples: data.iter().map(|(_, d)| d.rows.len()).sum(),
@@ -323,7 +336,7 @@ mod tests {
         let groups = simulate(2_000, [0.9, 6.0, 0.6, 3.0], [0.5, -0.3], [0.4, 0.0], [-0.2, 0.3]);
         let coefficients = coefficients(PurchaseModel::BgNbd, &spec()).unwrap();
         let data: Vec<(Vec<f64>, Sufficient)> = groups.iter().map(|g| (g.z.clone(), Sufficient::from_tuples(&g.tuples))).collect();
-        let CovariateFit { fit, effects } = fit_with(&data, PurchaseModel::BgNbd, &coefficients, 0.0).unwrap();
+        let CovariateFit { fit, effects } = fit_with(&data, PurchaseModel::BgNbd, &coefficients, 0.0, true).unwrap();
         let e = effects.unwrap();
         // ln L by summing the base model's per group at θ_i, against the analytic
         // gradient's direction: the optimum has a zero gradient, so the likelihood falls
@@ -422,6 +435,25 @@ mod tests {
             for ((c, want), se) in e.coefficients.iter().zip(truth).zip(&se) {
                 assert!((c.value - want).abs() < 3.5 * se && *se < 0.2, "{model:?} {}: {} ± {se} vs {want}", c.name, c.value);
             }
+        }
+    }
+
+    #[test]
+    fn warm_start_reaches_the_same_optimum() {
+        // Above 4 × 50,000 customers the fit starts from a subsample's optimum.
+        let groups = simulate(250_000, [0.9, 6.0, 0.6, 3.0], [0.5, -0.3], [0.4, 0.0], [-0.2, 0.3]);
+        let data: Vec<(Vec<f64>, Sufficient)> = groups.iter().map(|g| (g.z.clone(), Sufficient::from_tuples(&g.tuples))).collect();
+        let coefficients = coefficients(PurchaseModel::BgNbd, &spec()).unwrap();
+        let values = |warm| {
+            let f = fit_with(&data, PurchaseModel::BgNbd, &coefficients, 0.0, warm).unwrap();
+            let mut v = f.fit.params.values().to_vec();
+            v.extend(f.effects.unwrap().coefficients.iter().map(|c| c.value));
+            (v, f.fit.iterations)
+        };
+        let ((warm, warm_iterations), (cold, cold_iterations)) = (values(true), values(false));
+        assert!(warm_iterations < cold_iterations, "warm {warm_iterations}, cold {cold_iterations}");
+        for (w, c) in warm.iter().zip(&cold) {
+            assert!((w - c).abs() < 1e-6 * c.abs().max(1.0), "warm {warm:?} vs cold {cold:?}");
         }
     }
 

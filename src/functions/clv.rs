@@ -266,6 +266,22 @@ impl Ids<'_> {
     }
 }
 
+/// Distinct models (rows of the parameter arguments) a batch may have and still share the
+/// function's memos.
+const SHARED_MODELS: usize = 64;
+
+/// Whether the parameters take at most [`SHARED_MODELS`] distinct values over the batch.
+fn few_models(params: &[Param], rows: usize) -> bool {
+    if params.iter().all(|p| matches!(p, Param::Scalar(_))) {
+        return true;
+    }
+    let mut seen: std::collections::HashSet<Vec<u64>, FixedState> = Default::default();
+    (0..rows).all(|i| {
+        seen.insert(params.iter().map(|p| p.value(i).to_bits()).collect());
+        seen.len() <= SHARED_MODELS
+    })
+}
+
 /// A function's memos for one batch.
 struct Memos<'a> {
     numerators: Memo<'a, [u64; 9], f64>,
@@ -350,10 +366,12 @@ fn check_quantile_args(name: &str, model: PurchaseModel, params: &[Param], rows:
 }
 
 impl ClvFunction {
-    /// The memos one batch evaluates with: shared with the function's other batches when
-    /// the model is the same literal for every row.
-    fn memos(&self, params: &[Param]) -> Memos<'_> {
-        if params.iter().all(|p| matches!(p, Param::Scalar(_))) {
+    /// The memos one batch evaluates with: shared with the function's other batches when the
+    /// batch has few distinct models (literals, or parameters from a covariate with a few
+    /// values); a continuous covariate gives every customer their own, and shared memos would
+    /// only fill with values no other batch looks up.
+    fn memos(&self, params: &[Param], rows: usize) -> Memos<'_> {
+        if few_models(params, rows) {
             Memos { numerators: Memo::new(Some(&self.numerators)), tails: Memo::new(Some(&self.tails)), models: Ids::Shared(&self.models), model: None }
         } else {
             Memos { numerators: Memo::new(None), tails: Memo::new(None), models: Ids::Own(ModelIds::default()), model: None }
@@ -370,7 +388,7 @@ impl ClvFunction {
     /// `*_purchases_interval` over a batch: the three quantiles per row, range-checked, as a
     /// struct.
     fn interval(&self, model: PurchaseModel, params: &[Param], values: &[Float64Array], rows: usize) -> Result<ColumnarValue> {
-        let mut memo = self.memos(params);
+        let mut memo = self.memos(params, rows);
         let (mut p, mut v) = (vec![0.0; params.len()], vec![0.0; values.len()]);
         let mut columns: [Vec<Option<f64>>; 3] = std::array::from_fn(|_| Vec::with_capacity(rows));
         for i in 0..rows {
@@ -441,7 +459,7 @@ impl ScalarUDFImpl for ClvFunction {
         }
         let mut p = vec![0.0; n_params];
         let mut v = vec![0.0; values.len()];
-        let mut memo = self.memos(params);
+        let mut memo = self.memos(params, rows);
         let out: Float64Array = map_rows(rows, values, |i| {
             p.iter_mut().zip(params).for_each(|(p, c)| *p = c.value(i));
             v.iter_mut().zip(values).for_each(|(v, c)| *v = c.value(i));
