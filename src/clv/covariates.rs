@@ -301,20 +301,34 @@ mod tests {
     /// BG/NBD customers (Fader, Hardie & Lee 2005, section 2) whose α, a and b are shifted by
     /// a binary covariate and a continuous one as the module doc says, observed for T weeks.
     fn simulate(n: usize, base: [f64; 4], purchase: [f64; 2], dropout_a: [f64; 2], dropout_b: [f64; 2]) -> Vec<Group<PurchaseTuple>> {
+        simulate_model(PurchaseModel::BgNbd, n, base, purchase, [dropout_a, dropout_b])
+    }
+
+    /// Customers of `model` with covariates z = (binary, continuous): α shifted by `purchase`;
+    /// BG/NBD and MBG/NBD (whose first purchase, too, may be the last) a and b by `dropout`'s
+    /// two rows, Pareto/NBD (Schmittlein, Morrison & Colombo 1987: an exponential lifetime at
+    /// rate μ ~ Gamma(s, β)) β by its first row, as `coefficients` lays them out.
+    fn simulate_model(model: PurchaseModel, n: usize, base: [f64; 4], purchase: [f64; 2], dropout: [[f64; 2]; 2]) -> Vec<Group<PurchaseTuple>> {
         let mut rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(11);
         let mut rows = Vec::new();
         for i in 0..n {
             let z = vec![(i % 3 == 0) as u8 as f64, ((i % 5) as f64 - 2.0) / 2.0];
             let dot = |g: [f64; 2]| g[0] * z[0] + g[1] * z[1];
-            let alpha = base[1] * (-dot(purchase)).exp();
-            let (a, b) = (base[2] * dot(dropout_a).exp(), base[3] * dot(dropout_b).exp());
-            let lambda: f64 = Gamma::new(base[0], 1.0 / alpha).unwrap().sample(&mut rng);
-            let p: f64 = Beta::new(a, b).unwrap().sample(&mut rng);
+            let lambda: f64 = Gamma::new(base[0], 1.0 / (base[1] * (-dot(purchase)).exp())).unwrap().sample(&mut rng);
             let big_t = 30.0 + (i % 40) as f64;
+            // The lifetime's end and the drop-out chance after each purchase.
+            let (end, p) = match model {
+                PurchaseModel::ParetoNbd => {
+                    let mu: f64 = Gamma::new(base[2], 1.0 / (base[3] * (-dot(dropout[0])).exp())).unwrap().sample(&mut rng);
+                    (Exp::new(mu).unwrap().sample(&mut rng).min(big_t), 0.0)
+                }
+                _ => (big_t, Beta::new(base[2] * dot(dropout[0]).exp(), base[3] * dot(dropout[1]).exp()).unwrap().sample(&mut rng)),
+            };
             let (mut now, mut x, mut tx) = (0.0, 0.0, 0.0);
-            loop {
+            let gone_at_first = model == PurchaseModel::MbgNbd && rng.r#gen::<f64>() < p;
+            while !gone_at_first {
                 now += Exp::new(lambda).unwrap().sample(&mut rng);
-                if now > big_t {
+                if now > end {
                     break;
                 }
                 (x, tx) = (x + 1.0, now);
@@ -372,53 +386,6 @@ mod tests {
         }
     }
 
-    /// MBG/NBD (BG/NBD with a drop-out chance at the first purchase too) or Pareto/NBD
-    /// (Schmittlein, Morrison & Colombo 1987: an exponential lifetime at rate μ ~ Gamma(s, β))
-    /// customers, with α shifted by `purchase` and, for MBG/NBD, a and b by `dropout`
-    /// (Pareto/NBD: β by `dropout`, as `coefficients` lays them out).
-    fn simulate_other(model: PurchaseModel, n: usize, base: [f64; 4], purchase: [f64; 2], dropout: [f64; 2]) -> Vec<Group<PurchaseTuple>> {
-        let mut rng = rand_xoshiro::Xoshiro256Plus::seed_from_u64(12);
-        let mut rows = Vec::new();
-        for i in 0..n {
-            let z = vec![(i % 3 == 0) as u8 as f64, ((i % 5) as f64 - 2.0) / 2.0];
-            let dot = |g: [f64; 2]| g[0] * z[0] + g[1] * z[1];
-            let lambda: f64 = Gamma::new(base[0], 1.0 / (base[1] * (-dot(purchase)).exp())).unwrap().sample(&mut rng);
-            let big_t = 30.0 + (i % 40) as f64;
-            let (mut now, mut x, mut tx) = (0.0, 0.0, 0.0);
-            match model {
-                PurchaseModel::ParetoNbd => {
-                    let mu: f64 = Gamma::new(base[2], 1.0 / (base[3] * (-dot(dropout)).exp())).unwrap().sample(&mut rng);
-                    let death = Exp::new(mu).unwrap().sample(&mut rng).min(big_t);
-                    loop {
-                        now += Exp::new(lambda).unwrap().sample(&mut rng);
-                        if now > death {
-                            break;
-                        }
-                        (x, tx) = (x + 1.0, now);
-                    }
-                }
-                _ => {
-                    let p: f64 = Beta::new(base[2] * dot(dropout).exp(), base[3] * dot(dropout).exp()).unwrap().sample(&mut rng);
-                    // MBG/NBD: the first purchase, too, may be the last.
-                    if rng.r#gen::<f64>() >= p {
-                        loop {
-                            now += Exp::new(lambda).unwrap().sample(&mut rng);
-                            if now > big_t {
-                                break;
-                            }
-                            (x, tx) = (x + 1.0, now);
-                            if rng.r#gen::<f64>() < p {
-                                break;
-                            }
-                        }
-                    }
-                }
-            }
-            rows.push((z, PurchaseTuple { frequency: x, recency: tx, tenure: big_t, customers: 1 }));
-        }
-        group(rows)
-    }
-
     #[test]
     fn mbgnbd_and_pareto_nbd_effects_are_recovered() {
         // MBG/NBD's a and b share one shift here, so the truth per coefficient is that shift.
@@ -427,7 +394,7 @@ mod tests {
             (PurchaseModel::ParetoNbd, [0.8, 6.0, 0.7, 20.0], [0.5, -0.3], [0.6, -0.2], vec![0.5, -0.3, 0.6, -0.2]),
         ];
         for (model, base, purchase, dropout, truth) in cases {
-            let groups = simulate_other(model, 60_000, base, purchase, dropout);
+            let groups = simulate_model(model, 60_000, base, purchase, [dropout, dropout]);
             let CovariateFit { effects, .. } = fit_groups(&groups, model, coefficients(model, &spec()).unwrap(), 0.0).unwrap();
             let e = effects.unwrap();
             let se = e.std_errors().unwrap();
