@@ -214,8 +214,9 @@ const SHARED_NUMERATORS: usize = 1 << 20;
 /// matter and results stay the same whatever the thread count).
 struct Memo<'a, K, V> {
     batch: HashMap<K, V, FixedState>,
-    /// None when the batch's parameters are columns (covariates give customers their own):
-    /// keys then rarely repeat across batches, and kept values would only take memory.
+    /// None when the batch has many distinct models ([`few_models`]: a continuous covariate
+    /// gives customers their own): keys then rarely repeat across batches, and kept values
+    /// would only take memory.
     shared: Option<&'a Mutex<HashMap<K, V, FixedState>>>,
 }
 
@@ -252,6 +253,7 @@ impl<'a, K: std::hash::Hash + Eq + Copy, V: Clone> Memo<'a, K, V> {
     }
 }
 
+/// Where a batch's model ids come from: the function's, or its own (see [`Memo::shared`]).
 enum Ids<'a> {
     Shared(&'a ModelIds),
     Own(ModelIds),
