@@ -80,29 +80,44 @@ pub fn with_params_groups(
     g: GammaGammaParams,
     effects: Option<Effects>,
 ) -> ClvModels {
-    let all: Vec<PurchaseTuple> = groups.iter().flat_map(|g| g.tuples.iter().copied()).collect();
-    let mut models = with_params_tuples(&all, repeat_frequency, repeat_monetary, b, g);
-    if let Some(e) = &effects {
-        models.bgnbd.log_likelihood = groups.iter().map(|g| e.params_at(&b, &g.z).log_likelihood_tuples(&g.tuples)).sum();
-    }
-    models.effects = effects;
-    models
+    let Some(e) = effects else {
+        let all: Vec<PurchaseTuple> = groups.iter().flat_map(|g| g.tuples.iter().copied()).collect();
+        return with_params_tuples(&all, repeat_frequency, repeat_monetary, b, g);
+    };
+    let log_likelihood = groups.iter().map(|g| e.params_at(&b, &g.z).log_likelihood_tuples(&g.tuples)).sum();
+    let customers = groups.iter().flat_map(|g| &g.tuples).map(|t| t.customers as usize).sum();
+    saved_models(customers, log_likelihood, repeat_frequency, repeat_monetary, b, g, Some(e))
 }
 
 /// [`with_params`] from the inputs of [`fit_tuples`].
 pub fn with_params_tuples(tuples: &[PurchaseTuple], repeat_frequency: &[f64], repeat_monetary: &[f64], b: PurchaseParams, g: GammaGammaParams) -> ClvModels {
+    let customers = tuples.iter().map(|t| t.customers as usize).sum();
+    saved_models(customers, b.log_likelihood_tuples(tuples), repeat_frequency, repeat_monetary, b, g, None)
+}
+
+/// Saved parameters as [`ClvModels`], with the purchase model's log-likelihood on today's
+/// `customers`; nothing is fitted, so iterations are 0.
+fn saved_models(
+    customers: usize,
+    log_likelihood: f64,
+    repeat_frequency: &[f64],
+    repeat_monetary: &[f64],
+    b: PurchaseParams,
+    g: GammaGammaParams,
+    effects: Option<Effects>,
+) -> ClvModels {
     ClvModels {
         bgnbd: PurchaseFit {
             params: b,
             // A saved model's covariance, if it has one, is the caller's to set.
             covariance: None,
-            log_likelihood: b.log_likelihood_tuples(tuples),
+            log_likelihood,
             iterations: 0,
-            customers: tuples.iter().map(|t| t.customers as usize).sum(),
+            customers,
             unique_tuples: 0,
             fallback: None,
         },
-        effects: None,
+        effects,
         gamma_gamma: GammaGammaFit {
             params: g,
             log_likelihood: f64::NAN,

@@ -78,7 +78,7 @@ pub(super) async fn holdout_stage(
     let params: Vec<(clv::PurchaseParams, &[HoldoutTuple])> = groups.iter().map(|g| (fit.params_at(&g.z), &g.tuples[..])).collect();
     let check = clv::holdout(&params, h);
     // The 80 % intervals the calibration fit gives, as `customer_clv`'s are given.
-    let laplaces: Vec<(clv::Laplace, &[HoldoutTuple])> = groups.iter().map(|g| (fit.laplace_at(&g.z).unwrap_or(clv::Laplace::exact(fit.params_at(&g.z))), &g.tuples[..])).collect();
+    let laplaces: Vec<(clv::Laplace, &[HoldoutTuple])> = groups.iter().map(|g| (fit.laplace_at(&g.z).unwrap_or_else(|| clv::Laplace::exact(fit.params_at(&g.z))), &g.tuples[..])).collect();
     let coverage = clv::coverage(&laplaces, h).map_err(|message| clv::ClvError::Fit { model: spec.model.as_str(), message })?;
     let report = HoldoutReport {
         days,

@@ -184,9 +184,9 @@ pub(super) fn clv_model_batch(r: &ClvModels) -> RecordBatch {
     // With covariates, a row per coefficient: its value, standard error and covariance with
     // the log-parameters (the coefficients' own covariances are in the saved model).
     if let Some(e) = &r.effects {
-        let joint = e.covariance.as_ref();
+        let (joint, se) = (e.covariance.as_ref(), e.std_errors());
         rows.extend(e.coefficients.iter().enumerate().map(|(k, c)| {
-            let se = joint.map(|j| j[[4 + k, 4 + k]].max(0.0).sqrt());
+            let se = se.as_ref().map(|se| se[k]);
             let cov: [Option<f64>; 4] = std::array::from_fn(|i| joint.map(|j| j[[4 + k, i]]));
             (m, c.name.clone(), c.value, fit.log_likelihood, fit.customers, fit.iterations, se, cov)
         }));
