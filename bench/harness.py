@@ -476,12 +476,17 @@ class Harness:
             ours = self.segvalue("run", fit_job, "--run-date", RUN_DATE, "--output-root", work / "fit", what=f"CLV job ({model})")
             manifest = self.manifest(work / "fit")
             fit = [s["seconds"] for s in manifest["stages"] if s["stage"] == "clv_fit"][0]
-            lt = json.loads(self.run([self.py, ROOT / "bench" / "lifetimes_clv.py", summary, work / "lifetimes.parquet", model],
-                                     f"lifetimes ({model})")["stdout"])
+            peer = self.run([self.py, ROOT / "bench" / "lifetimes_clv.py", summary, work / "lifetimes.parquet", model],
+                            f"lifetimes ({model})")
+            lt = json.loads(peer["stdout"])
+            # The whole-job row times both sides as whole processes (issue #23): the script's
+            # own total leaves out Python's start-up and imports. Only BG/NBD's row is a job
+            # row, and its script does nothing after its timed work but print.
+            lt["process_seconds"] = peer["wall"]
             pairs.append({"pair": i, "segvalue_total": ours["wall"], "segvalue_fit": fit, "lifetimes": lt,
                           "stages": {s["stage"]: s["seconds"] for s in manifest["stages"]}})
             self.log(f"CLV ({model}), {buyers:,} buyers, pair {i}: fit {fit:.3f} s vs {lt['fit_seconds']:.2f} s; "
-                     f"whole job {ours['wall']:.2f} s vs {lt['total_seconds']:.2f} s")
+                     f"whole job {ours['wall']:.2f} s vs {peer['wall']:.2f} s (in its script {lt['total_seconds']:.2f} s)")
         ours_params = {**manifest["clv"]["bgnbd"]["params"], **{f"gg_{k}": v for k, v in manifest["clv"]["gamma_gamma"]["params"].items()}}
         theirs = pairs[-1]["lifetimes"]["params"]
         worst = max(abs(ours_params[k] - theirs[k]) / abs(theirs[k]) for k in theirs)
@@ -502,10 +507,10 @@ class Harness:
         ]
         if model == "bgnbd":
             self.measurements.append(
-                {**common, "measurement": "clv_job", "title": "CLV job: read summary, fit, predict, write",
+                {**common, "measurement": "clv_job", "title": "CLV job: read summary, fit, predict, write (whole process)",
                  "segvalue": median(p["segvalue_total"] for p in pairs),
-                 "peer": median(p["lifetimes"]["total_seconds"] for p in pairs),
-                 "ratio": median(p["segvalue_total"] / p["lifetimes"]["total_seconds"] for p in pairs),
+                 "peer": median(p["lifetimes"]["process_seconds"] for p in pairs),
+                 "ratio": median(p["segvalue_total"] / p["lifetimes"]["process_seconds"] for p in pairs),
                  "goal": GOALS["clv_job"], "stages": pairs[-1]["stages"]})
 
     # ---- d. whole job against DuckDB on the same SQL and the usual Python stack ------------
