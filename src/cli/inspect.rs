@@ -47,16 +47,19 @@ pub fn print_runs(root: &str, runs: Vec<RunStatus>) {
     if runs.is_empty() {
         eprintln!("no runs under {}", segvalue::location::redact(root));
     }
-    println!("run_date\tstatus\ttables\trows\trun_id\treason");
+    println!("run_date\tstatus\ttables\trows\trun_id\treason\tdelta_versions");
     for r in runs {
         let status = if r.incomplete.is_some() { "incomplete" } else { "complete" };
+        // Delta tables: "table=version" per table, the version holding the date's rows.
+        let versions: Vec<String> = r.delta_versions.iter().map(|(t, v)| format!("{t}={v}")).collect();
         println!(
-            "{}\t{status}\t{}\t{}\t{}\t{}",
+            "{}\t{status}\t{}\t{}\t{}\t{}\t{}",
             r.run_date,
             r.tables,
             r.rows,
             r.run_id.unwrap_or_default(),
-            r.incomplete.unwrap_or_default()
+            r.incomplete.unwrap_or_default(),
+            versions.join(" ")
         );
     }
 }

@@ -21,7 +21,10 @@ pub fn init(cli: &Cli) -> Option<Progress> {
     // Our own crate at the chosen level; dependencies stay at warn unless RUST_LOG says otherwise.
     // Ballista's client logs a failed cluster job as an error of its own, which the run then
     // reports as its one error line: at -v it shows, at the default it would be a second line.
-    let quiet_client = if level == "info" || level == "warn" { ",ballista_core::execution_plans::distributed_query=off" } else { "" };
+    // delta-rs likewise logs the errors its operations return (a failed Delta commit), and its
+    // kernel logs opening a table not created yet (which a first commit does) as an error.
+    let quiet_client =
+        if level == "info" || level == "warn" { ",ballista_core::execution_plans::distributed_query=off,deltalake_core=off,buoyant_kernel=off" } else { "" };
     let filter = || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("warn,segvalue={level}{quiet_client}")));
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     match cli.log_format {

@@ -49,7 +49,7 @@ pub async fn preflight(job: &Job, run_date: NaiveDate, run_id: &str, privacy: &P
     for s in &job.sources {
         found.push((s.name.clone(), redact(s.url.as_str()), sources::count_files(&ctx, s).await?));
     }
-    let publisher = Publisher::new(&ctx, &job.output.root, run_date, run_id, privacy.clone())?;
+    let publisher = Publisher::new(&ctx, &job.output.root, run_date, run_id, privacy.clone())?.with_format(job.output.format, job.output.vacuum_days);
     publisher.probe().await?;
     let mut models = Vec::new();
     if let Some(s) = job.segmentation.as_ref().filter(|s| s.mode == ModelMode::Score) {

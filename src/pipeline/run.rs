@@ -50,7 +50,8 @@ pub async fn run(job: &Job, run_date: NaiveDate, cli_params: &[(String, ParamVal
     // writes them itself, so the run has one memory pool, not one per context.
     let writer = if job.engine.mode.is_distributed() { engine::local_context(&job.engine_config())? } else { session.ctx.clone() };
     let mut publisher = Publisher::new(&writer, &job.output.root, run_date, &run_id, privacy)?
-        .with_remote_input(job.engine.mode.is_distributed());
+        .with_remote_input(job.engine.mode.is_distributed())
+        .with_format(job.output.format, job.output.vacuum_days);
     publisher.remove_stale_staging(STALE_STAGING).await;
     let result = compute_and_stage(&session, &mut publisher, &mut stages).await;
     let computed = match result {

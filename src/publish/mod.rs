@@ -14,6 +14,10 @@
 //!
 //! Files are written through DataFusion and `object_store`, so the same code serves local
 //! paths, S3, GCS and Azure. The README ("How publishing stays atomic") gives the reader's view.
+//!
+//! With `[output] format = "delta"` ([`TableFormat::Delta`], [`delta`]) step 3 is a Delta
+//! commit per table instead (a replace-where on the run date, by delta-rs), with no markers;
+//! steps 1, 2 and 4 are the same.
 
 use std::sync::Arc;
 
@@ -41,8 +45,28 @@ use crate::text::one_line;
 use crate::location::redact;
 use crate::privacy::Privacy;
 
+pub mod delta;
 mod lock;
 pub use lock::CommitLock;
+
+/// How tables are published (`[output] format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TableFormat {
+    /// Hive-partitioned Parquet: `<table>/run_date=D/part-00000.parquet` and `_SUCCESS`.
+    #[default]
+    Parquet,
+    /// A Delta Lake table per published table, partitioned by `run_date` ([`delta`]).
+    Delta,
+}
+
+impl TableFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TableFormat::Parquet => "parquet",
+            TableFormat::Delta => "delta",
+        }
+    }
+}
 
 /// The result stream of a plan executed elsewhere (a Ballista cluster), read once.
 struct RemoteStream {
@@ -97,6 +121,9 @@ pub struct TableReport {
     pub table: String,
     pub rows: u64,
     pub location: String,
+    /// The Delta table's version after this run's commit (`format = "delta"` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta_version: Option<u64>,
 }
 
 pub struct Publisher {
@@ -111,6 +138,9 @@ pub struct Publisher {
     /// Frames to stage come from another session (a Ballista cluster): collect them here
     /// before writing.
     remote_input: bool,
+    format: TableFormat,
+    /// `[output] vacuum_days`: Delta files unreferenced for longer are deleted after a commit.
+    vacuum_days: Option<u32>,
     staged: Vec<TableReport>,
 }
 
@@ -138,8 +168,18 @@ impl Publisher {
             run_id: run_id.to_string(),
             privacy,
             remote_input: false,
+            format: TableFormat::Parquet,
+            vacuum_days: None,
             staged: Vec::new(),
         })
+    }
+
+    /// Publishes in `format`; with Delta, vacuums files older than `vacuum_days` after each
+    /// commit when set.
+    pub fn with_format(mut self, format: TableFormat, vacuum_days: Option<u32>) -> Publisher {
+        self.format = format;
+        self.vacuum_days = vacuum_days;
+        self
     }
 
     /// Frames passed to [`Publisher::stage`] belong to a distributed session: their results
@@ -215,11 +255,11 @@ impl Publisher {
         let write = DataFrameWriteOptions::new().with_single_file_output(true).with_sort_by(sort);
         let out = df.write_parquet(&target, write, Some(opts)).await.map_err(|e| werr(&e))?;
         let rows = count_rows(&out);
-        self.staged.push(TableReport {
-            table: table.to_string(),
-            rows,
-            location: redact(&self.url_of(&self.partition_dir(table))),
-        });
+        let location = match self.format {
+            TableFormat::Parquet => self.partition_dir(table),
+            TableFormat::Delta => self.child(&[table]),
+        };
+        self.staged.push(TableReport { table: table.to_string(), rows, location: redact(&self.url_of(&location)), delta_version: None });
         Ok(rows)
     }
 
@@ -262,6 +302,9 @@ impl Publisher {
     /// leaves a partition without a marker (which `segvalue runs` reports), never another
     /// run's marker beside this run's data.
     pub async fn commit(&self, lock: &mut CommitLock) -> Result<Vec<TableReport>, PublishError> {
+        if self.format == TableFormat::Delta {
+            return self.commit_delta(lock).await;
+        }
         for t in &self.staged {
             lock.renew().await?;
             let dir = self.partition_dir(&t.table);
@@ -304,6 +347,82 @@ impl Publisher {
         }
         self.remove_staging(&self.child(&["_staging", &self.run_id])).await;
         Ok(self.staged.clone())
+    }
+
+    /// [`Publisher::commit`] for Delta tables: one delta-rs write per table, replacing the run
+    /// date's partition with the staged file's rows in one commit (see [`delta`]), then the
+    /// vacuum when the job asks for one. A table whose commit fails leaves its log as it was
+    /// (delta-rs writes the log entry last, put-if-absent); tables committed before it stay
+    /// committed, as with Parquet, and the manifest is not written.
+    async fn commit_delta(&self, lock: &mut CommitLock) -> Result<Vec<TableReport>, PublishError> {
+        let mut committed = Vec::with_capacity(self.staged.len());
+        for t in &self.staged {
+            lock.renew().await?;
+            let werr = |e: &dyn std::fmt::Display| PublishError::Write { table: t.table.clone(), message: format!("Delta commit: {}", one_line(e)) };
+            let url = self.table_url(&t.table).map_err(|e| werr(&e))?;
+            let staged = self.read_staged_file(&t.table).await?;
+            let version = delta::replace_partition(&self.ctx, self.store.clone(), &url, staged, self.run_date, &self.run_id).await.map_err(|e| werr(&e))?;
+            crash_point();
+            tracing::info!(table = %t.table, version, "Delta table committed");
+            if let Some(days) = self.vacuum_days {
+                // The commit stands whatever the vacuum does: a failure is logged, and the next
+                // run's vacuum tries again.
+                match delta::vacuum(self.store.clone(), &url, days).await {
+                    Ok(deleted) => tracing::info!(table = %t.table, deleted, days, "Delta table vacuumed"),
+                    Err(e) => tracing::warn!(table = %t.table, error = %one_line(&e), "Delta vacuum failed"),
+                }
+            }
+            committed.push(TableReport { delta_version: Some(version), ..t.clone() });
+        }
+        self.remove_staging(&self.child(&["_staging", &self.run_id])).await;
+        Ok(committed)
+    }
+
+    /// `<root>/<table>` as a URL: the Delta table's location.
+    fn table_url(&self, table: &str) -> Result<Url, url::ParseError> {
+        Url::parse(&self.url_of(&self.child(&[table])))
+    }
+
+    /// Whether `<root>/<table>` holds a Delta table (a `_delta_log` directory).
+    async fn is_delta(&self, table: &str) -> Result<bool, PublishError> {
+        let dir = self.child(&[table]);
+        match self.store.list_with_delimiter(Some(&dir)).await {
+            Ok(l) => Ok(l.common_prefixes.iter().any(|p| p.filename() == Some("_delta_log"))),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(self.store_err(&dir, &e)),
+        }
+    }
+
+    /// Refuses to publish into a root whose tables are of the other format: a Delta table's
+    /// directory read as Hive partitions, or Parquet partitions beside a Delta log, would show
+    /// readers rows of several runs. Part of [`Publisher::probe`], so it fails before anything
+    /// is computed.
+    async fn check_layouts(&self) -> Result<(), PublishError> {
+        let tables = match self.store.list_with_delimiter(Some(&self.prefix)).await {
+            Ok(l) => l.common_prefixes,
+            Err(object_store::Error::NotFound { .. }) => return Ok(()),
+            Err(e) => return Err(self.store_err(&self.prefix, &e)),
+        };
+        for dir in tables {
+            let Some(table) = dir.filename().filter(|t| !t.starts_with('_')).map(str::to_string) else { continue };
+            let children = self.store.list_with_delimiter(Some(&dir)).await.map_err(|e| self.store_err(&dir, &e))?.common_prefixes;
+            let delta = children.iter().any(|p| p.filename() == Some("_delta_log"));
+            let partitions = children.iter().any(|p| p.filename().is_some_and(|f| f.starts_with("run_date=")));
+            let other = match self.format {
+                TableFormat::Parquet if delta => "a Delta table",
+                TableFormat::Delta if partitions && !delta => "Parquet partitions",
+                _ => continue,
+            };
+            return Err(PublishError::Write {
+                table,
+                message: format!(
+                    "{} holds {other}, not {} output; publish to another output root or move the table away",
+                    redact(&self.url_of(&dir)),
+                    self.format.as_str()
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// `<root>/_staging/<run_id>/_reserved`: see [`Publisher::reserve_commit_space`].
@@ -357,6 +476,7 @@ impl Publisher {
         let new_local_root = self.root.to_file_path().ok().filter(|p| !p.exists());
         let dir = self.child(&["_staging", &self.run_id]);
         let path = dir.clone().join("_preflight");
+        self.check_layouts().await?;
         self.store.put(&path, b"segvalue preflight".to_vec().into()).await.map_err(|e| self.store_err(&self.prefix, &e))?;
         self.store.delete(&path).await.map_err(|e| self.store_err(&self.prefix, &e))?;
         self.remove_staging(&dir).await;
@@ -436,9 +556,13 @@ impl Publisher {
         if !self.staged.iter().any(|t| t.table == table) {
             return Ok(None);
         }
+        self.read_staged_file(table).await.map(Some)
+    }
+
+    async fn read_staged_file(&self, table: &str) -> Result<DataFrame, PublishError> {
         let path = self.staging_file(table, DATA_FILE);
         let options = datafusion::prelude::ParquetReadOptions::default();
-        self.ctx.read_parquet(self.url_of(&path), options).await.map(Some).map_err(|e| self.store_err(&path, &e))
+        self.ctx.read_parquet(self.url_of(&path), options).await.map_err(|e| self.store_err(&path, &e))
     }
 
     /// Tables staged so far.
@@ -505,8 +629,13 @@ impl Publisher {
         df.collect().await.map_err(|e| Self::read_err(table, date, &e))
     }
 
-    /// A published partition as a plan, for queries that should not collect it.
+    /// A published partition as a plan, for queries that should not collect it: of the Delta
+    /// table when `<root>/<table>` is one (whatever this job's format), else the Parquet file.
     pub async fn published_frame(&self, table: &str, date: NaiveDate) -> Result<DataFrame, PublishError> {
+        if self.is_delta(table).await? {
+            let url = self.table_url(table).map_err(|e| Self::read_err(table, date, &e))?;
+            return delta::read_partition(&self.ctx, self.store.clone(), &url, date).await.map_err(|e| Self::read_err(table, date, &e));
+        }
         let file = self.dated(table, date).join(DATA_FILE);
         let options = datafusion::prelude::ParquetReadOptions::default();
         self.ctx.read_parquet(self.url_of(&file), options).await.map_err(|e| Self::read_err(table, date, &e))

@@ -6,6 +6,7 @@ mod bad_input;
 mod ballista;
 mod clv;
 mod common;
+mod delta;
 mod e2e;
 mod functions;
 mod errors;
