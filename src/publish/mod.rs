@@ -476,13 +476,14 @@ impl Publisher {
         let new_local_root = self.root.to_file_path().ok().filter(|p| !p.exists());
         let dir = self.child(&["_staging", &self.run_id]);
         let path = dir.clone().join("_preflight");
-        self.check_layouts().await?;
         self.store.put(&path, b"segvalue preflight".to_vec().into()).await.map_err(|e| self.store_err(&self.prefix, &e))?;
         self.store.delete(&path).await.map_err(|e| self.store_err(&self.prefix, &e))?;
         self.remove_staging(&dir).await;
         if let Some(root) = new_local_root {
             let _ = std::fs::remove_dir(root);
         }
+        // After the put: a root that cannot take writes is named for that first.
+        self.check_layouts().await?;
         Ok(())
     }
 
