@@ -84,7 +84,7 @@ pub async fn list_runs(root: &str) -> Result<Vec<RunStatus>, StoreError> {
     let mut delta_logs: BTreeMap<String, DeltaLog> = BTreeMap::new();
     for table in tables.iter().filter(|t| !t.starts_with('_')) {
         let parts = dirs(child(&[table])).await.map_err(list_err)?;
-        if parts.iter().any(|p| p == "_delta_log") {
+        if parts.iter().any(|p| p == delta::LOG_DIR) {
             let table_url = url.join(&format!("{table}/")).map_err(|e| err(one_line(&e)))?;
             let log = delta::run_commits(store.clone(), &table_url).await.map_err(|e| err(format!("table '{table}': {}", one_line(&e))))?;
             if let Some((commits, oldest)) = log {

@@ -30,6 +30,8 @@ use url::Url;
 
 /// The partition column every Delta table of a run has (the Parquet layout's directory name).
 pub const PARTITION: &str = "run_date";
+/// The directory that makes a table directory a Delta table.
+pub const LOG_DIR: &str = "_delta_log";
 /// Commit metadata keys: the run that wrote a commit and the date it replaced.
 pub const RUN_ID_KEY: &str = "segvalue.run_id";
 pub const RUN_DATE_KEY: &str = "segvalue.run_date";
@@ -83,7 +85,7 @@ pub async fn open(store: Arc<dyn ObjectStore>, url: &Url) -> Result<DeltaTable, 
 
 /// Replaces `run_date`'s partition of the Delta table at `url` with the rows of `staged` (a
 /// staged table's frame), in one commit carrying `run_id`; creates the table on first use.
-/// Returns the table's version after the commit.
+/// Returns the table at its version after the commit.
 ///
 /// Columns the table does not have yet are added to its schema in the same commit (as
 /// delta-rs's schema merge does); a column whose type changed is refused by delta-rs, naming
@@ -95,7 +97,7 @@ pub async fn replace_partition(
     staged: DataFrame,
     run_date: NaiveDate,
     run_id: &str,
-) -> Result<u64, DeltaTableError> {
+) -> Result<DeltaTable, DeltaTableError> {
     let table = open(store, url).await?;
     let date = date_literal(run_date);
     let input: DataFrame = staged.with_column(PARTITION, date.clone())?;
@@ -111,7 +113,7 @@ pub async fn replace_partition(
         (RUN_ID_KEY.to_string(), serde_json::Value::from(run_id)),
         (RUN_DATE_KEY.to_string(), serde_json::Value::from(run_date.to_string())),
     ];
-    let table = table
+    table
         .write(Vec::new())
         .with_input_plan(input.into_unoptimized_plan())
         .with_session_state(Arc::new(state))
@@ -121,7 +123,11 @@ pub async fn replace_partition(
         .with_schema_mode(SchemaMode::Merge)
         .with_writer_properties(properties)
         .with_commit_properties(CommitProperties::default().with_metadata(metadata))
-        .await?;
+        .await
+}
+
+/// `table`'s version (after a commit there is one).
+pub fn version(table: &DeltaTable) -> Result<u64, DeltaTableError> {
     table.version().map(|v| v as u64).ok_or_else(|| DeltaTableError::Generic("the write left no table version".into()))
 }
 
@@ -140,8 +146,7 @@ pub async fn read_partition(ctx: &SessionContext, store: Arc<dyn ObjectStore>, u
 
 /// Removes files no version newer than `days` days refers to (delta-rs's vacuum, which keeps
 /// every file the current version reads). Returns how many it deleted.
-pub async fn vacuum(store: Arc<dyn ObjectStore>, url: &Url, days: u32) -> Result<usize, DeltaTableError> {
-    let table = open(store, url).await?;
+pub async fn vacuum(table: DeltaTable, days: u32) -> Result<usize, DeltaTableError> {
     let (_, metrics) = table
         .vacuum()
         .with_retention_period(chrono::Duration::days(i64::from(days)))

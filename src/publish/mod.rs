@@ -361,13 +361,14 @@ impl Publisher {
             let werr = |e: &dyn std::fmt::Display| PublishError::Write { table: t.table.clone(), message: format!("Delta commit: {}", one_line(e)) };
             let url = self.table_url(&t.table).map_err(|e| werr(&e))?;
             let staged = self.read_staged_file(&t.table).await?;
-            let version = delta::replace_partition(&self.ctx, self.store.clone(), &url, staged, self.run_date, &self.run_id).await.map_err(|e| werr(&e))?;
+            let table = delta::replace_partition(&self.ctx, self.store.clone(), &url, staged, self.run_date, &self.run_id).await.map_err(|e| werr(&e))?;
+            let version = delta::version(&table).map_err(|e| werr(&e))?;
             crash_point();
             tracing::info!(table = %t.table, version, "Delta table committed");
             if let Some(days) = self.vacuum_days {
                 // The commit stands whatever the vacuum does: a failure is logged, and the next
                 // run's vacuum tries again.
-                match delta::vacuum(self.store.clone(), &url, days).await {
+                match delta::vacuum(table, days).await {
                     Ok(deleted) => tracing::info!(table = %t.table, deleted, days, "Delta table vacuumed"),
                     Err(e) => tracing::warn!(table = %t.table, error = %one_line(&e), "Delta vacuum failed"),
                 }
@@ -385,11 +386,15 @@ impl Publisher {
 
     /// Whether `<root>/<table>` holds a Delta table (a `_delta_log` directory).
     async fn is_delta(&self, table: &str) -> Result<bool, PublishError> {
-        let dir = self.child(&[table]);
-        match self.store.list_with_delimiter(Some(&dir)).await {
-            Ok(l) => Ok(l.common_prefixes.iter().any(|p| p.filename() == Some("_delta_log"))),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(e) => Err(self.store_err(&dir, &e)),
+        Ok(self.subdirectories(&self.child(&[table])).await?.iter().any(|d| d == delta::LOG_DIR))
+    }
+
+    /// The names of `dir`'s subdirectories (none when it does not exist).
+    async fn subdirectories(&self, dir: &ObjectPath) -> Result<Vec<String>, PublishError> {
+        match self.store.list_with_delimiter(Some(dir)).await {
+            Ok(l) => Ok(l.common_prefixes.iter().filter_map(|p| p.filename().map(str::to_string)).collect()),
+            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(e) => Err(self.store_err(dir, &e)),
         }
     }
 
@@ -398,16 +403,11 @@ impl Publisher {
     /// readers rows of several runs. Part of [`Publisher::probe`], so it fails before anything
     /// is computed.
     async fn check_layouts(&self) -> Result<(), PublishError> {
-        let tables = match self.store.list_with_delimiter(Some(&self.prefix)).await {
-            Ok(l) => l.common_prefixes,
-            Err(object_store::Error::NotFound { .. }) => return Ok(()),
-            Err(e) => return Err(self.store_err(&self.prefix, &e)),
-        };
-        for dir in tables {
-            let Some(table) = dir.filename().filter(|t| !t.starts_with('_')).map(str::to_string) else { continue };
-            let children = self.store.list_with_delimiter(Some(&dir)).await.map_err(|e| self.store_err(&dir, &e))?.common_prefixes;
-            let delta = children.iter().any(|p| p.filename() == Some("_delta_log"));
-            let partitions = children.iter().any(|p| p.filename().is_some_and(|f| f.starts_with("run_date=")));
+        for table in self.subdirectories(&self.prefix).await?.into_iter().filter(|t| !t.starts_with('_')) {
+            let dir = self.child(&[&table]);
+            let children = self.subdirectories(&dir).await?;
+            let delta = children.iter().any(|d| d == delta::LOG_DIR);
+            let partitions = children.iter().any(|d| d.starts_with("run_date="));
             let other = match self.format {
                 TableFormat::Parquet if delta => "a Delta table",
                 TableFormat::Delta if partitions && !delta => "Parquet partitions",
