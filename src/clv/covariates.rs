@@ -255,7 +255,7 @@ fn fit_with(data: &[(Vec<f64>, Sufficient)], model: PurchaseModel, coefficients:
         None => fitting::Start::cold(dim),
     };
     let objective = |phi: &[f64]| objective(data, phi);
-    let (phi, iterations) = fitting::minimize_polished(model.as_str(), &objective, start)?;
+    let fitting::Fitted { x: phi, iterations, hessian } = fitting::minimize_polished(model.as_str(), &objective, start)?;
     let base_scaled = PurchaseParams::new(model, std::array::from_fn(|j| phi[j].exp()));
     fitting::check_degenerate(model.as_str(), &base_scaled.named())?;
     // exp(±20) is a factor of 5e8 between customers: no interior optimum along that covariate.
@@ -276,8 +276,10 @@ fn fit_with(data: &[(Vec<f64>, Sufficient)], model: PurchaseModel, coefficients:
     let mut unscaled_phi: Vec<f64> = base.values().iter().map(|v| v.ln()).collect();
     unscaled_phi.extend(&phi[4..]);
     // Laplace, as without covariates: n × the Hessian of the mean objective; rescaling time
-    // only shifts the log-parameters, so the covariance holds in the original unit.
-    let covariance = optimize::hessian_at(&objective, &phi).and_then(|h| fitting::inverse_information_n(&(h * total)));
+    // only shifts the log-parameters, so the covariance holds in the original unit. The
+    // polishing step's Hessian serves.
+    let hessian = hessian.or_else(|| optimize::hessian_at(&objective, &phi));
+    let covariance = hessian.and_then(|h| fitting::inverse_information_n(&(h * total)));
     let base_block = covariance.as_ref().map(|c| std::array::from_fn(|i| std::array::from_fn(|j| c[[i, j]])));
     let fit = PurchaseFit {
         params: base,

@@ -132,23 +132,31 @@ pub(super) fn with_fallback<T>(penalizer: f64, fit: impl Fn(f64) -> Result<T, Cl
 /// Gamma-Gamma).
 const POLISH_STEPS: usize = 1;
 
-/// Minimises `objective` over log-parameters from `start` and returns the natural parameters
-/// and the iteration count; a fit that does not converge or runs off to 0 or infinity is an
-/// error naming `model`.
-pub(super) fn fit_positive<F>(model: &'static str, names: &[&'static str], objective: F, start: Start) -> Result<(Vec<f64>, u64), ClvError>
+/// A minimum over log-parameters, with what the Laplace covariance needs.
+pub(super) struct Fitted {
+    /// The minimum (log-parameters for [`minimize_polished`], natural ones for [`fit_positive`]).
+    pub(super) x: Vec<f64>,
+    pub(super) iterations: u64,
+    /// The objective's Hessian in log-parameters from the polishing step ([`optimize::Polished`]).
+    pub(super) hessian: Option<ndarray::Array2<f64>>,
+}
+
+/// Minimises `objective` over log-parameters from `start` and returns the natural parameters;
+/// a fit that does not converge or runs off to 0 or infinity is an error naming `model`.
+pub(super) fn fit_positive<F>(model: &'static str, names: &[&'static str], objective: F, start: Start) -> Result<Fitted, ClvError>
 where
     F: Fn(&[f64]) -> (f64, Vec<f64>),
 {
-    let (x, iterations) = minimize_polished(model, objective, start)?;
-    let theta: Vec<f64> = x.iter().map(|v| v.exp()).collect();
+    let fitted = minimize_polished(model, objective, start)?;
+    let theta: Vec<f64> = fitted.x.iter().map(|v| v.exp()).collect();
     let named: Vec<(&'static str, f64)> = names.iter().copied().zip(theta.iter().copied()).collect();
     check_degenerate(model, &named)?;
-    Ok((theta, iterations))
+    Ok(Fitted { x: theta, ..fitted })
 }
 
-/// The minimum of `objective` from `start` (L-BFGS, then [`POLISH_STEPS`] Newton steps) and
-/// the iteration count; a fit that does not converge is an error naming `model`.
-pub(super) fn minimize_polished<F>(model: &'static str, objective: F, start: Start) -> Result<(Vec<f64>, u64), ClvError>
+/// The minimum of `objective` from `start` (L-BFGS, then [`POLISH_STEPS`] Newton steps); a fit
+/// that does not converge is an error naming `model`.
+pub(super) fn minimize_polished<F>(model: &'static str, objective: F, start: Start) -> Result<Fitted, ClvError>
 where
     F: Fn(&[f64]) -> (f64, Vec<f64>),
 {
@@ -164,7 +172,8 @@ where
             reason: m.reason,
         });
     }
-    Ok((optimize::polish(&objective, m.x, POLISH_STEPS), m.iterations))
+    let polished = optimize::polish(&objective, m.x, POLISH_STEPS);
+    Ok(Fitted { x: polished.x, iterations: m.iterations, hessian: polished.hessian })
 }
 
 /// Parameters driven to 0 or infinity mean the likelihood has no interior maximum for this

@@ -143,7 +143,7 @@ fn fit_from(x: &[f64], m: &[f64], penalizer: f64, warm: bool) -> Result<GammaGam
         }
         None => fitting::Start::cold(3),
     };
-    let (theta, iterations) = fitting::fit_positive("gamma_gamma", &["p", "q", "gamma"], |theta| objective(&data, theta), start)?;
+    let fitting::Fitted { x: theta, iterations, .. } = fitting::fit_positive("gamma_gamma", &["p", "q", "gamma"], |theta| objective(&data, theta), start)?;
     let params = GammaGammaParams {
         p: theta[0],
         q: theta[1],

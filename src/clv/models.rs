@@ -27,6 +27,13 @@ pub fn fit(s: &Summary, model: PurchaseModel, penalizer: f64) -> Result<ClvModel
     fit_tuples(&tuples::compress(&s.frequency, &s.recency, &s.tenure), &rx, &rm, model, penalizer)
 }
 
+/// The purchase model's fit and Gamma-Gamma's at once: each sums its likelihood over the
+/// cores already, but both have serial parts (indexing the data, the optimiser's steps) that
+/// the other's work fills. Each fit is the same whatever runs beside it.
+fn side_by_side<A: Send, B: Send>(purchase: impl FnOnce() -> A + Send, spend: impl FnOnce() -> B + Send) -> (A, B) {
+    rayon::join(purchase, spend)
+}
+
 /// [`fit`] from what the fits read: every customer as (x, t_x, T) tuples for BG/NBD, and
 /// repeat buyers' frequency and monetary value (all of them, or a sample) for Gamma-Gamma.
 pub fn fit_tuples(
@@ -36,10 +43,11 @@ pub fn fit_tuples(
     model: PurchaseModel,
     penalizer: f64,
 ) -> Result<ClvModels, ClvError> {
+    let (bgnbd, gamma_gamma) = side_by_side(|| purchase::fit_tuples(tuples, model, penalizer), || gamma_gamma::fit(repeat_frequency, repeat_monetary, penalizer));
     Ok(ClvModels {
-        bgnbd: purchase::fit_tuples(tuples, model, penalizer)?,
+        bgnbd: bgnbd?,
         effects: None,
-        gamma_gamma: gamma_gamma::fit(repeat_frequency, repeat_monetary, penalizer)?,
+        gamma_gamma: gamma_gamma?,
         frequency_monetary_corr: pearson(repeat_frequency, repeat_monetary),
     })
 }
@@ -54,11 +62,12 @@ pub fn fit_with_covariates(
     coefficients: Vec<Coefficient>,
     penalizer: f64,
 ) -> Result<ClvModels, ClvError> {
-    let fit = covariates::fit_groups(groups, model, coefficients, penalizer)?;
+    let (fit, gamma_gamma) = side_by_side(|| covariates::fit_groups(groups, model, coefficients, penalizer), || gamma_gamma::fit(repeat_frequency, repeat_monetary, penalizer));
+    let fit = fit?;
     Ok(ClvModels {
         bgnbd: fit.fit,
         effects: fit.effects,
-        gamma_gamma: gamma_gamma::fit(repeat_frequency, repeat_monetary, penalizer)?,
+        gamma_gamma: gamma_gamma?,
         frequency_monetary_corr: pearson(repeat_frequency, repeat_monetary),
     })
 }

@@ -54,9 +54,10 @@ impl Sufficient {
 
     pub(super) fn from_tuples(tuples: &[PurchaseTuple]) -> Sufficient {
         let column = |f: fn(&PurchaseTuple) -> f64| fitting::indexed(&tuples.iter().map(f).collect::<Vec<f64>>());
-        let ((xs, xi), (txs, txi), (ts, ti)) = (column(|p| p.frequency), column(|p| p.recency), column(|p| p.tenure));
+        // The three indexes and the sort in parallel: the fit waits for them, serially.
+        let ((xs, xi), ((txs, txi), (ts, ti))) = rayon::join(|| column(|p| p.frequency), || rayon::join(|| column(|p| p.recency), || column(|p| p.tenure)));
         let mut keyed: Vec<(u32, u32, u32, u64)> = (0..tuples.len()).map(|i| (xi[i], txi[i], ti[i], tuples[i].customers)).collect();
-        keyed.sort_unstable();
+        keyed.par_sort_unstable();
         let mut rows: Vec<(u32, u32, u32, f64)> = Vec::with_capacity(keyed.len());
         for same in keyed.chunk_by(|a, b| (a.0, a.1, a.2) == (b.0, b.1, b.2)) {
             let count: u64 = same.iter().map(|r| r.3).sum();

@@ -172,10 +172,11 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
     let q = |e| Error::query(format!("view '{}'", spec.view), e);
     let view = s.ctx.table(spec.view.as_str()).await.map_err(q)?;
     let scored = clv_sql::scored(&s.ctx, view, spec, &scoring).map_err(q)?;
-    let table = clv_sql::with_decile(scored.clone(), &spec.id, customers).map_err(q)?;
-    let table = if spec.intervals { clv_sql::with_intervals(&s.ctx, table, spec, &scoring).map_err(q)? } else { table };
+    let table = if spec.intervals { clv_sql::with_interval(&s.ctx, scored.clone(), spec, &scoring).map_err(q)? } else { scored.clone() };
+    let table = clv_sql::with_decile(table, &spec.id, customers).map_err(q)?;
+    let table = if spec.intervals { clv_sql::interval_columns(table).map_err(q)? } else { table };
     let table = clv_sql::published(table).map_err(q)?;
-    let mut rows = publisher.stage("customer_clv", table, std::slice::from_ref(&spec.id)).await?;
+    let mut rows = publisher.stage("customer_clv", table, &clv_sql::clv_order(&spec.id)).await?;
     rows += publisher
         .stage_batch("clv_model", clv_model_batch(&models), &["model".into(), "parameter".into()])
         .await?;

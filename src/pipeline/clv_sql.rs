@@ -114,8 +114,9 @@ pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibra
     let covariate_columns = spec.covariates.columns();
     let (mut tuple_z, mut z_nulls, mut z_non_finite) = (Vec::new(), vec![0i64; covariate_columns.len()], vec![0i64; covariate_columns.len()]);
     // Batch by batch: at 100M orders there are millions of tuples, and the query's rows (a
-    // dozen columns) would take several times what the tuples do.
-    for_each_batch(ctx, view, &sql, |b| {
+    // dozen columns) would take several times what the tuples do. The duplicate check scans
+    // the view beside it (each is mostly one stream); its answer is read where it always was.
+    let tuples_scan = for_each_batch(ctx, view, &sql, |b| {
         let (set, n, ids, m_n, m_bad) = (i64s(b, "holdout_set"), i64s(b, "n"), i64s(b, "ids"), i64s(b, "m_n"), cast_i64(b.column_by_name("m_bad").expect("selected")));
         let (x, tx, t, cx, ctx_, ct, m_min, m_max) =
             (f64s(b, "x"), f64s(b, "tx"), f64s(b, "t"), cal(b, "cx"), cal(b, "ctx"), cal(b, "ct"), f64s(b, "m_min"), f64s(b, "m_max"));
@@ -162,8 +163,9 @@ pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibra
             tuple_z.push(z);
         }
         Ok(())
-    })
-    .await?;
+    });
+    let (scanned, duplicate) = futures::join!(tuples_scan, first_duplicate(ctx, view, view, &spec.id));
+    scanned?;
     let customers: i64 = tuples.iter().map(|t| t.customers as i64).sum::<i64>() + nulls[..3].iter().sum::<i64>();
     if customers == 0 {
         return Err(FeatureError::Empty { view: view.to_string() }.into());
@@ -180,7 +182,7 @@ pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibra
     if let Some(k) = z_nulls.iter().position(|&c| c > 0) {
         return Err(FeatureError::Nulls { view: view.to_string(), column: covariate_columns[k].clone(), count: z_nulls[k] as usize }.into());
     }
-    first_duplicate(ctx, view, view, &spec.id).await?;
+    duplicate?;
     if let Some(j) = nulls.iter().position(|&c| c > 0) {
         return Err(FeatureError::Nulls { view: view.to_string(), column: SUMMARY_COLUMNS[j].to_string(), count: nulls[j] as usize }.into());
     }
@@ -299,7 +301,7 @@ pub(super) struct Scoring {
 /// `customer_clv` as a plan over the summary view: the summary columns as DOUBLE, the model
 /// functions' predictions with the parameters as literals (with covariates, expressions of
 /// them: [`Scoring::params`]) and `clv_simple` ([`with_decile`]
-/// adds the CLV decile, [`with_intervals`] the 80 % intervals). Each value is the driver formulas'
+/// adds the CLV decile, [`with_interval`] the 80 % intervals). Each value is the driver formulas'
 /// to the bit (`functions` calls them).
 pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Scoring) -> datafusion::error::Result<DataFrame> {
     let udf = |name: &str, args: Vec<Expr>| -> datafusion::error::Result<Expr> { Ok(ctx.udf(name)?.call(args)) };
@@ -342,7 +344,9 @@ pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Sc
     ];
     // Carried to the intervals' per-customer covariance; [`published`] drops them.
     scored.extend((0..covariates.len()).map(z));
-    df.select(columns)?.select(scored)
+    // The id in the type it is published in: cast after the decile's window, it would hide the
+    // window's row order from the writer, which would sort every row again.
+    crate::publish::bi_types(df.select(columns)?)?.select(scored)
 }
 
 /// The plan's name for covariate `k`: hidden from the published table ([`published`]).
@@ -403,39 +407,62 @@ impl Scoring {
     }
 }
 
-/// [`scored`] with `clv_decile`: 1 + ⌊10 · rank / customers⌋, rank from 0 by CLV then id.
+/// `customer_clv`'s row order: by CLV, then id. The decile's window ranks the rows in this
+/// order, so the writer keeps it instead of sorting every row a second time (by id).
+pub(super) fn clv_order(id: &str) -> Vec<String> {
+    vec!["clv".into(), id.into()]
+}
+
+/// [`scored`] with `clv_decile` after `clv_simple`: 1 + ⌊10 · rank / customers⌋, rank from 0
+/// in [`clv_order`] (ascending, as the writer sorts: NULLs first, though none reach here).
 pub(super) fn with_decile(df: DataFrame, id: &str, customers: u64) -> datafusion::error::Result<DataFrame> {
-    let rank = row_number().order_by(vec![col("clv").sort(true, false), ident(id).sort(true, false)]).build()?;
+    let order = clv_order(id).iter().map(|c| ident(c).sort(true, true)).collect();
+    let rank = row_number().order_by(order).build()?;
     let df = df.window(vec![rank.alias("__rank")])?;
-    let mut columns: Vec<Expr> = df.schema().fields().iter().filter(|f| f.name() != "__rank").map(|f| ident(f.name())).collect();
+    let mut columns = all_but(&df, &["__rank"]);
     let rank0 = cast(col("__rank"), DataType::Int64) - lit(1i64);
-    columns.push(cast(rank0 * lit(10i64) / lit(customers.max(1) as i64) + lit(1i64), DataType::Int32).alias("clv_decile"));
+    let decile = cast(rank0 * lit(10i64) / lit(customers.max(1) as i64) + lit(1i64), DataType::Int32).alias("clv_decile");
+    let at = df.schema().index_of_column_by_name(None, "clv_simple").map_or(columns.len(), |i| i + 1);
+    columns.insert(at, decile);
     df.select(columns)
 }
 
-/// [`with_decile`]'s table with the 80 % intervals: `purchases_p10` … `purchases_p90` from one
-/// `*_purchases_interval` call per customer (a struct, then its fields), and `clv_p10` …
-/// `clv_p90`. Added after the decile's window, which holds every row until it has ranked them:
-/// so it holds six columns fewer.
-pub(super) fn with_intervals(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Scoring) -> datafusion::error::Result<DataFrame> {
+/// [`scored`] with `__interval`, the 80 % interval of each customer's purchases from one
+/// `*_purchases_interval` call (a struct of p10, p50, p90). Called before the decile's window,
+/// which holds every row until it has ranked them (three more columns to hold, or spill),
+/// because the window is one stream: after it the costliest function would run on one core.
+/// [`interval_columns`] takes the fields after the window, which keeps the optimiser from
+/// merging the call into each field's expression (three calls per customer).
+pub(super) fn with_interval(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Scoring) -> datafusion::error::Result<DataFrame> {
     let (x, tx, t) = (col("frequency"), col("recency"), col("tenure"));
     // The parameters, the covariance's upper triangle, the horizon, the customer.
     let mut args: Vec<Expr> = m.params();
     args.extend(m.covariance());
     args.extend([lit(spec.horizon_months as f64 * spec.time_unit.per_month()), x, tx, t]);
     let interval = ctx.udf(&format!("{}_purchases_interval", m.bgnbd.model().as_str()))?.call(args);
-    let columns = |df: &DataFrame| -> Vec<Expr> { df.schema().fields().iter().filter(|f| f.name() != "__interval").map(|f| ident(f.name())).collect() };
-    let mut with = columns(&df);
-    with.push(interval.alias("__interval"));
-    let df = df.select(with)?;
-    let mut with = columns(&df);
-    with.extend(["p10", "p50", "p90"].map(|q| get_field(col("__interval"), q).alias(format!("purchases_{q}"))));
+    let mut with = all_but(&df, &[]);
+    with.push(interval.alias(INTERVAL));
+    df.select(with)
+}
+
+/// The interval's column in the plan (dropped by [`interval_columns`]).
+const INTERVAL: &str = "__interval";
+
+/// `df`'s columns but `except`, in order.
+fn all_but(df: &DataFrame, except: &[&str]) -> Vec<Expr> {
+    df.schema().fields().iter().filter(|f| !except.contains(&f.name().as_str())).map(|f| ident(f.name())).collect()
+}
+
+/// [`with_interval`]'s struct as `purchases_p10` … `purchases_p90`, and `clv_p10` … `clv_p90`.
+pub(super) fn interval_columns(df: DataFrame) -> datafusion::error::Result<DataFrame> {
+    let mut with = all_but(&df, &[INTERVAL]);
+    with.extend(["p10", "p50", "p90"].map(|q| get_field(col(INTERVAL), q).alias(format!("purchases_{q}"))));
     let df = df.select(with)?;
     // CLV's quantiles: clv / expected_purchases is margin × expected value per purchase × the
     // horizon's mean discount factor (the denominators cancel), the same for every count, so
     // it carries the purchase count's quantiles over (`clv::predictive`).
     let per_purchase = when(col("expected_purchases").gt(lit(0.0)), col("clv") / col("expected_purchases")).otherwise(lit(0.0))?;
-    let mut with = columns(&df);
+    let mut with = all_but(&df, &[]);
     with.extend(["p10", "p50", "p90"].map(|q| (col(format!("purchases_{q}")) * per_purchase.clone()).alias(format!("clv_{q}"))));
     df.select(with)
 }
