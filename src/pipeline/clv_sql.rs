@@ -115,7 +115,7 @@ pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibra
     let (mut tuple_z, mut z_nulls, mut z_non_finite) = (Vec::new(), vec![0i64; covariate_columns.len()], vec![0i64; covariate_columns.len()]);
     // Batch by batch: at 100M orders there are millions of tuples, and the query's rows (a
     // dozen columns) would take several times what the tuples do. The duplicate check scans
-    // the view beside it (each is mostly one stream); its answer is read where it always was.
+    // the view at the same time; its answer is checked where it always was, after these.
     let tuples_scan = for_each_batch(ctx, view, &sql, |b| {
         let (set, n, ids, m_n, m_bad) = (i64s(b, "holdout_set"), i64s(b, "n"), i64s(b, "ids"), i64s(b, "m_n"), cast_i64(b.column_by_name("m_bad").expect("selected")));
         let (x, tx, t, cx, ctx_, ct, m_min, m_max) =
