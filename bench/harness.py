@@ -61,7 +61,7 @@ SIZES = {
     "sql20m": {"sql": [20_000_000], "job": [], "model": None, "pairs": 3},
     # The model stages alone at 1M customers: K-means and CLV against scikit-learn and lifetimes.
     "models": {"sql": [], "job": [], "model": 1_000_000, "pairs": 3},
-    # The CLV part of `models` alone (issue #23's goals), half its time.
+    # The CLV part of `models` alone (issue #23's goals); most of its ~55 min is lifetimes' Pareto/NBD and BG/BB.
     "clv": {"sql": [], "job": [], "model": 1_000_000, "pairs": 3, "parts": ["clv"]},
     # Issue #20's whole-job goals alone: against the Python stack at 10M orders, against DuckDB
     # on the job's SQL (and the 3 GB peak) at 100M; one pair each, as they take long.
