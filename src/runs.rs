@@ -88,8 +88,10 @@ pub async fn list_runs(root: &str) -> Result<Vec<RunStatus>, StoreError> {
             let table_url = url.join(&format!("{table}/")).map_err(|e| err(one_line(&e)))?;
             let log = delta::run_commits(store.clone(), &table_url).await.map_err(|e| err(format!("table '{table}': {}", one_line(&e))))?;
             if let Some((commits, oldest)) = log {
-                for c in &commits {
-                    partitions.entry(c.run_date.clone()).or_default().push(table.clone());
+                // Each date the table holds, once however many runs committed it.
+                let dates: std::collections::BTreeSet<&str> = commits.iter().map(|c| c.run_date.as_str()).collect();
+                for date in dates {
+                    partitions.entry(date.to_string()).or_default().push(table.clone());
                 }
                 delta_logs.insert(table.clone(), (commits, oldest));
             }

@@ -23,7 +23,6 @@ use rayon::prelude::*;
 
 use super::error::{ClvError, describe_params};
 use super::fitting;
-use super::optimize;
 use super::predictive::Laplace;
 use super::purchase::{self, PurchaseFit, PurchaseParams};
 use super::spec::{CovariateSpec, PurchaseModel};
@@ -278,7 +277,6 @@ fn fit_with(data: &[(Vec<f64>, Sufficient)], model: PurchaseModel, coefficients:
     // Laplace, as without covariates: n × the Hessian of the mean objective; rescaling time
     // only shifts the log-parameters, so the covariance holds in the original unit. The
     // polishing step's Hessian serves.
-    let hessian = hessian.or_else(|| optimize::hessian_at(&objective, &phi));
     let covariance = hessian.and_then(|h| fitting::inverse_information_n(&(h * total)));
     let base_block = covariance.as_ref().map(|c| std::array::from_fn(|i| std::array::from_fn(|j| c[[i, j]])));
     let fit = PurchaseFit {

@@ -129,7 +129,7 @@ pub(super) fn with_fallback<T>(penalizer: f64, fit: impl Fn(f64) -> Result<T, Cl
 
 /// Newton steps after L-BFGS (see [`optimize::polish`]): one reaches rounding level, and a
 /// second would cost 2d + 1 more evaluations to be rejected (7 on all repeat buyers for
-/// Gamma-Gamma).
+/// Gamma-Gamma). At least one: the Laplace covariance uses the step's Hessian.
 const POLISH_STEPS: usize = 1;
 
 /// A minimum over log-parameters, with what the Laplace covariance needs.

@@ -18,7 +18,6 @@ use super::bgbb::{self, BgBbParams};
 use super::bgnbd::{self, BgNbdParams};
 use super::error::{ClvError, describe_params};
 use super::fitting;
-use super::optimize;
 use super::pareto_nbd::{self, ParetoNbdParams};
 use super::counts::TailStop;
 use super::spec::PurchaseModel;
@@ -239,8 +238,7 @@ pub(super) fn fit_from(data: &Sufficient, model: PurchaseModel, penalizer: f64, 
     // The Laplace approximation: the objective is a mean over customers, so its Hessian times
     // their number is −ln L's. In log-parameters rescaling time only shifts the point, so the
     // covariance is the same in the original unit. The polishing step's Hessian serves (8
-    // fewer passes over the tuples).
-    let hessian = hessian.or_else(|| optimize::hessian_at(|v| objective(data, v), &theta.iter().map(|v| v.ln()).collect::<Vec<f64>>()));
+    // fewer passes over the tuples); it is None only where one at the fit is not finite.
     let covariance = hessian.and_then(|h| fitting::inverse_information(&(h * data.total)));
     Ok(PurchaseFit {
         params,

@@ -699,7 +699,7 @@ fn sorted_by(batch: &RecordBatch, sort_by: &[String]) -> datafusion::error::Resu
 }
 
 /// Rows per row group of a published file.
-pub const PUBLISHED_ROW_GROUP_ROWS: usize = 128 * 1024;
+const PUBLISHED_ROW_GROUP_ROWS: usize = 128 * 1024;
 
 /// Casts types some BI readers reject: timestamps become UTC microseconds, view and large
 /// string types become plain strings, `Date64` becomes `Date32`.

@@ -153,6 +153,11 @@ fn delta_tables_equal_the_parquet_tables_across_dates_and_a_rerun_keeps_the_old_
     want2.sort();
     assert_eq!((versions(&runs[0]), versions(&runs[1])), (want1, want2));
     assert_eq!(runs[0][4], m1["run_id"].as_str().unwrap());
+    // Without its manifest, date 1 is incomplete and counts each table once, though two runs
+    // committed it.
+    std::fs::remove_dir_all(root.path().join("_manifests").join(format!("run_date={D1}"))).unwrap();
+    let runs = runs_lines(root.path());
+    assert_eq!((runs[0][1].as_str(), runs[0][2].as_str(), runs[0][5].as_str()), ("incomplete", TABLES.len().to_string().as_str(), "no readable manifest"), "{runs:?}");
 }
 
 /// The run id each spawned run logged, and its input.
