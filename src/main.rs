@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Parser;
 use segvalue::engine::cluster;
 use segvalue::error::{EXIT_BAD_JOB, EXIT_RUN_FAILED};
+use segvalue::text::single_line;
 use segvalue::{Error, generate, pipeline};
 
 use cli::args::{Cli, Command, Population, load};
@@ -22,7 +23,7 @@ fn main() -> ExitCode {
     let args = Cli::parse();
     let progress = cli::logging::init(&args);
     if let Err(message) = cli::failpoints::configure() {
-        tracing::error!(exit_code = EXIT_BAD_JOB, "{message}");
+        tracing::error!(exit_code = EXIT_BAD_JOB, "{}", single_line(&message));
         return ExitCode::from(EXIT_BAD_JOB);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -39,12 +40,13 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            // Our errors already carry their causes in one line; others get anyhow's chain.
+            // Our errors already carry their causes in one line; others get anyhow's chain. Either may
+            // quote a name with a newline in it: `single_line` escapes it.
             let (code, message) = match e.downcast_ref::<Error>() {
                 Some(err) => (err.exit_code(), err.to_string()),
                 None => (EXIT_RUN_FAILED, format!("{e:#}")),
             };
-            tracing::error!(exit_code = code, "{message}");
+            tracing::error!(exit_code = code, "{}", single_line(&message));
             ExitCode::from(code)
         }
     }

@@ -23,6 +23,13 @@ pub fn one_line(e: &dyn std::fmt::Display) -> String {
     text
 }
 
+/// `message` on one line whatever it quotes: a name from a job file (a TOML multi-line string
+/// can hold newlines) would otherwise split the exit message that cron and Airflow show as the
+/// run's last line. Control characters are written as escapes (`\n`); other text is unchanged.
+pub fn single_line(message: &str) -> String {
+    message.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 /// Words in a gRPC failure that mean the connection itself broke (the process at the other end
 /// died or the network dropped), not that the request failed.
 const CONNECTION_LOST: &[&str] = &["h2 protocol error", "transport error", "Connection refused", "connection reset", "broken pipe"];
@@ -111,6 +118,13 @@ mod tests {
         assert_eq!(one_line(&listing), "invalid key or signature (GET http://h/raw)");
         let other = "Parquet error: not a parquet file";
         assert_eq!(one_line(&other), other);
+    }
+
+    #[test]
+    fn quoted_newlines_and_controls_stay_on_the_line() {
+        let message = "view 'v': no column 'a\nb\r\tc\u{7}' (columns: ü, 日本)";
+        assert_eq!(single_line(message), "view 'v': no column 'a\\nb\\r\\tc\\u{7}' (columns: ü, 日本)");
+        assert_eq!(single_line("plain"), "plain");
     }
 
     #[test]

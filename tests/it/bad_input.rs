@@ -185,6 +185,22 @@ fn a_damaged_job_file_is_exit_2_with_one_line_naming_it() {
         .unwrap();
 }
 
+/// A name quoted in an error stays on the error's line: a TOML multi-line string puts a
+/// newline in a column name (CI once drew such a damage), which the message shows escaped.
+#[test]
+fn a_name_with_a_newline_is_quoted_on_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = shipped_job(dir.path());
+    let damaged = text.replace(r#"value_column = "spend_365d""#, "value_column = '''\nspend\n365d'''");
+    assert_ne!(damaged, text, "the shipped job names its value column");
+    let job = dir.path().join("job.toml");
+    std::fs::write(&job, &damaged).unwrap();
+    let (code, _, err) = segvalue(&["validate", job.to_str().unwrap(), "--run-date", "2025-12-31"]);
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains(r"no column 'spend\n365d'"), "{err}");
+}
+
 #[test]
 fn a_damaged_view_file_is_exit_2_with_one_line_naming_a_view() {
     let dir = tempfile::tempdir().unwrap();
