@@ -33,7 +33,7 @@ use datafusion::common::Result;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use foldhash::fast::FixedState;
 
@@ -209,46 +209,44 @@ impl ModelIds {
 /// (`bench/run --size models`' job).
 const SHARED_NUMERATORS: usize = 1 << 20;
 
-/// Values one batch looks up: its own, then those every batch of this function has computed
-/// (a pure memo: the value for a key never changes, so which batch computed it first does not
-/// matter and results stay the same whatever the thread count).
-struct Memo<'a, K, V> {
-    batch: HashMap<K, V, FixedState>,
-    /// None when the batch has many distinct models ([`few_models`]: a continuous covariate
-    /// gives customers their own): keys then rarely repeat across batches, and kept values
-    /// would only take memory.
-    shared: Option<&'a Mutex<HashMap<K, V, FixedState>>>,
+/// A function's values shared by its batches: read-locked for a lookup, so batches on
+/// every core look up at once, and write-locked only to add a value.
+type Shared<K, V> = RwLock<HashMap<K, V, FixedState>>;
+
+/// Values one batch looks up: those every batch of this function has computed, or the batch's
+/// own (a pure memo: the value for a key never changes, so which batch computed it first does
+/// not matter and results stay the same whatever the thread count).
+enum Memo<'a, K, V> {
+    /// Looked up in the function's values directly. A copy per batch in front of them (as
+    /// before) missed on most rows, and filling it cost more than it saved: its growth was
+    /// a tenth of the customer_clv stage, most of it the kernel zeroing fresh pages.
+    Shared(&'a Shared<K, V>),
+    /// The batch's own, when it has many distinct models ([`few_models`]: a continuous
+    /// covariate gives customers their own): keys then rarely repeat across batches, and
+    /// kept values would only take memory.
+    Batch(HashMap<K, V, FixedState>),
 }
 
 impl<'a, K: std::hash::Hash + Eq + Copy, V: Clone> Memo<'a, K, V> {
-    fn new(shared: Option<&'a Mutex<HashMap<K, V, FixedState>>>) -> Self {
-        Memo { batch: HashMap::default(), shared }
+    fn new(shared: Option<&'a Shared<K, V>>) -> Self {
+        shared.map_or_else(|| Memo::Batch(HashMap::default()), Memo::Shared)
     }
 
     fn get_or(&mut self, key: K, compute: impl FnOnce() -> V) -> V {
-        if let Some(v) = self.batch.get(&key) {
-            return v.clone();
-        }
-        let Some(shared) = self.shared else {
-            let v = compute();
-            self.batch.insert(key, v.clone());
+        let shared = match self {
+            Memo::Batch(own) => return own.entry(key).or_insert_with(compute).clone(),
+            Memo::Shared(shared) => *shared,
+        };
+        let known = shared.read().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
+        if let Some(v) = known {
             return v;
-        };
-        let lock = || shared.lock().unwrap_or_else(|e| e.into_inner());
-        let known = lock().get(&key).cloned();
-        let v = match known {
-            Some(v) => v,
-            None => {
-                let v = compute();
-                let mut shared = lock();
-                if shared.len() >= SHARED_NUMERATORS {
-                    shared.clear();
-                }
-                shared.insert(key, v.clone());
-                v
-            }
-        };
-        self.batch.insert(key, v.clone());
+        }
+        let v = compute();
+        let mut shared = shared.write().unwrap_or_else(|e| e.into_inner());
+        if shared.len() >= SHARED_NUMERATORS {
+            shared.clear();
+        }
+        shared.insert(key, v.clone());
         v
     }
 }
@@ -299,8 +297,8 @@ struct ClvFunction {
     kind: Kind,
     name: String,
     signature: Signature,
-    numerators: Mutex<NumeratorMap>,
-    tails: Mutex<TailMap>,
+    numerators: RwLock<NumeratorMap>,
+    tails: RwLock<TailMap>,
     models: ModelIds,
 }
 
@@ -327,8 +325,8 @@ pub fn functions() -> Vec<ScalarUDF> {
                 kind,
                 name: kind.name(),
                 signature: Signature::user_defined(Volatility::Immutable),
-                numerators: Mutex::default(),
-                tails: Mutex::default(),
+                numerators: RwLock::default(),
+                tails: RwLock::default(),
                 models: ModelIds::default(),
             })
         })
