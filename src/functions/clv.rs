@@ -217,9 +217,9 @@ type Shared<K, V> = RwLock<HashMap<K, V, FixedState>>;
 /// own (a pure memo: the value for a key never changes, so which batch computed it first does
 /// not matter and results stay the same whatever the thread count).
 enum Memo<'a, K, V> {
-    /// Looked up in the function's values directly. A copy per batch in front of them (as
-    /// before) missed on most rows, and filling it cost more than it saved: its growth was
-    /// a tenth of the customer_clv stage, most of it the kernel zeroing fresh pages.
+    /// Looked up in the function's values directly: a copy per batch in front of them misses
+    /// on most rows, and filling it costs more than it saves (its growth took a tenth of the
+    /// customer_clv stage, most of it the kernel zeroing fresh pages).
     Shared(&'a Shared<K, V>),
     /// The batch's own, when it has many distinct models ([`few_models`]: a continuous
     /// covariate gives customers their own): keys then rarely repeat across batches, and
