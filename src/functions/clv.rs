@@ -33,7 +33,7 @@ use datafusion::common::Result;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 use foldhash::fast::FixedState;
 
@@ -137,7 +137,6 @@ impl Kind {
         if let Kind::PurchasesQuantile(model) = self {
             return purchase_quantiles(model, p, v, memo, [p[15]])[0];
         }
-        let numerators = &mut memo.numerators;
         match self {
             Kind::PurchasesQuantile(_) => unreachable!("returned above"),
             Kind::PurchasesInterval(_) => unreachable!("evaluated by `ClvFunction::interval`"),
@@ -145,7 +144,7 @@ impl Kind {
             Kind::ExpectedPurchases(model) => {
                 let b = purchases(model);
                 let key = [p[0], p[1], p[2], p[3], p[4], 0.0, 0.0, v[0], v[2]].map(f64::to_bits);
-                let numerator = numerators.get_or(key, || b.purchases_numerator(p[4], v[0], v[2]));
+                let numerator = memo.numerator(key, || b.purchases_numerator(p[4], v[0], v[2]));
                 numerator / b.purchases_denominator(v[0], v[1], v[2])
             }
             Kind::ExpectedValue => GammaGammaParams { p: p[0], q: p[1], gamma: p[2] }.expected_avg_value(v[0], v[1]),
@@ -153,7 +152,7 @@ impl Kind {
                 let (b, g) = (purchases(model), GammaGammaParams { p: p[4], q: p[5], gamma: p[6] });
                 let (x, tx, t, m) = (v[0], v[1], v[2], v[3]);
                 let key = [p[0], p[1], p[2], p[3], p[8], p[9], p[10], x, t].map(f64::to_bits);
-                let discounted = numerators.get_or(key, || discounted_numerators_over(&b, x, t, p[10], p[8] as u32, p[9]).0);
+                let discounted = memo.numerator(key, || discounted_numerators_over(&b, x, t, p[10], p[8] as u32, p[9]).0);
                 // As `clv::predict` computes the `clv` column.
                 p[7] * g.expected_avg_value(x, m) * discounted / b.purchases_denominator(x, tx, t)
             }
@@ -166,108 +165,86 @@ impl Kind {
 fn purchase_quantiles<const N: usize>(model: PurchaseModel, p: &[f64], v: &[f64], memo: &mut Memos, qs: [f64; N]) -> [f64; N] {
     let (x, tx, t, h) = (v[0], v[1], v[2], p[14]);
     let model_key: [u64; 15] = std::array::from_fn(|i| p[i].to_bits());
-    if memo.model.as_ref().is_none_or(|m| m.0 != model_key) {
+    let Memos { tails, models, model: last, .. } = memo;
+    if last.as_ref().is_none_or(|m| m.0 != model_key) {
         // Checked per distinct model before the rows (`check_quantile_args`).
         let laplace = Laplace { params: PurchaseParams::new(model, [p[0], p[1], p[2], p[3]]), covariance: covariance_from_upper(&p[4..14]) };
-        memo.model = Some((model_key, memo.models.id(model_key), laplace.points().unwrap_or_default()));
+        let next = models.len() as u64;
+        let id = *models.entry(model_key).or_insert(next);
+        *last = Some((model_key, id, laplace.points().unwrap_or_default()));
     }
-    let (_, id, points) = memo.model.as_ref().expect("set above");
+    let (_, id, points) = last.as_ref().expect("set above");
     if points.is_empty() {
         return [f64::NAN; N];
     }
     // Tails down to 0.05 serve every quantile up to 0.95 (p10, p50, p90 share them).
     let floor = qs.iter().fold(0.05f64, |f, q| f.min(1.0 - q));
-    let tails = memo.tails.get_or([*id, floor.to_bits(), x.to_bits(), t.to_bits()], || Arc::new(AliveTails::new(points, h, x, t, floor)));
-    Predictive::new(points, &tails, x, tx, t).quantiles(qs)
+    let tails = bounded(tails).entry([*id, floor.to_bits(), x.to_bits(), t.to_bits()]).or_insert_with(|| AliveTails::new(points, h, x, t, floor));
+    Predictive::new(points, tails, x, tx, t).quantiles(qs)
 }
 
-/// Eq. 10's numerators (or their discounted sums) by parameters, horizon, x and T bits.
-type NumeratorMap = HashMap<[u64; 9], f64, FixedState>;
-/// Each cubature point's P(N ≥ k | alive) by model (its [`ModelIds`] id), the tails' floor, x
-/// and T bits: every t_x and decile with that (x, T) shares them. Customers rarely share
-/// (x, t_x, T) in days or weeks, so quantiles themselves are not memoised.
-type TailMap = HashMap<[u64; 4], Arc<AliveTails>, FixedState>;
+/// Most values one memo map keeps (numerators take about 100 bytes each, so at most ~100 MB
+/// per map). Customers share few (x, T) pairs (38k for 845k customers in weeks), so the bound
+/// only matters for models that vary by customer.
+const MEMO_ENTRIES: usize = 1 << 20;
 
-/// Small ids for the model arguments (parameters, covariance, horizon) a function has seen,
-/// so the tails' keys are four words, not eighteen. Hashed: with covariates a function sees
-/// one model per distinct covariate value.
-#[derive(Debug, Default)]
-struct ModelIds(Mutex<HashMap<[u64; 15], u64, FixedState>>);
+/// `map`, emptied first when it holds [`MEMO_ENTRIES`].
+fn bounded<K, V>(map: &mut HashMap<K, V, FixedState>) -> &mut HashMap<K, V, FixedState> {
+    if map.len() >= MEMO_ENTRIES {
+        map.clear();
+    }
+    map
+}
 
-impl ModelIds {
-    fn id(&self, key: [u64; 15]) -> u64 {
-        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let next = seen.len() as u64;
-        *seen.entry(key).or_insert(next)
+/// One batch's memos: pure caches (a key's value never changes, so which batch computed it
+/// first does not matter, and results stay the same whatever the thread count).
+#[derive(Default)]
+struct Memos {
+    /// Eq. 10's numerators (or their discounted sums) by parameters, horizon, x and T bits.
+    numerators: HashMap<[u64; 9], f64, FixedState>,
+    /// Each cubature point's P(N ≥ k | alive) by model id, the tails' floor, x and T bits:
+    /// every t_x and decile with that (x, T) shares them. Customers rarely share (x, t_x, T)
+    /// in days or weeks, so quantiles themselves are not memoised.
+    tails: HashMap<[u64; 4], AliveTails, FixedState>,
+    /// Small ids for the model arguments (parameters, covariance, horizon) seen, so the
+    /// tails' keys are four words, not eighteen.
+    models: HashMap<[u64; 15], u64, FixedState>,
+    /// The last model's arguments, id and cubature points (a batch's rows mostly share one).
+    model: Option<([u64; 15], u64, Vec<PurchaseParams>)>,
+}
+
+impl Memos {
+    fn numerator(&mut self, key: [u64; 9], compute: impl FnOnce() -> f64) -> f64 {
+        *bounded(&mut self.numerators).entry(key).or_insert_with(compute)
     }
 }
 
-/// Most values a function keeps between batches (numerators take about 100 bytes each, so at
-/// most ~100 MB per process). A batch of 8,192 rows meets most of the (x, T) pairs it holds
-/// only once, so a cache per batch alone computed the same series again in every batch:
-/// writing `customer_clv` for 845k buyers took 1.6 s with it, 1.2 s with this one
-/// (`bench/run --size models`' job).
-const SHARED_NUMERATORS: usize = 1 << 20;
+/// A function's memos between batches, each lent to one batch at a time: its rows then look
+/// up without locks. One map shared under a `RwLock` took a lock, an `Arc` clone and their
+/// release per row, whose cache line bounced between the cores (a fifth of `customer_clv`'s
+/// CPU time in the model functions); a copy per batch missed on most rows. With one memo per
+/// batch running at once (about one per core), a value is computed at most once per core.
+#[derive(Default)]
+struct MemoPool(Mutex<Vec<Memos>>);
 
-/// A function's values shared by its batches: read-locked for a lookup, so batches on
-/// every core look up at once, and write-locked only to add a value.
-type Shared<K, V> = RwLock<HashMap<K, V, FixedState>>;
-
-/// Values one batch looks up: those every batch of this function has computed, or the batch's
-/// own (a pure memo: the value for a key never changes, so which batch computed it first does
-/// not matter and results stay the same whatever the thread count).
-enum Memo<'a, K, V> {
-    /// Looked up in the function's values directly: a copy per batch in front of them misses
-    /// on most rows, and filling it costs more than it saves (its growth took a tenth of the
-    /// customer_clv stage, most of it the kernel zeroing fresh pages).
-    Shared(&'a Shared<K, V>),
-    /// The batch's own, when it has many distinct models ([`few_models`]: a continuous
-    /// covariate gives customers their own): keys then rarely repeat across batches, and
-    /// kept values would only take memory.
-    Batch(HashMap<K, V, FixedState>),
-}
-
-impl<'a, K: std::hash::Hash + Eq + Copy, V: Clone> Memo<'a, K, V> {
-    fn new(shared: Option<&'a Shared<K, V>>) -> Self {
-        shared.map_or_else(|| Memo::Batch(HashMap::default()), Memo::Shared)
+impl MemoPool {
+    fn take(&self) -> Memos {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).pop().unwrap_or_default()
     }
 
-    fn get_or(&mut self, key: K, compute: impl FnOnce() -> V) -> V {
-        let shared = match self {
-            Memo::Batch(own) => return own.entry(key).or_insert_with(compute).clone(),
-            Memo::Shared(shared) => *shared,
-        };
-        let known = shared.read().unwrap_or_else(|e| e.into_inner()).get(&key).cloned();
-        if let Some(v) = known {
-            return v;
-        }
-        let v = compute();
-        let mut shared = shared.write().unwrap_or_else(|e| e.into_inner());
-        if shared.len() >= SHARED_NUMERATORS {
-            shared.clear();
-        }
-        shared.insert(key, v.clone());
-        v
+    fn give(&self, memos: Memos) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(memos);
     }
 }
 
-/// Where a batch's model ids come from: the function's, or its own (see [`Memo::shared`]).
-enum Ids<'a> {
-    Shared(&'a ModelIds),
-    Own(ModelIds),
-}
-
-impl Ids<'_> {
-    fn id(&self, key: [u64; 15]) -> u64 {
-        match self {
-            Ids::Shared(ids) => ids.id(key),
-            Ids::Own(ids) => ids.id(key),
-        }
+impl std::fmt::Debug for MemoPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoPool")
     }
 }
 
-/// Distinct models (rows of the parameter arguments) a batch may have and still share the
-/// function's memos.
+/// Distinct models (rows of the parameter arguments) a batch may have and still use the
+/// function's kept memos.
 const SHARED_MODELS: usize = 64;
 
 /// Whether the parameters take at most [`SHARED_MODELS`] distinct values over the batch.
@@ -282,24 +259,12 @@ fn few_models(params: &[Param], rows: usize) -> bool {
     })
 }
 
-/// A function's memos for one batch.
-struct Memos<'a> {
-    numerators: Memo<'a, [u64; 9], f64>,
-    tails: Memo<'a, [u64; 4], Arc<AliveTails>>,
-    /// The function's ids, or the batch's own when its memos are not shared.
-    models: Ids<'a>,
-    /// The last model's arguments, id and cubature points (a batch's rows mostly share one).
-    model: Option<([u64; 15], u64, Vec<PurchaseParams>)>,
-}
-
 #[derive(Debug)]
 struct ClvFunction {
     kind: Kind,
     name: String,
     signature: Signature,
-    numerators: RwLock<NumeratorMap>,
-    tails: RwLock<TailMap>,
-    models: ModelIds,
+    memos: MemoPool,
 }
 
 // A function is its kind: the memo is not part of what it is.
@@ -325,9 +290,7 @@ pub fn functions() -> Vec<ScalarUDF> {
                 kind,
                 name: kind.name(),
                 signature: Signature::user_defined(Volatility::Immutable),
-                numerators: RwLock::default(),
-                tails: RwLock::default(),
-                models: ModelIds::default(),
+                memos: MemoPool::default(),
             })
         })
         .collect()
@@ -366,15 +329,18 @@ fn check_quantile_args(name: &str, model: PurchaseModel, params: &[Param], rows:
 }
 
 impl ClvFunction {
-    /// The memos one batch evaluates with: shared with the function's other batches when the
-    /// batch has few distinct models (literals, or parameters from a covariate with a few
-    /// values); a continuous covariate gives every customer their own, and shared memos would
-    /// only fill with values no other batch looks up.
-    fn memos(&self, params: &[Param], rows: usize) -> Memos<'_> {
-        if few_models(params, rows) {
-            Memos { numerators: Memo::new(Some(&self.numerators)), tails: Memo::new(Some(&self.tails)), models: Ids::Shared(&self.models), model: None }
-        } else {
-            Memos { numerators: Memo::new(None), tails: Memo::new(None), models: Ids::Own(ModelIds::default()), model: None }
+    /// The memos one batch evaluates with, and whether to keep them for later batches: kept
+    /// when the batch has few distinct models (literals, or parameters from a covariate with
+    /// a few values); a continuous covariate gives every customer their own, and kept memos
+    /// would only fill with values no other batch looks up.
+    fn memos(&self, params: &[Param], rows: usize) -> (Memos, bool) {
+        if few_models(params, rows) { (self.memos.take(), true) } else { (Memos::default(), false) }
+    }
+
+    /// Gives a batch's memos back, when [`Self::memos`] said to keep them.
+    fn done(&self, (memos, keep): (Memos, bool)) {
+        if keep {
+            self.memos.give(memos);
         }
     }
 
@@ -388,25 +354,29 @@ impl ClvFunction {
     /// `*_purchases_interval` over a batch: the three quantiles per row, range-checked, as a
     /// struct.
     fn interval(&self, model: PurchaseModel, params: &[Param], values: &[Float64Array], rows: usize) -> Result<ColumnarValue> {
-        let mut memo = self.memos(params, rows);
+        let (mut memo, keep) = self.memos(params, rows);
         let (mut p, mut v) = (vec![0.0; params.len()], vec![0.0; values.len()]);
         let mut columns: [Vec<Option<f64>>; 3] = std::array::from_fn(|_| Vec::with_capacity(rows));
+        let mut bad = None;
         for i in 0..rows {
-            let present = values.iter().all(|c| c.is_valid(i));
-            let q = if present {
+            let q = if values.iter().all(|c| c.is_valid(i)) {
                 p.iter_mut().zip(params).for_each(|(p, c)| *p = c.value(i));
                 v.iter_mut().zip(values).for_each(|(v, c)| *v = c.value(i));
-                let q = purchase_quantiles(model, &p, &v, &mut memo, INTERVAL.map(|(q, _)| q));
-                if let Some(bad) = q.iter().find(|q| !is_amount(**q)) {
-                    return Err(DataFusionError::Execution(format!("{}: {} ({bad})", self.name, self.out_of_range_at(params, values, i))));
-                }
-                q.map(Some)
+                purchase_quantiles(model, &p, &v, &mut memo, INTERVAL.map(|(q, _)| q)).map(Some)
             } else {
                 [None; 3]
             };
+            if let Some(b) = q.iter().flatten().find(|q| !is_amount(**q)) {
+                bad = Some((i, *b));
+                break;
+            }
             for (column, value) in columns.iter_mut().zip(q) {
                 column.push(value);
             }
+        }
+        self.done((memo, keep));
+        if let Some((i, b)) = bad {
+            return Err(DataFusionError::Execution(format!("{}: {} ({b})", self.name, self.out_of_range_at(params, values, i))));
         }
         let DataType::Struct(fields) = interval_type() else { unreachable!("a struct") };
         let arrays: Vec<ArrayRef> = columns.into_iter().map(|c| Arc::new(Float64Array::from(c)) as ArrayRef).collect();
@@ -459,12 +429,13 @@ impl ScalarUDFImpl for ClvFunction {
         }
         let mut p = vec![0.0; n_params];
         let mut v = vec![0.0; values.len()];
-        let mut memo = self.memos(params, rows);
+        let (mut memo, keep) = self.memos(params, rows);
         let out: Float64Array = map_rows(rows, values, |i| {
             p.iter_mut().zip(params).for_each(|(p, c)| *p = c.value(i));
             v.iter_mut().zip(values).for_each(|(v, c)| *v = c.value(i));
             self.kind.eval(&p, &v, &mut memo)
         });
+        self.done((memo, keep));
         if let Some(i) = (0..rows).find(|&i| out.is_valid(i) && !self.kind.in_range(out.value(i))) {
             return Err(DataFusionError::Execution(format!("{name}: {}", self.out_of_range_at(params, values, i))));
         }
