@@ -22,7 +22,16 @@
 //! covariance of the log of the i-th and j-th parameter (`clv_model`'s `log_cov_j` on the i-th
 //! parameter's row); all zero for the fitted parameters alone. BG/BB counts the whole
 //! opportunities in the horizon. `bgnbd_purchases_interval(…)` takes the same arguments but
-//! `quantile` and returns the struct {p10, p50, p90} from one evaluation (`customer_clv`'s).
+//! `quantile` and returns the struct {p10, p50, p90} from one evaluation.
+//!
+//! `bgnbd_customer_values(r, alpha, a, b, p, q, gamma, margin, horizon_months,
+//! monthly_discount_rate, periods_per_month, frequency, recency, tenure, monetary_value)` (and
+//! `mbgnbd_`, `pareto_nbd_`, `bgbb_`) returns the struct {p_alive, expected_purchases,
+//! expected_avg_value, clv} from one evaluation, each field what its function above returns
+//! (expected purchases over horizon_months × periods_per_month);
+//! `*_customer_values_with_interval` takes the covariance's upper triangle after
+//! periods_per_month and adds purchases_p10, purchases_p50 and purchases_p90. NULL fields where
+//! any value is NULL. `customer_clv` is computed with these.
 //!
 //! Times are in the model's unit (`clv_model`'s `time_unit`); `periods_per_month` is 30 for
 //! days and 4.345 for weeks.
@@ -47,17 +56,30 @@ enum Kind {
     ExpectedValue,
     Clv(PurchaseModel),
     PurchasesQuantile(PurchaseModel),
-    /// p10, p50 and p90 of purchases at once (a struct): what `customer_clv` uses, one
-    /// evaluation per customer instead of three.
+    /// p10, p50 and p90 of purchases at once (a struct), one evaluation instead of three.
     PurchasesInterval(PurchaseModel),
+    /// P(alive), expected purchases, expected value and CLV at once (a struct), with the
+    /// purchases' p10, p50 and p90 when `interval`: what `customer_clv` uses. One evaluation
+    /// shares eq. 10's denominator and one memo entry between the values, where the functions
+    /// one by one computed the denominator three times and looked up two numerators.
+    CustomerValues { model: PurchaseModel, interval: bool },
 }
 
 /// The quantiles `*_purchases_interval` returns, and their field names.
 const INTERVAL: [(f64, &str); 3] = [(0.1, "p10"), (0.5, "p50"), (0.9, "p90")];
 
+/// The fields `*_customer_values` returns: `customer_clv`'s column names.
+const CUSTOMER_VALUES: [&str; 4] = ["p_alive", "expected_purchases", "expected_avg_value", "clv"];
+
+/// The fields `*_customer_values_with_interval` adds.
+const CUSTOMER_INTERVAL: [&str; 3] = ["purchases_p10", "purchases_p50", "purchases_p90"];
+
 /// The upper triangle of the log-parameters' covariance, row by row, as
 /// `*_purchases_quantile` takes it.
 const COVARIANCE_ARGUMENTS: [&str; 10] = ["c11", "c12", "c13", "c14", "c22", "c23", "c24", "c33", "c34", "c44"];
+
+/// How `*_gg_clv` and `*_customer_values` discount, after the models' parameters.
+const DISCOUNTING: [&str; 4] = ["margin", "horizon_months", "monthly_discount_rate", "periods_per_month"];
 
 /// The symmetric covariance from its upper triangle in [`COVARIANCE_ARGUMENTS`] order.
 fn covariance_from_upper(v: &[f64]) -> [[f64; 4]; 4] {
@@ -73,9 +95,13 @@ fn covariance_from_upper(v: &[f64]) -> [[f64; 4]; 4] {
 }
 
 impl Kind {
-    /// Five functions per purchase model, and Gamma-Gamma's.
+    /// Seven functions per purchase model, and Gamma-Gamma's.
     fn all() -> Vec<Kind> {
-        let per_model = PurchaseModel::ALL.into_iter().flat_map(|m| [Kind::PAlive(m), Kind::ExpectedPurchases(m), Kind::Clv(m), Kind::PurchasesQuantile(m), Kind::PurchasesInterval(m)]);
+        let per_model = PurchaseModel::ALL.into_iter().flat_map(|m| {
+            [Kind::PAlive(m), Kind::ExpectedPurchases(m), Kind::Clv(m), Kind::PurchasesQuantile(m), Kind::PurchasesInterval(m)]
+                .into_iter()
+                .chain([false, true].map(|interval| Kind::CustomerValues { model: m, interval }))
+        });
         per_model.chain([Kind::ExpectedValue]).collect()
     }
 
@@ -87,6 +113,8 @@ impl Kind {
             Kind::Clv(m) => format!("{}_gg_clv", m.as_str()),
             Kind::PurchasesQuantile(m) => format!("{}_purchases_quantile", m.as_str()),
             Kind::PurchasesInterval(m) => format!("{}_purchases_interval", m.as_str()),
+            Kind::CustomerValues { model, interval: false } => format!("{}_customer_values", model.as_str()),
+            Kind::CustomerValues { model, interval: true } => format!("{}_customer_values_with_interval", model.as_str()),
             Kind::ExpectedValue => "gamma_gamma_expected_value".into(),
         }
     }
@@ -101,10 +129,8 @@ impl Kind {
             Kind::PurchasesQuantile(m) => m.parameters().into_iter().chain(COVARIANCE_ARGUMENTS).chain(["horizon", "quantile"]).collect(),
             Kind::PurchasesInterval(m) => m.parameters().into_iter().chain(COVARIANCE_ARGUMENTS).chain(["horizon"]).collect(),
             Kind::ExpectedValue => gamma_gamma.to_vec(),
-            Kind::Clv(m) => {
-                let discounting = ["margin", "horizon_months", "monthly_discount_rate", "periods_per_month"];
-                m.parameters().into_iter().chain(gamma_gamma).chain(discounting).collect()
-            }
+            Kind::Clv(m) | Kind::CustomerValues { model: m, interval: false } => m.parameters().into_iter().chain(gamma_gamma).chain(DISCOUNTING).collect(),
+            Kind::CustomerValues { model, interval: true } => model.parameters().into_iter().chain(gamma_gamma).chain(DISCOUNTING).chain(COVARIANCE_ARGUMENTS).collect(),
         }
     }
 
@@ -112,7 +138,7 @@ impl Kind {
     fn values(self) -> &'static [&'static str] {
         match self {
             Kind::ExpectedValue => &["frequency", "monetary_value"],
-            Kind::Clv(_) => &["frequency", "recency", "tenure", "monetary_value"],
+            Kind::Clv(_) | Kind::CustomerValues { .. } => &["frequency", "recency", "tenure", "monetary_value"],
             Kind::PAlive(_) | Kind::ExpectedPurchases(_) | Kind::PurchasesQuantile(_) | Kind::PurchasesInterval(_) => &["frequency", "recency", "tenure"],
         }
     }
@@ -121,7 +147,9 @@ impl Kind {
     fn in_range(self, v: f64) -> bool {
         match self {
             Kind::PAlive(_) => is_probability(v),
-            Kind::ExpectedPurchases(_) | Kind::ExpectedValue | Kind::Clv(_) | Kind::PurchasesQuantile(_) | Kind::PurchasesInterval(_) => is_amount(v),
+            Kind::ExpectedPurchases(_) | Kind::ExpectedValue | Kind::Clv(_) | Kind::PurchasesQuantile(_) | Kind::PurchasesInterval(_) | Kind::CustomerValues { .. } => {
+                is_amount(v)
+            }
         }
     }
 
@@ -140,6 +168,7 @@ impl Kind {
         match self {
             Kind::PurchasesQuantile(_) => unreachable!("returned above"),
             Kind::PurchasesInterval(_) => unreachable!("evaluated by `ClvFunction::interval`"),
+            Kind::CustomerValues { .. } => unreachable!("evaluated by `ClvFunction::customer_values`"),
             Kind::PAlive(model) => 1.0 / purchases(model).purchases_denominator(v[0], v[1], v[2]),
             Kind::ExpectedPurchases(model) => {
                 let b = purchases(model);
@@ -183,6 +212,38 @@ fn purchase_quantiles<const N: usize>(model: PurchaseModel, p: &[f64], v: &[f64]
     Predictive::new(points, tails, x, tx, t).quantiles(qs)
 }
 
+/// One customer's P(alive), expected purchases, expected value and CLV, each to the bit what
+/// `*_p_alive`, `*_expected_purchases` (over horizon_months × periods_per_month),
+/// `gamma_gamma_expected_value` and `*_gg_clv` compute, then with `interval` the purchases'
+/// p10, p50 and p90 as `*_purchases_interval` computes them (NaN without). `p`: the purchase
+/// model's and Gamma-Gamma's parameters, [`DISCOUNTING`], then with `interval` the
+/// covariance's upper triangle; `v`: x, t_x, T, m.
+fn customer_row(model: PurchaseModel, p: &[f64], v: &[f64], memo: &mut Memos, interval: bool) -> [f64; 7] {
+    let (b, g) = (PurchaseParams::new(model, [p[0], p[1], p[2], p[3]]), GammaGammaParams { p: p[4], q: p[5], gamma: p[6] });
+    let (x, tx, t, m) = (v[0], v[1], v[2], v[3]);
+    let key = [p[0], p[1], p[2], p[3], p[8], p[9], p[10], x, t].map(f64::to_bits);
+    // The discounted sum's last numerator is eq. 10's over the whole horizon, the one
+    // `*_expected_purchases` computes for horizon_months × periods_per_month.
+    let (discounted, numerator) = *bounded(&mut memo.discounted).entry(key).or_insert_with(|| discounted_numerators_over(&b, x, t, p[10], p[8] as u32, p[9]));
+    let denominator = b.purchases_denominator(x, tx, t);
+    let value = g.expected_avg_value(x, m);
+    let mut out = [1.0 / denominator, numerator / denominator, value, p[7] * value * discounted / denominator, f64::NAN, f64::NAN, f64::NAN];
+    if interval {
+        out[4..].copy_from_slice(&purchase_quantiles(model, &interval_args(p), v, memo, INTERVAL.map(|(q, _)| q)));
+    }
+    out
+}
+
+/// `*_customer_values_with_interval`'s model arguments as `*_purchases_interval` takes them:
+/// the purchase parameters, the covariance's upper triangle, the horizon.
+fn interval_args(p: &[f64]) -> [f64; 15] {
+    std::array::from_fn(|j| match j {
+        0..4 => p[j],
+        4..14 => p[j + 7],
+        _ => p[8] * p[10],
+    })
+}
+
 /// Most values one memo map keeps (numerators take about 100 bytes each, so at most ~100 MB
 /// per map). Customers share few (x, T) pairs (38k for 845k customers in weeks), so the bound
 /// only matters for models that vary by customer.
@@ -202,6 +263,8 @@ fn bounded<K, V>(map: &mut HashMap<K, V, FixedState>) -> &mut HashMap<K, V, Fixe
 struct Memos {
     /// Eq. 10's numerators (or their discounted sums) by parameters, horizon, x and T bits.
     numerators: HashMap<[u64; 9], f64, FixedState>,
+    /// The discounted sums with their last numerator, by the same keys as `*_gg_clv`'s.
+    discounted: HashMap<[u64; 9], (f64, f64), FixedState>,
     /// Each cubature point's P(N ≥ k | alive) by model id, the tails' floor, x and T bits:
     /// every t_x and decile with that (x, T) shares them. Customers rarely share (x, t_x, T)
     /// in days or weeks, so quantiles themselves are not memoised.
@@ -301,13 +364,21 @@ fn interval_type() -> DataType {
     DataType::Struct(INTERVAL.iter().map(|(_, name)| Field::new(*name, DataType::Float64, true)).collect())
 }
 
-/// `*_purchases_quantile`'s (with `quantile`) and `*_purchases_interval`'s model arguments,
-/// for each distinct set in the batch: a covariance the cubature can use, a horizon ≥ 0 and a
-/// quantile strictly between 0 and 1.
-fn check_quantile_args(name: &str, model: PurchaseModel, params: &[Param], rows: usize, quantile: bool) -> Result<()> {
+/// The struct `*_customer_values` returns: [`CUSTOMER_VALUES`], then with `interval`
+/// [`CUSTOMER_INTERVAL`], as DOUBLE.
+fn customer_values_type(interval: bool) -> DataType {
+    let names = CUSTOMER_VALUES.iter().chain(if interval { &CUSTOMER_INTERVAL[..] } else { &[] });
+    DataType::Struct(names.map(|name| Field::new(*name, DataType::Float64, true)).collect())
+}
+
+/// `*_purchases_quantile`'s (with `quantile`), `*_purchases_interval`'s and
+/// `*_customer_values_with_interval`'s model arguments, for each distinct set in the batch: a
+/// covariance the cubature can use, a horizon ≥ 0 and a quantile strictly between 0 and 1.
+/// `args(i)`: row i's in `*_purchases_quantile`'s order (0.5 for a function without quantile).
+fn check_quantile_args(name: &str, model: PurchaseModel, params: &[Param], rows: usize, quantile: bool, args: impl Fn(usize) -> [f64; 16]) -> Result<()> {
     let mut seen: std::collections::HashSet<[u64; 16], FixedState> = Default::default();
     for i in 0..params.iter().map(|p| p.rows(rows)).max().unwrap_or(0) {
-        let p: [f64; 16] = std::array::from_fn(|j| if j < params.len() { params[j].value(i) } else { 0.5 });
+        let p = args(i);
         let bits = p.map(f64::to_bits);
         if seen.contains(&bits) {
             continue;
@@ -382,6 +453,40 @@ impl ClvFunction {
         let arrays: Vec<ArrayRef> = columns.into_iter().map(|c| Arc::new(Float64Array::from(c)) as ArrayRef).collect();
         Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(fields, arrays, None)?)))
     }
+
+    /// `*_customer_values(_with_interval)` over a batch: [`customer_row`] per row whose values
+    /// are all present (NULL fields where one is NULL), range-checked as the functions one by
+    /// one check theirs, as a struct.
+    fn customer_values(&self, model: PurchaseModel, interval: bool, params: &[Param], values: &[Float64Array], rows: usize) -> Result<ColumnarValue> {
+        let DataType::Struct(fields) = customer_values_type(interval) else { unreachable!("a struct") };
+        let (mut memo, keep) = self.memos(params, rows);
+        let (mut p, mut v) = (vec![0.0; params.len()], vec![0.0; values.len()]);
+        let mut columns: Vec<Vec<Option<f64>>> = fields.iter().map(|_| Vec::with_capacity(rows)).collect();
+        let mut bad = None;
+        for i in 0..rows {
+            let row = if values.iter().all(|c| c.is_valid(i)) {
+                p.iter_mut().zip(params).for_each(|(p, c)| *p = c.value(i));
+                v.iter_mut().zip(values).for_each(|(v, c)| *v = c.value(i));
+                Some(customer_row(model, &p, &v, &mut memo, interval))
+            } else {
+                None
+            };
+            // P(alive) a probability, every other value an amount.
+            if row.is_some_and(|r| !is_probability(r[0]) || !r[1..fields.len()].iter().all(|v| is_amount(*v))) {
+                bad = Some(i);
+                break;
+            }
+            for (k, column) in columns.iter_mut().enumerate() {
+                column.push(row.map(|r| r[k]));
+            }
+        }
+        self.done((memo, keep));
+        if let Some(i) = bad {
+            return Err(DataFusionError::Execution(format!("{}: {}", self.name, self.out_of_range_at(params, values, i))));
+        }
+        let arrays: Vec<ArrayRef> = columns.into_iter().map(|c| Arc::new(Float64Array::from(c)) as ArrayRef).collect();
+        Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(fields, arrays, None)?)))
+    }
 }
 
 impl ScalarUDFImpl for ClvFunction {
@@ -400,6 +505,7 @@ impl ScalarUDFImpl for ClvFunction {
     fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
         Ok(match self.kind {
             Kind::PurchasesInterval(_) => interval_type(),
+            Kind::CustomerValues { interval, .. } => customer_values_type(interval),
             _ => DataType::Float64,
         })
     }
@@ -411,7 +517,7 @@ impl ScalarUDFImpl for ClvFunction {
         tracing::debug!(function = name, rows, "model function evaluated");
         let params = &parameters(name, &self.kind.parameters(), &args.args[..n_params], rows)?;
         let values = &float_arrays(&args.args[n_params..], rows)?;
-        if matches!(self.kind, Kind::Clv(_)) {
+        if matches!(self.kind, Kind::Clv(_) | Kind::CustomerValues { .. }) {
             // horizon_months counts months: a whole number from 1, at most a century (the
             // discounting loops over months).
             let most = crate::clv::MAX_HORIZON_MONTHS as f64;
@@ -420,10 +526,22 @@ impl ScalarUDFImpl for ClvFunction {
             }
         }
         match self.kind {
-            Kind::PurchasesQuantile(model) => check_quantile_args(name, model, params, rows, true)?,
-            Kind::PurchasesInterval(model) => {
-                check_quantile_args(name, model, params, rows, false)?;
-                return self.interval(model, params, values, rows);
+            Kind::PurchasesQuantile(model) | Kind::PurchasesInterval(model) => {
+                let quantile = matches!(self.kind, Kind::PurchasesQuantile(_));
+                check_quantile_args(name, model, params, rows, quantile, |i| std::array::from_fn(|j| if j < params.len() { params[j].value(i) } else { 0.5 }))?;
+                if !quantile {
+                    return self.interval(model, params, values, rows);
+                }
+            }
+            Kind::CustomerValues { model, interval } => {
+                if interval {
+                    check_quantile_args(name, model, params, rows, false, |i| {
+                        let p: Vec<f64> = params.iter().map(|c| c.value(i)).collect();
+                        let q = interval_args(&p);
+                        std::array::from_fn(|j| q.get(j).copied().unwrap_or(0.5))
+                    })?;
+                }
+                return self.customer_values(model, interval, params, values, rows);
             }
             _ => {}
         }

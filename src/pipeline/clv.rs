@@ -171,10 +171,11 @@ pub(super) async fn clv_stage(s: &Session, spec: &ClvSpec, publisher: &mut Publi
     let scoring = Scoring { bgnbd: b, covariance: laplace.covariance, effects: effects.clone(), gamma_gamma: g, lifetime_periods };
     let q = |e| Error::query(format!("view '{}'", spec.view), e);
     let view = s.ctx.table(spec.view.as_str()).await.map_err(q)?;
-    let scored = clv_sql::scored(&s.ctx, view, spec, &scoring).map_err(q)?;
-    let table = if spec.intervals { clv_sql::with_interval(&s.ctx, scored.clone(), spec, &scoring).map_err(q)? } else { scored.clone() };
+    // The segment summary's fallback reads CLV and P(alive) only: no intervals to compute.
+    let scored = clv_sql::scored(&s.ctx, view.clone(), spec, &scoring, false).map_err(q)?;
+    let table = clv_sql::scored(&s.ctx, view, spec, &scoring, spec.intervals).map_err(q)?;
     let table = clv_sql::with_decile(table, &spec.id, customers).map_err(q)?;
-    let table = if spec.intervals { clv_sql::interval_columns(table).map_err(q)? } else { table };
+    let table = if spec.intervals { clv_sql::clv_intervals(table).map_err(q)? } else { table };
     let table = clv_sql::published(table).map_err(q)?;
     let mut rows = publisher.stage("customer_clv", table, &clv_sql::clv_order(&spec.id)).await?;
     rows += publisher

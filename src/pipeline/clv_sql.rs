@@ -15,7 +15,6 @@ use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
 use datafusion::dataframe::DataFrame;
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::context::SessionContext;
-use datafusion::functions::core::expr_fn::get_field;
 use datafusion::functions::math::expr_fn::exp;
 use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::{Expr, ExprFunctionExt, cast, col, ident, lit, when};
@@ -298,30 +297,25 @@ pub(super) struct Scoring {
     pub(super) lifetime_periods: f64,
 }
 
-/// `customer_clv` as a plan over the summary view: the summary columns as DOUBLE, the model
-/// functions' predictions with the parameters as literals (with covariates, expressions of
-/// them: [`Scoring::params`]) and `clv_simple` ([`with_decile`]
-/// adds the CLV decile, [`with_interval`] the 80 % intervals). Each value is the driver formulas'
-/// to the bit (`functions` calls them).
-pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Scoring) -> datafusion::error::Result<DataFrame> {
-    let udf = |name: &str, args: Vec<Expr>| -> datafusion::error::Result<Expr> { Ok(ctx.udf(name)?.call(args)) };
-    // The purchase model's functions: `bgnbd_p_alive`, `pareto_nbd_p_alive`, …
-    let model = |function: &str| format!("{}_{function}", m.bgnbd.model().as_str());
+/// `customer_clv` as a plan over the summary view: the summary columns as DOUBLE, the model's
+/// predictions from one `*_customer_values` call per customer (with `intervals`,
+/// `*_customer_values_with_interval`: `purchases_p10` … `purchases_p90` too) with the
+/// parameters as literals (with covariates, expressions of them: [`Scoring::params`]) and
+/// `clv_simple` ([`with_decile`] adds the CLV decile, [`clv_intervals`] the CLV's). Each value
+/// is the driver formulas' to the bit (`functions` calls them).
+pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Scoring, intervals: bool) -> datafusion::error::Result<DataFrame> {
     let g = m.gamma_gamma;
-    let bgnbd = || m.params();
-    let gg = || vec![lit(g.p), lit(g.q), lit(g.gamma)];
     let (x, tx, t, mv) = (col("frequency"), col("recency"), col("tenure"), col("monetary_value"));
     let per_month = spec.time_unit.per_month();
-    let mut clv_args = bgnbd();
-    clv_args.extend(gg());
-    clv_args.extend([lit(spec.margin), lit(spec.horizon_months as f64), lit(spec.monthly_discount_rate), lit(per_month)]);
-    clv_args.extend([x.clone(), tx.clone(), t.clone(), mv.clone()]);
-    let with = |mut args: Vec<Expr>, values: &[&Expr]| {
-        args.extend(values.iter().map(|&e| e.clone()));
-        args
-    };
-    let mut horizon = bgnbd();
-    horizon.push(lit(spec.horizon_months as f64 * per_month));
+    let mut args = m.params();
+    args.extend([lit(g.p), lit(g.q), lit(g.gamma)]);
+    args.extend([lit(spec.margin), lit(spec.horizon_months as f64), lit(spec.monthly_discount_rate), lit(per_month)]);
+    if intervals {
+        args.extend(m.covariance());
+    }
+    args.extend([x.clone(), tx.clone(), t.clone(), mv.clone()]);
+    let function = format!("{}_customer_values{}", m.bgnbd.model().as_str(), if intervals { "_with_interval" } else { "" });
+    let values = ctx.udf(&function)?.call(args);
     // Simple CLV = average order value × purchases per period × lifetime × margin, as
     // `clv::predict` computes it.
     let aov = when(x.clone().gt(lit(0.0)), mv.clone()).otherwise(lit(g.population_mean()))?;
@@ -330,24 +324,29 @@ pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Sc
     columns.extend(SUMMARY_COLUMNS.iter().map(|c| cast(ident(*c), DataType::Float64).alias(*c)));
     let covariates = spec.covariates.columns();
     columns.extend(covariates.iter().enumerate().map(|(k, c)| cast(ident(c), DataType::Float64).alias(z_name(k))));
-    let mut scored = vec![
-        ident(&spec.id),
-        x.clone(),
-        tx.clone(),
-        t.clone(),
-        mv.clone(),
-        udf(&model("p_alive"), with(bgnbd(), &[&x, &tx, &t]))?.alias("p_alive"),
-        udf(&model("expected_purchases"), with(horizon, &[&x, &tx, &t]))?.alias("expected_purchases"),
-        udf("gamma_gamma_expected_value", with(gg(), &[&x, &mv]))?.alias("expected_avg_value"),
-        udf(&model("gg_clv"), clv_args)?.alias("clv"),
-        (aov * rate * lit(m.lifetime_periods) * lit(spec.margin)).alias("clv_simple"),
-    ];
-    // Carried to the intervals' per-customer covariance; [`published`] drops them.
-    scored.extend((0..covariates.len()).map(z));
     // The id in the type it is published in: cast after the decile's window, it would hide the
     // window's row order from the writer, which would sort every row again.
-    crate::publish::bi_types(df.select(columns)?)?.select(scored)
+    let df = crate::publish::bi_types(df.select(columns)?)?;
+    let mut with_values = all_but(&df, &[]);
+    with_values.push(values.alias(VALUES));
+    // The struct's fields as columns by an unnest, not `get_field`: DataFusion 55 pushes field
+    // reads towards the scan (`push_down_leaf_projections`), which fails on this plan
+    // ("ambiguous" view-qualified and plain id), and the call stays one per customer.
+    let df = df.select(with_values)?.unnest_columns(&[VALUES])?;
+    let field = |name: &str| ident(format!("{VALUES}.{name}")).alias(name);
+    let mut scored = vec![ident(&spec.id), x.clone(), tx.clone(), t.clone(), mv.clone()];
+    scored.extend(["p_alive", "expected_purchases", "expected_avg_value", "clv"].map(field));
+    scored.push((aov * rate * lit(m.lifetime_periods) * lit(spec.margin)).alias("clv_simple"));
+    if intervals {
+        scored.extend(["purchases_p10", "purchases_p50", "purchases_p90"].map(field));
+    }
+    // Carried to the intervals' per-customer covariance; [`published`] drops them.
+    scored.extend((0..covariates.len()).map(z));
+    df.select(scored)
 }
+
+/// The plan's column holding `*_customer_values`' struct (not published).
+const VALUES: &str = "__values";
 
 /// The plan's name for covariate `k`: hidden from the published table ([`published`]).
 fn z_name(k: usize) -> String {
@@ -427,37 +426,13 @@ pub(super) fn with_decile(df: DataFrame, id: &str, customers: u64) -> datafusion
     df.select(columns)
 }
 
-/// [`scored`] with `__interval`, the 80 % interval of each customer's purchases from one
-/// `*_purchases_interval` call (a struct of p10, p50, p90). Called before the decile's window,
-/// which holds every row until it has ranked them (three more columns to hold, or spill),
-/// because the window is one stream: after it the costliest function would run on one core.
-/// [`interval_columns`] takes the fields after the window, which keeps the optimiser from
-/// merging the call into each field's expression (three calls per customer).
-pub(super) fn with_interval(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Scoring) -> datafusion::error::Result<DataFrame> {
-    let (x, tx, t) = (col("frequency"), col("recency"), col("tenure"));
-    // The parameters, the covariance's upper triangle, the horizon, the customer.
-    let mut args: Vec<Expr> = m.params();
-    args.extend(m.covariance());
-    args.extend([lit(spec.horizon_months as f64 * spec.time_unit.per_month()), x, tx, t]);
-    let interval = ctx.udf(&format!("{}_purchases_interval", m.bgnbd.model().as_str()))?.call(args);
-    let mut with = all_but(&df, &[]);
-    with.push(interval.alias(INTERVAL));
-    df.select(with)
-}
-
-/// The interval's column in the plan (dropped by [`interval_columns`]).
-const INTERVAL: &str = "__interval";
-
 /// `df`'s columns but `except`, in order.
 fn all_but(df: &DataFrame, except: &[&str]) -> Vec<Expr> {
     df.schema().fields().iter().filter(|f| !except.contains(&f.name().as_str())).map(|f| ident(f.name())).collect()
 }
 
-/// [`with_interval`]'s struct as `purchases_p10` … `purchases_p90`, and `clv_p10` … `clv_p90`.
-pub(super) fn interval_columns(df: DataFrame) -> datafusion::error::Result<DataFrame> {
-    let mut with = all_but(&df, &[INTERVAL]);
-    with.extend(["p10", "p50", "p90"].map(|q| get_field(col(INTERVAL), q).alias(format!("purchases_{q}"))));
-    let df = df.select(with)?;
+/// [`scored`]'s (with intervals) plan with `clv_p10` … `clv_p90` after its columns.
+pub(super) fn clv_intervals(df: DataFrame) -> datafusion::error::Result<DataFrame> {
     // CLV's quantiles: clv / expected_purchases is margin × expected value per purchase × the
     // horizon's mean discount factor (the denominators cancel), the same for every count, so
     // it carries the purchase count's quantiles over (`clv::predictive`).

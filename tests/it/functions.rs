@@ -98,6 +98,27 @@ fn sql_functions_equal_the_driver_on_the_cdnow_fixture() {
             let worst = g.iter().zip(w).map(|(a, b)| rel(*a, *b)).fold(0.0, f64::max);
             assert!(worst <= 1e-12, "{set}, {m}: column {k} differs from the driver by {worst:e}");
         }
+        // `*_customer_values(_with_interval)`, what `customer_clv` is computed with: each field
+        // to the bit what its function alone returns, the interval's as `*_purchases_interval`'s.
+        let cov = "0.01, 0.002, 0.0, -0.001, 0.02, 0.0, 0.0, 0.015, 0.003, 0.01";
+        let discounting = format!("0.3, 12, 0.01, {:?}", TimeUnit::Weeks.per_month());
+        let sql = format!(
+            "WITH v AS (SELECT i, {m}_customer_values({bg}, {gg}, {discounting}, x, tx, t, m) AS one, \
+                    {m}_customer_values_with_interval({bg}, {gg}, {discounting}, {cov}, x, tx, t, m) AS both, \
+                    {m}_purchases_interval({bg}, {cov}, {horizon:?}, x, tx, t) AS alone FROM c) \
+             SELECT one['p_alive'], one['expected_purchases'], one['expected_avg_value'], one['clv'], \
+                    both['p_alive'], both['expected_purchases'], both['expected_avg_value'], both['clv'], \
+                    both['purchases_p10'], both['purchases_p50'], both['purchases_p90'], alone['p10'], alone['p50'], alone['p90'] \
+             FROM v ORDER BY i"
+        );
+        let fused = query(&ctx, &sql);
+        let bits = |c: &[f64]| c.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for (k, alone) in got.iter().chain(&fused[11..]).enumerate() {
+            let fields: &[usize] = if k < 4 { &[k, k + 4] } else { &[k + 4] };
+            for &f in fields {
+                assert_eq!(bits(&fused[f]), bits(alone), "{set}, {m}: fused field {f} differs from the function alone");
+            }
+        }
     }
 }
 
