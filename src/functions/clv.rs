@@ -37,7 +37,7 @@
 //! days and 4.345 for weeks.
 
 use datafusion::arrow::array::{Array, ArrayRef, Float64Array, StructArray};
-use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::Result;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
@@ -69,10 +69,10 @@ enum Kind {
 const INTERVAL: [(f64, &str); 3] = [(0.1, "p10"), (0.5, "p50"), (0.9, "p90")];
 
 /// The fields `*_customer_values` returns: `customer_clv`'s column names.
-const CUSTOMER_VALUES: [&str; 4] = ["p_alive", "expected_purchases", "expected_avg_value", "clv"];
+pub const CUSTOMER_VALUES: [&str; 4] = ["p_alive", "expected_purchases", "expected_avg_value", "clv"];
 
 /// The fields `*_customer_values_with_interval` adds.
-const CUSTOMER_INTERVAL: [&str; 3] = ["purchases_p10", "purchases_p50", "purchases_p90"];
+pub const CUSTOMER_INTERVAL: [&str; 3] = ["purchases_p10", "purchases_p50", "purchases_p90"];
 
 /// The upper triangle of the log-parameters' covariance, row by row, as
 /// `*_purchases_quantile` takes it.
@@ -181,7 +181,7 @@ impl Kind {
                 let (b, g) = (purchases(model), GammaGammaParams { p: p[4], q: p[5], gamma: p[6] });
                 let (x, tx, t, m) = (v[0], v[1], v[2], v[3]);
                 let key = [p[0], p[1], p[2], p[3], p[8], p[9], p[10], x, t].map(f64::to_bits);
-                let discounted = memo.numerator(key, || discounted_numerators_over(&b, x, t, p[10], p[8] as u32, p[9]).0);
+                let discounted = memo.discounted(key, || discounted_numerators_over(&b, x, t, p[10], p[8] as u32, p[9])).0;
                 // As `clv::predict` computes the `clv` column.
                 p[7] * g.expected_avg_value(x, m) * discounted / b.purchases_denominator(x, tx, t)
             }
@@ -224,7 +224,7 @@ fn customer_row(model: PurchaseModel, p: &[f64], v: &[f64], memo: &mut Memos, in
     let key = [p[0], p[1], p[2], p[3], p[8], p[9], p[10], x, t].map(f64::to_bits);
     // The discounted sum's last numerator is eq. 10's over the whole horizon, the one
     // `*_expected_purchases` computes for horizon_months × periods_per_month.
-    let (discounted, numerator) = *bounded(&mut memo.discounted).entry(key).or_insert_with(|| discounted_numerators_over(&b, x, t, p[10], p[8] as u32, p[9]));
+    let (discounted, numerator) = memo.discounted(key, || discounted_numerators_over(&b, x, t, p[10], p[8] as u32, p[9]));
     let denominator = b.purchases_denominator(x, tx, t);
     let value = g.expected_avg_value(x, m);
     let mut out = [1.0 / denominator, numerator / denominator, value, p[7] * value * discounted / denominator, f64::NAN, f64::NAN, f64::NAN];
@@ -261,9 +261,10 @@ fn bounded<K, V>(map: &mut HashMap<K, V, FixedState>) -> &mut HashMap<K, V, Fixe
 /// first does not matter, and results stay the same whatever the thread count).
 #[derive(Default)]
 struct Memos {
-    /// Eq. 10's numerators (or their discounted sums) by parameters, horizon, x and T bits.
+    /// Eq. 10's numerators by parameters, horizon, x and T bits.
     numerators: HashMap<[u64; 9], f64, FixedState>,
-    /// The discounted sums with their last numerator, by the same keys as `*_gg_clv`'s.
+    /// The discounted sums over the horizon's months with their last numerator
+    /// ([`discounted_numerators_over`]) by parameters, discounting, x and T bits.
     discounted: HashMap<[u64; 9], (f64, f64), FixedState>,
     /// Each cubature point's P(N ≥ k | alive) by model id, the tails' floor, x and T bits:
     /// every t_x and decile with that (x, T) shares them. Customers rarely share (x, t_x, T)
@@ -279,6 +280,10 @@ struct Memos {
 impl Memos {
     fn numerator(&mut self, key: [u64; 9], compute: impl FnOnce() -> f64) -> f64 {
         *bounded(&mut self.numerators).entry(key).or_insert_with(compute)
+    }
+
+    fn discounted(&mut self, key: [u64; 9], compute: impl FnOnce() -> (f64, f64)) -> (f64, f64) {
+        *bounded(&mut self.discounted).entry(key).or_insert_with(compute)
     }
 }
 
@@ -422,70 +427,57 @@ impl ClvFunction {
         out_of_range(&customer, &model)
     }
 
-    /// `*_purchases_interval` over a batch: the three quantiles per row, range-checked, as a
-    /// struct.
-    fn interval(&self, model: PurchaseModel, params: &[Param], values: &[Float64Array], rows: usize) -> Result<ColumnarValue> {
+    /// A struct-valued function over a batch: `row` of each row whose values are all present
+    /// (NULL fields where one is NULL), its first `fields.len()` values as the fields. The
+    /// batch fails at the first row `bad` finds out of range (`bad` gives what the message
+    /// adds after the customer and the model).
+    fn struct_rows<const N: usize>(
+        &self,
+        fields: Fields,
+        (params, values, rows): (&[Param], &[Float64Array], usize),
+        mut row: impl FnMut(&[f64], &[f64], &mut Memos) -> [f64; N],
+        bad: impl Fn(&[f64; N]) -> Option<String>,
+    ) -> Result<ColumnarValue> {
         let (mut memo, keep) = self.memos(params, rows);
         let (mut p, mut v) = (vec![0.0; params.len()], vec![0.0; values.len()]);
-        let mut columns: [Vec<Option<f64>>; 3] = std::array::from_fn(|_| Vec::with_capacity(rows));
-        let mut bad = None;
+        let mut columns: Vec<Vec<Option<f64>>> = fields.iter().map(|_| Vec::with_capacity(rows)).collect();
+        let mut failed = None;
         for i in 0..rows {
-            let q = if values.iter().all(|c| c.is_valid(i)) {
+            let r = values.iter().all(|c| c.is_valid(i)).then(|| {
                 p.iter_mut().zip(params).for_each(|(p, c)| *p = c.value(i));
                 v.iter_mut().zip(values).for_each(|(v, c)| *v = c.value(i));
-                purchase_quantiles(model, &p, &v, &mut memo, INTERVAL.map(|(q, _)| q)).map(Some)
-            } else {
-                [None; 3]
-            };
-            if let Some(b) = q.iter().flatten().find(|q| !is_amount(**q)) {
-                bad = Some((i, *b));
+                row(&p, &v, &mut memo)
+            });
+            if let Some(why) = r.as_ref().and_then(&bad) {
+                failed = Some((i, why));
                 break;
             }
-            for (column, value) in columns.iter_mut().zip(q) {
-                column.push(value);
+            for (k, column) in columns.iter_mut().enumerate() {
+                column.push(r.map(|r| r[k]));
             }
         }
         self.done((memo, keep));
-        if let Some((i, b)) = bad {
-            return Err(DataFusionError::Execution(format!("{}: {} ({b})", self.name, self.out_of_range_at(params, values, i))));
+        if let Some((i, why)) = failed {
+            return Err(DataFusionError::Execution(format!("{}: {}{why}", self.name, self.out_of_range_at(params, values, i))));
         }
-        let DataType::Struct(fields) = interval_type() else { unreachable!("a struct") };
         let arrays: Vec<ArrayRef> = columns.into_iter().map(|c| Arc::new(Float64Array::from(c)) as ArrayRef).collect();
         Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(fields, arrays, None)?)))
     }
 
-    /// `*_customer_values(_with_interval)` over a batch: [`customer_row`] per row whose values
-    /// are all present (NULL fields where one is NULL), range-checked as the functions one by
-    /// one check theirs, as a struct.
-    fn customer_values(&self, model: PurchaseModel, interval: bool, params: &[Param], values: &[Float64Array], rows: usize) -> Result<ColumnarValue> {
+    /// `*_purchases_interval` over a batch: the three quantiles per row, each an amount.
+    fn interval(&self, model: PurchaseModel, batch: (&[Param], &[Float64Array], usize)) -> Result<ColumnarValue> {
+        let DataType::Struct(fields) = interval_type() else { unreachable!("a struct") };
+        let row = |p: &[f64], v: &[f64], memo: &mut Memos| purchase_quantiles(model, p, v, memo, INTERVAL.map(|(q, _)| q));
+        self.struct_rows(fields, batch, row, |q| q.iter().find(|q| !is_amount(**q)).map(|bad| format!(" ({bad})")))
+    }
+
+    /// `*_customer_values(_with_interval)` over a batch: [`customer_row`] per row, P(alive) a
+    /// probability and every other field an amount, as the functions one by one check theirs.
+    fn customer_values(&self, model: PurchaseModel, interval: bool, batch: (&[Param], &[Float64Array], usize)) -> Result<ColumnarValue> {
         let DataType::Struct(fields) = customer_values_type(interval) else { unreachable!("a struct") };
-        let (mut memo, keep) = self.memos(params, rows);
-        let (mut p, mut v) = (vec![0.0; params.len()], vec![0.0; values.len()]);
-        let mut columns: Vec<Vec<Option<f64>>> = fields.iter().map(|_| Vec::with_capacity(rows)).collect();
-        let mut bad = None;
-        for i in 0..rows {
-            let row = if values.iter().all(|c| c.is_valid(i)) {
-                p.iter_mut().zip(params).for_each(|(p, c)| *p = c.value(i));
-                v.iter_mut().zip(values).for_each(|(v, c)| *v = c.value(i));
-                Some(customer_row(model, &p, &v, &mut memo, interval))
-            } else {
-                None
-            };
-            // P(alive) a probability, every other value an amount.
-            if row.is_some_and(|r| !is_probability(r[0]) || !r[1..fields.len()].iter().all(|v| is_amount(*v))) {
-                bad = Some(i);
-                break;
-            }
-            for (k, column) in columns.iter_mut().enumerate() {
-                column.push(row.map(|r| r[k]));
-            }
-        }
-        self.done((memo, keep));
-        if let Some(i) = bad {
-            return Err(DataFusionError::Execution(format!("{}: {}", self.name, self.out_of_range_at(params, values, i))));
-        }
-        let arrays: Vec<ArrayRef> = columns.into_iter().map(|c| Arc::new(Float64Array::from(c)) as ArrayRef).collect();
-        Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(fields, arrays, None)?)))
+        let n = fields.len();
+        let row = |p: &[f64], v: &[f64], memo: &mut Memos| customer_row(model, p, v, memo, interval);
+        self.struct_rows(fields, batch, row, |r| (!is_probability(r[0]) || !r[1..n].iter().all(|v| is_amount(*v))).then(String::new))
     }
 }
 
@@ -530,7 +522,7 @@ impl ScalarUDFImpl for ClvFunction {
                 let quantile = matches!(self.kind, Kind::PurchasesQuantile(_));
                 check_quantile_args(name, model, params, rows, quantile, |i| std::array::from_fn(|j| if j < params.len() { params[j].value(i) } else { 0.5 }))?;
                 if !quantile {
-                    return self.interval(model, params, values, rows);
+                    return self.interval(model, (params, values, rows));
                 }
             }
             Kind::CustomerValues { model, interval } => {
@@ -541,7 +533,7 @@ impl ScalarUDFImpl for ClvFunction {
                         std::array::from_fn(|j| q.get(j).copied().unwrap_or(0.5))
                     })?;
                 }
-                return self.customer_values(model, interval, params, values, rows);
+                return self.customer_values(model, interval, (params, values, rows));
             }
             _ => {}
         }

@@ -16,6 +16,8 @@ mod clv;
 mod math;
 mod segment;
 
+pub use clv::{CUSTOMER_INTERVAL, CUSTOMER_VALUES};
+
 use std::sync::Arc;
 
 use ballista_core::registry::BallistaFunctionRegistry;

@@ -24,6 +24,7 @@ use super::query::{collect, first_duplicate, for_each_batch, non_finite_count};
 use super::session::SUMMARY_COLUMNS;
 use crate::clv::{self, ClvSpec, GammaGammaParams, Group, HoldoutTuple, PurchaseTuple, Summary};
 use crate::error::Error;
+use crate::functions::{CUSTOMER_INTERVAL, CUSTOMER_VALUES};
 use crate::features::FeatureError;
 use crate::quality::quote;
 
@@ -335,10 +336,10 @@ pub(super) fn scored(ctx: &SessionContext, df: DataFrame, spec: &ClvSpec, m: &Sc
     let df = df.select(with_values)?.unnest_columns(&[VALUES])?;
     let field = |name: &str| ident(format!("{VALUES}.{name}")).alias(name);
     let mut scored = vec![ident(&spec.id), x.clone(), tx.clone(), t.clone(), mv.clone()];
-    scored.extend(["p_alive", "expected_purchases", "expected_avg_value", "clv"].map(field));
+    scored.extend(CUSTOMER_VALUES.map(field));
     scored.push((aov * rate * lit(m.lifetime_periods) * lit(spec.margin)).alias("clv_simple"));
     if intervals {
-        scored.extend(["purchases_p10", "purchases_p50", "purchases_p90"].map(field));
+        scored.extend(CUSTOMER_INTERVAL.map(field));
     }
     // Carried to the intervals' per-customer covariance; [`published`] drops them.
     scored.extend((0..covariates.len()).map(z));
