@@ -158,12 +158,12 @@ impl Kind {
     }
 
     /// The value for one row: `p` the parameters, `v` the customer's values, in order.
-    /// `numerators` caches the costly part (eq. 10's numerator, a ₂F₁ series per month),
-    /// which depends only on the parameters, x and T: customers share few (x, T) pairs.
+    /// `memo` caches the costly part (eq. 10's numerator, a ₂F₁ series per month), which
+    /// depends only on the parameters, x and T: customers share few (x, T) pairs.
     fn eval(self, p: &[f64], v: &[f64], memo: &mut Memos) -> f64 {
         let purchases = |model| PurchaseParams::new(model, [p[0], p[1], p[2], p[3]]);
         if let Kind::PurchasesQuantile(model) = self {
-            return purchase_quantiles(model, p, v, memo, [p[15]])[0];
+            return purchase_quantiles(model, p, p, v, memo, [p[15]])[0];
         }
         match self {
             Kind::PurchasesQuantile(_) => unreachable!("returned above"),
@@ -172,16 +172,16 @@ impl Kind {
             Kind::PAlive(model) => 1.0 / purchases(model).purchases_denominator(v[0], v[1], v[2]),
             Kind::ExpectedPurchases(model) => {
                 let b = purchases(model);
-                let key = [p[0], p[1], p[2], p[3], p[4], 0.0, 0.0, v[0], v[2]].map(f64::to_bits);
-                let numerator = memo.numerator(key, || b.purchases_numerator(p[4], v[0], v[2]));
+                let id = memo.model(p, |_| Vec::new()).0;
+                let numerator = *memo.shared(id, v[0], v[2]).numerator.get_or_insert_with(|| b.purchases_numerator(p[4], v[0], v[2]));
                 numerator / b.purchases_denominator(v[0], v[1], v[2])
             }
             Kind::ExpectedValue => GammaGammaParams { p: p[0], q: p[1], gamma: p[2] }.expected_avg_value(v[0], v[1]),
             Kind::Clv(model) => {
                 let (b, g) = (purchases(model), GammaGammaParams { p: p[4], q: p[5], gamma: p[6] });
                 let (x, tx, t, m) = (v[0], v[1], v[2], v[3]);
-                let key = [p[0], p[1], p[2], p[3], p[8], p[9], p[10], x, t].map(f64::to_bits);
-                let discounted = memo.discounted(key, || discounted_numerators_over(&b, x, t, p[10], p[8] as u32, p[9])).0;
+                let id = memo.model(p, |_| Vec::new()).0;
+                let discounted = memo.shared(id, x, t).discounted.get_or_insert_with(|| discounted_numerators_over(&b, x, t, p[10], p[8] as u32, p[9])).0;
                 // As `clv::predict` computes the `clv` column.
                 p[7] * g.expected_avg_value(x, m) * discounted / b.purchases_denominator(x, tx, t)
             }
@@ -189,26 +189,28 @@ impl Kind {
     }
 }
 
-/// The quantiles `qs` of the customer's purchases over the horizon (`p`: the model's
-/// parameters, the covariance's upper triangle, the horizon; `v`: x, t_x, T).
-fn purchase_quantiles<const N: usize>(model: PurchaseModel, p: &[f64], v: &[f64], memo: &mut Memos, qs: [f64; N]) -> [f64; N] {
-    let (x, tx, t, h) = (v[0], v[1], v[2], p[14]);
-    let model_key: [u64; 15] = std::array::from_fn(|i| p[i].to_bits());
-    let Memos { tails, models, model: last, .. } = memo;
-    if last.as_ref().is_none_or(|m| m.0 != model_key) {
-        // Checked per distinct model before the rows (`check_quantile_args`).
-        let laplace = Laplace { params: PurchaseParams::new(model, [p[0], p[1], p[2], p[3]]), covariance: covariance_from_upper(&p[4..14]) };
-        let next = models.len() as u64;
-        let id = *models.entry(model_key).or_insert(next);
-        *last = Some((model_key, id, laplace.points().unwrap_or_default()));
-    }
-    let (_, id, points) = last.as_ref().expect("set above");
+/// The cubature points of the Laplace approximation `q` describes (`*_purchases_interval`'s
+/// model arguments: the parameters, then the covariance's upper triangle); none when they
+/// cannot be had (each distinct set is checked before the rows: `check_quantile_args`).
+fn cubature_points(model: PurchaseModel, q: &[f64]) -> Vec<PurchaseParams> {
+    Laplace { params: PurchaseParams::new(model, [q[0], q[1], q[2], q[3]]), covariance: covariance_from_upper(&q[4..14]) }.points().unwrap_or_default()
+}
+
+/// The quantiles `qs` of the customer's purchases over the horizon. `p`: the function's
+/// parameters (which the memo's entries are for); `q`: the model's arguments as
+/// `*_purchases_interval` takes them (the parameters, the covariance's upper triangle, the
+/// horizon); `v`: x, t_x, T.
+fn purchase_quantiles<const N: usize>(model: PurchaseModel, p: &[f64], q: &[f64], v: &[f64], memo: &mut Memos, qs: [f64; N]) -> [f64; N] {
+    let (x, tx, t, h) = (v[0], v[1], v[2], q[14]);
+    let (id, points) = memo.model(p, |_| cubature_points(model, q));
     if points.is_empty() {
         return [f64::NAN; N];
     }
     // Tails down to 0.05 serve every quantile up to 0.95 (p10, p50, p90 share them).
     let floor = qs.iter().fold(0.05f64, |f, q| f.min(1.0 - q));
-    let tails = bounded(tails).entry([*id, floor.to_bits(), x.to_bits(), t.to_bits()]).or_insert_with(|| AliveTails::new(points, h, x, t, floor));
+    let Memos { shared, last, .. } = memo;
+    let points = &last.as_ref().expect("set by `Memos::model`").points;
+    let tails = bounded(shared).entry([id, x.to_bits(), t.to_bits()]).or_default().tails.get_or_insert_with(|| AliveTails::new(points, h, x, t, floor));
     Predictive::new(points, tails, x, tx, t).quantiles(qs)
 }
 
@@ -221,15 +223,15 @@ fn purchase_quantiles<const N: usize>(model: PurchaseModel, p: &[f64], v: &[f64]
 fn customer_row(model: PurchaseModel, p: &[f64], v: &[f64], memo: &mut Memos, interval: bool) -> [f64; 7] {
     let (b, g) = (PurchaseParams::new(model, [p[0], p[1], p[2], p[3]]), GammaGammaParams { p: p[4], q: p[5], gamma: p[6] });
     let (x, tx, t, m) = (v[0], v[1], v[2], v[3]);
-    let key = [p[0], p[1], p[2], p[3], p[8], p[9], p[10], x, t].map(f64::to_bits);
+    let id = memo.model(p, |p| if interval { cubature_points(model, &interval_args(p)) } else { Vec::new() }).0;
     // The discounted sum's last numerator is eq. 10's over the whole horizon, the one
     // `*_expected_purchases` computes for horizon_months × periods_per_month.
-    let (discounted, numerator) = memo.discounted(key, || discounted_numerators_over(&b, x, t, p[10], p[8] as u32, p[9]));
+    let (discounted, numerator) = *memo.shared(id, x, t).discounted.get_or_insert_with(|| discounted_numerators_over(&b, x, t, p[10], p[8] as u32, p[9]));
     let denominator = b.purchases_denominator(x, tx, t);
     let value = g.expected_avg_value(x, m);
     let mut out = [1.0 / denominator, numerator / denominator, value, p[7] * value * discounted / denominator, f64::NAN, f64::NAN, f64::NAN];
     if interval {
-        out[4..].copy_from_slice(&purchase_quantiles(model, &interval_args(p), v, memo, INTERVAL.map(|(q, _)| q)));
+        out[4..].copy_from_slice(&purchase_quantiles(model, p, &interval_args(p), v, memo, INTERVAL.map(|(q, _)| q)));
     }
     out
 }
@@ -261,29 +263,74 @@ fn bounded<K, V>(map: &mut HashMap<K, V, FixedState>) -> &mut HashMap<K, V, Fixe
 /// first does not matter, and results stay the same whatever the thread count).
 #[derive(Default)]
 struct Memos {
-    /// Eq. 10's numerators by parameters, horizon, x and T bits.
-    numerators: HashMap<[u64; 9], f64, FixedState>,
-    /// The discounted sums over the horizon's months with their last numerator
-    /// ([`discounted_numerators_over`]) by parameters, discounting, x and T bits.
-    discounted: HashMap<[u64; 9], (f64, f64), FixedState>,
-    /// Each cubature point's P(N ≥ k | alive) by model id, the tails' floor, x and T bits:
-    /// every t_x and decile with that (x, T) shares them. Customers rarely share (x, t_x, T)
-    /// in days or weeks, so quantiles themselves are not memoised.
-    tails: HashMap<[u64; 4], AliveTails, FixedState>,
-    /// Small ids for the model arguments (parameters, covariance, horizon) seen, so the
-    /// tails' keys are four words, not eighteen.
-    models: HashMap<[u64; 15], u64, FixedState>,
-    /// The last model's arguments, id and cubature points (a batch's rows mostly share one).
-    model: Option<([u64; 15], u64, Vec<PurchaseParams>)>,
+    /// A small id for each distinct row of the function's parameters (as bits), so an entry's
+    /// key is three words whatever the parameters' number.
+    ids: HashMap<Vec<u64>, u64, FixedState>,
+    next_id: u64,
+    /// The last row's parameters: a batch's rows mostly share them, and with literal
+    /// parameters all do ([`Memos::start`]).
+    last: Option<Model>,
+    /// Whether the batch's parameters are literals and `last` is theirs: rows then skip the
+    /// comparison.
+    pinned: bool,
+    constant: bool,
+    /// What customers with the same parameters, x and T share, by (id, x bits, T bits): one
+    /// lookup per row finds the numerators and the tails (an entry's first touch is a cache
+    /// miss; two maps took two).
+    shared: HashMap<[u64; 3], Shared, FixedState>,
+}
+
+/// A parameter row's id and, for the interval functions, its cubature points.
+struct Model {
+    bits: Vec<u64>,
+    id: u64,
+    points: Vec<PurchaseParams>,
+}
+
+/// One (parameters, x, T) entry; each part filled by the functions that need it.
+#[derive(Default)]
+struct Shared {
+    /// Eq. 10's numerator over the horizon (`*_expected_purchases`).
+    numerator: Option<f64>,
+    /// The discounted sum over the horizon's months with its last numerator
+    /// ([`discounted_numerators_over`]).
+    discounted: Option<(f64, f64)>,
+    /// Each cubature point's P(N ≥ k | alive): every t_x and decile with that (x, T) shares
+    /// them. Customers rarely share (x, t_x, T) in days or weeks, so quantiles themselves are
+    /// not memoised.
+    tails: Option<AliveTails>,
 }
 
 impl Memos {
-    fn numerator(&mut self, key: [u64; 9], compute: impl FnOnce() -> f64) -> f64 {
-        *bounded(&mut self.numerators).entry(key).or_insert_with(compute)
+    /// A batch begins: `constant` when its parameters are literals (the same on every row).
+    fn start(&mut self, constant: bool) {
+        (self.constant, self.pinned) = (constant, false);
     }
 
-    fn discounted(&mut self, key: [u64; 9], compute: impl FnOnce() -> (f64, f64)) -> (f64, f64) {
-        *bounded(&mut self.discounted).entry(key).or_insert_with(compute)
+    /// Row parameters `p`'s id and cubature points (`points(p)` when they are new to the
+    /// memo's last row).
+    fn model(&mut self, p: &[f64], points: impl FnOnce(&[f64]) -> Vec<PurchaseParams>) -> (u64, &[PurchaseParams]) {
+        let same = self.pinned || self.last.as_ref().is_some_and(|m| m.bits.len() == p.len() && m.bits.iter().zip(p).all(|(b, v)| *b == v.to_bits()));
+        if !same {
+            let bits: Vec<u64> = p.iter().map(|v| v.to_bits()).collect();
+            if self.ids.len() >= MEMO_ENTRIES {
+                self.ids.clear();
+            }
+            let next = &mut self.next_id;
+            let id = *self.ids.entry(bits.clone()).or_insert_with(|| {
+                *next += 1;
+                *next
+            });
+            self.last = Some(Model { bits, id, points: points(p) });
+        }
+        self.pinned = self.constant;
+        let m = self.last.as_ref().expect("set above");
+        (m.id, &m.points)
+    }
+
+    /// The entry of parameters `id`, x and T.
+    fn shared(&mut self, id: u64, x: f64, t: f64) -> &mut Shared {
+        bounded(&mut self.shared).entry([id, x.to_bits(), t.to_bits()]).or_default()
     }
 }
 
@@ -410,7 +457,9 @@ impl ClvFunction {
     /// a few values); a continuous covariate gives every customer their own, and kept memos
     /// would only fill with values no other batch looks up.
     fn memos(&self, params: &[Param], rows: usize) -> (Memos, bool) {
-        if few_models(params, rows) { (self.memos.take(), true) } else { (Memos::default(), false) }
+        let (mut memo, keep) = if few_models(params, rows) { (self.memos.take(), true) } else { (Memos::default(), false) };
+        memo.start(params.iter().all(|p| matches!(p, Param::Scalar(_))));
+        (memo, keep)
     }
 
     /// Gives a batch's memos back, when [`Self::memos`] said to keep them.
@@ -467,7 +516,7 @@ impl ClvFunction {
     /// `*_purchases_interval` over a batch: the three quantiles per row, each an amount.
     fn interval(&self, model: PurchaseModel, batch: (&[Param], &[Float64Array], usize)) -> Result<ColumnarValue> {
         let DataType::Struct(fields) = interval_type() else { unreachable!("a struct") };
-        let row = |p: &[f64], v: &[f64], memo: &mut Memos| purchase_quantiles(model, p, v, memo, INTERVAL.map(|(q, _)| q));
+        let row = |p: &[f64], v: &[f64], memo: &mut Memos| purchase_quantiles(model, p, p, v, memo, INTERVAL.map(|(q, _)| q));
         self.struct_rows(fields, batch, row, |q| q.iter().find(|q| !is_amount(**q)).map(|bad| format!(" ({bad})")))
     }
 

@@ -275,7 +275,8 @@ async fn repeat_rows(ctx: &SessionContext, spec: &ClvSpec, repeat_buyers: u64, f
         Ok(())
     })
     .await?;
-    rows.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    // On every core: equal pairs are the same bits, so the order is the same either way.
+    rayon::slice::ParallelSliceMut::par_sort_unstable_by(&mut rows[..], |a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
     Ok(rows.into_iter().unzip())
 }
 
@@ -361,7 +362,14 @@ fn z(k: usize) -> Expr {
 /// `customer_clv` as published: without the covariates the plan carries.
 pub(super) fn published(df: DataFrame) -> datafusion::error::Result<DataFrame> {
     let columns: Vec<Expr> = df.schema().fields().iter().filter(|f| !f.name().starts_with("__z")).map(|f| ident(f.name())).collect();
-    df.select(columns)
+    // The decile's window leaves one stream in the table's order. DataFusion would deal it
+    // round robin to every core for the light projection above (the clv quantiles), then
+    // merge it back in order for the writer: a second merge of every column, on one core,
+    // that cost more than it saved. This frame's own copy of the settings says not to (the
+    // session's other queries keep theirs).
+    let (mut state, plan) = df.select(columns)?.into_parts();
+    state.config_mut().options_mut().optimizer.enable_round_robin_repartition = false;
+    Ok(DataFrame::new(state, plan))
 }
 
 impl Scoring {
