@@ -362,13 +362,19 @@ fn z(k: usize) -> Expr {
 /// `customer_clv` as published: without the covariates the plan carries.
 pub(super) fn published(df: DataFrame) -> datafusion::error::Result<DataFrame> {
     let columns: Vec<Expr> = df.schema().fields().iter().filter(|f| !f.name().starts_with("__z")).map(|f| ident(f.name())).collect();
-    // The decile's window leaves one stream in the table's order. DataFusion would deal it
-    // round robin to every core for the light projection above (the clv quantiles), then
-    // merge it back in order for the writer: a second merge of every column, on one core,
-    // that cost more than it saved. This frame's own copy of the settings says not to (the
-    // session's other queries keep theirs).
+    // This frame's own copy of the session's settings (the session's other queries keep
+    // theirs):
+    // - The decile's window leaves one stream in the table's order. DataFusion would deal it
+    //   round robin to every core for the light projection above (the clv quantiles), then
+    //   merge it back in order for the writer: a second merge of every column, on one core,
+    //   that cost more than it saved.
+    // - Twice as many partitions as cores for the scan and the model functions: a file's row
+    //   groups are dealt whole to the partitions, so two of them got 4 and 3 of a summary's 7,
+    //   and one core idled while the other finished; with four, the cores share them evenly.
     let (mut state, plan) = df.select(columns)?.into_parts();
-    state.config_mut().options_mut().optimizer.enable_round_robin_repartition = false;
+    let options = state.config_mut().options_mut();
+    options.optimizer.enable_round_robin_repartition = false;
+    options.execution.target_partitions *= 2;
     Ok(DataFrame::new(state, plan))
 }
 
