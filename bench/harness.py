@@ -65,6 +65,8 @@ SIZES = {
     "clv": {"sql": [], "job": [], "model": 1_000_000, "pairs": 3, "parts": ["clv"]},
     # Its BG/NBD rows alone (the fit and the whole-job goals) in a few minutes.
     "clv_bgnbd": {"sql": [], "job": [], "model": 1_000_000, "pairs": 3, "parts": ["clv"], "clv_models": ["bgnbd"]},
+    # Its MBG/NBD rows alone (the fit goal), likewise.
+    "clv_mbgnbd": {"sql": [], "job": [], "model": 1_000_000, "pairs": 3, "parts": ["clv"], "clv_models": ["mbgnbd"]},
     # Issue #20's whole-job goals alone: against the Python stack at 10M orders, against DuckDB
     # on the job's SQL (and the 3 GB peak) at 100M; one pair each, as they take long.
     "job10m": {"sql": [], "job": [10_000_000], "model": None, "pairs": 1},
