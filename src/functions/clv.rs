@@ -364,9 +364,6 @@ const SHARED_MODELS: usize = 64;
 
 /// Whether the parameters take at most [`SHARED_MODELS`] distinct values over the batch.
 fn few_models(params: &[Param], rows: usize) -> bool {
-    if params.iter().all(|p| matches!(p, Param::Scalar(_))) {
-        return true;
-    }
     let mut seen: std::collections::HashSet<Vec<u64>, FixedState> = Default::default();
     (0..rows).all(|i| {
         seen.insert(params.iter().map(|p| p.value(i).to_bits()).collect());
@@ -457,8 +454,10 @@ impl ClvFunction {
     /// a few values); a continuous covariate gives every customer their own, and kept memos
     /// would only fill with values no other batch looks up.
     fn memos(&self, params: &[Param], rows: usize) -> (Memos, bool) {
-        let (mut memo, keep) = if few_models(params, rows) { (self.memos.take(), true) } else { (Memos::default(), false) };
-        memo.start(params.iter().all(|p| matches!(p, Param::Scalar(_))));
+        let literals = params.iter().all(|p| matches!(p, Param::Scalar(_)));
+        let keep = literals || few_models(params, rows);
+        let mut memo = if keep { self.memos.take() } else { Memos::default() };
+        memo.start(literals);
         (memo, keep)
     }
 
