@@ -288,8 +288,9 @@ mod tests {
             super::super::fitting::penalized_objective(&[p.r, p.alpha, p.a, p.b], ll, &g, data.total, 0.0)
         };
         let theta = [warm.r.ln(), (warm.alpha * scale).ln(), warm.a.ln(), warm.b.ln()];
-        let mut h = super::super::optimize::hessian_at(&objective, &theta).unwrap();
-        let g = ndarray::Array2::from_shape_vec((4, 1), objective(&theta).1).unwrap();
+        let gradient = objective(&theta).1;
+        let mut h = super::super::optimize::hessian_at(&objective, &theta, &gradient).unwrap();
+        let g = ndarray::Array2::from_shape_vec((4, 1), gradient).unwrap();
         let step = linfa_linalg::cholesky::SolveC::solvec(&mut h, &g).unwrap();
         assert!(step.iter().all(|s| s.abs() < 1e-7), "Newton step from the warm fit: {step}");
     }

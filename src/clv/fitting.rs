@@ -77,7 +77,7 @@ where
     F: Fn(&[f64]) -> (f64, Vec<f64>),
 {
     match minimize(&objective, vec![0.0; dim], 2000) {
-        Ok(m) if m.converged && m.x.iter().all(|v| v.is_finite()) => Start { hessian: optimize::hessian_at(&objective, &m.x), x: m.x },
+        Ok(m) if m.converged && m.x.iter().all(|v| v.is_finite()) => Start { hessian: optimize::hessian_at(&objective, &m.x, &m.gradient), x: m.x },
         _ => Start::cold(dim),
     }
 }
@@ -128,7 +128,7 @@ pub(super) fn with_fallback<T>(penalizer: f64, fit: impl Fn(f64) -> Result<T, Cl
 }
 
 /// Newton steps after L-BFGS (see [`optimize::polish`]): one reaches rounding level, and a
-/// second would cost 2d + 1 more evaluations to be rejected (7 on all repeat buyers for
+/// second would cost d + 1 more evaluations to be rejected (4 on all repeat buyers for
 /// Gamma-Gamma). At least one: the Laplace covariance uses the step's Hessian.
 const POLISH_STEPS: usize = 1;
 
@@ -172,8 +172,9 @@ where
             reason: m.reason,
         });
     }
-    let polished = optimize::polish(&objective, m.x, POLISH_STEPS);
-    Ok(Fitted { x: polished.x, iterations: m.iterations, hessian: polished.hessian })
+    let iterations = m.iterations;
+    let polished = optimize::polish(&objective, m, POLISH_STEPS);
+    Ok(Fitted { x: polished.x, iterations, hessian: polished.hessian })
 }
 
 /// Parameters driven to 0 or infinity mean the likelihood has no interior maximum for this

@@ -17,6 +17,8 @@ use ndarray::{Array1, Array2, ArrayView1};
 pub struct Minimum {
     pub x: Vec<f64>,
     pub value: f64,
+    /// f's gradient at `x` (its last evaluation there: [`polish`] and [`hessian_at`] start from it).
+    pub gradient: Vec<f64>,
     pub iterations: u64,
     pub converged: bool,
     pub reason: String,
@@ -102,9 +104,9 @@ where
         let reason = state.get_termination_reason().cloned();
         // L-BFGS usually evaluated the best point last: the cache has it. (A failed line
         // search does not hand the problem back.)
-        let gradient = match res.problem.problem.as_ref() {
-            Some(problem) => problem.eval(&x).1,
-            None => f(&x).1,
+        let (value, gradient) = match res.problem.problem.as_ref() {
+            Some(problem) => problem.eval(&x),
+            None => f(&x),
         };
         let grad_max = gradient.iter().fold(0.0, |m, g| f64::max(m, g.abs()));
         // Restarts that stop for the same reason say it once.
@@ -115,7 +117,8 @@ where
         let done = matches!(reason, Some(TerminationReason::SolverConverged)) || grad_max <= GRADIENT_AT_OPTIMUM;
         if done || iterations >= max_iter {
             return Ok(Minimum {
-                value: state.get_best_cost(),
+                value,
+                gradient,
                 iterations,
                 converged: done,
                 reason: reasons.join(" / "),
@@ -123,8 +126,10 @@ where
             });
         }
     }
+    let (value, gradient) = f(&x);
     Ok(Minimum {
-        value: f(&x).0,
+        value,
+        gradient,
         iterations,
         converged: false,
         reason: reasons.join(" / "),
@@ -146,31 +151,47 @@ where
         return minimize(f, x0, max_iter);
     };
     let theta = |z: &[f64]| -> Vec<f64> { (Array1::from(x0.clone()) + m.dot(&ArrayView1::from(z))).to_vec() };
+    // f's own last evaluation: `minimize` evaluates its minimum last, and the gradient in θ is
+    // wanted there, not the whitened one.
+    let last: Mutex<Option<Eval>> = Mutex::new(None);
     let scaled = |z: &[f64]| {
-        let (v, g) = f(&theta(z));
-        (v, m.t().dot(&Array1::from(g)).to_vec())
+        let at = theta(z);
+        let (v, g) = f(&at);
+        let whitened = m.t().dot(&ArrayView1::from(&g[..])).to_vec();
+        *last.lock().expect("no panics while holding it") = Some((at, v, g));
+        (v, whitened)
     };
     let found = minimize(scaled, vec![0.0; x0.len()], max_iter)?;
-    Ok(Minimum { x: theta(&found.x), ..found })
+    let x = theta(&found.x);
+    let (value, gradient) = match last.into_inner().expect("no panics while holding it") {
+        Some((at, v, g)) if at == x => (v, g),
+        _ => f(&x),
+    };
+    Ok(Minimum { x, value, gradient, ..found })
 }
 
-/// The Hessian of `f` at `x` by central differences of its analytic gradient, symmetrised.
-pub fn hessian_at<F>(f: F, x: &[f64]) -> Option<Array2<f64>>
+/// Step of [`hessian_at`]'s differences, in log-parameters: its truncation error is about
+/// the step times f's third derivatives, its rounding error the gradient's (~1e-13 for a mean
+/// over a million customers) over the step; both near 1e-6 of the curvature (BENCHMARKS.md).
+const HESSIAN_STEP: f64 = 1e-6;
+
+/// The Hessian of `f` at `x` by forward differences of its analytic gradient from `gradient`
+/// (f's at `x`), symmetrised: d evaluations of f, where central differences take 2d. The
+/// polishing step and the Laplace covariance need it to ~1e-6, far inside their tolerances.
+pub fn hessian_at<F>(f: F, x: &[f64], gradient: &[f64]) -> Option<Array2<f64>>
 where
     F: Fn(&[f64]) -> (f64, Vec<f64>),
 {
-    const STEP: f64 = 1e-4;
     let d = x.len();
     let mut h = Array2::zeros((d, d));
     for j in 0..d {
-        let at = |e: f64| {
-            let mut p = x.to_vec();
-            p[j] += e;
-            f(&p).1
-        };
-        let (up, down) = (at(STEP), at(-STEP));
+        let mut p = x.to_vec();
+        p[j] += HESSIAN_STEP;
+        // The step as represented: x + h − x may differ from h in its last bits.
+        let step = p[j] - x[j];
+        let up = f(&p).1;
         for i in 0..d {
-            h[[i, j]] = (up[i] - down[i]) / (2.0 * STEP);
+            h[[i, j]] = (up[i] - gradient[i]) / step;
         }
     }
     let h = (&h + &h.t()) / 2.0;
@@ -181,18 +202,18 @@ where
 /// log-parameters up to ~1e-7 from the optimum along flat directions, and lifetimes' BFGS stops
 /// at a similar distance elsewhere, enough for per-customer predictions to differ by ~1e-6.
 /// Near the optimum Newton's method converges quadratically (Nocedal & Wright 2006, §3.3), so
-/// one step with the finite-difference Hessian reaches rounding level for 2d + 1 more
-/// evaluations. A step is kept only when the Hessian is positive definite and the step lowers
+/// one step with the finite-difference Hessian reaches rounding level for d + 1 more
+/// evaluations (L-BFGS hands over its last gradient). A step is kept only when the Hessian is positive definite and the step lowers
 /// the largest gradient component without raising the value beyond rounding.
-pub fn polish<F>(f: F, x: Vec<f64>, steps: usize) -> Polished
+pub fn polish<F>(f: F, from: Minimum, steps: usize) -> Polished
 where
     F: Fn(&[f64]) -> (f64, Vec<f64>),
 {
     let max_abs = |g: &[f64]| g.iter().fold(0.0, |m, v| f64::max(m, v.abs()));
-    let (mut x, (mut value, mut gradient)) = (x.clone(), f(&x));
+    let Minimum { mut x, mut value, mut gradient, .. } = from;
     let mut hessian = None;
     for _ in 0..steps {
-        let Some(h) = hessian_at(&f, &x) else { break };
+        let Some(h) = hessian_at(&f, &x, &gradient) else { break };
         let minus_g = Array2::from_shape_fn((x.len(), 1), |(i, _)| -gradient[i]);
         let solved = h.clone().solvec(&minus_g);
         hessian = Some(h);
@@ -211,7 +232,7 @@ where
 /// [`polish`]'s point, and the last Hessian it computed: at the point of its last step, which
 /// the step moved by the ~1e-7 L-BFGS left (the Hessian changes by that relative amount), or
 /// at the returned point when no step was kept. The Laplace covariance reuses it instead of
-/// 2d more evaluations of the objective.
+/// d more evaluations of the objective.
 #[derive(Debug, Clone)]
 pub struct Polished {
     pub x: Vec<f64>,
@@ -221,6 +242,29 @@ pub struct Polished {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `f` evaluated at `x`, as [`minimize`] hands over its minimum.
+    fn at(f: impl Fn(&[f64]) -> (f64, Vec<f64>), x: &[f64]) -> Minimum {
+        let (value, gradient) = f(x);
+        Minimum { x: x.to_vec(), value, gradient, iterations: 0, converged: true, reason: String::new() }
+    }
+
+    #[test]
+    fn forward_differences_give_the_hessian_to_a_millionth() {
+        // f = exp(x) + x·y² + sin(y): H = [[eˣ, 2y], [2y, 2x − sin y]], third derivatives O(1).
+        let f = |p: &[f64]| {
+            let (x, y) = (p[0], p[1]);
+            (x.exp() + x * y * y + y.sin(), vec![x.exp() + y * y, 2.0 * x * y + y.cos()])
+        };
+        let p = [0.3, -1.2];
+        let h = hessian_at(f, &p, &f(&p).1).unwrap();
+        let want = [[0.3f64.exp(), -2.4], [-2.4, 0.6 - (-1.2f64).sin()]];
+        for i in 0..2 {
+            for j in 0..2 {
+                assert!((h[[i, j]] - want[i][j]).abs() < 5e-6 * want[i][j].abs(), "{h:?} against {want:?}");
+            }
+        }
+    }
 
     #[test]
     fn finds_the_minimum_of_the_rosenbrock_function() {
@@ -251,6 +295,8 @@ mod tests {
         let not_pd = minimize_near(quad, vec![0.0, 0.0], &ndarray::array![[1.0, 2.0], [2.0, 1.0]], 500).unwrap();
         for m in [&plain, &near, &not_pd] {
             assert!(m.converged && (m.x[0] - 3.0).abs() < 1e-6 && (m.x[1] + 2.0).abs() < 1e-6, "{m:?}");
+            // The value and gradient handed over are f's at the minimum (in θ, not whitened).
+            assert_eq!((m.value, &m.gradient), (quad(&m.x).0, &quad(&m.x).1), "{m:?}");
         }
         assert!(near.iterations < plain.iterations, "{} vs {}", near.iterations, plain.iterations);
         assert_eq!(not_pd.iterations, plain.iterations);
@@ -265,18 +311,21 @@ mod tests {
             (v, vec![-2.0 * (1.0 - x) - 400.0 * x * (y - x * x), 200.0 * (y - x * x)])
         };
         let stopped = vec![1.0 + 3e-6, 1.0 + 5e-6];
-        let polished = polish(rosen, stopped.clone(), 2);
+        let polished = polish(rosen, at(rosen, &stopped), 2);
         let error = |x: &[f64]| f64::max((x[0] - 1.0).abs(), (x[1] - 1.0).abs());
-        assert!(error(&polished.x) < 1e-12, "{polished:?}");
+        // From 5e-6 to ~1e-12: forward differences leave this Hessian ~1.5e-6 off (Rosenbrock's
+        // third derivatives are ~1000), so each step keeps about that fraction of the error,
+        // amplified by the valley's conditioning.
+        assert!(error(&polished.x) < 1e-11, "{polished:?}");
         // The Hessian it hands back is the curvature near the optimum, [[802, −400], [−400, 200]].
         let h = polished.hessian.expect("computed");
         for (got, want) in h.iter().zip([802.0, -400.0, -400.0, 200.0]) {
             assert!((got - want).abs() < 1e-2, "{h:?}");
         }
-        let none = polish(rosen, stopped.clone(), 0);
+        let none = polish(rosen, at(rosen, &stopped), 0);
         assert_eq!((none.x, none.hessian), (stopped, None));
         // At a saddle the Hessian is not positive definite: no step.
         let saddle = |p: &[f64]| (p[0] * p[0] - p[1] * p[1], vec![2.0 * p[0], -2.0 * p[1]]);
-        assert_eq!(polish(saddle, vec![0.1, 0.1], 2).x, vec![0.1, 0.1]);
+        assert_eq!(polish(saddle, at(saddle, &[0.1, 0.1]), 2).x, vec![0.1, 0.1]);
     }
 }

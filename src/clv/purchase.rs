@@ -237,7 +237,7 @@ pub(super) fn fit_from(data: &Sufficient, model: PurchaseModel, penalizer: f64, 
     let (log_likelihood, _) = log_likelihood(data, &params, 1.0);
     // The Laplace approximation: the objective is a mean over customers, so its Hessian times
     // their number is −ln L's. In log-parameters rescaling time only shifts the point, so the
-    // covariance is the same in the original unit. The polishing step's Hessian serves (8
+    // covariance is the same in the original unit. The polishing step's Hessian serves (4
     // fewer passes over the tuples); it is None only where one at the fit is not finite.
     let covariance = hessian.and_then(|h| fitting::inverse_information(&(h * data.total)));
     Ok(PurchaseFit {
