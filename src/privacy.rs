@@ -187,6 +187,11 @@ impl Privacy {
         &self.drop_columns
     }
 
+    /// The customer id columns (pseudonymised when pseudonyms are on).
+    pub fn id_columns(&self) -> &[String] {
+        &self.id_columns
+    }
+
     /// `id` of column `column` as published tables show it (its pseudonym when pseudonyms are on).
     pub fn published_id<'a>(&self, column: &str, id: &'a str) -> std::borrow::Cow<'a, str> {
         match &self.key {

@@ -37,6 +37,7 @@
 //! days and 4.345 for weeks.
 
 use datafusion::arrow::array::{Array, ArrayRef, Float64Array, StructArray};
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::Result;
 use datafusion::error::DataFusionError;
@@ -201,16 +202,21 @@ fn cubature_points(model: PurchaseModel, q: &[f64]) -> Vec<PurchaseParams> {
 /// `*_purchases_interval` takes them (the parameters, the covariance's upper triangle, the
 /// horizon); `v`: x, t_x, T.
 fn purchase_quantiles<const N: usize>(model: PurchaseModel, p: &[f64], q: &[f64], v: &[f64], memo: &mut Memos, qs: [f64; N]) -> [f64; N] {
-    let (x, tx, t, h) = (v[0], v[1], v[2], q[14]);
-    let (id, points) = memo.model(p, |_| cubature_points(model, q));
+    let id = memo.model(p, |_| cubature_points(model, q)).0;
+    let (points, entry) = memo.entry(id, v[0], v[2]);
+    entry_quantiles(points, entry, q[14], v, qs)
+}
+
+/// [`purchase_quantiles`] from the customer's memo entry (their parameters', x's and T's) and
+/// the parameters' cubature `points`: the entry's tails, computed for its first customer.
+fn entry_quantiles<const N: usize>(points: &[PurchaseParams], entry: &mut Shared, h: f64, v: &[f64], qs: [f64; N]) -> [f64; N] {
+    let (x, tx, t) = (v[0], v[1], v[2]);
     if points.is_empty() {
         return [f64::NAN; N];
     }
     // Tails down to 0.05 serve every quantile up to 0.95 (p10, p50, p90 share them).
     let floor = qs.iter().fold(0.05f64, |f, q| f.min(1.0 - q));
-    let Memos { shared, last, .. } = memo;
-    let points = &last.as_ref().expect("set by `Memos::model`").points;
-    let tails = bounded(shared).entry([id, x.to_bits(), t.to_bits()]).or_default().tails.get_or_insert_with(|| AliveTails::new(points, h, x, t, floor));
+    let tails = entry.tails.get_or_insert_with(|| AliveTails::new(points, h, x, t, floor));
     Predictive::new(points, tails, x, tx, t).quantiles(qs)
 }
 
@@ -224,14 +230,17 @@ fn customer_row(model: PurchaseModel, p: &[f64], v: &[f64], memo: &mut Memos, in
     let (b, g) = (PurchaseParams::new(model, [p[0], p[1], p[2], p[3]]), GammaGammaParams { p: p[4], q: p[5], gamma: p[6] });
     let (x, tx, t, m) = (v[0], v[1], v[2], v[3]);
     let id = memo.model(p, |p| if interval { cubature_points(model, &interval_args(p)) } else { Vec::new() }).0;
+    // One lookup for the numerators and the tails: an entry's first touch per row is a cache
+    // miss (customers' (x, T) come in no order).
+    let (points, entry) = memo.entry(id, x, t);
     // The discounted sum's last numerator is eq. 10's over the whole horizon, the one
     // `*_expected_purchases` computes for horizon_months × periods_per_month.
-    let (discounted, numerator) = *memo.shared(id, x, t).discounted.get_or_insert_with(|| discounted_numerators_over(&b, x, t, p[10], p[8] as u32, p[9]));
+    let (discounted, numerator) = *entry.discounted.get_or_insert_with(|| discounted_numerators_over(&b, x, t, p[10], p[8] as u32, p[9]));
     let denominator = b.purchases_denominator(x, tx, t);
     let value = g.expected_avg_value(x, m);
     let mut out = [1.0 / denominator, numerator / denominator, value, p[7] * value * discounted / denominator, f64::NAN, f64::NAN, f64::NAN];
     if interval {
-        out[4..].copy_from_slice(&purchase_quantiles(model, p, &interval_args(p), v, memo, INTERVAL.map(|(q, _)| q)));
+        out[4..].copy_from_slice(&entry_quantiles(points, entry, interval_args(p)[14], v, INTERVAL.map(|(q, _)| q)));
     }
     out
 }
@@ -330,7 +339,14 @@ impl Memos {
 
     /// The entry of parameters `id`, x and T.
     fn shared(&mut self, id: u64, x: f64, t: f64) -> &mut Shared {
-        bounded(&mut self.shared).entry([id, x.to_bits(), t.to_bits()]).or_default()
+        self.entry(id, x, t).1
+    }
+
+    /// The last row's cubature points (its parameters' id is `id`: [`Memos::model`]) and the
+    /// entry of `id`, x and T.
+    fn entry(&mut self, id: u64, x: f64, t: f64) -> (&[PurchaseParams], &mut Shared) {
+        let points = self.last.as_ref().map_or(&[][..], |m| &m.points[..]);
+        (points, bounded(&mut self.shared).entry([id, x.to_bits(), t.to_bits()]).or_default())
     }
 }
 
@@ -488,27 +504,36 @@ impl ClvFunction {
     ) -> Result<ColumnarValue> {
         let (mut memo, keep) = self.memos(params, rows);
         let (mut p, mut v) = (vec![0.0; params.len()], vec![0.0; values.len()]);
-        let mut columns: Vec<Vec<Option<f64>>> = fields.iter().map(|_| Vec::with_capacity(rows)).collect();
+        // The fields' values, and which rows have them (all fields or none): a row without
+        // them holds 0.0 under the NULL.
+        let mut columns: Vec<Vec<f64>> = fields.iter().map(|_| Vec::with_capacity(rows)).collect();
+        let mut valid = Vec::with_capacity(rows);
         let mut failed = None;
         for i in 0..rows {
-            let r = values.iter().all(|c| c.is_valid(i)).then(|| {
+            let present = values.iter().all(|c| c.is_valid(i));
+            let r = if present {
                 p.iter_mut().zip(params).for_each(|(p, c)| *p = c.value(i));
                 v.iter_mut().zip(values).for_each(|(v, c)| *v = c.value(i));
-                row(&p, &v, &mut memo)
-            });
-            if let Some(why) = r.as_ref().and_then(&bad) {
-                failed = Some((i, why));
-                break;
-            }
-            for (k, column) in columns.iter_mut().enumerate() {
-                column.push(r.map(|r| r[k]));
+                let r = row(&p, &v, &mut memo);
+                if let Some(why) = bad(&r) {
+                    failed = Some((i, why));
+                    break;
+                }
+                r
+            } else {
+                [0.0; N]
+            };
+            valid.push(present);
+            for (column, value) in columns.iter_mut().zip(r) {
+                column.push(value);
             }
         }
         self.done((memo, keep));
         if let Some((i, why)) = failed {
             return Err(DataFusionError::Execution(format!("{}: {}{why}", self.name, self.out_of_range_at(params, values, i))));
         }
-        let arrays: Vec<ArrayRef> = columns.into_iter().map(|c| Arc::new(Float64Array::from(c)) as ArrayRef).collect();
+        let nulls = valid.contains(&false).then(|| NullBuffer::from(valid));
+        let arrays: Vec<ArrayRef> = columns.into_iter().map(|c| Arc::new(Float64Array::new(c.into(), nulls.clone())) as ArrayRef).collect();
         Ok(ColumnarValue::Array(Arc::new(StructArray::try_new(fields, arrays, None)?)))
     }
 
