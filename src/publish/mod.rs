@@ -481,7 +481,18 @@ impl Publisher {
         let new_local_root = self.root.to_file_path().ok().filter(|p| !p.exists());
         let dir = self.child(&["_staging", &self.run_id]);
         let path = dir.clone().join("_preflight");
-        self.store.put(&path, b"segvalue preflight".to_vec().into()).await.map_err(|e| self.store_err(&self.prefix, &e))?;
+        // On a local root a run removes `_staging` once it is empty (`remove_staging`); two runs
+        // starting together each probe while the other may be removing it, and a put creating
+        // `_staging/<run>` can find `_staging` gone in between. That race fails once; a root
+        // that cannot take writes fails every time.
+        let mut attempts = 1;
+        while let Err(e) = self.store.put(&path, b"segvalue preflight".to_vec().into()).await {
+            if attempts == 3 || self.root.scheme() != "file" {
+                return Err(self.store_err(&self.prefix, &e));
+            }
+            attempts += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
         self.store.delete(&path).await.map_err(|e| self.store_err(&self.prefix, &e))?;
         self.remove_staging(&dir).await;
         if let Some(root) = new_local_root {
