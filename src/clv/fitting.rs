@@ -42,10 +42,16 @@ pub(super) fn penalized_objective(theta: &[f64], log_likelihood: f64, gradient: 
 
 /// ln(e^a + e^b) and the weight of b, e^b / (e^a + e^b), from one exp: with
 /// e = e^(−|b − a|), the sum is max + ln(1 + e). b = −∞ gives (a, 0).
+///
+/// `ln(1 + e)`, not `ln_1p(e)`: e is in (0, 1], so rounding 1 + e costs at most 1.1e-16
+/// absolute, and the result is added to max, which hides what `ln_1p` keeps for tiny e. glibc's
+/// `log1p` took 40 % of an MBG/NBD fit's likelihood passes (every customer has both terms);
+/// `ln` is about a third faster.
 pub(super) fn log_add_exp_weight(a: f64, b: f64) -> (f64, f64) {
     let d = b - a;
     let e = (-d.abs()).exp();
-    if d > 0.0 { (b + e.ln_1p(), 1.0 / (1.0 + e)) } else { (a + e.ln_1p(), e / (1.0 + e)) }
+    let ln_1pe = (1.0 + e).ln();
+    if d > 0.0 { (b + ln_1pe, 1.0 / (1.0 + e)) } else { (a + ln_1pe, e / (1.0 + e)) }
 }
 
 /// Customers above which a fit starts from the optimum of a subsample (see [`warm_start`]).
