@@ -1,9 +1,9 @@
 //! The CLV stage's queries. The engine (on Ballista, the cluster) reads the summary view and
 //! the driver receives only what the fits need, whatever the number of customers:
 //!
-//! - (x, t_x, T) tuples with counts from one `GROUP BY` (BG/NBD's sufficient statistics), with
-//!   the checks on every row as aggregates of the same query; with the `cal_*` columns, the
-//!   holdout's tuples come from the same scan (`GROUPING SETS`);
+//! - (x, t_x, T) tuples with counts from one `GROUP BY` (BG/NBD's sufficient statistics);
+//!   with the `cal_*` columns, the holdout's tuples come from the same scan (`GROUPING SETS`);
+//! - the checks on every row, as aggregates of a query without a `GROUP BY`;
 //! - repeat buyers' (x, m̄) for Gamma-Gamma: all of them, or a hash-seeded sample of about
 //!   `[clv] fit_sample` when there are more (its likelihood has no finite sufficient
 //!   statistics);
@@ -20,7 +20,7 @@ use datafusion::functions_window::expr_fn::row_number;
 use datafusion::logical_expr::{Expr, ExprFunctionExt, cast, col, ident, lit, when};
 
 use super::ids::id_array;
-use super::query::{collect, first_duplicate, for_each_batch, non_finite_count};
+use super::query::{collect, first_duplicate, for_each_batch, non_finite_count, with_options};
 use super::session::SUMMARY_COLUMNS;
 use crate::clv::{self, ClvSpec, GammaGammaParams, Group, HoldoutTuple, PurchaseTuple, Summary};
 use crate::error::Error;
@@ -93,85 +93,100 @@ fn i64s(b: &RecordBatch, name: &str) -> Vec<i64> {
     b.column_by_name(name).expect("selected").as_primitive::<Int64Type>().values().to_vec()
 }
 
-/// Reads and checks everything the fits need, in three queries: the tuples (with every row
-/// checked by aggregates), the first duplicate id if any, and the Gamma-Gamma rows.
+/// Reads and checks everything the fits need, in four queries run at once: the tuples, the
+/// checks on every row (aggregates without a `GROUP BY`), the first duplicate id if any, and
+/// the Gamma-Gamma rows when there are few enough to take them all (else a sample of them
+/// afterwards, once the tuples have counted them).
 pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibration: bool, fit_sample: u64) -> Result<FitInput, Error> {
     let (view, discrete) = (spec.view.as_str(), spec.model.discrete());
     let zs = covariate_list(spec);
     let group = if with_calibration { format!("GROUP BY GROUPING SETS ((x, tx, t{zs}), (cx, ctx, ct, x{zs}))") } else { format!("GROUP BY x, tx, t{zs}") };
     let (cal_cols, set) = if with_calibration { ("cx, ctx, ct", "grouping(tx)") } else { ("NULL AS cx, NULL AS ctx, NULL AS ct", "0") };
-    let sql = format!(
-        "{cte} SELECT CAST({set} AS BIGINT) AS holdout_set, x, tx, t, {cal_cols}{zs}, count(*) AS n, count(id) AS ids, count(m) AS m_n, \
-         min(m) AS m_min, max(m) AS m_max, {m_bad} AS m_bad \
-         FROM s {group}",
-        cte = summary_cte(spec, with_calibration),
+    // The tuples carry their count only: each aggregate more is a column more in the
+    // aggregation's hash tables, whose rows are most of the customers' number (553k tuples of
+    // 845k customers in weeks). The checks are aggregates of a query of their own.
+    let sql = format!("{cte} SELECT CAST({set} AS BIGINT) AS holdout_set, x, tx, t, {cal_cols}{zs}, count(*) AS n FROM s {group}", cte = summary_cte(spec, with_calibration));
+    let checks = format!(
+        "{cte} SELECT count(*) - count(id) AS null_ids, count(*) - count(m) AS m_nulls, {m_bad} AS m_bad, \
+         sum(CASE WHEN NOT ({rules}) THEN 1 ELSE 0 END) AS broken FROM s",
+        cte = summary_cte(spec, false),
         m_bad = non_finite_count("m"),
+        rules = summary_rules(discrete),
     );
     let mut tuples = Vec::new();
     let mut holdout = Vec::new();
-    // Per summary column: NULL and non-finite rows; then rows breaking the models' rules.
-    let (mut nulls, mut non_finite, mut null_ids, mut broken) = ([0i64; 4], [0i64; 4], 0i64, false);
+    // Per summary column (x, t_x, T): NULL and non-finite rows.
+    let (mut nulls, mut non_finite) = ([0i64; 3], [0i64; 3]);
     let covariate_columns = spec.covariates.columns();
     let (mut tuple_z, mut z_nulls, mut z_non_finite) = (Vec::new(), vec![0i64; covariate_columns.len()], vec![0i64; covariate_columns.len()]);
-    // Batch by batch: at 100M orders there are millions of tuples, and the query's rows (a
-    // dozen columns) would take several times what the tuples do. The duplicate check scans
-    // the view at the same time; its answer is checked where it always was, after these.
-    let tuples_scan = for_each_batch(ctx, view, &sql, |b| {
-        let (set, n, ids, m_n, m_bad) = (i64s(b, "holdout_set"), i64s(b, "n"), i64s(b, "ids"), i64s(b, "m_n"), cast_i64(b.column_by_name("m_bad").expect("selected")));
-        let (x, tx, t, cx, ctx_, ct, m_min, m_max) =
-            (f64s(b, "x"), f64s(b, "tx"), f64s(b, "t"), cal(b, "cx"), cal(b, "ctx"), cal(b, "ct"), f64s(b, "m_min"), f64s(b, "m_max"));
-        let zs: Vec<Vec<Option<f64>>> = covariate_names(spec).iter().map(|z| f64s(b, z)).collect();
-        for i in 0..b.num_rows() {
-            // The row's covariates; None when one is NULL or not finite (counted below).
-            let z: Option<Vec<f64>> = zs.iter().map(|c| c[i].filter(|v| v.is_finite())).collect();
-            if set[i] == 1 {
-                // The holdout set: customers known at the calibration end (NULL cal_* for the
-                // others), their calibration summary held to the same rules.
-                if let (Some(cf), Some(cr), Some(ct), Some(f), Some(z)) = (cx[i], ctx_[i], ct[i], x[i], z) {
-                    let s = Summary { frequency: vec![cf], recency: vec![cr], tenure: vec![ct], monetary_value: vec![f64::from(cf > 0.0)] };
-                    if let Err(clv::ClvError::Input(msg)) = s.check(discrete, &|_| "?".into()) {
-                        let msg = msg.replacen("customer '?'", "a customer's calibration summary", 1);
-                        return Err(clv::ClvError::Input(format!("view '{view}': {msg}")).into());
+    // Batch by batch: at 100M orders there are millions of tuples, and the query's rows would
+    // take several times what the tuples do.
+    let tuples_scan = for_each_batch(
+        ctx,
+        view,
+        &sql,
+        // Partial aggregation pays when it shrinks the rows to repartition by half or more;
+        // DataFusion keeps it up to 0.8 groups per row. At 0.65 (weeks, above) skipping it
+        // took the query from 146 to 111 ms.
+        |options| options.execution.skip_partial_aggregation_probe_ratio_threshold = 0.5,
+        |b| {
+            let (set, n) = (i64s(b, "holdout_set"), i64s(b, "n"));
+            let (x, tx, t, cx, ctx_, ct) = (f64s(b, "x"), f64s(b, "tx"), f64s(b, "t"), cal(b, "cx"), cal(b, "ctx"), cal(b, "ct"));
+            let zs: Vec<Vec<Option<f64>>> = covariate_names(spec).iter().map(|z| f64s(b, z)).collect();
+            for i in 0..b.num_rows() {
+                // The row's covariates; None when one is NULL or not finite (counted below).
+                let z: Option<Vec<f64>> = zs.iter().map(|c| c[i].filter(|v| v.is_finite())).collect();
+                if set[i] == 1 {
+                    // The holdout set: customers known at the calibration end (NULL cal_* for the
+                    // others), their calibration summary held to the same rules.
+                    if let (Some(cf), Some(cr), Some(ct), Some(f), Some(z)) = (cx[i], ctx_[i], ct[i], x[i], z) {
+                        let s = Summary { frequency: vec![cf], recency: vec![cr], tenure: vec![ct], monetary_value: vec![f64::from(cf > 0.0)] };
+                        if let Err(clv::ClvError::Input(msg)) = s.check(discrete, &|_| "?".into()) {
+                            let msg = msg.replacen("customer '?'", "a customer's calibration summary", 1);
+                            return Err(clv::ClvError::Input(format!("view '{view}': {msg}")).into());
+                        }
+                        holdout.push((z, HoldoutTuple { cal_frequency: cf, cal_recency: cr, cal_tenure: ct, frequency: f, customers: n[i] as u64 }));
                     }
-                    holdout.push((z, HoldoutTuple { cal_frequency: cf, cal_recency: cr, cal_tenure: ct, frequency: f, customers: n[i] as u64 }));
+                    continue;
                 }
-                continue;
-            }
-            null_ids += n[i] - ids[i];
-            for (j, v) in [x[i], tx[i], t[i]].into_iter().enumerate() {
-                match v {
-                    None => nulls[j] += n[i],
-                    Some(v) if !v.is_finite() => non_finite[j] += n[i],
-                    Some(_) => {}
+                for (j, v) in [x[i], tx[i], t[i]].into_iter().enumerate() {
+                    match v {
+                        None => nulls[j] += n[i],
+                        Some(v) if !v.is_finite() => non_finite[j] += n[i],
+                        Some(_) => {}
+                    }
                 }
-            }
-            nulls[3] += n[i] - m_n[i];
-            non_finite[3] += m_bad[i];
-            for (k, c) in zs.iter().enumerate() {
-                match c[i] {
-                    None => z_nulls[k] += n[i],
-                    Some(v) if !v.is_finite() => z_non_finite[k] += n[i],
-                    Some(_) => {}
+                for (k, c) in zs.iter().enumerate() {
+                    match c[i] {
+                        None => z_nulls[k] += n[i],
+                        Some(v) if !v.is_finite() => z_non_finite[k] += n[i],
+                        Some(_) => {}
+                    }
                 }
+                let (Some(x), Some(tx), Some(t), Some(z)) = (x[i], tx[i], t[i], z) else { continue };
+                tuples.push(PurchaseTuple { frequency: x, recency: tx, tenure: t, customers: n[i] as u64 });
+                tuple_z.push(z);
             }
-            let (Some(x), Some(tx), Some(t), Some(z)) = (x[i], tx[i], t[i], z) else { continue };
-            // Each group's extreme monetary values stand for its rows in the rules' check.
-            let extremes = [m_min[i], m_max[i]].map(|m| m.unwrap_or(0.0));
-            let s = Summary { frequency: vec![x; 2], recency: vec![tx; 2], tenure: vec![t; 2], monetary_value: extremes.to_vec() };
-            broken |= s.check(discrete, &|_| String::new()).is_err();
-            tuples.push(PurchaseTuple { frequency: x, recency: tx, tenure: t, customers: n[i] as u64 });
-            tuple_z.push(z);
-        }
-        Ok(())
-    });
-    let (scanned, duplicate) = futures::join!(tuples_scan, first_duplicate(ctx, view, view, &spec.id));
+            Ok(true)
+        },
+    );
+    // Repeat buyers are at most as many as the view's rows: when those are few, all of them
+    // are the Gamma-Gamma rows whatever the tuples count.
+    let eager = fit_sample.min(EAGER_REPEAT_ROWS);
+    let (scanned, checked, duplicate, repeat) = futures::join!(tuples_scan, collect(ctx, view, &checks), first_duplicate(ctx, view, view, &spec.id), repeat_rows(ctx, spec, RepeatRows::AllUpTo(eager)));
     scanned?;
-    let customers: i64 = tuples.iter().map(|t| t.customers as i64).sum::<i64>() + nulls[..3].iter().sum::<i64>();
+    let checked = checked?;
+    let check = |name: &str| checked.iter().map(|b| cast_i64(b.column_by_name(name).expect("selected")).iter().sum::<i64>()).sum::<i64>();
+    let (null_ids, m_nulls, m_bad, broken) = (check("null_ids"), check("m_nulls"), check("m_bad"), check("broken"));
+    let customers: i64 = tuples.iter().map(|t| t.customers as i64).sum::<i64>() + nulls.iter().sum::<i64>();
     if customers == 0 {
         return Err(FeatureError::Empty { view: view.to_string() }.into());
     }
     if let Some(j) = non_finite.iter().position(|&c| c > 0) {
         return Err(FeatureError::NonFinite { view: view.to_string(), column: SUMMARY_COLUMNS[j].to_string(), count: non_finite[j] as usize }.into());
+    }
+    if m_bad > 0 {
+        return Err(FeatureError::NonFinite { view: view.to_string(), column: SUMMARY_COLUMNS[3].to_string(), count: m_bad as usize }.into());
     }
     if null_ids > 0 {
         return Err(FeatureError::Nulls { view: view.to_string(), column: spec.id.clone(), count: null_ids as usize }.into());
@@ -186,12 +201,29 @@ pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibra
     if let Some(j) = nulls.iter().position(|&c| c > 0) {
         return Err(FeatureError::Nulls { view: view.to_string(), column: SUMMARY_COLUMNS[j].to_string(), count: nulls[j] as usize }.into());
     }
-    if broken {
+    if m_nulls > 0 {
+        return Err(FeatureError::Nulls { view: view.to_string(), column: SUMMARY_COLUMNS[3].to_string(), count: m_nulls as usize }.into());
+    }
+    if broken > 0 {
         return Err(first_broken(ctx, spec).await?);
     }
     let repeat_buyers: u64 = tuples.iter().filter(|t| t.frequency > 0.0).map(|t| t.customers).sum();
-    let (repeat_frequency, repeat_monetary) = repeat_rows(ctx, spec, repeat_buyers, fit_sample).await?;
+    let (repeat_frequency, repeat_monetary) = match repeat? {
+        Some(rows) => rows,
+        None => repeat_rows(ctx, spec, RepeatRows::Sample { repeat_buyers, fit_sample }).await?.expect("a sample has no bound"),
+    };
     Ok(FitInput { tuples, covariates: tuple_z, holdout: with_calibration.then_some(clv::group(holdout)), repeat_frequency, repeat_monetary, repeat_buyers })
+}
+
+/// Gamma-Gamma rows [`fit_input`] reads alongside the tuples, before it knows how many repeat
+/// buyers there are: up to 2M (32 MB), so a larger view costs a fraction of a scan more.
+const EAGER_REPEAT_ROWS: u64 = 1 << 21;
+
+/// The models' rules on the summary columns (x, tx, t, m) as SQL, what [`Summary::check`]
+/// refuses (a NULL is no breach: the NULL checks come first).
+fn summary_rules(discrete: bool) -> String {
+    let discrete = if discrete { " AND tx = floor(tx) AND t = floor(t) AND x <= tx" } else { "" };
+    format!("x >= 0 AND x = floor(x) AND tx >= 0 AND tx <= t AND (x > 0 OR tx = 0) AND (x = 0 OR tx > 0) AND m >= 0 AND (x = 0 OR m > 0){discrete}")
 }
 
 /// `[clv] tracking`: the repeat purchase days in (`cal_end`, `end`] of the customers whose
@@ -234,12 +266,10 @@ fn cast_i64(c: &datafusion::arrow::array::ArrayRef) -> Vec<i64> {
 /// The first customer (by id) breaking the models' input rules, in [`Summary::check`]'s words.
 async fn first_broken(ctx: &SessionContext, spec: &ClvSpec) -> Result<Error, Error> {
     // Ordered by the id as the view types it (as the customers were loaded before), not as text.
-    let discrete = if spec.model.discrete() { " AND tx = floor(tx) AND t = floor(t) AND x <= tx" } else { "" };
     let sql = format!(
-        "{} SELECT CAST(id AS VARCHAR) AS id_text, x, tx, t, m FROM s \
-         WHERE NOT (x >= 0 AND x = floor(x) AND tx >= 0 AND tx <= t AND (x > 0 OR tx = 0) AND m >= 0 AND (x = 0 OR m > 0){discrete}) \
-         ORDER BY id LIMIT 1",
-        summary_cte(spec, false)
+        "{} SELECT CAST(id AS VARCHAR) AS id_text, x, tx, t, m FROM s WHERE NOT ({}) ORDER BY id LIMIT 1",
+        summary_cte(spec, false),
+        summary_rules(spec.model.discrete())
     );
     let batches = collect(ctx, &spec.view, &sql).await?;
     // The aggregates saw a broken group, so a row breaks the rules; should the two ever
@@ -257,27 +287,44 @@ async fn first_broken(ctx: &SessionContext, spec: &ClvSpec) -> Result<Error, Err
     .into())
 }
 
+/// Which repeat buyers [`repeat_rows`] reads.
+#[derive(Debug, Clone, Copy)]
+enum RepeatRows {
+    /// Every one, unless more than this many arrive (then none: the caller samples).
+    AllUpTo(u64),
+    /// About `fit_sample` of the view's `repeat_buyers` (every one when they are fewer).
+    Sample { repeat_buyers: u64, fit_sample: u64 },
+}
+
 /// Repeat buyers' (x, m̄), sorted so the fit does not depend on the order rows arrive in:
-/// every one when they are at most `fit_sample`, else about `fit_sample` of them, those whose
-/// salted id hash falls below a threshold (a Bernoulli sample: the same customers on every run
-/// over the same ids, and a filter the engine streams, where an exact-size `ORDER BY hash
-/// LIMIT n` would hold n rows per partition in memory that cannot spill).
-async fn repeat_rows(ctx: &SessionContext, spec: &ClvSpec, repeat_buyers: u64, fit_sample: u64) -> Result<(Vec<f64>, Vec<f64>), Error> {
-    let pick = match sample_threshold(repeat_buyers, fit_sample) {
-        Some(below) => format!("AND md5(concat(CAST(id AS VARCHAR), '{SAMPLE_SALT}')) < '{below}'"),
-        None => String::new(),
+/// every one, or about `fit_sample` of them, those whose salted id hash falls below a
+/// threshold (a Bernoulli sample: the same customers on every run over the same ids, and a
+/// filter the engine streams, where an exact-size `ORDER BY hash LIMIT n` would hold n rows
+/// per partition in memory that cannot spill). None when more than `AllUpTo`'s bound arrive.
+async fn repeat_rows(ctx: &SessionContext, spec: &ClvSpec, which: RepeatRows) -> Result<Option<(Vec<f64>, Vec<f64>)>, Error> {
+    let (pick, cap) = match which {
+        RepeatRows::AllUpTo(cap) => (String::new(), cap),
+        RepeatRows::Sample { repeat_buyers, fit_sample } => match sample_threshold(repeat_buyers, fit_sample) {
+            Some(below) => (format!("AND md5(concat(CAST(id AS VARCHAR), '{SAMPLE_SALT}')) < '{below}'"), u64::MAX),
+            None => (String::new(), u64::MAX),
+        },
     };
     let sql = format!("{} SELECT x, m FROM s WHERE x > 0 {pick}", summary_cte(spec, false));
     let mut rows: Vec<(f64, f64)> = Vec::new();
-    for_each_batch(ctx, &spec.view, &sql, |b| {
+    let mut over = false;
+    for_each_batch(ctx, &spec.view, &sql, |_| {}, |b| {
         let (x, m) = (f64s(b, "x"), f64s(b, "m"));
         rows.extend(x.iter().zip(&m).map(|(x, m)| (x.unwrap_or(f64::NAN), m.unwrap_or(f64::NAN))));
-        Ok(())
+        over = rows.len() as u64 > cap;
+        Ok(!over)
     })
     .await?;
+    if over {
+        return Ok(None);
+    }
     // On every core: equal pairs are the same bits, so the order is the same either way.
     rayon::slice::ParallelSliceMut::par_sort_unstable_by(&mut rows[..], |a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
-    Ok(rows.into_iter().unzip())
+    Ok(Some(rows.into_iter().unzip()))
 }
 
 /// The hex prefix an md5 (lower-case hex, uniform) must sort below for a row to be kept with
@@ -362,8 +409,7 @@ fn z(k: usize) -> Expr {
 /// `customer_clv` as published: without the covariates the plan carries.
 pub(super) fn published(df: DataFrame) -> datafusion::error::Result<DataFrame> {
     let columns: Vec<Expr> = df.schema().fields().iter().filter(|f| !f.name().starts_with("__z")).map(|f| ident(f.name())).collect();
-    // This frame's own copy of the session's settings (the session's other queries keep
-    // theirs):
+    // The frame's own settings (`with_options`):
     // - The decile's window leaves one stream in the table's order. DataFusion would deal it
     //   round robin to every core for the light projection above (the clv quantiles), then
     //   merge it back in order for the writer: a second merge of every column, on one core,
@@ -371,11 +417,10 @@ pub(super) fn published(df: DataFrame) -> datafusion::error::Result<DataFrame> {
     // - Twice as many partitions as cores for the scan and the model functions: a file's row
     //   groups are dealt whole to the partitions, so two of them got 4 and 3 of a summary's 7,
     //   and one core idled while the other finished; with four, the cores share them evenly.
-    let (mut state, plan) = df.select(columns)?.into_parts();
-    let options = state.config_mut().options_mut();
-    options.optimizer.enable_round_robin_repartition = false;
-    options.execution.target_partitions *= 2;
-    Ok(DataFrame::new(state, plan))
+    Ok(with_options(df.select(columns)?, |options| {
+        options.optimizer.enable_round_robin_repartition = false;
+        options.execution.target_partitions *= 2;
+    }))
 }
 
 impl Scoring {

@@ -5,6 +5,8 @@
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::config::ConfigOptions;
+use datafusion::dataframe::DataFrame;
 use datafusion::execution::context::SessionContext;
 
 use super::ids::id_array;
@@ -23,16 +25,35 @@ pub(super) async fn collect(ctx: &SessionContext, view: &str, sql: &str) -> Resu
     ctx.sql(sql).await.map_err(&q)?.collect().await.map_err(q)
 }
 
-/// Runs `sql` and hands its batches to `each` one at a time as they come, so the caller keeps
-/// what it derives from them and never all of the rows at once; a failure names `view`.
-pub(super) async fn for_each_batch(ctx: &SessionContext, view: &str, sql: &str, mut each: impl FnMut(&RecordBatch) -> Result<(), Error>) -> Result<(), Error> {
+/// Runs `sql` with `options` changed for this query only and hands its batches to `each` one
+/// at a time as they come, so the caller keeps what it derives from them and never all of the
+/// rows at once; stops (dropping the rest of the query) when `each` returns false. A failure
+/// names `view`.
+pub(super) async fn for_each_batch(
+    ctx: &SessionContext,
+    view: &str,
+    sql: &str,
+    options: impl FnOnce(&mut ConfigOptions),
+    mut each: impl FnMut(&RecordBatch) -> Result<bool, Error>,
+) -> Result<(), Error> {
     use futures::StreamExt;
     let q = query_error(view);
-    let mut stream = ctx.sql(sql).await.map_err(&q)?.execute_stream().await.map_err(&q)?;
+    let df = with_options(ctx.sql(sql).await.map_err(&q)?, options);
+    let mut stream = df.execute_stream().await.map_err(&q)?;
     while let Some(batch) = stream.next().await {
-        each(&batch.map_err(&q)?)?;
+        if !each(&batch.map_err(&q)?)? {
+            break;
+        }
     }
     Ok(())
+}
+
+/// `df` with its own copy of the session's settings, changed by `options`: the session's
+/// other queries keep theirs.
+pub(super) fn with_options(df: DataFrame, options: impl FnOnce(&mut ConfigOptions)) -> DataFrame {
+    let (mut state, plan) = df.into_parts();
+    options(state.config_mut().options_mut());
+    DataFrame::new(state, plan)
 }
 
 /// A DOUBLE literal that plans back to the same bits: Rust's shortest round-trip form.

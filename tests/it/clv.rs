@@ -360,6 +360,33 @@ fn a_broken_summary_names_the_first_customer_in_id_order() {
     assert!(err.contains("view 'summary': customer '9': monetary_value -3 is negative"), "{err}");
 }
 
+/// Each of the models' rules, broken by one customer, fails the run naming that customer and
+/// the rule, whichever query found the breach.
+#[test]
+fn each_broken_summary_rule_names_the_customer() {
+    // (frequency, recency, tenure, monetary_value) for C0000002, and the error's words.
+    let cases = [
+        ("1.5", "1", "2", "10", "frequency 1.5 is not a whole number >= 0"),
+        ("1", "3", "2", "10", "recency 3 must be between 0 and tenure 2"),
+        ("0", "1", "2", "0", "recency 1 must be 0 when frequency is 0"),
+        ("2", "0", "2", "10", "frequency 2 with recency 0"),
+        ("1", "1", "2", "0", "monetary_value is 0 for a repeat buyer"),
+    ];
+    for (x, tx, t, m, words) in cases {
+        let view = format!(
+            "SELECT customer_id, CASE WHEN customer_id = 'C0000002' THEN CAST({x} AS DOUBLE) ELSE 1.0 END AS frequency,
+                    CASE WHEN customer_id = 'C0000002' THEN CAST({tx} AS DOUBLE) ELSE 1.0 END AS recency,
+                    CASE WHEN customer_id = 'C0000002' THEN CAST({t} AS DOUBLE) ELSE 2.0 END AS tenure,
+                    CASE WHEN customer_id = 'C0000002' THEN CAST({m} AS DOUBLE) ELSE 10.0 END AS monetary_value
+             FROM customers"
+        );
+        let j = JobDir::new(&[("summary.sql", &view)], "[clv]\nview = \"summary\"\nid = \"customer_id\"\n\n[output]\nroot = \"out\"\n");
+        let err = fails(&["run", &j.job(), "--run-date", "2025-12-31"], 1);
+        assert!(err.contains(&format!("invalid CLV input: view 'summary': customer 'C0000002': {words}")), "{words}: {err}");
+        assert!(!j.out().join("customer_clv").exists(), "{words}: published");
+    }
+}
+
 #[test]
 fn an_empty_summary_is_an_error() {
     let j = JobDir::new(
