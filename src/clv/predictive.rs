@@ -112,6 +112,12 @@ impl AliveTails {
         let by_count = (0..len).flat_map(|k| tails.iter().map(move |tail| tail.get(k).copied().unwrap_or(0.0))).collect();
         AliveTails { by_count, points: points.len(), len, floor }
     }
+
+    /// The first value the tails hold (0 without any): reading it brings their start into the
+    /// cache ahead of a quantile scan.
+    pub fn first(&self) -> f64 {
+        self.by_count.first().copied().unwrap_or(0.0)
+    }
 }
 
 /// One customer's predictive distribution of purchases: the cubature points' distributions,
