@@ -219,8 +219,9 @@ pub(super) async fn fit_input(ctx: &SessionContext, spec: &ClvSpec, with_calibra
 /// buyers there are: up to 2M (32 MB), so a larger view costs a fraction of a scan more.
 const EAGER_REPEAT_ROWS: u64 = 1 << 21;
 
-/// The models' rules on the summary columns (x, tx, t, m) as SQL, what [`Summary::check`]
-/// refuses (a NULL is no breach: the NULL checks come first).
+/// The models' rules on the summary columns (x, tx, t, m) as a SQL condition each row must
+/// meet, the rules [`Summary::check`] holds rows to (rows with NULLs are reported by the NULL
+/// checks, which come first).
 fn summary_rules(discrete: bool) -> String {
     let discrete = if discrete { " AND tx = floor(tx) AND t = floor(t) AND x <= tx" } else { "" };
     format!("x >= 0 AND x = floor(x) AND tx >= 0 AND tx <= t AND (x > 0 OR tx = 0) AND (x = 0 OR tx > 0) AND m >= 0 AND (x = 0 OR m > 0){discrete}")
