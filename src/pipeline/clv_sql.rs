@@ -273,7 +273,7 @@ async fn first_broken(ctx: &SessionContext, spec: &ClvSpec) -> Result<Error, Err
         summary_rules(spec.model.discrete())
     );
     let batches = collect(ctx, &spec.view, &sql).await?;
-    // The aggregates saw a broken group, so a row breaks the rules; should the two ever
+    // The checks counted a row breaking the rules; should the two queries ever
     // disagree, the run still fails with a plain line rather than a panic.
     let unnamed = || clv::ClvError::Input(format!("view '{}': a customer breaks the summary rules", spec.view));
     let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else { return Ok(unnamed().into()) };
@@ -312,15 +312,13 @@ async fn repeat_rows(ctx: &SessionContext, spec: &ClvSpec, which: RepeatRows) ->
     };
     let sql = format!("{} SELECT x, m FROM s WHERE x > 0 {pick}", summary_cte(spec, false));
     let mut rows: Vec<(f64, f64)> = Vec::new();
-    let mut over = false;
     for_each_batch(ctx, &spec.view, &sql, |_| {}, |b| {
         let (x, m) = (f64s(b, "x"), f64s(b, "m"));
         rows.extend(x.iter().zip(&m).map(|(x, m)| (x.unwrap_or(f64::NAN), m.unwrap_or(f64::NAN))));
-        over = rows.len() as u64 > cap;
-        Ok(!over)
+        Ok(rows.len() as u64 <= cap)
     })
     .await?;
-    if over {
+    if rows.len() as u64 > cap {
         return Ok(None);
     }
     // On every core: equal pairs are the same bits, so the order is the same either way.
